@@ -1,0 +1,179 @@
+// The one definition of Warden's configuration: TypeScript type, JSON Schema (config/schema.json)
+// and validation all come from it. Defaults here are the safe defaults invalid values fall back to.
+// `restart: true` marks a field that is read once at start: a hot reload reports it, not applies it.
+
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+
+const restart = { restart: true } as const;
+
+const Int = (def: number, minimum: number, maximum: number, extra: object = {}) =>
+  Type.Integer({ default: def, minimum, maximum, ...extra });
+const Num = (def: number, minimum: number, maximum: number, extra: object = {}) =>
+  Type.Number({ default: def, minimum, maximum, ...extra });
+
+export const ENVIRONMENTS = ['dev', 'staging', 'prod'] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+export const ACTOR_NAMES = [
+  'receiver',
+  'adapter',
+  'inference',
+  'dispatcher',
+  'episodes',
+  'learner',
+  'registry',
+  'db-writer',
+] as const;
+
+const Supervision = Type.Object(
+  {
+    maxRestarts: Int(5, 0, 1000, {
+      description: 'Restarts allowed within windowMs before giving up.',
+    }),
+    windowMs: Int(60_000, 1_000, 3_600_000),
+    backoffInitialMs: Int(100, 1, 60_000),
+    backoffMaxMs: Int(10_000, 1, 600_000),
+  },
+  { default: {} },
+);
+
+const Runtime = Type.Object(
+  {
+    placement: Type.Record(
+      Type.String({ pattern: '^[a-z][a-z0-9-]*$' }),
+      Type.Array(Type.String()),
+      {
+        default: { control: ['registry', 'db-writer', 'episodes'], hot: ['adapter', 'inference'] },
+        description: 'Worker thread name → actors it hosts. Actors in one entry share a thread.',
+        ...restart,
+      },
+    ),
+    supervision: Supervision,
+    shutdownTimeoutMs: Int(5_000, 100, 120_000),
+    mailboxCapacity: Int(10_000, 16, 10_000_000, {
+      description: 'Messages buffered per actor while it is busy or restarting.',
+      ...restart,
+    }),
+  },
+  { default: {} },
+);
+
+const Telemetry = Type.Object(
+  {
+    stateDim: Int(64, 8, 100, {
+      description: 'State vector dimension (≤ 100 to fit cube).',
+      ...restart,
+    }),
+    horizon: Int(100, 1, 1_000_000, { description: 'Events per stage used to scale progress.' }),
+    maxEventBytes: Int(65_536, 256, 16_777_216, {
+      description: 'Larger telemetry events are rejected.',
+    }),
+    maxStringLength: Int(1_024, 16, 65_536, {
+      description: 'Longer strings are truncated and counted.',
+    }),
+    maxArrayLength: Int(256, 1, 65_536, { description: 'Longer lists are cut and counted.' }),
+    maxDepth: Int(8, 2, 64, { description: 'Deeper JSON nesting is rejected.' }),
+  },
+  { default: {} },
+);
+
+const Replay = Type.Object(
+  {
+    capacity: Int(1_000_000, 10_000, 50_000_000, {
+      description: 'Transitions kept (property 5).',
+      ...restart,
+    }),
+    prioritized: Type.Boolean({ default: true }),
+    alpha: Num(0.6, 0, 1, { description: 'Priority exponent.' }),
+    beta: Num(0.4, 0, 1, { description: 'Importance-sampling exponent.' }),
+    priorityEpsilon: Num(1e-6, 0, 1),
+    nStep: Int(3, 1, 10, { description: 'Steps summed into one return.' }),
+  },
+  { default: {} },
+);
+
+const Learning = Type.Object(
+  {
+    learningRate: Num(1e-3, 1e-7, 1),
+    gamma: Num(0.99, 0, 1),
+    epsilonStart: Num(1, 0, 1),
+    epsilonEnd: Num(0.05, 0, 1),
+    epsilonDecay: Num(0.995, 0, 1, { description: 'Multiplied into epsilon after every episode.' }),
+    batchSize: Int(64, 1, 65_536),
+    minReplay: Int(64, 1, 10_000_000, {
+      description: 'Updates start once the replay holds this many.',
+    }),
+    targetSyncEvery: Int(1_000, 1, 10_000_000, {
+      description: 'Hard target sync period in updates.',
+    }),
+    tau: Num(0, 0, 1, { description: 'Soft target update rate; 0 means hard sync.' }),
+    loss: Type.Union([Type.Literal('mse'), Type.Literal('huber')], { default: 'huber' }),
+    doubleDqn: Type.Boolean({ default: true }),
+    dueling: Type.Boolean({ default: false, ...restart }),
+    gradClip: Num(10, 0, 1e6, { description: 'Global gradient-norm clip; 0 disables.' }),
+    hiddenUnits: Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), {
+      default: [256, 256],
+      minItems: 1,
+      maxItems: 8,
+      ...restart,
+    }),
+  },
+  { default: {} },
+);
+
+const Rewards = Type.Object(
+  {
+    truePositive: Num(1, 0, 1e6, { description: 'Correct malicious verdict.' }),
+    trueNegative: Num(0.5, 0, 1e6, { description: 'Correct release.' }),
+    falsePositive: Num(-1, -1e6, 0, { description: 'Benign file stopped.' }),
+    falseNegative: Num(-2, -1e6, 0, {
+      description: 'Malicious file released; costs more than FP.',
+    }),
+    perEvent: Num(-0.01, -1e6, 0, { description: 'Time cost per observed event.' }),
+    isolation: Num(-0.05, -1e6, 0, { description: 'Cost of raising isolation.' }),
+    review: Num(-0.3, -1e6, 0, { description: 'Cost of human review.' }),
+  },
+  { default: {} },
+);
+
+const Logging = Type.Object(
+  {
+    level: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+  },
+  { default: {} },
+);
+
+const Database = Type.Object(
+  {
+    url: Type.Union([Type.String(), Type.Null()], {
+      default: null,
+      description: 'From DATABASE_URL only; null runs the embedded PostgreSQL.',
+      ...restart,
+    }),
+    dataDir: Type.String({ default: 'var/postgres', minLength: 1, ...restart }),
+  },
+  { default: {} },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    environment: Type.Union(
+      ENVIRONMENTS.map((e) => Type.Literal(e)),
+      { default: 'dev', ...restart },
+    ),
+    runtime: Runtime,
+    telemetry: Telemetry,
+    replay: Replay,
+    learning: Learning,
+    rewards: Rewards,
+    logging: Logging,
+    database: Database,
+  },
+  { $id: 'https://warden.invalid/config.schema.json', title: 'Warden configuration' },
+);
+
+export type WardenConfig = Static<typeof ConfigSchema>;
+export type SchemaNode = TSchema;

@@ -1,0 +1,135 @@
+// Field-by-field validation against ConfigSchema: an invalid or unknown field never rejects the
+// whole file; it falls back to the schema's safe default and yields a warning naming the field (9.3).
+
+import { Kind, type TObject, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigSchema, type WardenConfig } from './schema.ts';
+
+export interface ConfigWarning {
+  readonly field: string;
+  readonly message: string;
+}
+
+const isObjectSchema = (schema: TSchema): schema is TObject => schema[Kind] === 'Object';
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The schema's safe default; objects are built field by field from their properties' defaults. */
+export function defaultOf(schema: TSchema): unknown {
+  if (isObjectSchema(schema)) {
+    return Object.fromEntries(
+      Object.entries(schema.properties).map(([key, child]) => [key, defaultOf(child)]),
+    );
+  }
+  return Value.Create(schema);
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function validateNode(
+  schema: TSchema,
+  raw: unknown,
+  path: string,
+  warnings: ConfigWarning[],
+): unknown {
+  if (raw === undefined) return defaultOf(schema);
+  if (isObjectSchema(schema)) {
+    if (!isPlainObject(raw)) {
+      warnings.push({
+        field: path,
+        message: `expected an object, got ${describe(raw)}; using defaults`,
+      });
+      return defaultOf(schema);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, child] of Object.entries(schema.properties)) {
+      out[key] = validateNode(child, raw[key], path ? `${path}.${key}` : key, warnings);
+    }
+    for (const key of Object.keys(raw)) {
+      if (!(key in schema.properties) && !key.startsWith('$')) {
+        warnings.push({ field: path ? `${path}.${key}` : key, message: 'unknown field ignored' });
+      }
+    }
+    return out;
+  }
+  if (Value.Check(schema, raw)) return Value.Clone(raw);
+  const first = Value.Errors(schema, raw).First();
+  const fallback = defaultOf(schema);
+  warnings.push({
+    field: path,
+    message: `invalid value ${describe(raw)} (${first?.message ?? 'does not match the schema'}); using default ${describe(fallback)}`,
+  });
+  return fallback;
+}
+
+/** Cross-field rules the schema cannot state; each repair is a warning like any other. */
+function applyCrossFieldRules(config: WardenConfig, warnings: ConfigWarning[]): void {
+  const s = config.runtime.supervision;
+  if (s.backoffMaxMs < s.backoffInitialMs) {
+    warnings.push({
+      field: 'runtime.supervision.backoffMaxMs',
+      message: `must be ≥ backoffInitialMs (${s.backoffInitialMs}); using ${s.backoffInitialMs}`,
+    });
+    s.backoffMaxMs = s.backoffInitialMs;
+  }
+  const l = config.learning;
+  if (l.epsilonEnd > l.epsilonStart) {
+    warnings.push({
+      field: 'learning.epsilonEnd',
+      message: `must be ≤ epsilonStart (${l.epsilonStart}); using ${l.epsilonStart}`,
+    });
+    l.epsilonEnd = l.epsilonStart;
+  }
+  const seen = new Map<string, string>();
+  for (const [thread, actors] of Object.entries(config.runtime.placement)) {
+    const kept: string[] = [];
+    for (const actor of actors) {
+      const other = seen.get(actor);
+      if (other !== undefined) {
+        warnings.push({
+          field: `runtime.placement.${thread}`,
+          message: `actor "${actor}" is already placed in thread "${other}"; ignored here`,
+        });
+        continue;
+      }
+      seen.set(actor, thread);
+      kept.push(actor);
+    }
+    config.runtime.placement[thread] = kept;
+  }
+}
+
+export function validateConfig(raw: unknown): { config: WardenConfig; warnings: ConfigWarning[] } {
+  const warnings: ConfigWarning[] = [];
+  const config = validateNode(ConfigSchema, raw, '', warnings) as WardenConfig;
+  applyCrossFieldRules(config, warnings);
+  return { config, warnings };
+}
+
+/** Dotted paths of the leaf fields marked `restart: true` in the schema. */
+export function restartOnlyFields(schema: TSchema = ConfigSchema, path = ''): string[] {
+  if (isObjectSchema(schema)) {
+    return Object.entries(schema.properties).flatMap(([key, child]) =>
+      restartOnlyFields(child, path ? `${path}.${key}` : key),
+    );
+  }
+  return (schema as { restart?: boolean }).restart === true ? [path] : [];
+}
+
+/** Leaf paths whose values differ between two configs (objects compared field by field). */
+export function changedFields(
+  a: unknown,
+  b: unknown,
+  schema: TSchema = ConfigSchema,
+  path = '',
+): string[] {
+  if (isObjectSchema(schema) && isPlainObject(a) && isPlainObject(b)) {
+    return Object.entries(schema.properties).flatMap(([key, child]) =>
+      changedFields(a[key], b[key], child, path ? `${path}.${key}` : key),
+    );
+  }
+  return Value.Equal(a, b) ? [] : [path];
+}
