@@ -1,0 +1,174 @@
+// The actor system: turns the configured placement into worker threads, routes envelopes between
+// them, and is the one place the rest of the program starts, stops, configures and asks for stats.
+
+import { EventEmitter } from 'node:events';
+import { ACTOR_MODULES } from '../actors/index.ts';
+import type { WardenConfig } from '../config/schema.ts';
+import type { ActorStats } from '../messages/control.ts';
+import { type MailboxOf, type Message, SYSTEM } from './actor.ts';
+import { type CrashLoopError, UnknownActorError } from './errors.ts';
+import type { ActorPlacement, Envelope } from './host-protocol.ts';
+import { componentLogger, type Logger } from './logger.ts';
+import { ThreadSupervisor } from './thread-supervisor.ts';
+
+export interface ActorSystemOptions {
+  readonly config: WardenConfig;
+  /** Actor name → module URL; defaults to src/actors/index.ts. */
+  readonly modules?: Readonly<Record<string, string>>;
+  readonly shared?: Readonly<Record<string, SharedArrayBuffer>>;
+  readonly log?: Logger;
+  readonly spawnTimeoutMs?: number;
+}
+
+export interface SystemStats {
+  readonly threads: readonly { readonly thread: string; readonly actors: readonly ActorStats[] }[];
+  readonly deadLetters: number;
+  readonly workerRestarts: number;
+  readonly failedActors: readonly string[];
+}
+
+export interface ActorSystemEvents {
+  /** A message an actor addressed to SYSTEM. */
+  message: [{ from: string; message: Message }];
+  'actor-restarted': [{ actor: string; thread: string; attempt: number; error: Error }];
+  'actor-failed': [{ actor: string; thread: string; error: CrashLoopError }];
+  'worker-restarted': [{ thread: string; attempt: number; error: Error }];
+}
+
+export class ActorSystem extends EventEmitter<ActorSystemEvents> {
+  readonly #supervisors = new Map<string, ThreadSupervisor>();
+  readonly #routes: Record<string, string> = {};
+  readonly #log: Logger;
+  #config: WardenConfig;
+  #deadLetters = 0;
+  readonly #failed = new Set<string>();
+  /** Placed actors with no module yet: named once at start. */
+  readonly skipped: readonly string[];
+
+  constructor(options: ActorSystemOptions) {
+    super();
+    this.#config = options.config;
+    this.#log = options.log ?? componentLogger('runtime');
+    this.#log.level = options.config.logging.level;
+    const modules = options.modules ?? ACTOR_MODULES;
+    const skipped: string[] = [];
+    const placements = new Map<string, ActorPlacement[]>();
+    for (const [thread, actors] of Object.entries(options.config.runtime.placement)) {
+      for (const name of actors) {
+        const module = modules[name];
+        if (module === undefined) {
+          skipped.push(name);
+          continue;
+        }
+        this.#routes[name] = thread;
+        placements.set(thread, [...(placements.get(thread) ?? []), { name, module }]);
+      }
+    }
+    this.skipped = skipped;
+    for (const [thread, actors] of placements) {
+      const supervisor = new ThreadSupervisor(
+        {
+          thread,
+          actors,
+          routes: this.#routes,
+          shared: options.shared ?? {},
+          log: this.#log,
+          spawnTimeoutMs: options.spawnTimeoutMs ?? 30_000,
+        },
+        this.#config,
+      );
+      supervisor.on('envelope', (e) => this.#route(e));
+      supervisor.on('dead-letter', ({ to, reason }) => {
+        this.#deadLetters++;
+        this.#log.warn({ to, reason }, 'message not delivered');
+      });
+      supervisor.on('actor-restarted', (e) => this.emit('actor-restarted', e));
+      supervisor.on('worker-restarted', (e) => this.emit('worker-restarted', e));
+      supervisor.on('actor-failed', (e) => {
+        this.#failed.add(e.actor);
+        this.emit('actor-failed', e);
+      });
+      this.#supervisors.set(thread, supervisor);
+    }
+  }
+
+  get config(): WardenConfig {
+    return this.#config;
+  }
+
+  /** Thread name → actors it runs (after leaving out actors that are not built). */
+  get placement(): Readonly<Record<string, string[]>> {
+    const out: Record<string, string[]> = {};
+    for (const [actor, thread] of Object.entries(this.#routes)) {
+      out[thread] = [...(out[thread] ?? []), actor];
+    }
+    return out;
+  }
+
+  async start(): Promise<void> {
+    for (const name of this.skipped) {
+      this.#log.info({ actor: name }, `actor "${name}" is placed but not built yet; left out`);
+    }
+    try {
+      await Promise.all([...this.#supervisors.values()].map((s) => s.start()));
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+    this.#log.info({ placement: this.placement }, 'actor system started');
+  }
+
+  send<K extends string>(to: K, message: MailboxOf<K>): void {
+    this.#route({ kind: 'deliver', from: SYSTEM, to, message });
+  }
+
+  /** The OS-level thread id running an actor (diagnostics and tests). */
+  threadIdOf(actor: string): number | undefined {
+    const thread = this.#routes[actor];
+    return thread === undefined ? undefined : this.#supervisors.get(thread)?.threadId;
+  }
+
+  #route(envelope: Envelope): void {
+    if (envelope.to === SYSTEM) {
+      this.emit('message', { from: envelope.from, message: envelope.message });
+      return;
+    }
+    const thread = this.#routes[envelope.to];
+    const supervisor = thread === undefined ? undefined : this.#supervisors.get(thread);
+    if (!supervisor) {
+      this.#deadLetters++;
+      this.#log.warn(
+        { err: new UnknownActorError(`no actor named "${envelope.to}"`), from: envelope.from },
+        'message not delivered',
+      );
+      return;
+    }
+    supervisor.deliver(envelope);
+  }
+
+  async stats(): Promise<SystemStats> {
+    const threads = await Promise.all(
+      [...this.#supervisors.values()].map(async (s) => ({
+        thread: s.thread,
+        actors: await s.stats(),
+      })),
+    );
+    return {
+      threads,
+      deadLetters: this.#deadLetters,
+      workerRestarts: [...this.#supervisors.values()].reduce((n, s) => n + s.workerRestarts, 0),
+      failedActors: [...this.#failed],
+    };
+  }
+
+  async configure(config: WardenConfig): Promise<void> {
+    this.#config = config;
+    await Promise.all([...this.#supervisors.values()].map((s) => s.configure(config)));
+  }
+
+  async stop(): Promise<void> {
+    const timeout = this.#config.runtime.shutdownTimeoutMs;
+    await Promise.all([...this.#supervisors.values()].map((s) => s.stop(timeout)));
+    this.#log.info('actor system stopped');
+  }
+}

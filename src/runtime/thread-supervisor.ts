@@ -1,0 +1,311 @@
+// Main-thread side of one worker thread: spawns it (READY handshake), forwards envelopes to it,
+// restarts crashed actors or the whole worker with backoff, and stops it politely
+// (ask, wait shutdownTimeoutMs, then terminate).
+
+import { EventEmitter } from 'node:events';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { type Remote, releaseProxy, wrap } from 'comlink/dist/esm/comlink.mjs';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import type { WardenConfig } from '../config/schema.ts';
+import type { ActorStats } from '../messages/control.ts';
+import {
+  CrashLoopError,
+  deserializeError,
+  TimeoutError,
+  WorkerExitError,
+  WorkerSpawnError,
+} from './errors.ts';
+import type {
+  ActorPlacement,
+  Envelope,
+  HostControl,
+  HostInit,
+  HostToMain,
+} from './host-protocol.ts';
+import type { Logger } from './logger.ts';
+import { RestartPolicy } from './restart-policy.ts';
+
+const BOOT = new URL('./worker-boot.mjs', import.meta.url);
+const HOST = new URL(
+  `./worker-host${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
+  import.meta.url,
+);
+
+export interface ThreadSupervisorEvents {
+  envelope: [Envelope];
+  'dead-letter': [{ to: string; reason: string }];
+  'actor-restarted': [{ actor: string; thread: string; attempt: number; error: Error }];
+  'actor-failed': [{ actor: string; thread: string; error: CrashLoopError }];
+  'worker-restarted': [{ thread: string; attempt: number; error: Error }];
+}
+
+export interface ThreadSupervisorOptions {
+  readonly thread: string;
+  readonly actors: readonly ActorPlacement[];
+  readonly routes: Readonly<Record<string, string>>;
+  readonly shared: Readonly<Record<string, SharedArrayBuffer>>;
+  readonly log: Logger;
+  readonly spawnTimeoutMs: number;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TimeoutError(`${what} did not answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
+  readonly thread: string;
+  #opts: ThreadSupervisorOptions;
+  #config: WardenConfig;
+  #worker: Worker | undefined;
+  #data: MessagePort | undefined;
+  #control: Remote<HostControl> | undefined;
+  #ready = false;
+  #stopping = false;
+  #gaveUp = false;
+  /** Envelopes waiting while the worker (re)starts; bounded by the mailbox capacity. */
+  #outbox: Envelope[] = [];
+  readonly #workerPolicy: RestartPolicy;
+  readonly #actorPolicies = new Map<string, RestartPolicy>();
+  readonly #failedActors = new Set<string>();
+
+  constructor(options: ThreadSupervisorOptions, config: WardenConfig) {
+    super();
+    this.thread = options.thread;
+    this.#opts = options;
+    this.#config = config;
+    this.#workerPolicy = new RestartPolicy(config.runtime.supervision);
+    for (const a of options.actors)
+      this.#actorPolicies.set(a.name, new RestartPolicy(config.runtime.supervision));
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get workerRestarts(): number {
+    return this.#workerPolicy.restarts;
+  }
+
+  get threadId(): number | undefined {
+    return this.#worker?.threadId;
+  }
+
+  async start(): Promise<void> {
+    const data = new MessageChannel();
+    const control = new MessageChannel();
+    const init: HostInit = {
+      thread: this.thread,
+      actors: this.#opts.actors,
+      config: this.#config,
+      shared: this.#opts.shared,
+      routes: this.#opts.routes,
+      dataPort: data.port2,
+      controlPort: control.port2,
+    };
+    const worker = new Worker(BOOT, {
+      workerData: { entry: HOST.href, init },
+      transferList: [data.port2, control.port2],
+      name: `warden:${this.thread}`,
+    });
+    this.#worker = worker;
+    this.#data = data.port1;
+    this.#control = wrap<HostControl>(nodeEndpoint(control.port1));
+    this.#ready = false;
+
+    const ready = new Promise<void>((resolve, reject) => {
+      const onEarlyExit = (code: number) =>
+        reject(
+          new WorkerSpawnError(`worker "${this.thread}" exited with code ${code} before READY`),
+        );
+      const onEarlyError = (error: Error) =>
+        reject(
+          new WorkerSpawnError(`worker "${this.thread}" failed to start: ${error.message}`, {
+            cause: error,
+          }),
+        );
+      worker.once('exit', onEarlyExit);
+      worker.once('error', onEarlyError);
+      data.port1.on('message', (m: HostToMain) => {
+        if (m.kind === 'ready') {
+          worker.off('exit', onEarlyExit);
+          worker.off('error', onEarlyError);
+          resolve();
+        }
+        this.#onHostMessage(m);
+      });
+    });
+    await withTimeout(ready, this.#opts.spawnTimeoutMs, `worker "${this.thread}" READY`).catch(
+      async (e) => {
+        await worker.terminate();
+        throw e instanceof WorkerSpawnError
+          ? e
+          : new WorkerSpawnError(String(e.message), { cause: e });
+      },
+    );
+    this.#ready = true;
+    worker.on('error', (error) =>
+      this.#opts.log.error({ err: error, thread: this.thread }, 'worker error'),
+    );
+    worker.once('exit', (code) => this.#onExit(worker, code));
+    const pending = this.#outbox;
+    this.#outbox = [];
+    for (const e of pending) this.deliver(e);
+  }
+
+  deliver(envelope: Envelope): void {
+    if (this.#failedActors.has(envelope.to)) {
+      this.emit('dead-letter', { to: envelope.to, reason: 'actor-failed' });
+      return;
+    }
+    if (this.#ready && this.#data) {
+      this.#data.postMessage(envelope);
+      return;
+    }
+    if (this.#gaveUp || this.#outbox.length >= this.#config.runtime.mailboxCapacity) {
+      this.emit('dead-letter', {
+        to: envelope.to,
+        reason: this.#gaveUp ? 'actor-failed' : 'mailbox-full',
+      });
+      return;
+    }
+    this.#outbox.push(envelope);
+  }
+
+  async stats(): Promise<ActorStats[]> {
+    if (!this.#ready || !this.#control) {
+      return this.#opts.actors.map((a) => ({
+        actor: a.name,
+        handled: 0,
+        failed: 0,
+        restarts: this.#actorPolicies.get(a.name)!.restarts + this.#workerPolicy.restarts,
+        mailboxDepth: this.#outbox.filter((e) => e.to === a.name).length,
+        custom: {},
+      }));
+    }
+    const stats = await withTimeout(this.#control.stats(), 5_000, `stats of "${this.thread}"`);
+    // Restarts are counted here, where they are decided: a restarted worker starts from zero.
+    return stats.map((s) => ({
+      ...s,
+      restarts: this.#actorPolicies.get(s.actor)!.restarts + this.#workerPolicy.restarts,
+    }));
+  }
+
+  async configure(config: WardenConfig): Promise<void> {
+    this.#config = config;
+    this.#workerPolicy.options = config.runtime.supervision;
+    for (const p of this.#actorPolicies.values()) p.options = config.runtime.supervision;
+    if (this.#ready && this.#control) await this.#control.configure(config);
+  }
+
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopping = true;
+    const worker = this.#worker;
+    if (!worker) return;
+    if (this.#ready && this.#control) {
+      try {
+        await withTimeout(this.#control.stop(), timeoutMs, `stop of "${this.thread}"`);
+      } catch (error) {
+        this.#opts.log.warn(
+          { err: error, thread: this.thread },
+          'worker did not stop in time; terminating',
+        );
+      }
+      this.#control[releaseProxy]();
+    }
+    this.#ready = false;
+    this.#data?.close();
+    await worker.terminate();
+  }
+
+  #onHostMessage(m: HostToMain): void {
+    switch (m.kind) {
+      case 'deliver':
+        this.emit('envelope', m);
+        break;
+      case 'dead-letter':
+        this.emit('dead-letter', { to: m.to, reason: m.reason });
+        break;
+      case 'crashed':
+        void this.#onActorCrash(m.actor, deserializeError(m.error));
+        break;
+      case 'ready':
+        break;
+    }
+  }
+
+  async #onActorCrash(actor: string, error: Error): Promise<void> {
+    const policy = this.#actorPolicies.get(actor);
+    if (!policy || this.#stopping) return;
+    const decision = policy.recordFailure(Date.now());
+    if (decision.action === 'give-up') {
+      this.#failedActors.add(actor);
+      const failure = new CrashLoopError(
+        `actor "${actor}" crashed ${decision.failures} times within ${this.#config.runtime.supervision.windowMs} ms; giving up`,
+        { cause: error },
+      );
+      this.#opts.log.error({ err: failure, actor, thread: this.thread }, 'actor crash loop');
+      const dropped = (await this.#control?.abandonActor(actor)) ?? 0;
+      for (let i = 0; i < dropped; i++)
+        this.emit('dead-letter', { to: actor, reason: 'actor-failed' });
+      this.emit('actor-failed', { actor, thread: this.thread, error: failure });
+      return;
+    }
+    this.#opts.log.warn(
+      {
+        err: error,
+        actor,
+        thread: this.thread,
+        delayMs: decision.delayMs,
+        attempt: decision.attempt,
+      },
+      'restarting crashed actor',
+    );
+    await new Promise((r) => setTimeout(r, decision.delayMs));
+    if (this.#stopping || !this.#ready) return;
+    await this.#control?.restartActor(actor);
+    this.emit('actor-restarted', { actor, thread: this.thread, attempt: decision.attempt, error });
+  }
+
+  async #onExit(worker: Worker, code: number): Promise<void> {
+    if (this.#stopping || worker !== this.#worker) return;
+    this.#ready = false;
+    this.#control?.[releaseProxy]();
+    const error = new WorkerExitError(`worker "${this.thread}" exited with code ${code}`);
+    const decision = this.#workerPolicy.recordFailure(Date.now());
+    if (decision.action === 'give-up') {
+      this.#gaveUp = true;
+      const failure = new CrashLoopError(
+        `worker "${this.thread}" exited ${decision.failures} times within ${this.#config.runtime.supervision.windowMs} ms; giving up`,
+        { cause: error },
+      );
+      this.#opts.log.error({ err: failure, thread: this.thread }, 'worker crash loop');
+      for (const a of this.#opts.actors) {
+        this.#failedActors.add(a.name);
+        this.emit('actor-failed', { actor: a.name, thread: this.thread, error: failure });
+      }
+      for (const e of this.#outbox.splice(0))
+        this.emit('dead-letter', { to: e.to, reason: 'actor-failed' });
+      return;
+    }
+    this.#opts.log.warn(
+      { err: error, thread: this.thread, delayMs: decision.delayMs },
+      'restarting worker',
+    );
+    await new Promise((r) => setTimeout(r, decision.delayMs));
+    if (this.#stopping) return;
+    try {
+      await this.start();
+      this.emit('worker-restarted', { thread: this.thread, attempt: decision.attempt, error });
+    } catch (spawnError) {
+      this.#opts.log.error({ err: spawnError, thread: this.thread }, 'worker restart failed');
+      await this.#onExit(this.#worker!, -1);
+    }
+  }
+}
