@@ -3,7 +3,7 @@
 // (ask, wait shutdownTimeoutMs, then terminate).
 
 import { EventEmitter } from 'node:events';
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { type Remote, releaseProxy, wrap } from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { WardenConfig } from '../config/schema.ts';
@@ -24,8 +24,8 @@ import type {
 } from './host-protocol.ts';
 import type { Logger } from './logger.ts';
 import { RestartPolicy } from './restart-policy.ts';
+import { spawnWorker } from './spawn.ts';
 
-const BOOT = new URL('./worker-boot.mjs', import.meta.url);
 const HOST = new URL(
   `./worker-host${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
   import.meta.url,
@@ -109,11 +109,7 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
       dataPort: data.port2,
       controlPort: control.port2,
     };
-    const worker = new Worker(BOOT, {
-      workerData: { entry: HOST.href, init },
-      transferList: [data.port2, control.port2],
-      name: `warden:${this.thread}`,
-    });
+    const worker = spawnWorker(HOST, init, `warden:${this.thread}`, [data.port2, control.port2]);
     this.#worker = worker;
     this.#data = data.port1;
     this.#control = wrap<HostControl>(nodeEndpoint(control.port1));

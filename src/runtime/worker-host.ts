@@ -11,7 +11,8 @@ import { ActorCell } from './actor-cell.ts';
 import type { HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
 import { componentLogger, setLogLevel } from './logger.ts';
 
-export async function runHost(init: HostInit): Promise<void> {
+/** Worker entry (see worker-boot.mjs). */
+export async function main(init: HostInit): Promise<void> {
   const { dataPort, controlPort } = init;
   const post = (m: HostToMain) => dataPort.postMessage(m);
   const cells = new Map<string, ActorCell>();
