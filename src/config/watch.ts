@@ -73,7 +73,7 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
 
   start(): this {
     // Watch the directory, not the files: editors replace files by rename, which ends a file watch.
-    this.#watcher = watch(this.#options.dir, { persistent: false }, (_event, name) => {
+    this.#watcher = watch(this.#options.dir, { persistent: true }, (_event, name) => {
       if (name !== null && !name.endsWith('.json')) return;
       clearTimeout(this.#timer);
       this.#timer = setTimeout(() => this.reload(), this.#debounceMs);
