@@ -1,0 +1,14 @@
+// `npm run bench -- <name> [...]`: runs one benchmark by name.
+
+const benches: Record<string, () => Promise<{ run: (args: string[]) => Promise<void> }>> = {
+  replay: () => import('./replay.ts'),
+  ring: () => import('./ring.ts'),
+};
+
+const [name, ...args] = process.argv.slice(2);
+const load = name === undefined ? undefined : benches[name];
+if (!load) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}>`);
+  process.exit(2);
+}
+await (await load()).run(args);

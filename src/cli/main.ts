@@ -1,0 +1,66 @@
+// The `warden` command line: one sub-command per job. Later work adds its commands here.
+
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { configCheck, configSchema, configShow } from './config-commands.ts';
+import { start } from './start.ts';
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
+
+export async function run(
+  argv: readonly string[],
+  out: NodeJS.WritableStream = process.stdout,
+): Promise<number> {
+  let code = 0;
+  const program = new Command()
+    .name('warden')
+    .description('Deep-reinforcement-learning containment for malware-analysis sandboxes.')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('start')
+    .description('run the whole system on embedded defaults (what `npm start` runs)')
+    .option('--duration <seconds>', 'stop cleanly after this many seconds', positiveNumber)
+    .option('--config-dir <dir>', 'configuration directory (default: config/)')
+    .action(async (opts: { duration?: number; configDir?: string }) => {
+      code = await start(opts, out);
+    });
+
+  const config = program.command('config').description('inspect and validate configuration');
+  config
+    .command('check')
+    .description(
+      'validate the configuration for WARDEN_ENV; exit 0 when valid, 1 when fields fell back, 2 when unreadable',
+    )
+    .option('--config-dir <dir>', 'configuration directory')
+    .action((opts: { configDir?: string }) => {
+      code = configCheck(opts.configDir, out);
+    });
+  config
+    .command('show')
+    .description('print the effective configuration (secrets redacted)')
+    .option('--config-dir <dir>', 'configuration directory')
+    .action((opts: { configDir?: string }) => {
+      code = configShow(opts.configDir, out);
+    });
+  config
+    .command('schema')
+    .description('print the JSON Schema of the configuration')
+    .option('--write', 'write it to config/schema.json')
+    .action((opts: { write?: boolean }) => {
+      code = configSchema(opts.write === true, out);
+    });
+
+  try {
+    await program.parseAsync(argv as string[]);
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    throw error;
+  }
+  return code;
+}
