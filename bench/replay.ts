@@ -53,6 +53,9 @@ export async function run(args: string[]): Promise<void> {
   const baseAddRates: number[] = [];
   const sampleRuns: Record<string, number[]> = {};
   const summaries: Record<string, unknown> = {};
+  const record = (key: string, p50: number) => {
+    sampleRuns[key] = [...(sampleRuns[key] ?? []), p50];
+  };
   for (let r = 0; r < runs; r++) {
     // Append: fill the whole capacity once per run (the last runs overwrite the oldest).
     let t0 = performance.now();
@@ -84,7 +87,7 @@ export async function run(args: string[]): Promise<void> {
           [`sample ${batch} ${kind}`, pick],
           [`sample+gather ${batch} ${kind}`, full],
         ] as const) {
-          (sampleRuns[key] ??= []).push(s.p50);
+          record(key, s.p50);
           summaries[`${key} run ${r + 1}`] = s;
           if (r === runs - 1) printLatency(key, s);
         }
@@ -100,7 +103,7 @@ export async function run(args: string[]): Promise<void> {
           }
         }),
       );
-      (sampleRuns[`baseline sample ${batch}`] ??= []).push(base.p50);
+      record(`baseline sample ${batch}`, base.p50);
       if (r === runs - 1) printLatency(`baseline: array of objects, sample ${batch}`, base);
     }
   }
