@@ -157,3 +157,19 @@ test('unbuilt actors in the placement are left out and named', async (t) => {
   t.deepEqual(system.skipped, ['learner']);
   t.deepEqual(system.placement, { one: ['a'] });
 });
+
+test('shutdown is a handshake: stop hooks run; a stop that hangs is terminated after the timeout', async (t) => {
+  const config = testConfig({
+    runtime: { placement: { one: ['a'], two: ['c'] }, shutdownTimeoutMs: 300 },
+  });
+  const system = new ActorSystem({ config, modules });
+  const inbox = new Inbox(system);
+  await system.start();
+  system.send('a', { type: 'ping', id: 1 });
+  await inbox.waitFor((m) => m.id === 1);
+  system.send('c', { type: 'hang-on-stop' });
+  await new Promise((r) => setTimeout(r, 50));
+  await system.stop(); // without the terminate step this would never resolve (ava's timeout fails it)
+  const farewell = await inbox.waitFor((m) => m.type === 'stopping' && m.actor === 'a', 1_000);
+  t.is(farewell.pings, 1, 'the graceful stop hook saw the actor state');
+});
