@@ -2,6 +2,7 @@
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configCheck, configSchema, configShow } from './config-commands.ts';
+import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { start } from './start.ts';
 
 function positiveNumber(value: string): number {
@@ -54,6 +55,43 @@ export async function run(
     .option('--write', 'write it to config/schema.json')
     .action((opts: { write?: boolean }) => {
       code = configSchema(opts.write === true, out);
+    });
+
+  const imports = program
+    .command('import')
+    .description('turn recorded sandbox data into telemetry JSON Lines');
+  imports
+    .command('csv <file>')
+    .description(
+      'labelled API-call sequence CSV (Oliveira ids with --names, or API names) → telemetry JSONL',
+    )
+    .requiredOption('-o, --out <file>', 'output JSONL')
+    .option('--names <json>', 'id → API name table; the CSV then holds ids')
+    .option('--label <column>', 'label column (default: malware, label, or the last column)')
+    .action(async (file: string, opts: { out: string; names?: string; label?: string }) => {
+      code = await importCsvCommand(file, opts, out);
+    });
+  imports
+    .command('cape <reports...>')
+    .description(
+      'CAPEv2 / Cuckoo report.json files (optionally .gz) → telemetry JSONL, one episode each',
+    )
+    .requiredOption('-o, --out <file>', 'output JSONL')
+    .option(
+      '--label <label>',
+      'ground truth of these reports: malicious | benign | unknown',
+      'malicious',
+    )
+    .action(async (reports: string[], opts: { out: string; label?: string }) => {
+      code = await importCapeCommand(reports, opts, out);
+    });
+  program
+    .command('validate <file>')
+    .description('data-quality report for a telemetry JSONL file; exit 0 = pass, 1 = fail')
+    .option('--json', 'print the report as JSON')
+    .option('--min-minority <share>', 'fail when the minority label is below this share (0–0.5)')
+    .action(async (file: string, opts: { json?: boolean; minMinority?: string }) => {
+      code = await validateCommand(file, opts, out);
     });
 
   try {

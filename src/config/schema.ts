@@ -60,8 +60,9 @@ const Runtime = Type.Object(
 
 const Telemetry = Type.Object(
   {
-    stateDim: Int(64, 8, 100, {
-      description: 'State vector dimension (≤ 100 to fit cube).',
+    stateDim: Int(64, 32, 100, {
+      description:
+        'State vector dimension: 28 fixed features, then hashed API names and bigrams (≤ 100 to fit cube).',
       ...restart,
     }),
     horizon: Int(100, 1, 1_000_000, { description: 'Events per stage used to scale progress.' }),

@@ -1,0 +1,177 @@
+// Telemetry events of one (episode, stage) → one fixed-dimension float32 state vector, every value
+// in [0, 1]. This file is the one place the feature order is defined (FEATURE_LAYOUT below).
+//
+//   index  feature                         scaling (x = running value)
+//   0      syscalls                        log1p(Σ syscallCount) / log1p(10⁴)
+//   1–3    file reads, writes, deletes     log1p(Σ) / log1p(10³)
+//   4      network connections             log1p(Σ) / log1p(10²)
+//   5–6    bytes sent, received            log1p(Σ) / log1p(10⁸)
+//   7      child processes                 log1p(Σ) / log1p(50)
+//   8      cpu                             last cpuUsage / 100
+//   9      memory                          log1p(max memoryUsage) / log1p(10¹⁰)
+//   10–12  registry modification,          log1p(events with the flag) / log1p(10²)
+//          privilege escalation, code injection
+//   13–23  API calls per category          log1p(count) / log1p(horizon), in API_CATEGORIES order
+//   24     progress                        events seen / horizon (capped at 1)
+//   25     stage                           0 = stage 1, 1 = stage 2
+//   26     isolation level                 level / 3
+//   27     cleaned                         1 when stage 1 cleaned the file
+//   28…    hashed API names (first half)   log1p(count in bucket) / log1p(horizon)
+//          hashed API bigrams (second half)
+//
+// Every value is clamped to [0, 1]; NaN cannot arise (inputs are validated counts).
+
+import { API_CATEGORIES, type TelemetryEvent } from '../../messages/telemetry.ts';
+import { LayoutError } from '../../runtime/errors.ts';
+
+export const FIXED_FEATURES = 28;
+export const MIN_STATE_DIM = 32;
+export const MAX_ISOLATION = 3;
+
+const FIXED_NAMES = [
+  'syscalls',
+  'file_reads',
+  'file_writes',
+  'file_deletes',
+  'network_connections',
+  'bytes_sent',
+  'bytes_received',
+  'child_processes',
+  'cpu',
+  'memory',
+  'registry_modification',
+  'privilege_escalation',
+  'code_injection',
+  ...API_CATEGORIES.map((c) => `api_${c}`),
+  'progress',
+  'stage',
+  'isolation',
+  'cleaned',
+] as const;
+
+/** Feature names for a given dimension (for rationale and documentation). */
+export function featureNames(dim: number): string[] {
+  const hashed = dim - FIXED_FEATURES;
+  const names = hashed - Math.floor(hashed / 2);
+  return [
+    ...FIXED_NAMES,
+    ...Array.from({ length: names }, (_, i) => `api_name_bucket_${i}`),
+    ...Array.from({ length: hashed - names }, (_, i) => `api_bigram_bucket_${i}`),
+  ];
+}
+
+/** FNV-1a 32-bit: stable across runs and platforms, so a model trained today reads tomorrow's vectors. */
+export function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const LOG = (v: number, scale: number) => {
+  const x = Math.log1p(v) / Math.log1p(scale);
+  return x < 0 ? 0 : x > 1 ? 1 : x;
+};
+
+const CATEGORY_INDEX = new Map(API_CATEGORIES.map((c, i) => [c, 13 + i] as const));
+
+/** Running state of one (episode, stage); add() is O(1), write() is O(dim). */
+export class StateAccumulator {
+  readonly dim: number;
+  readonly horizon: number;
+  #events = 0;
+  readonly #sums = new Float64Array(13);
+  #cpu = 0;
+  #memory = 0;
+  readonly #categories = new Float64Array(API_CATEGORIES.length);
+  readonly #nameBuckets: Float64Array;
+  readonly #bigramBuckets: Float64Array;
+  #previousApi = '';
+
+  constructor(dim: number, horizon: number) {
+    if (!Number.isInteger(dim) || dim < MIN_STATE_DIM || dim > 100) {
+      throw new LayoutError(
+        `state dimension must be an integer in ${MIN_STATE_DIM}..100, got ${dim}`,
+      );
+    }
+    this.dim = dim;
+    this.horizon = Math.max(1, horizon);
+    const hashed = dim - FIXED_FEATURES;
+    this.#nameBuckets = new Float64Array(hashed - Math.floor(hashed / 2));
+    this.#bigramBuckets = new Float64Array(Math.floor(hashed / 2));
+  }
+
+  get events(): number {
+    return this.#events;
+  }
+
+  add(e: TelemetryEvent): void {
+    this.#events++;
+    const s = this.#sums;
+    s[0]! += e.syscallCount;
+    s[1]! += e.fileReadCount;
+    s[2]! += e.fileWriteCount;
+    s[3]! += e.fileDeleteCount;
+    s[4]! += e.networkConnections;
+    s[5]! += e.bytesSent;
+    s[6]! += e.bytesReceived;
+    s[7]! += e.childProcesses;
+    if (e.registryModification) s[10]!++;
+    if (e.privilegeEscalation) s[11]!++;
+    if (e.codeInjection) s[12]!++;
+    this.#cpu = e.cpuUsage;
+    if (e.memoryUsage > this.#memory) this.#memory = e.memoryUsage;
+    const api = e.api;
+    if (api) {
+      this.#categories[CATEGORY_INDEX.get(api.category)! - 13]!++;
+      const nb = this.#nameBuckets;
+      nb[fnv1a(api.name) % nb.length]!++;
+      const bb = this.#bigramBuckets;
+      if (this.#previousApi !== '' && bb.length > 0)
+        bb[fnv1a(`${this.#previousApi}>${api.name}`) % bb.length]!++;
+      this.#previousApi = api.name;
+    }
+  }
+
+  /** Writes the vector into out[offset … offset+dim). */
+  write(
+    out: Float32Array,
+    offset: number,
+    stage: 1 | 2,
+    isolation: number,
+    cleaned: boolean,
+  ): void {
+    const s = this.#sums;
+    const h = this.horizon;
+    out[offset] = LOG(s[0]!, 1e4);
+    out[offset + 1] = LOG(s[1]!, 1e3);
+    out[offset + 2] = LOG(s[2]!, 1e3);
+    out[offset + 3] = LOG(s[3]!, 1e3);
+    out[offset + 4] = LOG(s[4]!, 1e2);
+    out[offset + 5] = LOG(s[5]!, 1e8);
+    out[offset + 6] = LOG(s[6]!, 1e8);
+    out[offset + 7] = LOG(s[7]!, 50);
+    out[offset + 8] = Math.min(1, Math.max(0, this.#cpu / 100));
+    out[offset + 9] = LOG(this.#memory, 1e10);
+    out[offset + 10] = LOG(s[10]!, 1e2);
+    out[offset + 11] = LOG(s[11]!, 1e2);
+    out[offset + 12] = LOG(s[12]!, 1e2);
+    for (let i = 0; i < this.#categories.length; i++)
+      out[offset + 13 + i] = LOG(this.#categories[i]!, h);
+    out[offset + 24] = Math.min(1, this.#events / h);
+    out[offset + 25] = stage === 2 ? 1 : 0;
+    out[offset + 26] = Math.min(1, Math.max(0, isolation / MAX_ISOLATION));
+    out[offset + 27] = cleaned ? 1 : 0;
+    let at = offset + FIXED_FEATURES;
+    for (const v of this.#nameBuckets) out[at++] = LOG(v, h);
+    for (const v of this.#bigramBuckets) out[at++] = LOG(v, h);
+  }
+
+  vector(stage: 1 | 2, isolation: number, cleaned: boolean): Float32Array {
+    const out = new Float32Array(this.dim);
+    this.write(out, 0, stage, isolation, cleaned);
+    return out;
+  }
+}
