@@ -93,8 +93,8 @@ test('the same calls in another order differ only in the bigram features', (t) =
   const a = new StateAccumulator(64, 100);
   const b = new StateAccumulator(64, 100);
   const calls = ['NtOpenFile', 'NtReadFile', 'connect', 'send'];
-  calls.forEach((c, i) => a.add(callEvent(ctx, i, i, c)));
-  [...calls].reverse().forEach((c, i) => b.add(callEvent(ctx, i, i, c)));
+  for (const [i, c] of calls.entries()) a.add(callEvent(ctx, i, i, c));
+  for (const [i, c] of [...calls].reverse().entries()) b.add(callEvent(ctx, i, i, c));
   const va = a.vector(1, 0, false);
   const vb = b.vector(1, 0, false);
   const names = featureNames(64);
