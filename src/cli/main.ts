@@ -3,6 +3,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configCheck, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
+import { evalCommand, trainCommand } from './learn-commands.ts';
 import { start } from './start.ts';
 
 function positiveNumber(value: string): number {
@@ -92,6 +93,38 @@ export async function run(
     .option('--min-minority <share>', 'fail when the minority label is below this share (0–0.5)')
     .action(async (file: string, opts: { json?: boolean; minMinority?: string }) => {
       code = await validateCommand(file, opts, out);
+    });
+
+  program
+    .command('train')
+    .description(
+      'train the DQN policy offline on recorded telemetry, export it, and write a report',
+    )
+    .requiredOption('--data <file>', 'telemetry JSONL or labelled CSV')
+    .option('--episodes <n>', 'training episodes', (v) => Number.parseInt(v, 10), 1500)
+    .option('--out <dir>', 'models directory', 'models')
+    .option('--engine <engine>', 'auto | ort | tfjs', 'auto')
+    .option(
+      '--seed <n>',
+      'seed for sampling, exploration and initial weights',
+      (v) => Number.parseInt(v, 10),
+      1,
+    )
+    .option('--resume', 'continue from the latest model in --out (incremental learning)')
+    .option('--names <json>', 'id → API name table for an ids CSV')
+    .action(async (opts) => {
+      code = await trainCommand(opts, out);
+    });
+  program
+    .command('eval')
+    .description('evaluate a model against the rule-based and logistic-regression baselines')
+    .requiredOption('--model <onnx|dir>', 'an .onnx file, or a models directory (its latest)')
+    .requiredOption('--data <file>', 'telemetry JSONL or labelled CSV')
+    .option('--split <part>', 'test (held out) | train | all', 'test')
+    .option('--json', 'print the figures as JSON')
+    .option('--names <json>', 'id → API name table for an ids CSV')
+    .action(async (opts) => {
+      code = await evalCommand(opts, out);
     });
 
   try {

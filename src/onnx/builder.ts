@@ -96,8 +96,17 @@ export class GraphBuilder {
     return name;
   }
 
-  scalar(name: string, value: number): string {
-    return this.constant(name, Float32Array.of(value), []);
+  readonly #scalars = new Map<string, string>();
+
+  /** A float scalar constant, added once however often it is asked for (no unused initializers). */
+  scalar(value: number): string {
+    const key = String(value);
+    let name = this.#scalars.get(key);
+    if (name === undefined) {
+      name = this.constant(`c_${this.#scalars.size}`, Float32Array.of(value), []);
+      this.#scalars.set(key, name);
+    }
+    return name;
   }
 
   build(name: string, metadata: Readonly<Record<string, string>> = {}): Uint8Array {

@@ -52,9 +52,8 @@ export function buildTrainingGraph(dims: readonly number[], opts: EngineOptions)
   const M = shapes.map((s, i) => g.input(`m${i}`, s));
   const V = shapes.map((s, i) => g.input(`v${i}`, s));
 
-  const one = g.constant('one', f32(1), []);
-  const half = g.constant('half', f32(0.5), []);
-  const negOne = g.constant('neg_one', f32(-1), []);
+  const one = () => g.scalar(1);
+  const half = () => g.scalar(0.5);
   const flat = g.int64Constant('flat', [-1]);
   const column = g.int64Constant('column', [-1, 1]);
   const axis0 = g.int64Constant('axis0', [0]);
@@ -79,14 +78,14 @@ export function buildTrainingGraph(dims: readonly number[], opts: EngineOptions)
   let elementwise: string;
   let dLoss: string;
   if (opts.loss === 'huber') {
-    const m1 = g.op('Min', [absd, one]);
+    const m1 = g.op('Min', [absd, one()]);
     elementwise = g.op('Add', [
-      g.op('Mul', [half, g.op('Mul', [m1, m1])]),
+      g.op('Mul', [half(), g.op('Mul', [m1, m1])]),
       g.op('Sub', [absd, m1]),
     ]);
-    dLoss = g.op('Clip', [d, negOne, one]);
+    dLoss = g.op('Clip', [d, g.scalar(-1), one()]);
   } else {
-    elementwise = g.op('Mul', [half, g.op('Mul', [d, d])]);
+    elementwise = g.op('Mul', [half(), g.op('Mul', [d, d])]);
     dLoss = d;
   }
   g.op(
@@ -121,20 +120,19 @@ export function buildTrainingGraph(dims: readonly number[], opts: EngineOptions)
         grads.map((gr) => g.op('ReduceSumSquare', [gr], { keepdims: 0 })),
       ),
     ]);
-    const clip = g.constant('clip', f32(opts.gradClip), []);
     const scale = g.op('Min', [
-      one,
-      g.op('Div', [clip, g.op('Max', [norm, g.constant('tiny', f32(1e-12), [])])]),
+      one(),
+      g.op('Div', [g.scalar(opts.gradClip), g.op('Max', [norm, g.scalar(1e-12)])]),
     ]);
     clipped = grads.map((gr) => g.op('Mul', [gr, scale]));
   }
 
   // Adam, as TensorFlow.js computes it: p −= lr·m̂ / (√v̂ + ε)
-  const b1 = g.constant('b1', f32(opts.adam.beta1), []);
-  const nb1 = g.constant('nb1', f32(1 - opts.adam.beta1), []);
-  const b2 = g.constant('b2', f32(opts.adam.beta2), []);
-  const nb2 = g.constant('nb2', f32(1 - opts.adam.beta2), []);
-  const eps = g.constant('eps', f32(opts.adam.epsilon), []);
+  const b1 = g.scalar(opts.adam.beta1);
+  const nb1 = g.scalar(1 - opts.adam.beta1);
+  const b2 = g.scalar(opts.adam.beta2);
+  const nb2 = g.scalar(1 - opts.adam.beta2);
+  const eps = g.scalar(opts.adam.epsilon);
   clipped.forEach((gr, i) => {
     const m = g.op('Add', [g.op('Mul', [b1, M[i]!]), g.op('Mul', [nb1, gr])], {}, [`m${i}_out`]);
     const v = g.op(

@@ -64,9 +64,7 @@ export class TfjsEngine implements DqnEngine {
   #load(params: QNetParams): void {
     tf.dispose([...this.#policy, ...this.#target]);
     const shapes = tensorShapes(params.dims, params.dueling);
-    this.#policy = params.tensors.map((t, i) =>
-      tf.variable(tf.tensor(t, shapes[i]), true, `p${i}`),
-    );
+    this.#policy = params.tensors.map((t, i) => tf.variable(tf.tensor(t, shapes[i]), true));
     this.#target = params.tensors.map((t, i) => tf.tensor(t, shapes[i]));
   }
 

@@ -1,0 +1,217 @@
+// `warden train` and `warden eval`: offline learning on recorded telemetry and its evaluation
+// against the rule-based policy and a logistic-regression baseline.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { StageConfig } from '../actors/episodes/two-stage.ts';
+import { OnnxPolicy } from '../actors/inference/onnx-policy.ts';
+import { hyperParameters } from '../actors/learner/hyper-parameters.ts';
+import { loadConfig } from '../config/load.ts';
+import { importCsv } from '../data/import-csv.ts';
+import { readRecorded } from '../data/jsonl.ts';
+import { type SplitPart, splitTraces } from '../data/split.ts';
+import type { RecordedTrace } from '../messages/recorded.ts';
+import { readPolicyParams } from '../models/read-params.ts';
+import { exportModel, latestVersion, modelFile, readMetadata } from '../models/store.ts';
+import {
+  argmax,
+  type DetectionReport,
+  evaluateLogistic,
+  evaluatePolicy,
+  rulesAsPolicy,
+} from '../training/evaluate.ts';
+import { trainingReportHtml } from '../training/report.ts';
+import { type EngineChoice, train } from '../training/train.ts';
+
+type Out = NodeJS.WritableStream;
+
+/** Telemetry JSONL (.jsonl, .jsonl.gz) or a labelled CSV (ids with api_names.json beside it, or names). */
+export async function loadTraces(path: string, namesPath?: string): Promise<RecordedTrace[]> {
+  if (path.endsWith('.csv')) {
+    const guess = join(dirname(path), 'api_names.json');
+    const names = namesPath ?? (existsSync(guess) ? guess : undefined);
+    return importCsv(path, names ? { names: JSON.parse(readFileSync(names, 'utf8')) } : {}).traces;
+  }
+  return (await readRecorded(path)).traces;
+}
+
+function stageConfig(): StageConfig {
+  const { config } = loadConfig();
+  return {
+    dim: config.telemetry.stateDim,
+    horizon: config.telemetry.horizon,
+    rewards: config.rewards,
+  };
+}
+
+async function evaluateAll(
+  policy: OnnxPolicy,
+  train: readonly RecordedTrace[],
+  test: readonly RecordedTrace[],
+  cfg: StageConfig,
+) {
+  const agent = await evaluatePolicy(
+    test,
+    async (s) => {
+      const q = await policy.qValues(s, 1);
+      return { action: argmax(q), qValues: q };
+    },
+    cfg,
+  );
+  const rules = await evaluatePolicy(test, rulesAsPolicy(cfg.dim), cfg);
+  const logistic = evaluateLogistic(train, test, cfg);
+  return [
+    ['agent (DQN)', agent],
+    ['rule-based policy', rules],
+    ['logistic regression (whole trace)', logistic],
+  ] as const;
+}
+
+function printTable(rows: readonly (readonly [string, DetectionReport])[], out: Out): void {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '  —  ');
+  out.write(`  ${'policy'.padEnd(36)} AUC    bal.acc TPR@1%FPR events  TP/FP/TN/FN\n`);
+  for (const [name, r] of rows) {
+    const c = r.confusion;
+    out.write(
+      `  ${name.padEnd(36)} ${f(r.auc)}  ${f(r.balancedAccuracy)}  ${f(r.tprAt1PctFpr)}     ${r.meanEventsBeforeDecision.toFixed(1).padStart(5)}  ${c.tp}/${c.fp}/${c.tn}/${c.fn}\n`,
+    );
+  }
+}
+
+export async function trainCommand(
+  opts: {
+    data: string;
+    episodes: number;
+    out: string;
+    engine: EngineChoice;
+    seed: number;
+    resume?: boolean;
+    names?: string;
+  },
+  out: Out,
+): Promise<number> {
+  const { config } = loadConfig();
+  const traces = await loadTraces(opts.data, opts.names);
+  const trainSet = splitTraces(traces, 'train');
+  const testSet = splitTraces(traces, 'test');
+  const cfg = stageConfig();
+  let initial;
+  if (opts.resume) {
+    const v = latestVersion(opts.out);
+    if (v) {
+      initial = readPolicyParams(readFileSync(modelFile(opts.out, v)));
+      out.write(`resuming from ${v}\n`);
+    }
+  }
+  out.write(
+    `training on ${trainSet.length} episodes (${testSet.length} held out by sequence), ${opts.episodes} training episodes\n`,
+  );
+  const tty = (out as NodeJS.WriteStream).isTTY === true;
+  const result = await train({
+    traces: trainSet,
+    config,
+    episodes: opts.episodes,
+    engine: opts.engine,
+    seed: opts.seed,
+    ...(initial ? { initial } : {}),
+    progressEvery: Math.max(1, Math.floor(opts.episodes / 100)),
+    onProgress: (p) => {
+      const done = p.episode / opts.episodes;
+      const bar = `${'█'.repeat(Math.round(done * 30))}${'░'.repeat(30 - Math.round(done * 30))}`;
+      const line = `${bar} ${p.episode}/${opts.episodes}  reward ${p.averageReward.toFixed(3)}  loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : '—'}  ε ${p.epsilon.toFixed(3)}  TPR ${p.tpr.toFixed(2)} FPR ${p.fpr.toFixed(2)}`;
+      if (tty) out.write(`\r${line}`);
+      else if (
+        p.episode % Math.max(1, Math.floor(opts.episodes / 10)) === 0 ||
+        p.episode === opts.episodes
+      )
+        out.write(`${line}\n`);
+    },
+  });
+  if (tty) out.write('\n');
+  out.write(
+    `trained with ${result.engine} in ${result.seconds.toFixed(1)} s: ${result.metrics.updates} updates, ${result.transitions} transitions, ${result.metrics.recoveries} recoveries\n`,
+  );
+
+  // Export (validated before it becomes visible), then evaluate the exported file itself.
+  const exported = await exportModel(opts.out, result.params, {
+    hyperParameters: hyperParameters(config),
+    trainingEpisodes: opts.episodes,
+    metrics: {
+      finalLoss: result.metrics.loss,
+      averageReward: result.metrics.averageReward,
+      detectionAccuracy: 0,
+      falsePositiveRate: 0,
+      falseNegativeRate: 0,
+    },
+    engine: result.engine,
+  });
+  const policy = await OnnxPolicy.load(exported.path, cfg.dim, 6, exported.metadata.sha256);
+  const rows = await evaluateAll(policy, trainSet, testSet, cfg);
+  await policy.release();
+  const agent = rows[0][1];
+  const c = agent.confusion;
+  const metadata = {
+    ...exported.metadata,
+    metrics: {
+      ...exported.metadata.metrics,
+      detectionAccuracy: agent.balancedAccuracy,
+      falsePositiveRate: c.fp + c.tn ? c.fp / (c.fp + c.tn) : 0,
+      falseNegativeRate: c.fn + c.tp ? c.fn / (c.fn + c.tp) : 0,
+    },
+  };
+  writeFileSync(
+    join(opts.out, `drl_agent_${metadata.version}_metadata.json`),
+    `${JSON.stringify(metadata, null, 2)}\n`,
+  );
+  out.write(
+    `model ${metadata.version} → ${exported.path} (export |ΔQ| ${exported.maxDiff.toExponential(1)})\n`,
+  );
+  out.write(`held-out evaluation (${testSet.length} episodes):\n`);
+  printTable(rows, out);
+  const reportPath = join(opts.out, `report-${metadata.version}.html`);
+  writeFileSync(
+    reportPath,
+    trainingReportHtml({
+      title: `Warden training report ${metadata.version}`,
+      history: result.history,
+      evaluation: rows,
+      facts: {
+        data: opts.data,
+        'training episodes': opts.episodes,
+        engine: result.engine,
+        updates: result.metrics.updates,
+        seconds: result.seconds.toFixed(1),
+        'held-out episodes': testSet.length,
+      },
+    }),
+  );
+  out.write(`report → ${reportPath}\n`);
+  return 0;
+}
+
+export async function evalCommand(
+  opts: { model: string; data: string; split: SplitPart; json?: boolean; names?: string },
+  out: Out,
+): Promise<number> {
+  const cfg = stageConfig();
+  let path = opts.model;
+  let sha: string | undefined;
+  if (!path.endsWith('.onnx')) {
+    const v = latestVersion(path);
+    if (!v) throw new Error(`no model in ${path}`);
+    path = modelFile(opts.model, v);
+    sha = readMetadata(opts.model, v).sha256;
+  }
+  const traces = await loadTraces(opts.data, opts.names);
+  const evalSet = splitTraces(traces, opts.split);
+  const trainSet = opts.split === 'all' ? evalSet : splitTraces(traces, 'train');
+  const policy = await OnnxPolicy.load(path, cfg.dim, 6, sha);
+  const rows = await evaluateAll(policy, trainSet, evalSet, cfg);
+  await policy.release();
+  if (opts.json) out.write(`${JSON.stringify(Object.fromEntries(rows), null, 2)}\n`);
+  else {
+    out.write(`${path} on ${opts.data} (${opts.split}: ${evalSet.length} episodes)\n`);
+    printTable(rows, out);
+  }
+  return 0;
+}

@@ -1,0 +1,134 @@
+// `warden eval`: the agent (an ONNX model, greedy) against two baselines on the same episodes —
+// the rule-based policy and a logistic regression that sees the whole trace. Detection is the
+// stage-1 verdict on the original file; REQUEST_REVIEW holds the file, so it counts as malicious.
+
+import { StateAccumulator } from '../actors/adapter/state-vector.ts';
+import { type Policy, runStage, type StageConfig } from '../actors/episodes/two-stage.ts';
+import { rulePolicy } from '../actors/inference/rules.ts';
+import { ACTIONS, type ActionId } from '../messages/action.ts';
+import type { RecordedTrace } from '../messages/recorded.ts';
+import { LogisticRegression } from './logistic.ts';
+import { auc, balancedAccuracy, type Confusion, confusion, tprAtFpr } from './metrics.ts';
+
+export interface DetectionReport {
+  readonly episodes: number;
+  readonly confusion: Confusion;
+  readonly auc: number;
+  readonly balancedAccuracy: number;
+  readonly tprAt1PctFpr: number;
+  readonly meanEventsBeforeDecision: number;
+  readonly decidedShare: number;
+  readonly actions: Readonly<Record<string, number>>;
+}
+
+export function argmax(q: ArrayLike<number>, offset = 0, n = 6): ActionId {
+  let best = 0;
+  let bestValue = Number.NEGATIVE_INFINITY;
+  for (let a = 0; a < n; a++) {
+    const v = q[offset + a]!;
+    if (v > bestValue) {
+      bestValue = v;
+      best = a;
+    }
+  }
+  return best as ActionId;
+}
+
+const ACTION_LABELS = [
+  'CONTINUE',
+  'RAISE_ISOLATION',
+  'TERMINATE',
+  'QUARANTINE',
+  'REQUEST_REVIEW',
+  'RELEASE',
+];
+
+/** Runs stage 1 of every trace with `policy` and scores its detection. */
+export async function evaluatePolicy(
+  traces: readonly RecordedTrace[],
+  policy: Policy,
+  cfg: StageConfig,
+): Promise<DetectionReport> {
+  const scores: number[] = [];
+  const predicted: boolean[] = [];
+  const truth: boolean[] = [];
+  const actions: Record<string, number> = {};
+  let events = 0;
+  let decided = 0;
+  for (const [i, trace] of traces.entries()) {
+    if (trace.episode.label === 'unknown') continue;
+    const r = await runStage(trace.events, 1, trace.episode.label, false, policy, cfg, i);
+    const last = r.transitions.at(-1)?.action;
+    if (last !== undefined && r.decided)
+      actions[ACTION_LABELS[last]!] = (actions[ACTION_LABELS[last]!] ?? 0) + 1;
+    else actions['(end of run)'] = (actions['(end of run)'] ?? 0) + 1;
+    scores.push(r.score);
+    predicted.push(r.verdict !== 'benign');
+    truth.push(trace.episode.label === 'malicious');
+    events += r.eventsObserved;
+    if (r.decided) decided++;
+  }
+  const c = confusion(predicted, truth);
+  return {
+    episodes: truth.length,
+    confusion: c,
+    auc: auc(scores, truth),
+    balancedAccuracy: balancedAccuracy(c),
+    tprAt1PctFpr: tprAtFpr(scores, truth, 0.01),
+    meanEventsBeforeDecision: truth.length ? events / truth.length : 0,
+    decidedShare: truth.length ? decided / truth.length : 0,
+    actions,
+  };
+}
+
+/** The rule table as a Policy: its pseudo Q-values rank a malicious rule by its confidence. */
+export function rulesAsPolicy(dim: number): Policy {
+  const rules = rulePolicy(dim);
+  return (state) => {
+    const d = rules(state);
+    const q = new Float32Array(6);
+    q[ACTIONS.RELEASE] = 0;
+    q[d.action] =
+      d.action === ACTIONS.TERMINATE || d.action === ACTIONS.QUARANTINE ? d.confidence : 1;
+    return { action: d.action, qValues: q };
+  };
+}
+
+function finalState(trace: RecordedTrace, cfg: StageConfig): Float32Array {
+  const acc = new StateAccumulator(cfg.dim, cfg.horizon);
+  for (const e of trace.events.slice(0, cfg.horizon)) acc.add(e);
+  return acc.vector(1, 0, false);
+}
+
+/** Logistic regression on whole traces: trained on `train`, reported on `test`. */
+export function evaluateLogistic(
+  train: readonly RecordedTrace[],
+  test: readonly RecordedTrace[],
+  cfg: StageConfig,
+): DetectionReport {
+  const labelled = (ts: readonly RecordedTrace[]) =>
+    ts.filter((t) => t.episode.label !== 'unknown');
+  const tr = labelled(train);
+  const te = labelled(test);
+  const model = new LogisticRegression(cfg.dim).fit(
+    tr.map((t) => finalState(t, cfg)),
+    tr.map((t) => t.episode.label === 'malicious'),
+  );
+  const scores = te.map((t) => model.score(finalState(t, cfg)));
+  const truth = te.map((t) => t.episode.label === 'malicious');
+  const c = confusion(
+    scores.map((s) => s > 0),
+    truth,
+  );
+  return {
+    episodes: te.length,
+    confusion: c,
+    auc: auc(scores, truth),
+    balancedAccuracy: balancedAccuracy(c),
+    tprAt1PctFpr: tprAtFpr(scores, truth, 0.01),
+    meanEventsBeforeDecision:
+      te.reduce((n, t) => n + Math.min(t.events.length, cfg.horizon), 0) / Math.max(1, te.length),
+    decidedShare: 1,
+    actions: {},
+  };
+}
