@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import type { StageConfig } from '../actors/episodes/two-stage.ts';
 import { OnnxPolicy } from '../actors/inference/onnx-policy.ts';
 import { hyperParameters } from '../actors/learner/hyper-parameters.ts';
+import type { QNetParams } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
 import { importCsv } from '../data/import-csv.ts';
 import { readRecorded } from '../data/jsonl.ts';
@@ -95,7 +96,7 @@ export async function trainCommand(
   const trainSet = splitTraces(traces, 'train');
   const testSet = splitTraces(traces, 'test');
   const cfg = stageConfig();
-  let initial;
+  let initial: QNetParams | undefined;
   if (opts.resume) {
     const v = latestVersion(opts.out);
     if (v) {

@@ -59,16 +59,14 @@ export async function start(
   watcher.on('change', (change) => void system.configure(change.config));
   watcher.on('error', () => undefined); // logged by the watcher; the running configuration stays
 
-  let stopping: Promise<void> | undefined;
-  let resolveDone: () => void = () => undefined;
-  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  let stopping = false;
+  const { promise: done, resolve: resolveDone } = Promise.withResolvers<void>();
   function stop(reason: string): void {
-    stopping ??= (async () => {
-      say(`warden: stopping (${reason})`);
-      watcher.close();
-      await system.stop();
-      resolveDone();
-    })();
+    if (stopping) return;
+    stopping = true;
+    say(`warden: stopping (${reason})`);
+    watcher.close();
+    void system.stop().then(resolveDone);
   }
   const onSignal = (signal: string) => () => stop(signal);
   process.once('SIGINT', onSignal('SIGINT'));

@@ -72,7 +72,7 @@ export function fnv1a(text: string): number {
 
 const LOG = (v: number, scale: number) => {
   const x = Math.log1p(v) / Math.log1p(scale);
-  return x < 0 ? 0 : x > 1 ? 1 : x;
+  return x < 0 ? 0 : Math.min(x, 1);
 };
 
 const CATEGORY_INDEX = new Map(API_CATEGORIES.map((c, i) => [c, 13 + i] as const));

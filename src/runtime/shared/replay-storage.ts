@@ -169,6 +169,7 @@ export class ReplayStorage {
   #alphaInTree = Number.NaN;
   #rng: () => number;
   /** Sink for prefetch loads so the compiler cannot drop them. */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: written on purpose, never read
   #touched = 0;
   #mass = new Float64Array(256);
   /** Transitions refused by append() because they were malformed (wrong dim, NaN, bad action). */
@@ -388,7 +389,7 @@ export class ReplayStorage {
     const top = total * (1 - 1e-12);
     for (let i = 0; i < n; i++) {
       const m = segment * (i + this.#rng());
-      mass[i] = m < top ? m : top;
+      mass[i] = Math.min(m, top);
       out[i] = 1;
     }
     for (let level = 1; level < this.#p; level *= 2) {
