@@ -8,7 +8,12 @@ import { DqnLearner } from '../../src/actors/learner/dqn.ts';
 import { ADAM, type EngineOptions } from '../../src/actors/learner/engine.ts';
 import { hyperParameters, sampleOptions } from '../../src/actors/learner/hyper-parameters.ts';
 import { OrtEngine } from '../../src/actors/learner/ort-engine.ts';
-import { forward, initParams, type QNetParams } from '../../src/actors/learner/q-network.ts';
+import {
+  forward,
+  initParams,
+  type QNetParams,
+  seededRandom,
+} from '../../src/actors/learner/q-network.ts';
 import { TfjsEngine } from '../../src/actors/learner/tfjs-engine.ts';
 import type { Experience } from '../../src/messages/experience.ts';
 import {
@@ -22,8 +27,7 @@ const DIMS = [32, 48, 48, 6];
 const quiet = { warn: () => undefined };
 
 function randomBatch(n: number, dim: number, seed: number): SampleBatch {
-  let s = seed;
-  const r = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const r = seededRandom(seed);
   const b = createSampleBatch(n, dim);
   b.size = n;
   for (let i = 0; i < n * dim; i++) {
