@@ -112,7 +112,7 @@ export class DqnLearner {
       (Number.isFinite(this.#lossAverage) &&
         this.#lossAverage > 0 &&
         loss > EXPLOSION_FACTOR * Math.max(this.#lossAverage, 1e-3));
-    if (exploded || !paramsFinite(this.engine.getParams())) {
+    if (exploded) {
       // Roll back to the last good weights and learn more carefully from here.
       this.#recoveries++;
       this.#lr = Math.max(this.#lr / 2, 1e-7);
@@ -144,7 +144,11 @@ export class DqnLearner {
       this.#targetSyncs++;
       targetSynced = true;
     }
-    if (this.#updates % CHECKPOINT_EVERY === 0) this.#lastGood = this.engine.getParams();
+    if (this.#updates % CHECKPOINT_EVERY === 0) {
+      // Weights are checked here, not every step: a full scan costs about as much as an update.
+      const params = this.engine.getParams();
+      if (paramsFinite(params)) this.#lastGood = params;
+    }
     const now = performance.now();
     if (now - this.#rateWindowStart >= 1000) {
       this.#updatesPerSecond = (this.#rateWindowUpdates * 1000) / (now - this.#rateWindowStart);
