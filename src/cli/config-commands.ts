@@ -5,6 +5,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { configJsonSchema } from '../config/json-schema.ts';
 import { DEFAULT_CONFIG_DIR, loadConfig } from '../config/load.ts';
+import { ConfigSchema } from '../config/schema.ts';
+import { defaultOf } from '../config/validate.ts';
 
 export function configCheck(dir: string | undefined, out: NodeJS.WritableStream): number {
   try {
@@ -33,12 +35,20 @@ export function configShow(dir: string | undefined, out: NodeJS.WritableStream):
   return 0;
 }
 
+/** Prints the JSON Schema, or writes config/schema.json and config/default.json from the schema. */
 export function configSchema(write: boolean, out: NodeJS.WritableStream): number {
   const text = configJsonSchema();
-  if (write) {
-    const path = join(DEFAULT_CONFIG_DIR, 'schema.json');
-    writeFileSync(path, text);
-    out.write(`wrote ${path}\n`);
-  } else out.write(text);
+  if (!write) {
+    out.write(text);
+    return 0;
+  }
+  const schemaPath = join(DEFAULT_CONFIG_DIR, 'schema.json');
+  writeFileSync(schemaPath, text);
+  const defaultsPath = join(DEFAULT_CONFIG_DIR, 'default.json');
+  writeFileSync(
+    defaultsPath,
+    `${JSON.stringify({ $schema: './schema.json', ...(defaultOf(ConfigSchema) as object) }, null, 2)}\n`,
+  );
+  out.write(`wrote ${schemaPath} and ${defaultsPath}\n`);
   return 0;
 }

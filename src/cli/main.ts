@@ -53,7 +53,7 @@ export async function run(
   config
     .command('schema')
     .description('print the JSON Schema of the configuration')
-    .option('--write', 'write it to config/schema.json')
+    .option('--write', 'write config/schema.json and config/default.json from the schema')
     .action((opts: { write?: boolean }) => {
       code = configSchema(opts.write === true, out);
     });

@@ -43,7 +43,11 @@ const Runtime = Type.Object(
       Type.String({ pattern: '^[a-z][a-z0-9-]*$' }),
       Type.Array(Type.String()),
       {
-        default: { control: ['registry', 'db-writer', 'episodes'], hot: ['adapter', 'inference'] },
+        default: {
+          control: ['registry', 'db-writer', 'episodes'],
+          hot: ['adapter', 'inference'],
+          learner: ['learner'],
+        },
         description: 'Worker thread name → actors it hosts. Actors in one entry share a thread.',
         ...restart,
       },
@@ -112,6 +116,14 @@ const Learning = Type.Object(
     doubleDqn: Type.Boolean({ default: true }),
     dueling: Type.Boolean({ default: false, ...restart }),
     gradClip: Num(10, 0, 1e6, { description: 'Global gradient-norm clip; 0 disables.' }),
+    exportEvery: Int(5_000, 1, 100_000_000, {
+      description: 'The learner actor exports a validated model every this many updates.',
+    }),
+    engine: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('tfjs')], {
+      default: 'auto',
+      description: 'Training engine: auto = ONNX Runtime graph (TensorFlow.js for dueling heads).',
+      ...restart,
+    }),
     hiddenUnits: Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), {
       default: [256, 256],
       minItems: 1,
@@ -133,6 +145,18 @@ const Rewards = Type.Object(
     perEvent: Num(-0.01, -1e6, 0, { description: 'Time cost per observed event.' }),
     isolation: Num(-0.05, -1e6, 0, { description: 'Cost of raising isolation.' }),
     review: Num(-0.3, -1e6, 0, { description: 'Cost of human review.' }),
+  },
+  { default: {} },
+);
+
+const Models = Type.Object(
+  {
+    dir: Type.String({
+      default: 'models',
+      minLength: 1,
+      description: 'Versioned ONNX models, metadata and the latest pointer.',
+      ...restart,
+    }),
   },
   { default: {} },
 );
@@ -170,6 +194,7 @@ export const ConfigSchema = Type.Object(
     replay: Replay,
     learning: Learning,
     rewards: Rewards,
+    models: Models,
     logging: Logging,
     database: Database,
   },

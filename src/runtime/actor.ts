@@ -13,15 +13,17 @@ export interface Message {
  * Names of actors and the messages their mailboxes accept. Actor modules add their entry by
  * declaration merging (`declare module '../../runtime/actor.ts' { interface Mailboxes { … } }`).
  */
-// biome-ignore lint/suspicious/noEmptyInterface: filled in by declaration merging
-export interface Mailboxes {}
+export interface Mailboxes {
+  /** The main thread: outputs and announcements any actor may send (ActorSystem 'message' event). */
+  system: Message;
+}
 
 export type MailboxOf<K extends string> = K extends keyof Mailboxes
   ? Mailboxes[K]
   : Message & Readonly<Record<string, unknown>>;
 
 /** The address of the main thread's system object; messages sent there reach ActorSystem listeners. */
-export const SYSTEM = 'system';
+export const SYSTEM = 'system' as const;
 
 export interface ActorContext {
   readonly name: string;

@@ -1,0 +1,154 @@
+// The learner actor (its own worker thread by default): trains continuously from the shared
+// replay storage the episodes actor fills, and exports a validated model every exportEvery
+// updates, announcing it as `model-published` to the registry. Metrics are its stats
+// (property 34): loss, epsilon, average reward, updates/s.
+
+import type { ModelPublished } from '../../messages/model.ts';
+import { exportModel } from '../../models/store.ts';
+import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
+import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
+import { createEngine } from '../../training/train.ts';
+import { DqnLearner } from './dqn.ts';
+import { hyperParameters, sampleOptions } from './hyper-parameters.ts';
+import { initParams } from './q-network.ts';
+
+export type LearnerMessage =
+  | { readonly type: 'episode-finished'; readonly reward: number }
+  | { readonly type: 'export-now' };
+
+declare module '../../runtime/actor.ts' {
+  interface Mailboxes {
+    learner: LearnerMessage;
+  }
+}
+
+interface LearnerState {
+  readonly learner: DqnLearner;
+  readonly loop: { stopped: boolean; done: Promise<void> };
+  exported: number;
+  exportFailures: number;
+  lastExportAt: number;
+}
+
+/** Where models are announced: the registry when it runs, else the system (and the log). */
+const ANNOUNCE_TO = SYSTEM;
+
+async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> {
+  const m = state.learner.metrics();
+  try {
+    const { metadata, path } = await exportModel(
+      ctx.config.models.dir,
+      state.learner.engine.getParams(),
+      {
+        hyperParameters: hyperParameters(ctx.config),
+        trainingEpisodes: 0,
+        metrics: {
+          finalLoss: m.loss,
+          averageReward: m.averageReward,
+          detectionAccuracy: 0,
+          falsePositiveRate: 0,
+          falseNegativeRate: 0,
+        },
+        engine: state.learner.engine.name,
+      },
+    );
+    state.exported++;
+    state.lastExportAt = m.updates;
+    ctx.log.info({ version: metadata.version, updates: m.updates, loss: m.loss }, 'model exported');
+    const published: ModelPublished = { type: 'model-published', metadata, path };
+    ctx.send(ANNOUNCE_TO, published);
+  } catch (error) {
+    // The previous model stays in service (property 15); training goes on.
+    state.exportFailures++;
+    ctx.log.error({ err: error }, 'model export failed; the previous model stays');
+  }
+}
+
+function trainingLoop(
+  state: Omit<LearnerState, 'loop'>,
+  ctx: ActorContext,
+  loop: { stopped: boolean },
+): Promise<void> {
+  return (async () => {
+    let sinceYield = 0;
+    while (!loop.stopped) {
+      const outcome = await state.learner.update();
+      if (outcome.kind === 'waiting') {
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const s = state as LearnerState;
+      if (state.learner.updates - s.lastExportAt >= ctx.config.learning.exportEvery)
+        await exportNow(s, ctx);
+      // ORT's run already yields; still give the mailbox a turn now and then.
+      if (++sinceYield >= 16) {
+        sinceYield = 0;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  })();
+}
+
+export default defineActor<LearnerMessage, LearnerState>({
+  name: 'learner',
+  async init(ctx) {
+    const buffer = ctx.shared.replay;
+    if (!buffer) throw new Error('the learner needs the shared replay storage ("replay")');
+    const replay = new ReplayStorage(buffer);
+    const dims = [replay.dim, ...ctx.config.learning.hiddenUnits, 6];
+    const engine = await createEngine(
+      initParams(dims, ctx.config.learning.dueling, Date.now() & 0xffff),
+      ctx.config,
+      ctx.config.learning.engine,
+    );
+    const learner = new DqnLearner(
+      engine,
+      hyperParameters(ctx.config),
+      sampleOptions(ctx.config),
+      replay,
+      ctx.log,
+    );
+    const partial = { learner, exported: 0, exportFailures: 0, lastExportAt: 0 };
+    const loop = { stopped: false, done: Promise.resolve() };
+    loop.done = trainingLoop(partial, ctx, loop);
+    ctx.log.info({ engine: engine.name, dims, replay: replay.capacity }, 'learner started');
+    return Object.assign(partial, { loop });
+  },
+  async handle(state, message, ctx) {
+    switch (message.type) {
+      case 'episode-finished':
+        state.learner.episodeFinished(message.reward);
+        return state;
+      case 'export-now':
+        await exportNow(state, ctx);
+        return state;
+      default:
+        return assertNever(message);
+    }
+  },
+  configure(state, config) {
+    state.learner.configure(hyperParameters(config), sampleOptions(config));
+    return state;
+  },
+  stats(state) {
+    const m = state.learner.metrics();
+    return {
+      updates: m.updates,
+      loss: Number.isFinite(m.loss) ? m.loss : -1,
+      epsilon: m.epsilon,
+      averageReward: m.averageReward,
+      updatesPerSecond: m.updatesPerSecond,
+      samplesPerSecond: m.samplesPerSecond,
+      targetSyncs: m.targetSyncs,
+      recoveries: m.recoveries,
+      learningRate: m.learningRate,
+      exported: state.exported,
+      exportFailures: state.exportFailures,
+    };
+  },
+  async stop(state) {
+    state.loop.stopped = true;
+    await state.loop.done;
+    state.learner.engine.dispose();
+  },
+});
