@@ -149,6 +149,28 @@ const Rewards = Type.Object(
   { default: {} },
 );
 
+const Inference = Type.Object(
+  {
+    workers: Int(1, 1, 64, {
+      description: 'Inference worker threads, each with its own ONNX Runtime session.',
+      ...restart,
+    }),
+    maxBatch: Int(64, 1, 4096, { description: 'Most requests one inference run takes.' }),
+    maxWaitUs: Int(0, 0, 100_000, {
+      description: 'How long a worker waits for a batch to fill once it holds a request.',
+    }),
+    ringCapacity: Int(4096, 16, 1_048_576, {
+      description: 'Requests buffered per worker (rounded up to a power of two).',
+      ...restart,
+    }),
+    epsilon: Num(0, 0, 1, { description: 'Exploration for online learning; 0 in production.' }),
+    decisionLogSample: Num(0.01, 0, 1, {
+      description: 'Share of decisions logged (at debug level) with action and confidence.',
+    }),
+  },
+  { default: {} },
+);
+
 const Models = Type.Object(
   {
     dir: Type.String({
@@ -194,6 +216,7 @@ export const ConfigSchema = Type.Object(
     replay: Replay,
     learning: Learning,
     rewards: Rewards,
+    inference: Inference,
     models: Models,
     logging: Logging,
     database: Database,

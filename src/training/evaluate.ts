@@ -5,7 +5,7 @@
 import { StateAccumulator } from '../actors/adapter/state-vector.ts';
 import { type Policy, runStage, type StageConfig } from '../actors/episodes/two-stage.ts';
 import { rulePolicy } from '../actors/inference/rules.ts';
-import { ACTIONS, type ActionId } from '../messages/action.ts';
+import { ACTIONS } from '../messages/action.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { LogisticRegression } from './logistic.ts';
 import { auc, balancedAccuracy, type Confusion, confusion, tprAtFpr } from './metrics.ts';
@@ -21,18 +21,8 @@ export interface DetectionReport {
   readonly actions: Readonly<Record<string, number>>;
 }
 
-export function argmax(q: ArrayLike<number>, offset = 0, n = 6): ActionId {
-  let best = 0;
-  let bestValue = Number.NEGATIVE_INFINITY;
-  for (let a = 0; a < n; a++) {
-    const v = q[offset + a]!;
-    if (v > bestValue) {
-      bestValue = v;
-      best = a;
-    }
-  }
-  return best as ActionId;
-}
+/** The policy's action for Q-values: the inference pool's argmax (property 17). */
+export { argmaxQ as argmax } from '../actors/inference/decide.ts';
 
 const ACTION_LABELS = [
   'CONTINUE',

@@ -1,0 +1,326 @@
+// The inference pool, seen from the thread that feeds it (the adapter; tests and benches use the
+// main thread): spawns the workers, writes state vectors into their request rings, reads answers
+// from their response rings, and manages model versions — load the latest at start (sha256
+// checked), fall back to the rule table with an alert when no valid model exists, hot reload and
+// roll back with one atomic switch seen by every worker between two batches.
+
+import { MessageChannel, type Worker } from 'node:worker_threads';
+import { type Remote, releaseProxy, wrap } from 'comlink/dist/esm/comlink.mjs';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import type { WardenConfig } from '../../config/schema.ts';
+import type { DecisionSource } from '../../messages/action.ts';
+import { ACTION_COUNT, type ActionId } from '../../messages/action.ts';
+import { latestVersion, metadataFile, modelFile, readMetadata } from '../../models/store.ts';
+import { componentLogger, type Logger } from '../../runtime/logger.ts';
+import { SpscRing } from '../../runtime/shared/spsc-ring.ts';
+import { spawnWorker } from '../../runtime/spawn.ts';
+import {
+  CTRL_ACTIVE,
+  controlWords,
+  REQ_ID,
+  REQ_STATE,
+  RES_ACTION,
+  RES_CONFIDENCE,
+  RES_ID,
+  RES_Q,
+  RES_SOURCE,
+  RES_VERSION,
+  RESPONSE_SLOT_WORDS,
+  RULES_VERSION,
+  requestSlotWords,
+  SOURCE_NAMES,
+} from './layout.ts';
+import type { InferenceWorkerControl, InferenceWorkerInit } from './worker.ts';
+
+const WORKER = new URL(
+  `./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
+  import.meta.url,
+);
+
+export interface PoolDecision {
+  readonly requestId: number;
+  readonly action: ActionId;
+  readonly qValues: Float32Array;
+  readonly confidence: number;
+  /** "rules" when the rule-based policy answered. */
+  readonly modelVersion: string;
+  readonly source: DecisionSource;
+}
+
+export interface ModelAlert {
+  readonly reason: 'missing' | 'corrupt' | 'checksum' | 'shape' | 'signature' | 'load';
+  readonly message: string;
+  readonly version?: string;
+}
+
+const powerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(2, n)));
+
+function classify(error: unknown): ModelAlert['reason'] {
+  const m = String((error as Error)?.message ?? error);
+  if (/sha256/.test(m)) return 'checksum';
+  if (/does not fit|inputs and|outputs/.test(m)) return 'shape';
+  if (/cannot load|protobuf|parse/i.test(m)) return 'corrupt';
+  if (/no readable metadata|cannot read/.test(m)) return 'missing';
+  return 'load';
+}
+
+export class InferencePool {
+  readonly dim: number;
+  readonly workers: number;
+  readonly #config: WardenConfig;
+  readonly #log: Logger;
+  readonly #control: Int32Array;
+  readonly #requests: SpscRing[] = [];
+  readonly #responses: SpscRing[] = [];
+  readonly #threads: Worker[] = [];
+  readonly #remotes: Remote<InferenceWorkerControl>[] = [];
+  /** version id ↔ version name; id 0 is the rule table. */
+  readonly #versions = new Map<number, string>([[RULES_VERSION, 'rules']]);
+  #nextVersionId = 1;
+  #history: number[] = [];
+  /** Version ids whose sessions the workers hold. */
+  readonly #loaded = new Set<number>();
+  #next = 0;
+  readonly alerts: ModelAlert[] = [];
+  #pending = new Map<number, (d: PoolDecision) => void>();
+  #nextRequestId = 1;
+  #pumping = false;
+  #closed = false;
+
+  private constructor(config: WardenConfig, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+    this.dim = config.telemetry.stateDim;
+    this.workers = config.inference.workers;
+    this.#control = new Int32Array(new SharedArrayBuffer(controlWords(this.workers) * 4));
+  }
+
+  static async start(
+    config: WardenConfig,
+    log: Logger = componentLogger('inference-pool'),
+  ): Promise<InferencePool> {
+    log.level = config.logging.level;
+    const pool = new InferencePool(config, log);
+    const cap = powerOfTwo(config.inference.ringCapacity);
+    for (let w = 0; w < pool.workers; w++) {
+      const requests = SpscRing.create(cap, requestSlotWords(pool.dim));
+      const responses = SpscRing.create(cap, RESPONSE_SLOT_WORDS);
+      const { port1, port2 } = new MessageChannel();
+      const init: InferenceWorkerInit = {
+        index: w,
+        workers: pool.workers,
+        dim: pool.dim,
+        requests: requests.buffer,
+        responses: responses.buffer,
+        control: pool.#control.buffer as SharedArrayBuffer,
+        controlPort: port2,
+        maxBatch: config.inference.maxBatch,
+        maxWaitUs: config.inference.maxWaitUs,
+        epsilon: config.inference.epsilon,
+        decisionLogSample: config.inference.decisionLogSample,
+        logLevel: config.logging.level,
+      };
+      const thread = spawnWorker(WORKER, init, `warden:inference-${w}`, [port2]);
+      thread.on('error', (error) =>
+        log.error({ err: error, worker: w }, 'inference worker failed'),
+      );
+      pool.#requests.push(requests);
+      pool.#responses.push(responses);
+      pool.#threads.push(thread);
+      pool.#remotes.push(wrap<InferenceWorkerControl>(nodeEndpoint(port1)));
+    }
+    await Promise.all(pool.#remotes.map((r) => r.stats()));
+    return pool;
+  }
+
+  /** The version new batches use ("rules" when the rule table answers). */
+  get activeVersion(): string {
+    return this.#versions.get(Atomics.load(this.#control, CTRL_ACTIVE)) ?? 'rules';
+  }
+
+  versionName(id: number): string {
+    return this.#versions.get(id) ?? `unknown-${id}`;
+  }
+
+  #alert(alert: ModelAlert): void {
+    this.alerts.push(alert);
+    this.#log.error(
+      { alert: 'warden_model_unavailable', ...alert },
+      `model not usable (${alert.reason}): ${alert.message}; ${this.activeVersion === 'rules' ? 'the rule-based policy answers' : `${this.activeVersion} keeps serving`}`,
+    );
+  }
+
+  /** Loads the latest model of a models directory; on any defect the rule table serves (4.1, 4.4). */
+  async loadLatest(dir: string): Promise<string> {
+    const version = latestVersion(dir);
+    if (!version) {
+      this.#alert({ reason: 'missing', message: `no model in ${dir}` });
+      return this.activeVersion;
+    }
+    await this.activate(dir, version);
+    return this.activeVersion;
+  }
+
+  /**
+   * Hot reload (4.5): every worker prepares `version` beside what it serves (they keep serving),
+   * then one atomic store switches all of them between two batches. A version that fails to load
+   * anywhere is refused with an alert and the current one keeps serving.
+   */
+  async activate(dir: string, version: string): Promise<boolean> {
+    let sha: string | undefined;
+    try {
+      sha = readMetadata(dir, version).sha256;
+    } catch (error) {
+      this.#alert({
+        reason: 'missing',
+        message: `${metadataFile(dir, version)}: ${(error as Error).message}`,
+        version,
+      });
+      return false;
+    }
+    const id = this.#nextVersionId++;
+    try {
+      await Promise.all(this.#remotes.map((r) => r.prepare(id, modelFile(dir, version), sha)));
+    } catch (error) {
+      await Promise.all(this.#remotes.map((r) => r.release(id)));
+      this.#alert({ reason: classify(error), message: (error as Error).message, version });
+      return false;
+    }
+    this.#versions.set(id, version);
+    const previous = Atomics.exchange(this.#control, CTRL_ACTIVE, id);
+    this.#history.push(previous);
+    this.#log.info({ version, previous: this.versionName(previous) }, 'model activated');
+    this.#loaded.add(id);
+    await this.#releaseOlder(id, previous);
+    return true;
+  }
+
+  /** Rolls back to the version served before the current one (the rule table if none). */
+  async rollback(dir: string): Promise<string> {
+    const previous = this.#history.pop();
+    if (previous === undefined) return this.activeVersion;
+    const name = this.versionName(previous);
+    if (previous === RULES_VERSION || this.#loaded.has(previous)) {
+      // Still loaded in every worker: rolling back is the same single atomic switch.
+      Atomics.store(this.#control, CTRL_ACTIVE, previous);
+      this.#log.warn({ version: name }, 'rolled back');
+    } else {
+      await this.activate(dir, name);
+      this.#history.pop(); // activate pushed the version we roll back from
+    }
+    return this.activeVersion;
+  }
+
+  /**
+   * Keeps the current and the previous version loaded (in-flight batches on the previous one
+   * finish on it, and a rollback needs no load); frees every older session.
+   */
+  async #releaseOlder(current: number, previous: number): Promise<void> {
+    for (const id of this.#loaded) {
+      if (id === current || id === previous) continue;
+      this.#loaded.delete(id);
+      await Promise.all(this.#remotes.map((r) => r.release(id)));
+    }
+  }
+
+  /**
+   * Producer side: writes a state vector into the least-loaded worker's ring. Returns the request
+   * id, or 0 when every ring is full (backpressure: the caller retries, nothing is dropped).
+   */
+  submit(state: Float32Array, requestId = this.#nextRequestId++): number {
+    const n = this.#requests.length;
+    for (let k = 0; k < n; k++) {
+      const w = (this.#next + k) % n;
+      const pushed = this.#requests[w]!.pushBatch(1, (_i, i32, f32, off) => {
+        i32[off + REQ_ID] = requestId;
+        f32.set(state.subarray(0, this.dim), off + REQ_STATE);
+      });
+      if (pushed === 1) {
+        this.#next = (w + 1) % n;
+        return requestId;
+      }
+    }
+    return 0;
+  }
+
+  /** Consumer side: hands every answer waiting in the response rings to `onDecision`. */
+  drain(onDecision: (d: PoolDecision) => void): number {
+    let total = 0;
+    for (const ring of this.#responses) {
+      total += ring.drain(1 << 16, (_i, i32, f32, off) => {
+        onDecision({
+          requestId: i32[off + RES_ID]!,
+          action: i32[off + RES_ACTION]! as ActionId,
+          qValues: f32.slice(off + RES_Q, off + RES_Q + ACTION_COUNT),
+          confidence: f32[off + RES_CONFIDENCE]!,
+          modelVersion: this.versionName(i32[off + RES_VERSION]!),
+          source: SOURCE_NAMES[i32[off + RES_SOURCE]!] ?? 'model',
+        });
+      });
+    }
+    return total;
+  }
+
+  /** Convenience for callers that want a promise per decision (tests, CLI): submit + pump. */
+  decide(state: Float32Array): Promise<PoolDecision> {
+    return new Promise((resolve, reject) => {
+      const id = this.submit(state);
+      if (id === 0) {
+        reject(new Error('inference rings are full'));
+        return;
+      }
+      this.#pending.set(id, resolve);
+      void this.#pump();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (this.#pending.size > 0 && !this.#closed) {
+        const got = this.drain((d) => {
+          const resolve = this.#pending.get(d.requestId);
+          this.#pending.delete(d.requestId);
+          resolve?.(d);
+        });
+        if (got === 0) await Promise.race(this.#responses.map((r) => r.waitForDataAsync(5)));
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  async stats(): Promise<{
+    workers: { batches: number; decisions: number; maxBatchSeen: number; sessions: number[] }[];
+    activeVersion: string;
+    alerts: number;
+  }> {
+    return {
+      workers: await Promise.all(this.#remotes.map((r) => r.stats())),
+      activeVersion: this.activeVersion,
+      alerts: this.alerts.length,
+    };
+  }
+
+  async configure(config: WardenConfig): Promise<void> {
+    const i = config.inference;
+    await Promise.all(
+      this.#remotes.map((r) =>
+        r.configure({
+          maxBatch: i.maxBatch,
+          maxWaitUs: i.maxWaitUs,
+          epsilon: i.epsilon,
+          decisionLogSample: i.decisionLogSample,
+        }),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled(this.#remotes.map((r) => r.stop()));
+    for (const r of this.#remotes) r[releaseProxy]();
+    await Promise.all(this.#threads.map((t) => t.terminate()));
+  }
+}

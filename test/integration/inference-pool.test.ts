@@ -1,0 +1,225 @@
+// The inference pool on real worker threads with real ONNX Runtime sessions: decisions equal the
+// model's argmax; missing, corrupt, wrong-shape and bad-checksum models fall back to the rule
+// table with an alert while answering; hot reload under a continuous stream fails nothing
+// (property 18); rollback.
+
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { argmaxQ } from '../../src/actors/inference/decide.ts';
+import { InferencePool, type PoolDecision } from '../../src/actors/inference/pool.ts';
+import { hyperParameters } from '../../src/actors/learner/hyper-parameters.ts';
+import { forward, initParams, type QNetParams } from '../../src/actors/learner/q-network.ts';
+import {
+  exportModel,
+  type MetadataDraft,
+  modelFile,
+  setLatest,
+  sha256,
+} from '../../src/models/store.ts';
+import { testConfig } from '../helpers.ts';
+
+const DIM = 32;
+const draft: MetadataDraft = {
+  hyperParameters: hyperParameters(testConfig()),
+  trainingEpisodes: 1,
+  metrics: {
+    finalLoss: 0,
+    averageReward: 0,
+    detectionAccuracy: 0,
+    falsePositiveRate: 0,
+    falseNegativeRate: 0,
+  },
+  engine: 'test',
+};
+const config = (workers = 1) =>
+  testConfig({
+    telemetry: { stateDim: DIM },
+    inference: { workers, maxBatch: 32, ringCapacity: 1024 },
+  });
+const models = () => mkdtempSync(join(tmpdir(), 'warden-pool-'));
+const state = (i: number) =>
+  Float32Array.from({ length: DIM }, (_, k) => ((i * 31 + k * 7) % 100) / 100);
+
+async function withPool(
+  workers: number,
+  fn: (pool: InferencePool) => Promise<void>,
+): Promise<void> {
+  const pool = await InferencePool.start(config(workers));
+  try {
+    await fn(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+test('4.1: the latest model is loaded and every decision is its argmax, with Q-values, confidence and version', async (t) => {
+  const dir = models();
+  const params = initParams([DIM, 16, 16, 6], false, 9);
+  const { metadata } = await exportModel(dir, params, draft);
+  await withPool(2, async (pool) => {
+    t.is(await pool.loadLatest(dir), metadata.version);
+    const decisions = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => pool.decide(state(i))),
+    );
+    decisions.forEach((d, i) => {
+      const q = forward(params, state(i), 1);
+      t.is(d.action, argmaxQ(q));
+      t.is(d.modelVersion, metadata.version);
+      t.is(d.source, 'model');
+      t.true(d.qValues.every((v, a) => Math.abs(v - q[a]!) < 1e-4));
+      t.true(d.confidence >= 1 / 6 && d.confidence <= 1);
+    });
+    const stats = await pool.stats();
+    t.is(
+      stats.workers.reduce((n, w) => n + w.decisions, 0),
+      200,
+    );
+  });
+});
+
+test('4.4: no model → the rule-based policy answers and an alert is raised', async (t) => {
+  await withPool(1, async (pool) => {
+    t.is(await pool.loadLatest(models()), 'rules');
+    t.is(pool.alerts[0]?.reason, 'missing');
+    const injection = new Float32Array(DIM);
+    injection[12] = 0.5; // code_injection
+    const d = await pool.decide(injection);
+    t.is(d.modelVersion, 'rules');
+    t.is(d.source, 'rules');
+    t.is(d.action, 2, 'rule 1: code injection → TERMINATE');
+  });
+});
+
+for (const [name, breakIt, reason] of [
+  [
+    'corrupt file',
+    (dir: string, v: string) => {
+      // Garbage whose checksum matches its metadata: ONNX Runtime itself must refuse it.
+      const garbage = Buffer.from('not an onnx model at all');
+      writeFileSync(modelFile(dir, v), garbage);
+      const metaPath = join(dir, `drl_agent_${v}_metadata.json`);
+      writeFileSync(
+        metaPath,
+        JSON.stringify({ ...JSON.parse(readFileSync(metaPath, 'utf8')), sha256: sha256(garbage) }),
+      );
+    },
+    'corrupt',
+  ],
+  [
+    'bad checksum',
+    (dir: string, v: string) =>
+      writeFileSync(join(dir, `drl_agent_${v}_metadata.json`), JSON.stringify({ sha256: '00' })),
+    'checksum',
+  ],
+] as const) {
+  test(`4.4: ${name} → refused with an alert (${reason}); the service keeps answering`, async (t) => {
+    const dir = models();
+    const { metadata } = await exportModel(dir, initParams([DIM, 8, 6], false, 1), draft);
+    breakIt(dir, metadata.version);
+    await withPool(1, async (pool) => {
+      t.is(await pool.loadLatest(dir), 'rules');
+      t.is(pool.alerts[0]?.reason, reason);
+      t.is((await pool.decide(state(1))).modelVersion, 'rules');
+    });
+  });
+}
+
+test('4.4: a model of the wrong shape is refused and the current version keeps serving', async (t) => {
+  const dir = models();
+  const good = await exportModel(dir, initParams([DIM, 8, 6], false, 1), draft);
+  const wrong = await exportModel(dir, initParams([DIM + 4, 8, 6], false, 2), draft);
+  setLatest(dir, good.metadata.version);
+  await withPool(1, async (pool) => {
+    await pool.loadLatest(dir);
+    t.false(await pool.activate(dir, wrong.metadata.version));
+    t.is(pool.alerts[0]?.reason, 'shape');
+    t.is(pool.activeVersion, good.metadata.version);
+    t.is((await pool.decide(state(2))).modelVersion, good.metadata.version);
+  });
+});
+
+test('property 18: hot reload under a continuous stream — nothing fails or is lost, versions switch once', async (t) => {
+  const dir = models();
+  const p1 = initParams([DIM, 16, 16, 6], false, 1);
+  const p2: QNetParams = initParams([DIM, 16, 16, 6], false, 2);
+  const v1 = await exportModel(dir, p1, draft);
+  const v2 = await exportModel(dir, p2, draft, { makeLatest: false });
+  await withPool(1, async (pool) => {
+    await pool.loadLatest(dir);
+    const answers: PoolDecision[] = [];
+    let submitted = 0;
+    let stop = false;
+    let activatedAt = -1;
+    const stream = (async () => {
+      while (!stop) {
+        const batch = Array.from({ length: 16 }, (_, k) => pool.decide(state(submitted + k)));
+        submitted += 16;
+        answers.push(...(await Promise.all(batch)));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 150));
+    t.true(await pool.activate(dir, v2.metadata.version));
+    activatedAt = submitted;
+    await new Promise((r) => setTimeout(r, 150));
+    stop = true;
+    await stream;
+    t.is(answers.length, submitted, 'every request answered');
+    const versions = answers.map((a) => a.modelVersion);
+    t.true(versions.every((v) => v === v1.metadata.version || v === v2.metadata.version));
+    const firstNew = versions.indexOf(v2.metadata.version);
+    t.true(firstNew > 0 && firstNew <= activatedAt + 16, 'the switch happened during the stream');
+    t.true(
+      versions.slice(firstNew).every((v) => v === v2.metadata.version),
+      'one switch, never back',
+    );
+    answers.forEach((a, i) => {
+      const params = a.modelVersion === v1.metadata.version ? p1 : p2;
+      t.is(
+        a.action,
+        argmaxQ(forward(params, state(i), 1)),
+        `answer ${i} came from the version it names`,
+      );
+    });
+
+    t.is(await pool.rollback(dir), v1.metadata.version);
+    t.is((await pool.decide(state(5))).modelVersion, v1.metadata.version);
+  });
+});
+
+test('models exported by PyTorch (torch.onnx.export of the seed network) load and agree with PyTorch', async (t) => {
+  const fixtures = new URL('../fixtures/models/', import.meta.url).pathname;
+  const expected = JSON.parse(readFileSync(join(fixtures, 'pytorch-expected.json'), 'utf8')) as {
+    states: number[][];
+    q_values: number[][];
+    actions: number[];
+  };
+  for (const file of ['pytorch-seed.onnx', 'pytorch-generic.onnx']) {
+    const dir = models();
+    const bytes = readFileSync(join(fixtures, file));
+    const version = 'v1700000000000';
+    writeFileSync(modelFile(dir, version), bytes);
+    writeFileSync(
+      join(dir, `drl_agent_${version}_metadata.json`),
+      JSON.stringify({ version, sha256: sha256(bytes) }),
+    );
+    const pool = await InferencePool.start(
+      testConfig({ telemetry: { stateDim: 64 }, inference: { workers: 1 } }),
+    );
+    try {
+      t.is(await pool.loadLatest(dir), version, file);
+      const got = await Promise.all(expected.states.map((s) => pool.decide(Float32Array.from(s))));
+      t.deepEqual(
+        got.map((d) => d.action),
+        expected.actions,
+        `${file}: same actions as PyTorch`,
+      );
+      got.forEach((d, i) =>
+        t.true(d.qValues.every((v, a) => Math.abs(v - expected.q_values[i]![a]!) < 1e-4)),
+      );
+    } finally {
+      await pool.close();
+    }
+  }
+});
