@@ -215,9 +215,9 @@ test('models exported by PyTorch (torch.onnx.export of the seed network) load an
         expected.actions,
         `${file}: same actions as PyTorch`,
       );
-      got.forEach((d, i) =>
-        t.true(d.qValues.every((v, a) => Math.abs(v - expected.q_values[i]![a]!) < 1e-4)),
-      );
+      for (const [i, d] of got.entries()) {
+        t.true(d.qValues.every((v, a) => Math.abs(v - expected.q_values[i]![a]!) < 1e-4));
+      }
     } finally {
       await pool.close();
     }
