@@ -13,6 +13,7 @@ import { readRecorded } from '../data/jsonl.ts';
 import { type SplitPart, splitTraces } from '../data/split.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { readPolicyParams } from '../models/read-params.ts';
+import { signingKeyFromEnv } from '../models/signing.ts';
 import { exportModel, latestVersion, modelFile, readMetadata } from '../models/store.ts';
 import {
   argmax,
@@ -134,18 +135,23 @@ export async function trainCommand(
   );
 
   // Export (validated before it becomes visible), then evaluate the exported file itself.
-  const exported = await exportModel(opts.out, result.params, {
-    hyperParameters: hyperParameters(config),
-    trainingEpisodes: opts.episodes,
-    metrics: {
-      finalLoss: result.metrics.loss,
-      averageReward: result.metrics.averageReward,
-      detectionAccuracy: 0,
-      falsePositiveRate: 0,
-      falseNegativeRate: 0,
+  const exported = await exportModel(
+    opts.out,
+    result.params,
+    {
+      hyperParameters: hyperParameters(config),
+      trainingEpisodes: opts.episodes,
+      metrics: {
+        finalLoss: result.metrics.loss,
+        averageReward: result.metrics.averageReward,
+        detectionAccuracy: 0,
+        falsePositiveRate: 0,
+        falseNegativeRate: 0,
+      },
+      engine: result.engine,
     },
-    engine: result.engine,
-  });
+    { ...(signingKeyFromEnv() ? { signingKey: signingKeyFromEnv()! } : {}) },
+  );
   const policy = await OnnxPolicy.load(exported.path, cfg.dim, 6, exported.metadata.sha256);
   const rows = await evaluateAll(policy, trainSet, testSet, cfg);
   await policy.release();

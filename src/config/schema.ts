@@ -165,8 +165,13 @@ const Inference = Type.Object(
     }),
     epsilon: Num(0, 0, 1, { description: 'Exploration for online learning; 0 in production.' }),
     decisionLogSample: Num(0.01, 0, 1, {
-      description: 'Share of decisions logged (at debug level) with action and confidence.',
+      description:
+        'Share of decisions logged with action and confidence (1 = every one; sample when the rate is high).',
     }),
+    decisionLogLevel: Type.Union(
+      ['error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)),
+      { default: 'debug', description: 'Level decision log lines are written at.' },
+    ),
   },
   { default: {} },
 );
@@ -178,6 +183,16 @@ const Models = Type.Object(
       minLength: 1,
       description: 'Versioned ONNX models, metadata and the latest pointer.',
       ...restart,
+    }),
+    publicKey: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      default: null,
+      description:
+        'Ed25519 public key (PEM file path) that model signatures are verified against; null = no verification.',
+    }),
+    requireSignature: Type.Boolean({
+      default: false,
+      description:
+        'Refuse models without a valid signature (needs publicKey). The signing key comes from WARDEN_MODEL_SIGNING_KEY.',
     }),
   },
   { default: {} },

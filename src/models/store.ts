@@ -9,7 +9,7 @@
 // training network's on random states (|Δ| ≤ 1e-4); a failed export leaves everything as it
 // was (properties 11–15). Files are written under a temporary name and renamed into place.
 
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -17,6 +17,7 @@ import { forward, type QNetParams, seededRandom } from '../actors/learner/q-netw
 import type { ModelMetadata } from '../messages/model.ts';
 import { WardenError } from '../runtime/errors.ts';
 import { buildPolicyModel } from './policy-onnx.ts';
+import { signModel } from './signing.ts';
 
 export class ModelExportError extends WardenError {
   override readonly code = 'WARDEN_MODEL_EXPORT';
@@ -133,7 +134,12 @@ export async function exportModel(
   dir: string,
   params: QNetParams,
   draft: MetadataDraft,
-  options: { now?: number; makeLatest?: boolean; mutate?: (bytes: Uint8Array) => Uint8Array } = {},
+  options: {
+    now?: number;
+    makeLatest?: boolean;
+    mutate?: (bytes: Uint8Array) => Uint8Array;
+    signingKey?: KeyObject;
+  } = {},
 ): Promise<{ metadata: ModelMetadata; path: string; maxDiff: number }> {
   mkdirSync(dir, { recursive: true });
   const last = listVersions(dir).at(-1);
@@ -162,7 +168,9 @@ export async function exportModel(
     inputName: 'state',
     outputName: 'q_values',
     sha256: sha256(bytes),
-    signature: draft.signature ?? null,
+    signature: options.signingKey
+      ? signModel(bytes, options.signingKey)
+      : (draft.signature ?? null),
   };
   const path = modelFile(dir, version);
   try {

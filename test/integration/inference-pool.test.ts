@@ -11,6 +11,7 @@ import { argmaxQ } from '../../src/actors/inference/decide.ts';
 import { InferencePool, type PoolDecision } from '../../src/actors/inference/pool.ts';
 import { hyperParameters } from '../../src/actors/learner/hyper-parameters.ts';
 import { forward, initParams, type QNetParams } from '../../src/actors/learner/q-network.ts';
+import { generateSigningKeys, loadPrivateKey } from '../../src/models/signing.ts';
 import {
   exportModel,
   type MetadataDraft,
@@ -221,5 +222,44 @@ test('models exported by PyTorch (torch.onnx.export of the seed network) load an
     } finally {
       await pool.close();
     }
+  }
+});
+
+test('Ed25519 provenance: a signed model serves; a tampered signature or an unsigned model (when required) is refused', async (t) => {
+  const keys = generateSigningKeys();
+  const other = generateSigningKeys();
+  const keyDir = models();
+  const publicKey = join(keyDir, 'public.pem');
+  writeFileSync(publicKey, keys.publicKeyPem);
+  const dir = models();
+  const signed = await exportModel(dir, initParams([DIM, 8, 6], false, 1), draft, {
+    signingKey: loadPrivateKey(keys.privateKeyPem),
+  });
+  const forged = await exportModel(dir, initParams([DIM, 8, 6], false, 2), draft, {
+    signingKey: loadPrivateKey(other.privateKeyPem),
+    makeLatest: false,
+  });
+  const unsigned = await exportModel(dir, initParams([DIM, 8, 6], false, 3), draft, {
+    makeLatest: false,
+  });
+  t.truthy(signed.metadata.signature);
+  const pool = await InferencePool.start(
+    testConfig({ telemetry: { stateDim: DIM }, models: { publicKey, requireSignature: true } }),
+  );
+  try {
+    t.is(await pool.loadLatest(dir), signed.metadata.version);
+    t.false(await pool.activate(dir, forged.metadata.version));
+    t.false(await pool.activate(dir, unsigned.metadata.version));
+    t.deepEqual(
+      pool.alerts.map((a) => a.reason),
+      ['signature', 'signature'],
+    );
+    t.is(
+      (await pool.decide(state(1))).modelVersion,
+      signed.metadata.version,
+      'the signed model keeps serving',
+    );
+  } finally {
+    await pool.close();
   }
 });

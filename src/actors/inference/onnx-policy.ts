@@ -3,8 +3,10 @@
 // `torch.onnx.export` of the seed's network). Checks the file's sha256 against its metadata
 // when there is one.
 
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
+import { verifyModel } from '../../models/signing.ts';
 import { sha256 } from '../../models/store.ts';
 import { WardenError } from '../../runtime/errors.ts';
 
@@ -33,12 +35,21 @@ export class OnnxPolicy {
     this.actions = actions;
   }
 
-  /** Loads and probes a model; `expectedSha256` (hex) is checked before ONNX Runtime sees the bytes. */
+  /**
+   * Loads and probes a model. Before ONNX Runtime sees the bytes: `expectedSha256` (hex) is
+   * checked, and with a public key the Ed25519 signature (a wrong one is always refused, a
+   * missing one when `requireSignature`).
+   */
   static async load(
     source: string | Uint8Array,
     dim: number,
     actions: number,
     expectedSha256?: string,
+    provenance?: {
+      readonly publicKey: KeyObject;
+      readonly signature: string | null;
+      readonly requireSignature: boolean;
+    },
   ): Promise<OnnxPolicy> {
     let bytes: Uint8Array;
     try {
@@ -50,6 +61,14 @@ export class OnnxPolicy {
     }
     if (expectedSha256 !== undefined && sha256(bytes) !== expectedSha256) {
       throw new ModelLoadError('model file does not match the sha256 in its metadata');
+    }
+    if (provenance) {
+      if (provenance.signature === null) {
+        if (provenance.requireSignature)
+          throw new ModelLoadError('model is unsigned and models.requireSignature is set');
+      } else if (!verifyModel(bytes, provenance.signature, provenance.publicKey)) {
+        throw new ModelLoadError('model signature does not verify against models.publicKey');
+      }
     }
     let session: ort.InferenceSession;
     try {

@@ -4,6 +4,7 @@
 // checked), fall back to the rule table with an alert when no valid model exists, hot reload and
 // roll back with one atomic switch seen by every worker between two batches.
 
+import { readFileSync } from 'node:fs';
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { type Remote, releaseProxy, wrap } from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -30,7 +31,7 @@ import {
   requestSlotWords,
   SOURCE_NAMES,
 } from './layout.ts';
-import type { InferenceWorkerControl, InferenceWorkerInit } from './worker.ts';
+import type { InferenceWorkerControl, InferenceWorkerInit, Provenance } from './worker.ts';
 
 const WORKER = new URL(
   `./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
@@ -58,6 +59,7 @@ const powerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(2, n)));
 function classify(error: unknown): ModelAlert['reason'] {
   const m = String((error as Error)?.message ?? error);
   if (/sha256/.test(m)) return 'checksum';
+  if (/signature|unsigned|publicKey/.test(m)) return 'signature';
   if (/does not fit|inputs and|outputs/.test(m)) return 'shape';
   if (/cannot load|protobuf|parse/i.test(m)) return 'corrupt';
   if (/no readable metadata|cannot read/.test(m)) return 'missing';
@@ -118,6 +120,8 @@ export class InferencePool {
         maxWaitUs: config.inference.maxWaitUs,
         epsilon: config.inference.epsilon,
         decisionLogSample: config.inference.decisionLogSample,
+        decisionLogLevel: config.inference
+          .decisionLogLevel as InferenceWorkerInit['decisionLogLevel'],
         logLevel: config.logging.level,
       };
       const thread = spawnWorker(WORKER, init, `warden:inference-${w}`, [port2]);
@@ -168,8 +172,20 @@ export class InferencePool {
    */
   async activate(dir: string, version: string): Promise<boolean> {
     let sha: string | undefined;
+    let provenance: Provenance | undefined;
     try {
-      sha = readMetadata(dir, version).sha256;
+      const metadata = readMetadata(dir, version);
+      sha = metadata.sha256;
+      const models = this.#config.models;
+      if (models.publicKey !== null) {
+        provenance = {
+          publicKeyPem: readFileSync(models.publicKey, 'utf8'),
+          signature: metadata.signature ?? null,
+          requireSignature: models.requireSignature,
+        };
+      } else if (models.requireSignature) {
+        throw new Error('models.requireSignature is set but models.publicKey is not');
+      }
     } catch (error) {
       this.#alert({
         reason: 'missing',
@@ -180,7 +196,9 @@ export class InferencePool {
     }
     const id = this.#nextVersionId++;
     try {
-      await Promise.all(this.#remotes.map((r) => r.prepare(id, modelFile(dir, version), sha)));
+      await Promise.all(
+        this.#remotes.map((r) => r.prepare(id, modelFile(dir, version), sha, provenance)),
+      );
     } catch (error) {
       await Promise.all(this.#remotes.map((r) => r.release(id)));
       this.#alert({ reason: classify(error), message: (error as Error).message, version });

@@ -3,6 +3,7 @@
 // version ACTIVE_VERSION names (or the rule table), and answers each request in its response
 // ring. Model sessions are prepared on request of the pool (comlink) beside the serving one.
 
+import { createPublicKey } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import { expose } from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -39,12 +40,25 @@ export interface InferenceWorkerInit {
   readonly maxWaitUs: number;
   readonly epsilon: number;
   readonly decisionLogSample: number;
+  readonly decisionLogLevel: 'error' | 'warn' | 'info' | 'debug' | 'trace';
   readonly logLevel: string;
+}
+
+/** What the pool knows of a model's provenance; the key travels as PEM text. */
+export interface Provenance {
+  readonly publicKeyPem: string;
+  readonly signature: string | null;
+  readonly requireSignature: boolean;
 }
 
 export interface InferenceWorkerControl {
   /** Loads and probes a model beside the serving one; throws a ModelLoadError on any defect. */
-  prepare(versionId: number, path: string, sha256: string | undefined): Promise<void>;
+  prepare(
+    versionId: number,
+    path: string,
+    sha256: string | undefined,
+    provenance?: Provenance,
+  ): Promise<void>;
   release(versionId: number): Promise<void>;
   configure(settings: {
     maxBatch: number;
@@ -80,9 +94,16 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
   let maxBatchSeen = 0;
 
   const api: InferenceWorkerControl = {
-    async prepare(versionId, path, sha256) {
+    async prepare(versionId, path, sha256, provenance) {
       if (sessions.has(versionId)) return;
-      sessions.set(versionId, await OnnxPolicy.load(path, init.dim, 6, sha256));
+      const check = provenance
+        ? {
+            publicKey: createPublicKey(provenance.publicKeyPem),
+            signature: provenance.signature,
+            requireSignature: provenance.requireSignature,
+          }
+        : undefined;
+      sessions.set(versionId, await OnnxPolicy.load(path, init.dim, 6, sha256, check));
     },
     async release(versionId) {
       const s = sessions.get(versionId);
@@ -172,7 +193,7 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
         f32[off + RES_CONFIDENCE] = confidenceOf(q, i * 6, action);
         for (let a = 0; a < 6; a++) f32[off + RES_Q + a] = q[i * 6 + a]!;
         if (settings.decisionLogSample > 0 && Math.random() < settings.decisionLogSample) {
-          log.debug(
+          log[init.decisionLogLevel](
             {
               requestId: ids[i],
               action,

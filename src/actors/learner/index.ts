@@ -4,6 +4,7 @@
 // (property 34): loss, epsilon, average reward, updates/s.
 
 import type { ModelPublished } from '../../messages/model.ts';
+import { signingKeyFromEnv } from '../../models/signing.ts';
 import { exportModel } from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
@@ -35,6 +36,7 @@ const ANNOUNCE_TO = SYSTEM;
 
 async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> {
   const m = state.learner.metrics();
+  const signingKey = signingKeyFromEnv();
   try {
     const { metadata, path } = await exportModel(
       ctx.config.models.dir,
