@@ -135,6 +135,7 @@ export async function trainCommand(
   );
 
   // Export (validated before it becomes visible), then evaluate the exported file itself.
+  const signingKey = signingKeyFromEnv();
   const exported = await exportModel(
     opts.out,
     result.params,
@@ -150,7 +151,7 @@ export async function trainCommand(
       },
       engine: result.engine,
     },
-    { ...(signingKeyFromEnv() ? { signingKey: signingKeyFromEnv()! } : {}) },
+    signingKey ? { signingKey } : {},
   );
   const policy = await OnnxPolicy.load(exported.path, cfg.dim, 6, exported.metadata.sha256);
   const rows = await evaluateAll(policy, trainSet, testSet, cfg);

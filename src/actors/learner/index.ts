@@ -53,6 +53,7 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
         },
         engine: state.learner.engine.name,
       },
+      signingKey ? { signingKey } : {},
     );
     state.exported++;
     state.lastExportAt = m.updates;
