@@ -54,6 +54,11 @@ export interface ModelAlert {
   readonly version?: string;
 }
 
+export const copyDecision = (d: PoolDecision): PoolDecision => ({
+  ...d,
+  qValues: d.qValues.slice(),
+});
+
 const powerOfTwo = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(2, n)));
 
 function classify(error: unknown): ModelAlert['reason'] {
@@ -261,19 +266,32 @@ export class InferencePool {
     return 0;
   }
 
-  /** Consumer side: hands every answer waiting in the response rings to `onDecision`. */
+  /** Reused by drain(): answers are read without allocating (the consumer runs at the decision rate). */
+  readonly #view = {
+    requestId: 0,
+    action: 0 as ActionId,
+    qValues: new Float32Array(ACTION_COUNT),
+    confidence: 0,
+    modelVersion: 'rules',
+    source: 'model' as DecisionSource,
+  };
+
+  /**
+   * Consumer side: hands every answer waiting in the response rings to `onDecision`. The object
+   * passed is reused for the next answer: copy what you keep (copyDecision).
+   */
   drain(onDecision: (d: PoolDecision) => void): number {
     let total = 0;
+    const v = this.#view;
     for (const ring of this.#responses) {
       total += ring.drain(1 << 16, (_i, i32, f32, off) => {
-        onDecision({
-          requestId: i32[off + RES_ID]!,
-          action: i32[off + RES_ACTION]! as ActionId,
-          qValues: f32.slice(off + RES_Q, off + RES_Q + ACTION_COUNT),
-          confidence: f32[off + RES_CONFIDENCE]!,
-          modelVersion: this.versionName(i32[off + RES_VERSION]!),
-          source: SOURCE_NAMES[i32[off + RES_SOURCE]!] ?? 'model',
-        });
+        v.requestId = i32[off + RES_ID]!;
+        v.action = i32[off + RES_ACTION]! as ActionId;
+        for (let a = 0; a < ACTION_COUNT; a++) v.qValues[a] = f32[off + RES_Q + a]!;
+        v.confidence = f32[off + RES_CONFIDENCE]!;
+        v.modelVersion = this.versionName(i32[off + RES_VERSION]!);
+        v.source = SOURCE_NAMES[i32[off + RES_SOURCE]!] ?? 'model';
+        onDecision(v);
       });
     }
     return total;
@@ -300,7 +318,7 @@ export class InferencePool {
         const got = this.drain((d) => {
           const resolve = this.#pending.get(d.requestId);
           this.#pending.delete(d.requestId);
-          resolve?.(d);
+          resolve?.(copyDecision(d));
         });
         if (got === 0) await Promise.race(this.#responses.map((r) => r.waitForDataAsync(5)));
       }
