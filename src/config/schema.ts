@@ -216,6 +216,19 @@ const Database = Type.Object(
       ...restart,
     }),
     dataDir: Type.String({ default: 'var/postgres', minLength: 1, ...restart }),
+    journalDir: Type.String({
+      default: 'var/journal',
+      minLength: 1,
+      description: 'Durable local queue for rows the database could not take.',
+      ...restart,
+    }),
+    journalMaxBytes: Int(268_435_456, 65_536, 1e12, {
+      description: 'The journal refuses rows (with an alert) beyond this size.',
+    }),
+    retryMs: Int(30_000, 10, 3_600_000, {
+      description: 'How often queued rows are retried while the database is away.',
+    }),
+    batchRows: Int(1_000, 1, 100_000, { description: 'Rows per insert batch.' }),
   },
   { default: {} },
 );

@@ -8,6 +8,7 @@ export * from './feedback.ts';
 export * from './model.ts';
 export * from './pattern.ts';
 export * from './telemetry.ts';
+export * from './trajectory.ts';
 
 import type { ActionDecision } from './action.ts';
 import type { EpisodeLifecycle } from './episode.ts';

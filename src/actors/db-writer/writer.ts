@@ -1,0 +1,261 @@
+// The DB writer's logic (no threads): batches patterns and trajectories into PostgreSQL with
+// idempotent keys, and when the database is unreachable appends them to the durable journal,
+// retried every database.retryMs and replayed in order (properties 24, 26). Every row handed to
+// write() is either in the database, in the journal, or refused with a counted, logged reason.
+
+import type pg from 'pg';
+import { type Journal, JournalFullError } from '../../db/journal.ts';
+import type { AttackPattern } from '../../messages/pattern.ts';
+import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
+
+export type DbRecord = AttackPattern | EpisodeTrajectory;
+
+export type WriteOutcome = 'persisted' | 'queued' | 'refused';
+
+export interface WriterLogger {
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+}
+
+export interface WriterStats {
+  persisted: number;
+  queued: number;
+  replayed: number;
+  refused: number;
+  outages: number;
+  batches: number;
+  lastWriteMs: number;
+}
+
+/** PostgreSQL error classes that mean "the database is not there" rather than "this row is wrong". */
+function isUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  if (!e) return false;
+  if (
+    typeof e.code === 'string' &&
+    (/^(08|57P0|53)/.test(e.code) ||
+      ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(
+        e.code,
+      ))
+  )
+    return true;
+  return /Connection terminated|connect ECONNREFUSED|Client has encountered a connection error|timeout/i.test(
+    e.message ?? '',
+  );
+}
+
+/** Checks a pattern before it reaches SQL: a bad row is refused alone, it never blocks a batch. */
+export function patternProblem(p: AttackPattern): string | undefined {
+  if (typeof p.patternId !== 'string' || p.patternId === '') return 'patternId missing';
+  if (!Array.isArray(p.features) || p.features.length === 0 || p.features.length > 100)
+    return 'features must hold 1–100 values';
+  if (!p.features.every(Number.isFinite)) return 'features must be finite';
+  if (!Number.isInteger(p.action) || p.action < 0 || p.action > 5) return 'action out of range';
+  if (
+    !Number.isFinite(p.reward) ||
+    !Number.isFinite(p.confidence) ||
+    p.confidence < 0 ||
+    p.confidence > 1
+  )
+    return 'reward/confidence invalid';
+  if (!Number.isFinite(p.timestamp)) return 'timestamp invalid';
+  return undefined;
+}
+
+const cubeLiteral = (v: readonly number[]) => `(${v.join(',')})`;
+
+async function insertPatterns(
+  client: pg.PoolClient,
+  rows: readonly AttackPattern[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await client.query(
+    `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage)
+     SELECT id, f::cube, a, r, t, c, to_timestamp(ts / 1000.0), v, e, s
+       FROM unnest($1::text[], $2::text[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[])
+         AS x(id, f, a, r, t, c, ts, v, e, s)
+     ON CONFLICT (pattern_id) DO NOTHING`,
+    [
+      rows.map((p) => p.patternId),
+      rows.map((p) => cubeLiteral(p.features)),
+      rows.map((p) => p.action),
+      rows.map((p) => p.reward),
+      rows.map((p) => p.attackType),
+      rows.map((p) => p.confidence),
+      rows.map((p) => p.timestamp),
+      rows.map((p) => p.modelVersion),
+      rows.map((p) => p.episodeId),
+      rows.map((p) => p.stage),
+    ],
+  );
+}
+
+async function insertEpisodes(
+  client: pg.PoolClient,
+  rows: readonly EpisodeTrajectory[],
+): Promise<void> {
+  for (const e of rows) {
+    const inserted = await client.query(
+      `INSERT INTO episodes (episode_id, label, partial, failure_reason, model_version, total_reward, transitions, started_at, ended_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8 / 1000.0), to_timestamp($9 / 1000.0))
+       ON CONFLICT (episode_id) DO NOTHING`,
+      [
+        e.episodeId,
+        e.label,
+        e.partial,
+        e.failureReason,
+        e.modelVersion,
+        e.totalReward,
+        e.steps.length,
+        e.startedAt,
+        e.endedAt,
+      ],
+    );
+    if (inserted.rowCount === 0) continue; // already stored by an earlier attempt
+    await client.query(
+      `INSERT INTO trajectories (episode_id, stage, step, state, action, reward, next_state, done)
+       SELECT $1, x.stage, x.step, x.state, x.action, x.reward, x."nextState", x.done
+         FROM jsonb_to_recordset($2::jsonb) AS x(stage int2, step int, state real[], action int2, reward real, "nextState" real[], done bool)`,
+      [e.episodeId, JSON.stringify(e.steps)],
+    );
+  }
+}
+
+export class DbWriter {
+  readonly #pool: pg.Pool;
+  readonly #journal: Journal<DbRecord>;
+  readonly #log: WriterLogger;
+  readonly #batch: number;
+  readonly stats: WriterStats = {
+    persisted: 0,
+    queued: 0,
+    replayed: 0,
+    refused: 0,
+    outages: 0,
+    batches: 0,
+    lastWriteMs: 0,
+  };
+  #down = false;
+  #replaying: Promise<void> | undefined;
+
+  constructor(pool: pg.Pool, journal: Journal<DbRecord>, log: WriterLogger, batch = 1_000) {
+    this.#pool = pool;
+    this.#journal = journal;
+    this.#log = log;
+    this.#batch = batch;
+  }
+
+  get journalBytes(): number {
+    return this.#journal.pendingBytes;
+  }
+
+  async #insert(records: readonly DbRecord[]): Promise<void> {
+    const t0 = performance.now();
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      await insertPatterns(
+        client,
+        records.filter((r): r is AttackPattern => r.type === 'attack-pattern'),
+      );
+      await insertEpisodes(
+        client,
+        records.filter((r): r is EpisodeTrajectory => r.type === 'episode-trajectory'),
+      );
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (isUnavailable(error)) broken = error as Error; // drop this connection, not reuse it
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+    this.stats.batches++;
+    this.stats.lastWriteMs = performance.now() - t0;
+  }
+
+  /** Persists the records, or queues them durably when the database is unreachable. */
+  async write(records: readonly DbRecord[]): Promise<WriteOutcome> {
+    const good = records.filter((r) => {
+      const problem = r.type === 'attack-pattern' ? patternProblem(r) : undefined;
+      if (problem) {
+        this.stats.refused++;
+        this.#log.warn({ patternId: (r as AttackPattern).patternId, problem }, 'pattern refused');
+      }
+      return problem === undefined;
+    });
+    if (good.length === 0) return 'refused';
+    // Order matters: while older rows wait in the journal, new ones queue behind them.
+    if (!this.#down && !this.#journal.hasPending) {
+      try {
+        await this.#insert(good);
+        this.stats.persisted += good.length;
+        return 'persisted';
+      } catch (error) {
+        if (!isUnavailable(error)) {
+          this.stats.refused += good.length;
+          this.#log.error(
+            { err: error, rows: good.length },
+            'database refused the batch; rows refused',
+          );
+          return 'refused';
+        }
+        this.#down = true;
+        this.stats.outages++;
+        this.#log.error({ err: error }, 'database unreachable: queueing rows in the local journal');
+      }
+    }
+    try {
+      this.#journal.append(good);
+    } catch (error) {
+      if (error instanceof JournalFullError) {
+        this.stats.refused += good.length;
+        this.#log.error(
+          { alert: 'warden_journal_full', err: error },
+          'local journal full: rows refused',
+        );
+        return 'refused';
+      }
+      throw error;
+    }
+    this.stats.queued += good.length;
+    return 'queued';
+  }
+
+  /** Replays the journal in order; stops at the first sign the database is still away. */
+  retry(): Promise<void> {
+    this.#replaying ??= (async () => {
+      try {
+        for (;;) {
+          const entries = this.#journal.pending(this.#batch);
+          if (entries.length === 0) {
+            if (this.#down) this.#log.info({}, 'database back: local journal drained');
+            this.#down = false;
+            return;
+          }
+          try {
+            await this.#insert(entries.map((e) => e.value));
+          } catch (error) {
+            if (isUnavailable(error)) {
+              this.#down = true;
+              return;
+            }
+            // A row the database refuses on replay must not block the rest: refuse and move on.
+            this.stats.refused += entries.length;
+            this.#log.error(
+              { err: error, rows: entries.length },
+              'database refused journal rows; skipped',
+            );
+          }
+          this.#journal.commit(entries.at(-1)!.end);
+          this.stats.replayed += entries.length;
+        }
+      } finally {
+        this.#replaying = undefined;
+      }
+    })();
+    return this.#replaying;
+  }
+}

@@ -1,0 +1,50 @@
+// Opens Warden's database: DATABASE_URL when set, else the embedded server; applies migrations.
+
+import pg from 'pg';
+import type { WardenConfig } from '../config/schema.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { type EmbeddedDatabase, startEmbedded } from './embedded.ts';
+import { migrate } from './migrations.ts';
+
+export interface Database {
+  readonly pool: pg.Pool;
+  readonly url: string;
+  readonly embedded: EmbeddedDatabase | undefined;
+  close(): Promise<void>;
+}
+
+export function createPool(url: string, log: Logger, max = 4): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: 2_000,
+    idleTimeoutMillis: 10_000,
+  });
+  // Without a listener a dropped idle connection (server restart, outage) would crash the process.
+  pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+  return pool;
+}
+
+export async function openDatabase(config: WardenConfig, log: Logger): Promise<Database> {
+  const embedded = config.database.url
+    ? undefined
+    : await startEmbedded(config.database.dataDir, log);
+  const url = config.database.url ?? embedded!.url;
+  const pool = createPool(url, log);
+  const client = await pool.connect();
+  try {
+    const applied = await migrate(client);
+    if (applied.length > 0) log.info({ applied }, 'database migrations applied');
+  } finally {
+    client.release();
+  }
+  return {
+    pool,
+    url,
+    embedded,
+    async close() {
+      await pool.end();
+      await embedded?.stop();
+    },
+  };
+}

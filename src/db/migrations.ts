@@ -1,0 +1,105 @@
+// Versioned schema migrations, applied at start inside one transaction under an advisory lock
+// (several Warden processes may start at once). Applying them twice is a no-op. The role needs:
+// CONNECT, CREATE on the schema for migrations (or run them once as owner), then only
+// SELECT/INSERT/UPDATE on the tables below — no DELETE, no superuser; `cube` must be installed
+// (CREATE EXTENSION needs an owner once; embedded PostgreSQL runs as its owner).
+
+import type pg from 'pg';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'attack patterns, episodes, trajectories, model registry',
+    sql: `
+      CREATE EXTENSION IF NOT EXISTS cube;
+
+      CREATE TABLE attack_patterns (
+        pattern_id    text PRIMARY KEY,               -- idempotency key: a replay never duplicates
+        features      cube NOT NULL,                  -- the state at the decision (≤ 100 dims)
+        action        smallint NOT NULL CHECK (action BETWEEN 0 AND 5),
+        reward        real NOT NULL,
+        attack_type   text NOT NULL,
+        confidence    real NOT NULL CHECK (confidence BETWEEN 0 AND 1),
+        created_at    timestamptz NOT NULL,
+        model_version text NOT NULL,
+        episode_id    text NOT NULL,
+        stage         smallint NOT NULL CHECK (stage IN (1, 2))
+      );
+      CREATE INDEX attack_patterns_type_time ON attack_patterns (attack_type, created_at DESC);
+      CREATE INDEX attack_patterns_time ON attack_patterns (created_at DESC);
+      CREATE INDEX attack_patterns_features ON attack_patterns USING gist (features);
+
+      CREATE TABLE episodes (
+        episode_id     text PRIMARY KEY,
+        label          text NOT NULL,
+        partial        boolean NOT NULL,
+        failure_reason text,
+        model_version  text NOT NULL,
+        total_reward   real NOT NULL,
+        transitions    integer NOT NULL,
+        started_at     timestamptz NOT NULL,
+        ended_at       timestamptz NOT NULL
+      );
+
+      CREATE TABLE trajectories (
+        episode_id text NOT NULL REFERENCES episodes (episode_id),
+        stage      smallint NOT NULL CHECK (stage IN (1, 2)),
+        step       integer NOT NULL,
+        state      real[] NOT NULL,
+        action     smallint NOT NULL,
+        reward     real NOT NULL,
+        next_state real[] NOT NULL,
+        done       boolean NOT NULL,
+        PRIMARY KEY (episode_id, stage, step)
+      );
+
+      CREATE OR REPLACE FUNCTION cube_to_array(c cube) RETURNS float8[]
+        LANGUAGE sql IMMUTABLE AS $fn$ SELECT array_agg(cube_ll_coord(c, i) ORDER BY i) FROM generate_series(1, cube_dim(c)) i $fn$;
+
+      CREATE TABLE model_registry (
+        version    text PRIMARY KEY,
+        created_at timestamptz NOT NULL,
+        metadata   jsonb NOT NULL,
+        sha256     text NOT NULL
+      );
+    `,
+  },
+];
+
+const LOCK_KEY = 0x5741_5244; // "WARD"
+
+/** Applies every migration not yet recorded; returns the versions applied now. */
+export async function migrate(client: pg.PoolClient | pg.Client): Promise<number[]> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+        (r) => r.version,
+      ),
+    );
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+        m.version,
+        m.name,
+      ]);
+      applied.push(m.version);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  }
+}

@@ -1,0 +1,66 @@
+// Queries for detection systems (requirements 6.4, 6.5; properties 27, 28): learned patterns by
+// attack type, by time range, and the k nearest to a feature vector (cube GiST index), each with
+// its confidence score. Parameterised SQL only.
+
+import type pg from 'pg';
+
+export interface PatternRow {
+  readonly patternId: string;
+  readonly features: number[];
+  readonly action: number;
+  readonly reward: number;
+  readonly attackType: string;
+  readonly confidence: number;
+  readonly createdAt: Date;
+  readonly modelVersion: string;
+  readonly episodeId: string;
+  readonly stage: number;
+  /** kNN only: Euclidean distance to the query vector. */
+  readonly distance?: number;
+  /** kNN only: confidence × 1 / (1 + distance) — how much the match says about the query. */
+  readonly score?: number;
+}
+
+const COLUMNS = `pattern_id AS "patternId", cube_to_array(features) AS features, action, reward,
+  attack_type AS "attackType", confidence, created_at AS "createdAt", model_version AS "modelVersion",
+  episode_id AS "episodeId", stage`;
+
+// cube_to_array (cube → float8[]) is created by migration 1.
+
+export async function byAttackType(
+  db: pg.Pool,
+  attackType: string,
+  limit = 100,
+): Promise<PatternRow[]> {
+  const { rows } = await db.query<PatternRow>(
+    `SELECT ${COLUMNS} FROM attack_patterns WHERE attack_type = $1 ORDER BY created_at DESC LIMIT $2`,
+    [attackType, limit],
+  );
+  return rows;
+}
+
+export async function byTimeRange(
+  db: pg.Pool,
+  from: Date,
+  to: Date,
+  limit = 100,
+): Promise<PatternRow[]> {
+  const { rows } = await db.query<PatternRow>(
+    `SELECT ${COLUMNS} FROM attack_patterns WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at DESC LIMIT $3`,
+    [from, to, limit],
+  );
+  return rows;
+}
+
+export async function nearest(
+  db: pg.Pool,
+  features: readonly number[],
+  k = 10,
+): Promise<PatternRow[]> {
+  const { rows } = await db.query<PatternRow & { distance: number }>(
+    `SELECT ${COLUMNS}, features <-> cube($1::float8[]) AS distance
+       FROM attack_patterns ORDER BY features <-> cube($1::float8[]) LIMIT $2`,
+    [features, k],
+  );
+  return rows.map((r) => ({ ...r, score: r.confidence / (1 + r.distance) }));
+}

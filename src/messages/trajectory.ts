@@ -1,0 +1,28 @@
+// A whole episode as stored for other systems (requirement 10.4, properties 43, 44): every
+// transition of both stages, with a partial flag and failure reason when a stage failed.
+
+import type { ActionId } from './action.ts';
+import type { Label, Stage } from './episode.ts';
+
+export interface TrajectoryStep {
+  readonly stage: Stage;
+  readonly step: number;
+  readonly state: readonly number[];
+  readonly action: ActionId;
+  readonly reward: number;
+  readonly nextState: readonly number[];
+  readonly done: boolean;
+}
+
+export interface EpisodeTrajectory {
+  readonly type: 'episode-trajectory';
+  readonly episodeId: string;
+  readonly label: Label;
+  readonly partial: boolean;
+  readonly failureReason: string | null;
+  readonly modelVersion: string;
+  readonly totalReward: number;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly steps: readonly TrajectoryStep[];
+}

