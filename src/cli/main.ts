@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configCheck, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
+import { patternsQueryCommand } from './pattern-commands.ts';
 import { start } from './start.ts';
 
 function positiveNumber(value: string): number {
@@ -125,6 +126,26 @@ export async function run(
     .option('--names <json>', 'id → API name table for an ids CSV')
     .action(async (opts) => {
       code = await evalCommand(opts, out);
+    });
+
+  const patterns = program
+    .command('patterns')
+    .description('what Warden learned, for detection systems');
+  patterns
+    .command('query')
+    .description(
+      'query learned attack patterns (by type, time range, or nearest to a feature vector), each with its confidence',
+    )
+    .option('--server <host:port>', 'PatternQuery service (default 127.0.0.1:database.queryPort)')
+    .option('--type <attackType>', 'patterns of one attack type, newest first')
+    .option('--from <date>', 'time range start (ISO 8601)')
+    .option('--to <date>', 'time range end (ISO 8601, exclusive; default now)')
+    .option('--near <v1,v2,…>', 'k nearest patterns to this feature vector')
+    .option('--k <n>', 'how many nearest (default 10)')
+    .option('--limit <n>', 'most results for --type and time range (default 100)')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      code = await patternsQueryCommand(opts, out);
     });
 
   try {

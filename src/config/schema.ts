@@ -216,6 +216,10 @@ const Database = Type.Object(
       ...restart,
     }),
     dataDir: Type.String({ default: 'var/postgres', minLength: 1, ...restart }),
+    queryPort: Int(50_151, 0, 65_535, {
+      description: 'PatternQuery gRPC service port on loopback (0 = any free port).',
+      ...restart,
+    }),
     journalDir: Type.String({
       default: 'var/journal',
       minLength: 1,

@@ -2,6 +2,7 @@
 
 import test from 'ava';
 import fc from 'fast-check';
+import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
 import { stepCost, verdictOf, verdictReward } from '../../src/actors/episodes/rewards.ts';
 import { runEpisode, runStage } from '../../src/actors/episodes/two-stage.ts';
 import { ACTIONS, type ActionId } from '../../src/messages/action.ts';
@@ -142,4 +143,47 @@ test('two-stage episode: both stages produce transitions; a cleaned file replays
   );
   t.is(failedCleaning.stage2.truth, 'malicious');
   t.is(failedCleaning.reward, failedCleaning.stage1.reward + failedCleaning.stage2.reward);
+});
+
+test('a learned pattern: the family when reported, else the documented behaviour class; a stable id', (t) => {
+  const base = {
+    episodeId: 'e1',
+    stage: 1 as const,
+    action: 3 as const,
+    reward: 1,
+    confidence: 1.4,
+    modelVersion: 'v1',
+    timestamp: 5,
+  };
+  const state = (set: Record<number, number>) => {
+    const s = new Float32Array(64);
+    for (const [i, v] of Object.entries(set)) s[Number(i)] = v;
+    return s;
+  };
+  t.is(
+    learnedPattern({ ...base, state: state({ 12: 0.3 }), family: null }).attackType,
+    'injection',
+  );
+  t.is(
+    learnedPattern({ ...base, state: state({ 10: 0.3 }), family: null }).attackType,
+    'persistence',
+  );
+  t.is(
+    learnedPattern({ ...base, state: state({ 18: 0.6, 2: 0.1 }), family: null }).attackType,
+    'ransomware',
+  );
+  t.is(learnedPattern({ ...base, state: state({ 4: 0.2 }), family: null }).attackType, 'network');
+  t.is(learnedPattern({ ...base, state: state({}), family: null }).attackType, 'unknown');
+  t.is(
+    learnedPattern({ ...base, state: state({ 12: 0.3 }), family: ' Emotet ' }).attackType,
+    'Emotet',
+  );
+  const a = learnedPattern({ ...base, state: state({}), family: null });
+  t.is(
+    a.patternId,
+    learnedPattern({ ...base, state: state({ 1: 1 }), family: null }).patternId,
+    'same episode/stage/model → same id',
+  );
+  t.is(a.confidence, 1, 'clamped to [0, 1]');
+  t.is(a.features.length, 64);
 });

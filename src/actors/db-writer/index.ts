@@ -1,0 +1,88 @@
+// The DB writer actor: receives patterns and trajectories, batches them into PostgreSQL through
+// DbWriter (database.url — the embedded server's URL when Warden started one), queues them in the
+// durable journal while the database is away, and retries every database.retryMs.
+
+import type pg from 'pg';
+import { createPool } from '../../db/connect.ts';
+import { Journal } from '../../db/journal.ts';
+import type { AttackPattern } from '../../messages/pattern.ts';
+import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
+import { assertNever, defineActor } from '../../runtime/actor.ts';
+import { type DbRecord, DbWriter } from './writer.ts';
+
+export type DbWriterMessage = AttackPattern | EpisodeTrajectory | { readonly type: 'flush' };
+
+declare module '../../runtime/actor.ts' {
+  interface Mailboxes {
+    'db-writer': DbWriterMessage;
+  }
+}
+
+interface State {
+  readonly writer: DbWriter;
+  readonly pool: pg.Pool;
+  readonly journal: Journal<DbRecord>;
+  readonly buffer: DbRecord[];
+  readonly timers: { flush?: NodeJS.Timeout; retry?: NodeJS.Timeout };
+}
+
+async function flush(state: State): Promise<void> {
+  if (state.buffer.length === 0) return;
+  const batch = state.buffer.splice(0);
+  await state.writer.write(batch);
+}
+
+export default defineActor<DbWriterMessage, State>({
+  name: 'db-writer',
+  init(ctx) {
+    const url = ctx.config.database.url;
+    if (!url)
+      throw new Error(
+        'db-writer needs database.url (set by `warden start` for the embedded server, or DATABASE_URL)',
+      );
+    const pool = createPool(url, ctx.log);
+    const journal = new Journal<DbRecord>(
+      ctx.config.database.journalDir,
+      ctx.config.database.journalMaxBytes,
+    );
+    const writer = new DbWriter(pool, journal, ctx.log, ctx.config.database.batchRows);
+    const state: State = { writer, pool, journal, buffer: [], timers: {} };
+    // Rows queued by an earlier run (or before a crash) go in first.
+    if (journal.hasPending) void writer.retry();
+    state.timers.retry = setInterval(() => void writer.retry(), ctx.config.database.retryMs);
+    state.timers.retry.unref();
+    return state;
+  },
+  async handle(state, message, ctx) {
+    switch (message.type) {
+      case 'attack-pattern':
+      case 'episode-trajectory':
+        state.buffer.push(message);
+        if (state.buffer.length >= ctx.config.database.batchRows) await flush(state);
+        else if (!state.timers.flush) {
+          // Low traffic: a row waits at most 50 ms for company.
+          state.timers.flush = setTimeout(() => {
+            state.timers.flush = undefined;
+            ctx.send('db-writer', { type: 'flush' });
+          }, 50);
+        }
+        return state;
+      case 'flush':
+        await flush(state);
+        return state;
+      default:
+        return assertNever(message);
+    }
+  },
+  stats(state) {
+    const s = state.writer.stats;
+    return { ...s, journalBytes: state.writer.journalBytes, buffered: state.buffer.length };
+  },
+  async stop(state) {
+    clearTimeout(state.timers.flush);
+    clearInterval(state.timers.retry);
+    await flush(state);
+    state.journal.close();
+    await state.pool.end();
+  },
+});

@@ -1,0 +1,57 @@
+// `warden patterns query`: asks a running Warden's PatternQuery service (loopback by default).
+
+import { loadConfig } from '../config/load.ts';
+import { patternQueryClient } from '../services/pattern-query.ts';
+
+export async function patternsQueryCommand(
+  opts: {
+    server?: string;
+    type?: string;
+    from?: string;
+    to?: string;
+    near?: string;
+    k?: string;
+    limit?: string;
+    json?: boolean;
+  },
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const address = opts.server ?? `127.0.0.1:${loadConfig().config.database.queryPort}`;
+  const client = patternQueryClient(address);
+  try {
+    const limit = opts.limit ? Number(opts.limit) : 100;
+    let rows;
+    if (opts.type) rows = await client.byAttackType(opts.type, limit);
+    else if (opts.from || opts.to) {
+      const from = Date.parse(opts.from ?? '1970-01-01');
+      const to = opts.to ? Date.parse(opts.to) : Date.now();
+      if (!Number.isFinite(from) || !Number.isFinite(to))
+        throw new Error('--from/--to must be dates (ISO 8601)');
+      rows = await client.byTimeRange(from, to, limit);
+    } else if (opts.near) {
+      const features = opts.near.split(',').map(Number);
+      rows = await client.nearest(features, opts.k ? Number(opts.k) : 10);
+    } else
+      throw new Error(
+        'say what to query: --type <attack type>, --from/--to <dates>, or --near <v1,v2,…>',
+      );
+    if (opts.json) out.write(`${JSON.stringify(rows, null, 2)}\n`);
+    else {
+      for (const r of rows) {
+        const extra = opts.near
+          ? `  distance ${r.distance.toFixed(4)}  score ${r.score.toFixed(3)}`
+          : '';
+        out.write(
+          `${new Date(r.createdAtMs).toISOString()}  ${r.attackType.padEnd(20)} action ${r.action}  confidence ${r.confidence.toFixed(3)}  ${r.modelVersion}  ${r.episodeId}${extra}\n`,
+        );
+      }
+      out.write(`${rows.length} pattern(s)\n`);
+    }
+    return 0;
+  } catch (error) {
+    out.write(`error: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    client.close();
+  }
+}

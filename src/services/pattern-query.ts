@@ -1,0 +1,139 @@
+// The PatternQuery gRPC service (proto/warden/patterns/v1/patterns.proto) over the pattern
+// queries, and its client. Requests are validated (limits, vector size) before any SQL runs;
+// a bad request gets INVALID_ARGUMENT, a database failure UNAVAILABLE — the server never crashes.
+
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type pg from 'pg';
+import { byAttackType, byTimeRange, nearest, type PatternRow } from '../db/patterns.ts';
+import type { Logger } from '../runtime/logger.ts';
+
+export const PATTERNS_PROTO = new URL(
+  '../../proto/warden/patterns/v1/patterns.proto',
+  import.meta.url,
+).pathname;
+
+const definition = () =>
+  protoLoader.loadSync(PATTERNS_PROTO, {
+    keepCase: false,
+    longs: Number,
+    enums: Number,
+    defaults: true,
+    oneofs: true,
+  });
+
+// biome-ignore lint/suspicious/noExplicitAny: grpc-js's loaded package is untyped
+const servicePackage = () => (grpc.loadPackageDefinition(definition()) as any).warden.patterns.v1;
+
+const MAX_LIMIT = 10_000;
+const MAX_K = 1_000;
+
+const toWire = (r: PatternRow) => ({
+  patternId: r.patternId,
+  features: r.features,
+  action: r.action,
+  reward: r.reward,
+  attackType: r.attackType,
+  confidence: r.confidence,
+  createdAtMs: r.createdAt.getTime(),
+  modelVersion: r.modelVersion,
+  episodeId: r.episodeId,
+  stage: r.stage,
+  distance: r.distance ?? 0,
+  score: r.score ?? 0,
+});
+
+class BadRequest extends Error {}
+
+function handler<Req>(log: Logger, run: (req: Req) => Promise<PatternRow[]>) {
+  return (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    run(call.request)
+      .then((rows) => callback(null, { patterns: rows.map(toWire) }))
+      .catch((error: Error) => {
+        const invalid = error instanceof BadRequest;
+        if (!invalid) log.error({ err: error }, 'pattern query failed');
+        callback({
+          code: invalid ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE,
+          details: invalid ? error.message : 'pattern store unavailable',
+        });
+      });
+  };
+}
+
+const limitOf = (v: number | undefined, def: number, max: number) => {
+  const n = v && v > 0 ? v : def;
+  if (n > max) throw new BadRequest(`limit ${n} exceeds ${max}`);
+  return n;
+};
+
+export async function startPatternQueryServer(
+  db: pg.Pool,
+  log: Logger,
+  port = 0,
+  host = '127.0.0.1',
+): Promise<{ port: number; stop(): Promise<void> }> {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
+  server.addService(servicePackage().PatternQuery.service, {
+    byAttackType: handler<{ attackType: string; limit: number }>(log, async (r) => {
+      if (!r.attackType || r.attackType.length > 256)
+        throw new BadRequest('attack_type must be 1–256 characters');
+      return byAttackType(db, r.attackType, limitOf(r.limit, 100, MAX_LIMIT));
+    }),
+    byTimeRange: handler<{ fromMs: number; toMs: number; limit: number }>(log, async (r) => {
+      if (!Number.isFinite(r.fromMs) || !Number.isFinite(r.toMs) || r.toMs <= r.fromMs)
+        throw new BadRequest('need from_ms < to_ms');
+      return byTimeRange(
+        db,
+        new Date(r.fromMs),
+        new Date(r.toMs),
+        limitOf(r.limit, 100, MAX_LIMIT),
+      );
+    }),
+    nearest: handler<{ features: number[]; k: number }>(log, async (r) => {
+      if (
+        r.features.length === 0 ||
+        r.features.length > 100 ||
+        !r.features.every(Number.isFinite)
+      ) {
+        throw new BadRequest('features must hold 1–100 finite values');
+      }
+      return nearest(db, r.features, limitOf(r.k, 10, MAX_K));
+    }),
+  });
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) =>
+      error ? reject(error) : resolve(p),
+    ),
+  );
+  log.info({ port: bound, host }, 'pattern query service listening');
+  return {
+    port: bound,
+    stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
+
+export interface PatternQueryClient {
+  byAttackType(attackType: string, limit?: number): Promise<ReturnType<typeof toWire>[]>;
+  byTimeRange(fromMs: number, toMs: number, limit?: number): Promise<ReturnType<typeof toWire>[]>;
+  nearest(features: number[], k?: number): Promise<ReturnType<typeof toWire>[]>;
+  close(): void;
+}
+
+export function patternQueryClient(address: string, deadlineMs = 5_000): PatternQueryClient {
+  const client = new (servicePackage().PatternQuery)(address, grpc.credentials.createInsecure());
+  const call = (method: string, req: object) =>
+    new Promise<ReturnType<typeof toWire>[]>((resolve, reject) =>
+      client[method](
+        req,
+        { deadline: Date.now() + deadlineMs },
+        (error: grpc.ServiceError | null, res: { patterns: ReturnType<typeof toWire>[] }) =>
+          error ? reject(error) : resolve(res.patterns),
+      ),
+    );
+  return {
+    byAttackType: (attackType, limit = 100) => call('byAttackType', { attackType, limit }),
+    byTimeRange: (fromMs, toMs, limit = 100) => call('byTimeRange', { fromMs, toMs, limit }),
+    nearest: (features, k = 10) => call('nearest', { features, k }),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,154 @@
+// The PatternQuery gRPC service over loopback on a real PostgreSQL, the `warden patterns query`
+// command against it, and the db-writer actor on its own worker thread feeding the same store.
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import test from 'ava';
+import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
+import { run } from '../../src/cli/main.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { patternQueryClient, startPatternQueryServer } from '../../src/services/pattern-query.ts';
+import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
+import { testConfig } from '../helpers.ts';
+
+let db: TestDatabase;
+let service: { port: number; stop(): Promise<void> };
+test.before(async () => {
+  db = await startTestDatabase();
+  service = await startPatternQueryServer(db.pool, silentLogger);
+});
+test.after.always(async () => {
+  await service?.stop();
+  await db?.stop();
+});
+
+async function until(probe: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await probe()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+test.serial(
+  'the db-writer actor on its own thread stores learned patterns; queries over gRPC return them with confidence',
+  async (t) => {
+    const config = testConfig({
+      runtime: { placement: { io: ['db-writer'] } },
+      database: {
+        url: db.server.url,
+        journalDir: mkdtempSync(join(tmpdir(), 'warden-j-')),
+        retryMs: 100,
+      },
+    });
+    const system = new ActorSystem({ config });
+    const state = new Float32Array(64);
+    state[12] = 0.4; // code_injection
+    await system.start();
+    try {
+      for (let i = 0; i < 25; i++) {
+        system.send(
+          'db-writer',
+          learnedPattern({
+            episodeId: `ep-${i}`,
+            stage: 1,
+            state,
+            action: 2,
+            reward: 1,
+            confidence: 0.9,
+            modelVersion: 'v7',
+            family: i % 5 === 0 ? 'QakBot' : null,
+            timestamp: Date.UTC(2026, 5, 1, 0, i),
+          }),
+        );
+      }
+      t.true(
+        await until(
+          async () =>
+            Number((await db.pool.query('SELECT count(*) AS n FROM attack_patterns')).rows[0].n) ===
+            25,
+        ),
+      );
+    } finally {
+      await system.stop();
+    }
+    const client = patternQueryClient(`127.0.0.1:${service.port}`);
+    try {
+      const injection = await client.byAttackType('injection', 100);
+      t.is(injection.length, 20, 'behaviour class when the sandbox names no family');
+      t.is((await client.byAttackType('QakBot')).length, 5, 'the family when it does');
+      t.true(
+        injection.every((p) => Math.abs(p.confidence - 0.9) < 1e-6 && p.modelVersion === 'v7'),
+      );
+      const window = await client.byTimeRange(
+        Date.UTC(2026, 5, 1, 0, 10),
+        Date.UTC(2026, 5, 1, 0, 15),
+      );
+      t.deepEqual(window.map((p) => p.episodeId).sort(), [
+        'ep-10',
+        'ep-11',
+        'ep-12',
+        'ep-13',
+        'ep-14',
+      ]);
+      const near = await client.nearest(Array.from(state), 3);
+      t.is(near.length, 3);
+      t.true(near.every((p) => p.distance < 1e-6 && p.score > 0.89));
+      const bad = await client.nearest([], 3).catch((e: { code: number; details: string }) => e);
+      t.is((bad as { code: number }).code, 3, 'INVALID_ARGUMENT for an empty vector');
+      const tooMany = await client.byAttackType('x', 1e6).catch((e: { code: number }) => e);
+      t.is((tooMany as { code: number }).code, 3);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+test.serial('`warden patterns query` prints patterns with their confidence', async (t) => {
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (c) => (text += c));
+  const code = await run(
+    [
+      'node',
+      'warden',
+      'patterns',
+      'query',
+      '--server',
+      `127.0.0.1:${service.port}`,
+      '--type',
+      'QakBot',
+    ],
+    out,
+  );
+  t.is(code, 0);
+  t.regex(text, /QakBot\s+action 2\s+confidence 0\.900/);
+  t.regex(text, /5 pattern\(s\)/);
+  const json = new PassThrough();
+  let body = '';
+  json.on('data', (c) => (body += c));
+  t.is(
+    await run(
+      [
+        'node',
+        'warden',
+        'patterns',
+        'query',
+        '--server',
+        `127.0.0.1:${service.port}`,
+        '--near',
+        Array(64).fill(0).join(','),
+        '--k',
+        '2',
+        '--json',
+      ],
+      json,
+    ),
+    0,
+  );
+  t.is(JSON.parse(body).length, 2);
+});
