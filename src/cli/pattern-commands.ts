@@ -20,7 +20,7 @@ export async function patternsQueryCommand(
   const client = patternQueryClient(address);
   try {
     const limit = opts.limit ? Number(opts.limit) : 100;
-    let rows;
+    let rows: Awaited<ReturnType<typeof client.byAttackType>>;
     if (opts.type) rows = await client.byAttackType(opts.type, limit);
     else if (opts.from || opts.to) {
       const from = Date.parse(opts.from ?? '1970-01-01');
