@@ -1,6 +1,7 @@
 // `npm run bench -- <name> [...]`: runs one benchmark by name.
 
 const benches: Record<string, () => Promise<{ run: (args: string[]) => Promise<void> }>> = {
+  db: () => import('./db.ts'),
   inference: () => import('./inference.ts'),
   learner: () => import('./learner.ts'),
   replay: () => import('./replay.ts'),

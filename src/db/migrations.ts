@@ -22,6 +22,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE attack_patterns (
         pattern_id    text PRIMARY KEY,               -- idempotency key: a replay never duplicates
         features      cube NOT NULL,                  -- the state at the decision (≤ 100 dims)
+        sketch        cube NOT NULL,                  -- 8-dim projection of features (db/sketch.ts)
         action        smallint NOT NULL CHECK (action BETWEEN 0 AND 5),
         reward        real NOT NULL,
         attack_type   text NOT NULL,
@@ -33,7 +34,7 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX attack_patterns_type_time ON attack_patterns (attack_type, created_at DESC);
       CREATE INDEX attack_patterns_time ON attack_patterns (created_at DESC);
-      CREATE INDEX attack_patterns_features ON attack_patterns USING gist (features);
+      CREATE INDEX attack_patterns_sketch ON attack_patterns USING gist (sketch);
 
       CREATE TABLE episodes (
         episode_id     text PRIMARY KEY,
@@ -58,9 +59,6 @@ export const MIGRATIONS: readonly Migration[] = [
         done       boolean NOT NULL,
         PRIMARY KEY (episode_id, stage, step)
       );
-
-      CREATE OR REPLACE FUNCTION cube_to_array(c cube) RETURNS float8[]
-        LANGUAGE sql IMMUTABLE AS $fn$ SELECT array_agg(cube_ll_coord(c, i) ORDER BY i) FROM generate_series(1, cube_dim(c)) i $fn$;
 
       CREATE TABLE model_registry (
         version    text PRIMARY KEY,

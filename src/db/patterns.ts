@@ -3,6 +3,7 @@
 // its confidence score. Parameterised SQL only.
 
 import type pg from 'pg';
+import { candidatesFor, sketch } from './sketch.ts';
 
 export interface PatternRow {
   readonly patternId: string;
@@ -21,11 +22,16 @@ export interface PatternRow {
   readonly score?: number;
 }
 
-const COLUMNS = `pattern_id AS "patternId", cube_to_array(features) AS features, action, reward,
+const COLUMNS = `pattern_id AS "patternId", features::text AS features, action, reward,
   attack_type AS "attackType", confidence, created_at AS "createdAt", model_version AS "modelVersion",
   episode_id AS "episodeId", stage`;
 
-// cube_to_array (cube → float8[]) is created by migration 1.
+/** cube's text form "(0.1, 0.2, …)" → numbers (cheaper than unpacking it in SQL per row). */
+const parseCube = (text: string): number[] => text.slice(1, -1).split(',').map(Number);
+const withFeatures = <R extends { features: unknown }>(r: R): R & { features: number[] } => ({
+  ...r,
+  features: parseCube(r.features as string),
+});
 
 export async function byAttackType(
   db: pg.Pool,
@@ -36,7 +42,7 @@ export async function byAttackType(
     `SELECT ${COLUMNS} FROM attack_patterns WHERE attack_type = $1 ORDER BY created_at DESC LIMIT $2`,
     [attackType, limit],
   );
-  return rows;
+  return rows.map(withFeatures);
 }
 
 export async function byTimeRange(
@@ -49,18 +55,25 @@ export async function byTimeRange(
     `SELECT ${COLUMNS} FROM attack_patterns WHERE created_at >= $1 AND created_at < $2 ORDER BY created_at DESC LIMIT $3`,
     [from, to, limit],
   );
-  return rows;
+  return rows.map(withFeatures);
 }
 
+/**
+ * The k nearest patterns: candidates by the indexed 8-dim sketch (sketch.ts), ranked by the exact
+ * distance on the full features. Approximate: a true neighbour whose sketch falls outside the
+ * candidate set is missed (recall is measured in bench/db.ts).
+ */
 export async function nearest(
   db: pg.Pool,
   features: readonly number[],
   k = 10,
 ): Promise<PatternRow[]> {
   const { rows } = await db.query<PatternRow & { distance: number }>(
-    `SELECT ${COLUMNS}, features <-> cube($1::float8[]) AS distance
-       FROM attack_patterns ORDER BY features <-> cube($1::float8[]) LIMIT $2`,
-    [features, k],
+    `SELECT * FROM (
+       SELECT ${COLUMNS}, features <-> cube($1::float8[]) AS distance
+         FROM (SELECT * FROM attack_patterns ORDER BY sketch <-> cube($2::float8[]) LIMIT $4) candidates
+     ) ranked ORDER BY distance LIMIT $3`,
+    [features, sketch(features), k, candidatesFor(k)],
   );
-  return rows.map((r) => ({ ...r, score: r.confidence / (1 + r.distance) }));
+  return rows.map((r) => ({ ...withFeatures(r), score: r.confidence / (1 + r.distance) }));
 }

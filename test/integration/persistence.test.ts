@@ -12,6 +12,7 @@ import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
 import { Journal } from '../../src/db/journal.ts';
 import { migrate } from '../../src/db/migrations.ts';
 import { byAttackType, byTimeRange, nearest } from '../../src/db/patterns.ts';
+import { sketch } from '../../src/db/sketch.ts';
 import type { AttackPattern } from '../../src/messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
@@ -137,12 +138,13 @@ test.serial(
 
     const plan = async (sql: string, params: unknown[]) =>
       (await db.pool.query(`EXPLAIN ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
+    // kNN candidates come from the GiST index on the 8-dim sketch (db/sketch.ts).
     t.regex(
       await plan(
-        `SELECT pattern_id FROM attack_patterns ORDER BY features <-> cube($1::float8[]) LIMIT 10`,
-        [query],
+        `SELECT pattern_id FROM attack_patterns ORDER BY sketch <-> cube($1::float8[]) LIMIT 200`,
+        [sketch(query)],
       ),
-      /attack_patterns_features/,
+      /attack_patterns_sketch/,
     );
     // By type and by time: an index serves them (which one is the planner's call), never a full scan.
     const typePlan = await plan(

@@ -5,6 +5,7 @@
 
 import type pg from 'pg';
 import { type Journal, JournalFullError } from '../../db/journal.ts';
+import { sketch } from '../../db/sketch.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
 
@@ -71,10 +72,10 @@ async function insertPatterns(
 ): Promise<void> {
   if (rows.length === 0) return;
   await client.query(
-    `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage)
-     SELECT id, f::cube, a, r, t, c, to_timestamp(ts / 1000.0), v, e, s
-       FROM unnest($1::text[], $2::text[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[])
-         AS x(id, f, a, r, t, c, ts, v, e, s)
+    `INSERT INTO attack_patterns (pattern_id, features, sketch, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage)
+     SELECT id, f::cube, k::cube, a, r, t, c, to_timestamp(ts / 1000.0), v, e, s
+       FROM unnest($1::text[], $2::text[], $11::text[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[])
+         AS x(id, f, k, a, r, t, c, ts, v, e, s)
      ON CONFLICT (pattern_id) DO NOTHING`,
     [
       rows.map((p) => p.patternId),
@@ -87,6 +88,7 @@ async function insertPatterns(
       rows.map((p) => p.modelVersion),
       rows.map((p) => p.episodeId),
       rows.map((p) => p.stage),
+      rows.map((p) => cubeLiteral(sketch(p.features))),
     ],
   );
 }

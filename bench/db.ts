@@ -1,0 +1,193 @@
+// Pattern store on the embedded PostgreSQL: sustained writes through DbWriter (batched unnest,
+// idempotent keys) against row-at-a-time INSERTs in the same run, then p50/p99 of a 10-nearest-
+// neighbour query, a by-type query and a time-range query with 1,000,000 stored patterns.
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type DbRecord, DbWriter } from '../src/actors/db-writer/writer.ts';
+import { createPool } from '../src/db/connect.ts';
+import { startEmbedded } from '../src/db/embedded.ts';
+import { Journal } from '../src/db/journal.ts';
+import { migrate } from '../src/db/migrations.ts';
+import { byAttackType, byTimeRange, nearest } from '../src/db/patterns.ts';
+import { sketch } from '../src/db/sketch.ts';
+import type { AttackPattern } from '../src/messages/pattern.ts';
+import { silentLogger } from '../src/runtime/logger.ts';
+import { fmtRate, printLatency, summarize, writeResult } from './lib.ts';
+
+const DIM = 64;
+const TYPES = [
+  'injection',
+  'persistence',
+  'network',
+  'ransomware',
+  'file-tampering',
+  'QakBot',
+  'Emotet',
+  'unknown',
+];
+const T0 = Date.UTC(2026, 0, 1);
+
+/** Deterministic noise in [0, 1). */
+function lcg(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1103515245 + 12345) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+// State vectors cluster (samples of one family behave alike): 256 centres, each pattern a centre
+// plus noise. Uniform random 64-dim vectors would be a worst case no real store sees.
+const CENTRES = Array.from({ length: 256 }, (_, c) => {
+  const r = lcg(c + 1);
+  return Array.from({ length: DIM }, () => (r() < 0.6 ? 0 : r()));
+});
+
+function features(i: number): number[] {
+  const r = lcg(i * 2654435761);
+  const centre = CENTRES[i % CENTRES.length]!;
+  return centre.map((v) =>
+    Math.min(1, Math.max(0, Math.round((v + (r() - 0.5) * 0.1) * 1000) / 1000)),
+  );
+}
+
+function pattern(i: number): AttackPattern {
+  const features_ = features(i);
+  return {
+    type: 'attack-pattern',
+    patternId: `p${i}`,
+    features: features_,
+    action: 2,
+    reward: 1,
+    attackType: TYPES[i % TYPES.length]!,
+    confidence: (i % 100) / 100,
+    timestamp: T0 + i * 1000,
+    modelVersion: 'v1',
+    episodeId: `e${i}`,
+    stage: 1,
+  };
+}
+
+async function timeQueries(n: number, fn: (i: number) => Promise<unknown>) {
+  for (let i = 0; i < 20; i++) await fn(i);
+  const lat: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn(i);
+    lat.push((performance.now() - t) * 1000);
+  }
+  return summarize(lat);
+}
+
+export async function run(args: string[]): Promise<void> {
+  const total = Number(args[0] ?? 1_000_000);
+  const dir = join(mkdtempSync(join(tmpdir(), 'warden-bench-pg-')), 'data');
+  const server = await startEmbedded(dir, silentLogger);
+  const pool = createPool(server.url, silentLogger, 4);
+  const client = await pool.connect();
+  await migrate(client);
+  client.release();
+  const headline: Record<string, number> = {};
+  const details: Record<string, unknown> = {};
+  console.log(
+    `db bench: embedded PostgreSQL, ${DIM}-dim cube features with a GiST index, ${total.toLocaleString('en')} patterns`,
+  );
+  try {
+    // Baseline: one INSERT per row (what a naive writer does), 2,000 rows.
+    let t = performance.now();
+    for (let i = 0; i < 2_000; i++) {
+      const p = pattern(total + i);
+      await pool.query(
+        `INSERT INTO attack_patterns (pattern_id, features, sketch, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage)
+         VALUES ($1, cube($2::float8[]), cube($11::float8[]), $3, $4, $5, $6, to_timestamp($7 / 1000.0), $8, $9, $10) ON CONFLICT DO NOTHING`,
+        [
+          p.patternId,
+          p.features,
+          p.action,
+          p.reward,
+          p.attackType,
+          p.confidence,
+          p.timestamp,
+          p.modelVersion,
+          p.episodeId,
+          p.stage,
+          sketch(p.features),
+        ],
+      );
+    }
+    const baseline = 2_000 / ((performance.now() - t) / 1000);
+    console.log(`  baseline: row-at-a-time INSERT ${fmtRate(baseline)} rows/s`);
+    headline['baseline single-row inserts rows/s'] = baseline;
+
+    const writer = new DbWriter(
+      pool,
+      new Journal<DbRecord>(mkdtempSync(join(tmpdir(), 'warden-bench-j-')), 1 << 30),
+      silentLogger,
+    );
+    const batch = 5_000;
+    const rates: number[] = [];
+    t = performance.now();
+    let windowStart = t;
+    for (let i = 0; i < total; i += batch) {
+      const rows = Array.from({ length: Math.min(batch, total - i) }, (_, k) => pattern(i + k));
+      const outcome = await writer.write(rows);
+      if (outcome !== 'persisted') throw new Error(`batch ${i}: ${outcome}`);
+      if ((i / batch) % 20 === 19) {
+        const now = performance.now();
+        rates.push((20 * batch) / ((now - windowStart) / 1000));
+        windowStart = now;
+        process.stdout.write(
+          `\r  written ${(i + batch).toLocaleString('en')}  (${fmtRate(rates.at(-1)!)} rows/s)   `,
+        );
+      }
+    }
+    const sustained = total / ((performance.now() - t) / 1000);
+    process.stdout.write('\n');
+    console.log(
+      `  DbWriter sustained: ${fmtRate(sustained)} rows/s over ${total.toLocaleString('en')} rows (first window ${fmtRate(rates[0] ?? 0)}, last ${fmtRate(rates.at(-1) ?? 0)}) → ×${(sustained / baseline).toFixed(1)} over row-at-a-time`,
+    );
+    headline['DbWriter sustained rows/s'] = sustained;
+    details.windows = rates;
+    await pool.query('VACUUM ANALYZE attack_patterns');
+
+    // Queries: fresh vectors near stored ones (ids beyond the stored range).
+    const query = (i: number) => features(total + 10_000 + i);
+    const knn = await timeQueries(500, (i) => nearest(pool, query(i), 10));
+    // Recall@10 of the sketch index against an exact scan, on 20 queries.
+    let hits = 0;
+    for (let i = 0; i < 20; i++) {
+      const approx = new Set((await nearest(pool, query(i), 10)).map((r) => r.patternId));
+      const exact = await pool.query<{ id: string }>(
+        `SELECT pattern_id AS id FROM attack_patterns ORDER BY features <-> cube($1::float8[]) LIMIT 10`,
+        [query(i)],
+      );
+      hits += exact.rows.filter((r) => approx.has(r.id)).length;
+    }
+    const recall = hits / 200;
+    console.log(`  10-NN recall against an exact scan: ${(recall * 100).toFixed(1)}%`);
+    headline['knn10 recall'] = recall;
+    const type = await timeQueries(500, (i) => byAttackType(pool, TYPES[i % TYPES.length]!, 10));
+    const range = await timeQueries(500, (i) => {
+      const from = new Date(T0 + ((i * 7919) % total) * 1000);
+      return byTimeRange(pool, from, new Date(from.getTime() + 60_000), 100);
+    });
+    printLatency('10-nearest neighbours (GiST)', knn);
+    printLatency('by attack type, newest 10', type);
+    printLatency('time range, 1 minute (≤ 60 rows)', range);
+    Object.assign(headline, {
+      'knn10 p50 µs': knn.p50,
+      'knn10 p99 µs': knn.p99,
+      'by type p50 µs': type.p50,
+      'by type p99 µs': type.p99,
+      'time range p50 µs': range.p50,
+      'time range p99 µs': range.p99,
+    });
+    details.queries = { knn, type, range };
+  } finally {
+    await pool.end();
+    await server.stop();
+  }
+  writeResult('db', headline, details);
+}
