@@ -220,6 +220,14 @@ const Database = Type.Object(
       description: 'PatternQuery gRPC service port on loopback (0 = any free port).',
       ...restart,
     }),
+    sanitizePaths: Type.Boolean({
+      default: true,
+      description: 'Hash file paths inside stored text fields.',
+    }),
+    sanitizeIps: Type.Boolean({
+      default: true,
+      description: 'Hash IP addresses inside stored text fields.',
+    }),
     journalDir: Type.String({
       default: 'var/journal',
       minLength: 1,

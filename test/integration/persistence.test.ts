@@ -12,6 +12,7 @@ import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
 import { Journal } from '../../src/db/journal.ts';
 import { migrate } from '../../src/db/migrations.ts';
 import { byAttackType, byTimeRange, nearest } from '../../src/db/patterns.ts';
+import { makeSanitizer } from '../../src/db/sanitize.ts';
 import { sketch } from '../../src/db/sketch.ts';
 import type { AttackPattern } from '../../src/messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
@@ -304,3 +305,43 @@ test.serial('hostile strings in patterns are stored as data', async (t) => {
   t.is(row?.attackType, safe);
   t.true((await count()) > 0, 'the table is still there');
 });
+
+test.serial(
+  'the sanitiser hashes file paths and IP addresses in stored text; equal values hash alike',
+  async (t) => {
+    const writer = new DbWriter(
+      db.pool,
+      new Journal<DbRecord>(journalDir(), 1 << 20),
+      silentLogger,
+      100,
+      makeSanitizer({ paths: true, ips: true, key: 'k' }),
+    );
+    const reason =
+      'stage 2: sandbox-crash after C:\\Users\\bob\\AppData\\evil.exe wrote /tmp/x/y.bin and called 10.1.2.3 and fe80::1:2:3:4';
+    const traj: EpisodeTrajectory = {
+      type: 'episode-trajectory',
+      episodeId: 'san-1',
+      label: 'malicious',
+      partial: true,
+      failureReason: reason,
+      modelVersion: 'v1',
+      totalReward: 0,
+      startedAt: 1,
+      endedAt: 2,
+      steps: [],
+    };
+    t.is(await writer.write([traj, { ...traj, episodeId: 'san-2' }]), 'persisted');
+    const { rows } = await db.pool.query(
+      'SELECT failure_reason AS r FROM episodes WHERE episode_id IN ($1, $2) ORDER BY episode_id',
+      ['san-1', 'san-2'],
+    );
+    const stored = rows[0].r as string;
+    for (const secret of ['bob', 'evil.exe', '/tmp/x', '10.1.2.3', 'fe80'])
+      t.false(stored.includes(secret), `${secret} does not reach the database`);
+    t.regex(
+      stored,
+      /^stage 2: sandbox-crash after path:[0-9a-f]{16} wrote path:[0-9a-f]{16} and called ip:[0-9a-f]{16} and ip:[0-9a-f]{16}$/,
+    );
+    t.is(rows[1].r, stored, 'the same value hashes to the same pseudonym');
+  },
+);

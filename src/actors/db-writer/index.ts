@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { createPool } from '../../db/connect.ts';
 import { Journal } from '../../db/journal.ts';
+import { makeSanitizer } from '../../db/sanitize.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
 import { assertNever, defineActor } from '../../runtime/actor.ts';
@@ -45,7 +46,12 @@ export default defineActor<DbWriterMessage, State>({
       ctx.config.database.journalDir,
       ctx.config.database.journalMaxBytes,
     );
-    const writer = new DbWriter(pool, journal, ctx.log, ctx.config.database.batchRows);
+    const sanitize = makeSanitizer({
+      paths: ctx.config.database.sanitizePaths,
+      ips: ctx.config.database.sanitizeIps,
+      ...(process.env.WARDEN_SANITIZER_KEY ? { key: process.env.WARDEN_SANITIZER_KEY } : {}),
+    });
+    const writer = new DbWriter(pool, journal, ctx.log, ctx.config.database.batchRows, sanitize);
     const state: State = { writer, pool, journal, buffer: [], timers: {} };
     // Rows queued by an earlier run (or before a crash) go in first.
     if (journal.hasPending) void writer.retry();

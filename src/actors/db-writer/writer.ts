@@ -141,7 +141,23 @@ export class DbWriter {
   #down = false;
   #replaying: Promise<void> | undefined;
 
-  constructor(pool: pg.Pool, journal: Journal<DbRecord>, log: WriterLogger, batch = 1_000) {
+  readonly #clean: (r: DbRecord) => DbRecord;
+
+  constructor(
+    pool: pg.Pool,
+    journal: Journal<DbRecord>,
+    log: WriterLogger,
+    batch = 1_000,
+    sanitize: (text: string) => string = (t) => t,
+  ) {
+    this.#clean = (r) =>
+      r.type === 'attack-pattern'
+        ? { ...r, attackType: sanitize(r.attackType), episodeId: sanitize(r.episodeId) }
+        : {
+            ...r,
+            episodeId: sanitize(r.episodeId),
+            failureReason: r.failureReason === null ? null : sanitize(r.failureReason),
+          };
     this.#pool = pool;
     this.#journal = journal;
     this.#log = log;
@@ -180,7 +196,8 @@ export class DbWriter {
 
   /** Persists the records, or queues them durably when the database is unreachable. */
   async write(records: readonly DbRecord[]): Promise<WriteOutcome> {
-    const good = records.filter((r) => {
+    // Sanitised before the database or the journal sees them: nothing raw is ever at rest.
+    const good = records.map(this.#clean).filter((r) => {
       const problem = r.type === 'attack-pattern' ? patternProblem(r) : undefined;
       if (problem) {
         this.stats.refused++;
