@@ -16,7 +16,9 @@ const WINDOWS_PATH = /\b[A-Za-z]:\\(?:[^\\\s"'<>|:*?]+\\)*[^\\\s"'<>|:*?]*/g;
 const UNC_PATH = /\\\\[^\\\s"'<>|]+(?:\\[^\\\s"'<>|]+)+/g;
 const UNIX_PATH = /(?<![\w.])\/(?:[\w.-]+\/)+[\w.-]*/g;
 const IPV4 = /\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b/g;
-const IPV6 = /\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}\b/g;
+// Eight full groups, or any run with "::" (so clock times like 12:30:45 are left alone).
+const IPV6 =
+  /(?<![\w:])(?:(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|(?:[0-9a-fA-F]{1,4}:)*[0-9a-fA-F]{0,4}::(?:[0-9a-fA-F]{1,4}:)*[0-9a-fA-F]{0,4})(?![\w:])/g;
 
 export function makeSanitizer(opts: SanitizeOptions): (text: string) => string {
   const key = opts.key ?? 'warden-default-sanitizer-key';
