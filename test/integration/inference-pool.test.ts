@@ -263,3 +263,34 @@ test('Ed25519 provenance: a signed model serves; a tampered signature or an unsi
     await pool.close();
   }
 });
+
+test('a crashed inference worker is respawned with the serving model and answers again', async (t) => {
+  const dir = models();
+  const params = initParams([DIM, 16, 6], false, 4);
+  const { metadata } = await exportModel(dir, params, draft);
+  const pool = await InferencePool.start(
+    testConfig({ telemetry: { stateDim: DIM }, inference: { workers: 2 } }),
+  );
+  try {
+    await pool.loadLatest(dir);
+    await pool.killWorker(0);
+    const until = Date.now() + 10_000;
+    while (pool.restarts === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    t.is(pool.restarts, 1);
+    // Enough requests that both rings (the respawned worker's too) are used.
+    const answers = await Promise.all(Array.from({ length: 64 }, (_, i) => pool.decide(state(i))));
+    t.true(
+      answers.every(
+        (a, i) =>
+          a.modelVersion === metadata.version && a.action === argmaxQ(forward(params, state(i), 1)),
+      ),
+    );
+    const stats = await pool.stats();
+    t.true(
+      stats.workers.every((w) => w.decisions > 0),
+      'both workers serve, the new one with the model it prepared',
+    );
+  } finally {
+    await pool.close();
+  }
+});

@@ -13,6 +13,7 @@ import type { DecisionSource } from '../../messages/action.ts';
 import { ACTION_COUNT, type ActionId } from '../../messages/action.ts';
 import { latestVersion, metadataFile, modelFile, readMetadata } from '../../models/store.ts';
 import { componentLogger, type Logger } from '../../runtime/logger.ts';
+import { RestartPolicy } from '../../runtime/restart-policy.ts';
 import { SpscRing } from '../../runtime/shared/spsc-ring.ts';
 import { spawnWorker } from '../../runtime/spawn.ts';
 import {
@@ -80,6 +81,15 @@ export class InferencePool {
   readonly #requests: SpscRing[] = [];
   readonly #responses: SpscRing[] = [];
   readonly #threads: Worker[] = [];
+  readonly #policies: RestartPolicy[] = [];
+  /** How each loaded version was prepared, so a restarted worker can prepare it again. */
+  readonly #prepared = new Map<
+    number,
+    { path: string; sha: string | undefined; provenance: Provenance | undefined }
+  >();
+  /** Worker restarts (supervision). */
+  restarts = 0;
+  readonly #respawns = new Set<Promise<void>>();
   readonly #remotes: Remote<InferenceWorkerControl>[] = [];
   /** version id ↔ version name; id 0 is the rule table. */
   readonly #versions = new Map<number, string>([[RULES_VERSION, 'rules']]);
@@ -110,36 +120,91 @@ export class InferencePool {
     const pool = new InferencePool(config, log);
     const cap = powerOfTwo(config.inference.ringCapacity);
     for (let w = 0; w < pool.workers; w++) {
-      const requests = SpscRing.create(cap, requestSlotWords(pool.dim));
-      const responses = SpscRing.create(cap, RESPONSE_SLOT_WORDS);
-      const { port1, port2 } = new MessageChannel();
-      const init: InferenceWorkerInit = {
-        index: w,
-        workers: pool.workers,
-        dim: pool.dim,
-        requests: requests.buffer,
-        responses: responses.buffer,
-        control: pool.#control.buffer as SharedArrayBuffer,
-        controlPort: port2,
-        maxBatch: config.inference.maxBatch,
-        maxWaitUs: config.inference.maxWaitUs,
-        epsilon: config.inference.epsilon,
-        decisionLogSample: config.inference.decisionLogSample,
-        decisionLogLevel: config.inference
-          .decisionLogLevel as InferenceWorkerInit['decisionLogLevel'],
-        logLevel: config.logging.level,
-      };
-      const thread = spawnWorker(WORKER, init, `warden:inference-${w}`, [port2]);
-      thread.on('error', (error) =>
-        log.error({ err: error, worker: w }, 'inference worker failed'),
-      );
-      pool.#requests.push(requests);
-      pool.#responses.push(responses);
-      pool.#threads.push(thread);
-      pool.#remotes.push(wrap<InferenceWorkerControl>(nodeEndpoint(port1)));
+      pool.#requests.push(SpscRing.create(cap, requestSlotWords(pool.dim)));
+      pool.#responses.push(SpscRing.create(cap, RESPONSE_SLOT_WORDS));
+      pool.#policies.push(new RestartPolicy(config.runtime.supervision));
+      pool.#spawn(w);
     }
     await Promise.all(pool.#remotes.map((r) => r.stats()));
     return pool;
+  }
+
+  /** Starts (or restarts) worker w on its rings; a restarted worker prepares every loaded version. */
+  #spawn(w: number): Worker {
+    const config = this.#config;
+    const { port1, port2 } = new MessageChannel();
+    const init: InferenceWorkerInit = {
+      index: w,
+      workers: this.workers,
+      dim: this.dim,
+      requests: this.#requests[w]!.buffer,
+      responses: this.#responses[w]!.buffer,
+      control: this.#control.buffer as SharedArrayBuffer,
+      controlPort: port2,
+      maxBatch: config.inference.maxBatch,
+      maxWaitUs: config.inference.maxWaitUs,
+      epsilon: config.inference.epsilon,
+      decisionLogSample: config.inference.decisionLogSample,
+      decisionLogLevel: config.inference
+        .decisionLogLevel as InferenceWorkerInit['decisionLogLevel'],
+      logLevel: config.logging.level,
+    };
+    const thread = spawnWorker(WORKER, init, `warden:inference-${w}`, [port2]);
+    thread.on('error', (error) =>
+      this.#log.error({ err: error, worker: w }, 'inference worker failed'),
+    );
+    thread.once('exit', (code) => void this.#onExit(w, thread, code));
+    this.#remotes[w]?.[releaseProxy]();
+    this.#threads[w] = thread;
+    this.#remotes[w] = wrap<InferenceWorkerControl>(nodeEndpoint(port1));
+    return thread;
+  }
+
+  /**
+   * Supervision: a worker that dies is respawned on the same rings (requests still waiting there
+   * are served by the new one; the batch it was running when it died is not answered) and
+   * prepares the loaded versions before it serves; a crash loop leaves the other workers serving.
+   */
+  async #onExit(w: number, thread: Worker, code: number): Promise<void> {
+    if (this.#closed || this.#threads[w] !== thread) return;
+    const decision = this.#policies[w]!.recordFailure(Date.now());
+    this.restarts++;
+    if (decision.action === 'give-up') {
+      this.#log.error(
+        { worker: w, code, failures: decision.failures },
+        'inference worker crash loop: not restarted',
+      );
+      return;
+    }
+    this.#log.warn(
+      { worker: w, code, delayMs: decision.delayMs },
+      'inference worker exited; restarting',
+    );
+    const respawn = (async () => {
+      await new Promise((r) => setTimeout(r, decision.delayMs));
+      if (this.#closed) return;
+      this.#spawn(w);
+      const remote = this.#remotes[w]!;
+      for (const [id, p] of this.#prepared) {
+        if (!this.#loaded.has(id)) continue;
+        await remote
+          .prepare(id, p.path, p.sha, p.provenance)
+          .catch((error) =>
+            this.#log.error(
+              { err: error, worker: w },
+              'restarted worker could not prepare a model',
+            ),
+          );
+      }
+    })();
+    this.#respawns.add(respawn);
+    await respawn;
+    this.#respawns.delete(respawn);
+  }
+
+  /** Fault injection for tests and drills: kills worker w the hard way (as a crash would). */
+  async killWorker(w: number): Promise<void> {
+    await this.#threads[w]?.terminate();
   }
 
   /** The version new batches use ("rules" when the rule table answers). */
@@ -210,6 +275,7 @@ export class InferencePool {
       return false;
     }
     this.#versions.set(id, version);
+    this.#prepared.set(id, { path: modelFile(dir, version), sha, provenance });
     const previous = Atomics.exchange(this.#control, CTRL_ACTIVE, id);
     this.#history.push(previous);
     this.#log.info({ version, previous: this.versionName(previous) }, 'model activated');
@@ -242,6 +308,7 @@ export class InferencePool {
     for (const id of this.#loaded) {
       if (id === current || id === previous) continue;
       this.#loaded.delete(id);
+      this.#prepared.delete(id);
       await Promise.all(this.#remotes.map((r) => r.release(id)));
     }
   }
@@ -331,11 +398,13 @@ export class InferencePool {
     workers: { batches: number; decisions: number; maxBatchSeen: number; sessions: number[] }[];
     activeVersion: string;
     alerts: number;
+    restarts: number;
   }> {
     return {
       workers: await Promise.all(this.#remotes.map((r) => r.stats())),
       activeVersion: this.activeVersion,
       alerts: this.alerts.length,
+      restarts: this.restarts,
     };
   }
 
@@ -355,7 +424,14 @@ export class InferencePool {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled(this.#remotes.map((r) => r.stop()));
+    // Terminating a worker while ONNX Runtime loads a model in it aborts the process: let
+    // respawns finish, then ask each worker to stop (its loop exits and releases its sessions).
+    await Promise.allSettled(this.#respawns);
+    await Promise.allSettled(
+      this.#remotes.map((r) =>
+        Promise.race([r.stop(), new Promise((res) => setTimeout(res, 5_000))]),
+      ),
+    );
     for (const r of this.#remotes) r[releaseProxy]();
     await Promise.all(this.#threads.map((t) => t.terminate()));
   }

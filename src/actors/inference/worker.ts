@@ -121,6 +121,7 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
     async stop() {
       stopped = true;
       requests.close();
+      await loopDone; // the loop has left session.run and released every session
     },
   };
   expose(api, nodeEndpoint(init.controlPort));
@@ -131,8 +132,19 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
     states.set(f32.subarray(off + REQ_STATE, off + REQ_STATE + dim), i * dim);
   };
 
+  let finishLoop: () => void = () => undefined;
+  const loopDone = new Promise<void>((resolve) => {
+    finishLoop = resolve;
+  });
   let lastYield = nowUs();
   while (!stopped) {
+    // Never answer with a version this worker has not loaded (a respawned worker is still
+    // preparing it): requests wait in the ring for the moment it takes.
+    const active = Atomics.load(control, CTRL_ACTIVE);
+    if (active !== RULES_VERSION && !sessions.has(active)) {
+      await new Promise((r) => setTimeout(r, 1));
+      continue;
+    }
     let n = requests.drain(settings.maxBatch, (i, i32, f32, off) => readInto(i, i32, f32, off));
     if (n === 0) {
       // Block briefly (Atomics.wait: no spinning when idle), then let control messages in.
@@ -213,4 +225,6 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
     Atomics.add(control, ctrlBatches(init.workers, init.index), 1);
   }
   for (const s of sessions.values()) await s.release();
+  sessions.clear();
+  finishLoop();
 }
