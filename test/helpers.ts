@@ -1,10 +1,14 @@
 // Shared test helpers: configuration with overrides, and waiting for system messages.
 
+import { PassThrough } from 'node:stream';
+import { run } from '../src/cli/main.ts';
 import { mergeDeep } from '../src/config/load.ts';
 import type { WardenConfig } from '../src/config/schema.ts';
 import { validateConfig } from '../src/config/validate.ts';
+import type { RecordedTrace } from '../src/messages/recorded.ts';
 import type { Message } from '../src/runtime/actor.ts';
 import type { ActorSystem } from '../src/runtime/system.ts';
+import { callEvent } from '../src/telemetry/call-event.ts';
 
 export function testConfig(overrides: Record<string, unknown> = {}): WardenConfig {
   const { config } = validateConfig(
@@ -59,4 +63,44 @@ export class Inbox {
       });
     });
   }
+}
+
+/** A recorded trace of named API calls (stage 1), as the importers would produce it. */
+export function recordedTrace(
+  id: string,
+  label: 'malicious' | 'benign',
+  calls: readonly string[],
+): RecordedTrace {
+  const ctx = {
+    sandboxId: 'recorded',
+    episodeId: id,
+    stage: 1 as const,
+    artifactHash: id,
+    artifactType: 'exe' as const,
+  };
+  return {
+    episode: {
+      type: 'episode',
+      episodeId: id,
+      label,
+      family: null,
+      artifactHash: id,
+      artifactType: 'exe',
+      source: 't',
+      sequenceHash: id,
+      events: calls.length,
+    },
+    events: calls.map((c, i) => callEvent(ctx, i, i, c)),
+  };
+}
+
+/** Runs the CLI with argv, returning its exit code and what it printed. */
+export async function runCli(argv: readonly string[]): Promise<{ code: number; text: string }> {
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (c) => {
+    text += c;
+  });
+  const code = await run(['node', 'warden', ...argv], out);
+  return { code, text };
 }

@@ -5,7 +5,7 @@
 import { StateAccumulator } from '../actors/adapter/state-vector.ts';
 import { type Policy, runStage, type StageConfig } from '../actors/episodes/two-stage.ts';
 import { rulePolicy } from '../actors/inference/rules.ts';
-import { ACTIONS } from '../messages/action.ts';
+import { ACTION_NAMES, ACTIONS } from '../messages/action.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { LogisticRegression } from './logistic.ts';
 import { auc, balancedAccuracy, type Confusion, confusion, tprAtFpr } from './metrics.ts';
@@ -24,15 +24,6 @@ export interface DetectionReport {
 /** The policy's action for Q-values: the inference pool's argmax (property 17). */
 export { argmaxQ as argmax } from '../actors/inference/decide.ts';
 
-const ACTION_LABELS = [
-  'CONTINUE',
-  'RAISE_ISOLATION',
-  'TERMINATE',
-  'QUARANTINE',
-  'REQUEST_REVIEW',
-  'RELEASE',
-];
-
 /** Runs stage 1 of every trace with `policy` and scores its detection. */
 export async function evaluatePolicy(
   traces: readonly RecordedTrace[],
@@ -50,7 +41,7 @@ export async function evaluatePolicy(
     const r = await runStage(trace.events, 1, trace.episode.label, false, policy, cfg, i);
     const last = r.transitions.at(-1)?.action;
     if (last !== undefined && r.decided)
-      actions[ACTION_LABELS[last]!] = (actions[ACTION_LABELS[last]!] ?? 0) + 1;
+      actions[ACTION_NAMES[last]!] = (actions[ACTION_NAMES[last]!] ?? 0) + 1;
     else actions['(end of run)'] = (actions['(end of run)'] ?? 0) + 1;
     scores.push(r.score);
     predicted.push(r.verdict !== 'benign');

@@ -6,9 +6,7 @@ import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
 import { stepCost, verdictOf, verdictReward } from '../../src/actors/episodes/rewards.ts';
 import { runEpisode, runStage } from '../../src/actors/episodes/two-stage.ts';
 import { ACTIONS, type ActionId } from '../../src/messages/action.ts';
-import type { RecordedTrace } from '../../src/messages/recorded.ts';
-import { callEvent } from '../../src/telemetry/call-event.ts';
-import { testConfig } from '../helpers.ts';
+import { recordedTrace, testConfig } from '../helpers.ts';
 
 const rewardTables = fc.record({
   truePositive: fc.double({ min: 0.01, max: 100, noNaN: true }),
@@ -55,29 +53,7 @@ test('property 10: a false positive or a false negative earns a negative reward'
   t.is(stepCost(ACTIONS.RAISE_ISOLATION, defaults), defaults.perEvent + defaults.isolation);
 });
 
-const ctx = (id: string) => ({
-  sandboxId: 'recorded',
-  episodeId: id,
-  stage: 1 as const,
-  artifactHash: id,
-  artifactType: 'exe' as const,
-});
-function trace(id: string, label: 'malicious' | 'benign', calls: string[]): RecordedTrace {
-  return {
-    episode: {
-      type: 'episode',
-      episodeId: id,
-      label,
-      family: null,
-      artifactHash: id,
-      artifactType: 'exe',
-      source: 't',
-      sequenceHash: id,
-      events: calls.length,
-    },
-    events: calls.map((c, i) => callEvent(ctx(id), i, i, c)),
-  };
-}
+const trace = recordedTrace;
 const cfg = { dim: 32, horizon: 100, rewards: testConfig().rewards };
 const after = (n: number, action: ActionId) => {
   let seen = 0;

@@ -4,15 +4,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import test from 'ava';
 import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
-import { run } from '../../src/cli/main.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { patternQueryClient, startPatternQueryServer } from '../../src/services/pattern-query.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { testConfig } from '../helpers.ts';
+import { runCli, testConfig } from '../helpers.ts';
 
 let db: TestDatabase;
 let service: { port: number; stop(): Promise<void> };
@@ -109,46 +107,19 @@ test.serial(
 );
 
 test.serial('`warden patterns query` prints patterns with their confidence', async (t) => {
-  const out = new PassThrough();
-  let text = '';
-  out.on('data', (c) => (text += c));
-  const code = await run(
-    [
-      'node',
-      'warden',
-      'patterns',
-      'query',
-      '--server',
-      `127.0.0.1:${service.port}`,
-      '--type',
-      'QakBot',
-    ],
-    out,
-  );
-  t.is(code, 0);
-  t.regex(text, /QakBot\s+action 2\s+confidence 0\.900/);
-  t.regex(text, /5 pattern\(s\)/);
-  const json = new PassThrough();
-  let body = '';
-  json.on('data', (c) => (body += c));
-  t.is(
-    await run(
-      [
-        'node',
-        'warden',
-        'patterns',
-        'query',
-        '--server',
-        `127.0.0.1:${service.port}`,
-        '--near',
-        Array(64).fill(0).join(','),
-        '--k',
-        '2',
-        '--json',
-      ],
-      json,
-    ),
-    0,
-  );
-  t.is(JSON.parse(body).length, 2);
+  const server = ['patterns', 'query', '--server', `127.0.0.1:${service.port}`];
+  const byType = await runCli([...server, '--type', 'QakBot']);
+  t.is(byType.code, 0);
+  t.regex(byType.text, /QakBot\s+action 2\s+confidence 0\.900/);
+  t.regex(byType.text, /5 pattern\(s\)/);
+  const near = await runCli([
+    ...server,
+    '--near',
+    Array(64).fill(0).join(','),
+    '--k',
+    '2',
+    '--json',
+  ]);
+  t.is(near.code, 0);
+  t.is(JSON.parse(near.text).length, 2);
 });

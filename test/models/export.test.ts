@@ -9,7 +9,6 @@ import test from 'ava';
 import { OnnxPolicy } from '../../src/actors/inference/onnx-policy.ts';
 import { hyperParameters } from '../../src/actors/learner/hyper-parameters.ts';
 import { forward, initParams } from '../../src/actors/learner/q-network.ts';
-import type { RecordedTrace } from '../../src/messages/recorded.ts';
 import { readPolicyParams } from '../../src/models/read-params.ts';
 import {
   exportModel,
@@ -20,10 +19,9 @@ import {
   rollback,
   sha256,
 } from '../../src/models/store.ts';
-import { callEvent } from '../../src/telemetry/call-event.ts';
 import { argmax } from '../../src/training/evaluate.ts';
 import { train } from '../../src/training/train.ts';
-import { testConfig } from '../helpers.ts';
+import { recordedTrace, testConfig } from '../helpers.ts';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'warden-models-'));
 const draft: MetadataDraft = {
@@ -127,27 +125,7 @@ test('property 29: training resumes from an exported model and keeps learning wi
     telemetry: { stateDim: 32 },
     learning: { hiddenUnits: [16, 16], epsilonStart: 0.2 },
   });
-  const ctx = (id: string) => ({
-    sandboxId: 'r',
-    episodeId: id,
-    stage: 1 as const,
-    artifactHash: id,
-    artifactType: 'exe' as const,
-  });
-  const mk = (id: string, label: 'malicious' | 'benign', calls: string[]): RecordedTrace => ({
-    episode: {
-      type: 'episode',
-      episodeId: id,
-      label,
-      family: null,
-      artifactHash: id,
-      artifactType: 'exe',
-      source: 't',
-      sequenceHash: id,
-      events: calls.length,
-    },
-    events: calls.map((c, i) => callEvent(ctx(id), i, i, c)),
-  });
+  const mk = recordedTrace;
   const traces = [
     mk('m', 'malicious', ['WriteProcessMemory', 'CreateRemoteThread', 'connect', 'send']),
     mk('g', 'benign', ['GetTickCount', 'NtClose', 'GetSystemTime', 'NtClose']),
