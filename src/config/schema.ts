@@ -176,6 +176,39 @@ const Inference = Type.Object(
   { default: {} },
 );
 
+const Sandboxes = Type.Array(
+  Type.Object({
+    name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+    address: Type.String({ minLength: 3, description: 'host:port of the sandbox gRPC service.' }),
+  }),
+  {
+    default: [],
+    maxItems: 256,
+    description: 'Sandboxes to connect to (`warden start` adds its two reference sandboxes).',
+    ...restart,
+  },
+);
+
+const Dispatch = Type.Object(
+  {
+    deadlineMs: Int(2_000, 10, 60_000, { description: 'Deadline of one Act call.' }),
+    retryDelaysMs: Type.Array(Type.Integer({ minimum: 0, maximum: 600_000 }), {
+      default: [1_000, 2_000, 4_000],
+      maxItems: 10,
+      description:
+        'Waits before each retry of a failed Act (exponential backoff, at most this many retries).',
+    }),
+    reconnectInitialMs: Int(100, 1, 60_000, {
+      description: 'First wait before a receiver reconnects.',
+    }),
+    reconnectMaxMs: Int(5_000, 1, 600_000, { description: 'Longest wait between reconnects.' }),
+    episodeTimeoutMs: Int(60_000, 100, 86_400_000, {
+      description: 'An episode silent this long is stored as partial.',
+    }),
+  },
+  { default: {} },
+);
+
 const Models = Type.Object(
   {
     dir: Type.String({
@@ -257,6 +290,8 @@ export const ConfigSchema = Type.Object(
     learning: Learning,
     rewards: Rewards,
     inference: Inference,
+    sandboxes: Sandboxes,
+    dispatch: Dispatch,
     models: Models,
     logging: Logging,
     database: Database,

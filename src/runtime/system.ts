@@ -53,9 +53,14 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     const modules = options.modules ?? ACTOR_MODULES;
     const skipped: string[] = [];
     const placements = new Map<string, ActorPlacement[]>();
-    for (const [thread, actors] of Object.entries(options.config.runtime.placement)) {
+    for (const [thread, placed] of Object.entries(options.config.runtime.placement)) {
+      // "receiver" stands for one receiver per configured sandbox: receiver:<sandbox name>.
+      const actors = placed.flatMap((name) =>
+        name === 'receiver' ? options.config.sandboxes.map((s) => `receiver:${s.name}`) : [name],
+      );
       for (const name of actors) {
-        const module = modules[name];
+        // "receiver:sandbox-1" is an instance of the "receiver" actor.
+        const module = modules[name] ?? modules[name.split(':')[0]!];
         if (module === undefined) {
           skipped.push(name);
           continue;

@@ -364,6 +364,11 @@ export class InferencePool {
     return total;
   }
 
+  /** Resolves when any response ring may hold answers (or after timeoutMs). */
+  async waitForResponses(timeoutMs: number): Promise<void> {
+    await Promise.race(this.#responses.map((r) => r.waitForDataAsync(timeoutMs)));
+  }
+
   /** Convenience for callers that want a promise per decision (tests, CLI): submit + pump. */
   decide(state: Float32Array): Promise<PoolDecision> {
     return new Promise((resolve, reject) => {

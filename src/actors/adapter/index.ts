@@ -1,0 +1,233 @@
+// The adapter actor: telemetry → state vectors (state-vector.ts) per (episode, stage) → the
+// inference pool (it owns it: it writes the request rings and drains the answers) → decisions,
+// each with its context, to the dispatcher and the episodes actor. A stage is decided once: after
+// a stage-ending decision its later events are ignored. Lifecycle events pass to the episodes actor.
+
+import type { ActionContext, ActionDecision, FeatureWeight } from '../../messages/action.ts';
+import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
+import type { ModelPublished } from '../../messages/model.ts';
+import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { InferencePool, type PoolDecision } from '../inference/pool.ts';
+import type { SandboxEventsBatch } from '../receiver/index.ts';
+import { featureNames, MAX_ISOLATION, StateAccumulator } from './state-vector.ts';
+
+export type AdapterMessage = SandboxEventsBatch | ModelPublished | { readonly type: 'pump' };
+
+declare module '../../runtime/actor.ts' {
+  interface Mailboxes {
+    adapter: AdapterMessage;
+  }
+}
+
+interface StageState {
+  readonly acc: StateAccumulator;
+  readonly cleaned: boolean;
+  isolation: number;
+  nextSeq: number;
+  decided: boolean;
+}
+
+interface Pending {
+  readonly sandbox: string;
+  readonly episodeId: string;
+  readonly stage: 1 | 2;
+  readonly seq: number;
+  readonly state: Float32Array;
+  readonly receivedAt: number;
+}
+
+export interface DecisionForEpisodes {
+  readonly type: 'decision';
+  readonly decision: ActionDecision;
+  readonly state: readonly number[];
+  /** ms from the batch's arrival at the receiver to the decision (property 1 and latency). */
+  readonly latencyMs: number;
+}
+
+interface State {
+  readonly pool: InferencePool;
+  readonly stages: Map<string, StageState>;
+  readonly pending: Map<number, Pending>;
+  readonly backlog: Pending[];
+  readonly names: string[];
+  pumping: boolean;
+  nextId: number;
+  decisions: number;
+  ignored: number;
+}
+
+const key = (episodeId: string, stage: number) => `${episodeId}/${stage}`;
+
+function topFeatures(state: Float32Array, names: readonly string[], n = 3): FeatureWeight[] {
+  // The most active features of the state (the vector the network weighed): a readable rationale.
+  return [...state]
+    .map((value, index) => ({ index, value }))
+    .sort((a, b) => b.value - a.value)
+    .slice(0, n)
+    .filter((f) => f.value > 0)
+    .map((f) => ({
+      index: f.index,
+      name: names[f.index] ?? `f${f.index}`,
+      value: f.value,
+      weight: f.value,
+    }));
+}
+
+function submitAll(state: State): void {
+  while (state.backlog.length > 0) {
+    const p = state.backlog[0]!;
+    const id = state.nextId++;
+    if (state.pool.submit(p.state, id) === 0) {
+      state.nextId--;
+      return; // rings full: backpressure, retried on the next pump
+    }
+    state.pending.set(id, p);
+    state.backlog.shift();
+  }
+}
+
+function onDecision(state: State, d: PoolDecision, ctx: ActorContext): void {
+  const p = state.pending.get(d.requestId);
+  if (!p) return;
+  state.pending.delete(d.requestId);
+  const stage = state.stages.get(key(p.episodeId, p.stage));
+  if (!stage || stage.decided) {
+    state.ignored++; // a decision for an event after the stage's verdict
+    return;
+  }
+  if (STAGE_ENDING_ACTIONS.includes(d.action)) stage.decided = true;
+  if (d.action === 1) stage.isolation = Math.min(MAX_ISOLATION, stage.isolation + 1);
+  const context: ActionContext = {
+    modelVersion: d.modelVersion,
+    qValues: Array.from(d.qValues),
+    confidence: d.confidence,
+    source: d.source,
+    topFeatures: topFeatures(p.state, state.names),
+  };
+  const decision: ActionDecision = {
+    type: 'action-decision',
+    actionId: `${p.episodeId}/${p.stage}/${p.seq}`,
+    sandboxId: p.sandbox,
+    episodeId: p.episodeId,
+    stage: p.stage,
+    seq: p.seq,
+    action: d.action,
+    context,
+    decidedAt: Date.now(),
+  };
+  state.decisions++;
+  ctx.send('dispatcher', decision);
+  const forEpisodes: DecisionForEpisodes = {
+    type: 'decision',
+    decision,
+    state: Array.from(p.state),
+    latencyMs: performance.timeOrigin + performance.now() - p.receivedAt,
+  };
+  ctx.send('episodes', forEpisodes);
+}
+
+async function pump(state: State, ctx: ActorContext): Promise<void> {
+  if (state.pumping) return;
+  state.pumping = true;
+  try {
+    while (state.pending.size > 0 || state.backlog.length > 0) {
+      submitAll(state);
+      const got = state.pool.drain((d) => onDecision(state, d, ctx));
+      if (got === 0) await state.pool.waitForResponses(2);
+      // let new batches from the receivers in
+      if (got > 0) await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    state.pumping = false;
+  }
+}
+
+export default defineActor<AdapterMessage, State>({
+  name: 'adapter',
+  async init(ctx) {
+    const pool = await InferencePool.start(ctx.config, ctx.log);
+    await pool.loadLatest(ctx.config.models.dir);
+    return {
+      pool,
+      stages: new Map(),
+      pending: new Map(),
+      backlog: [],
+      names: featureNames(ctx.config.telemetry.stateDim),
+      pumping: false,
+      nextId: 1,
+      decisions: 0,
+      ignored: 0,
+    };
+  },
+  async handle(state, message, ctx) {
+    switch (message.type) {
+      case 'sandbox-events': {
+        const dim = ctx.config.telemetry.stateDim;
+        for (const e of message.events) {
+          if (e.type === 'telemetry') {
+            const k = key(e.episodeId, e.stage);
+            let s = state.stages.get(k);
+            if (!s) {
+              s = {
+                acc: new StateAccumulator(dim, ctx.config.telemetry.horizon),
+                cleaned: false,
+                isolation: 0,
+                nextSeq: 0,
+                decided: false,
+              };
+              state.stages.set(k, s);
+            }
+            if (s.decided || e.seq < s.nextSeq) continue; // decided, or a replay after a reconnect
+            s.nextSeq = e.seq + 1;
+            s.acc.add(e);
+            state.backlog.push({
+              sandbox: message.sandbox,
+              episodeId: e.episodeId,
+              stage: e.stage,
+              seq: e.seq,
+              state: s.acc.vector(e.stage, s.isolation, s.cleaned),
+              receivedAt: message.receivedAt,
+            });
+          } else {
+            if (e.type === 'episode-started') {
+              state.stages.set(key(e.episodeId, e.stage), {
+                acc: new StateAccumulator(dim, ctx.config.telemetry.horizon),
+                cleaned: e.cleaned,
+                isolation: 0,
+                nextSeq: 0,
+                decided: false,
+              });
+            } else state.stages.delete(key(e.episodeId, e.stage));
+            ctx.send('episodes', e);
+          }
+        }
+        void pump(state, ctx);
+        return state;
+      }
+      case 'model-published':
+        await state.pool.activate(ctx.config.models.dir, message.metadata.version);
+        return state;
+      case 'pump':
+        void pump(state, ctx);
+        return state;
+      default:
+        return assertNever(message);
+    }
+  },
+  configure(state, config) {
+    void state.pool.configure(config);
+    return state;
+  },
+  stats: (s) => ({
+    decisions: s.decisions,
+    ignoredAfterVerdict: s.ignored,
+    pending: s.pending.size,
+    backlog: s.backlog.length,
+    stages: s.stages.size,
+    poolRestarts: s.pool.restarts,
+    modelAlerts: s.pool.alerts.length,
+  }),
+  async stop(state) {
+    await state.pool.close();
+  },
+});

@@ -1,0 +1,159 @@
+// The dispatcher: sends every decided action to the sandbox it came from (property 19) with its
+// context (20), in one Act call per sandbox per turn; confirmations and feedback go to the
+// episodes actor (21). A failed call is retried after dispatch.retryDelaysMs (1 s, 2 s, 4 s by
+// default: at most 3 retries), then its actions are reported failed (23). Retried actions keep
+// their id, so a sandbox applies each once.
+
+import type { ActionDecision } from '../../messages/action.ts';
+import type { ActionFailed, ActionFeedback } from '../../messages/feedback.ts';
+import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { type ActionRequestWire, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+
+export type DispatcherMessage = ActionDecision;
+
+declare module '../../runtime/actor.ts' {
+  interface Mailboxes {
+    dispatcher: DispatcherMessage;
+  }
+}
+
+interface State {
+  readonly clients: Map<string, SandboxClient>;
+  readonly queues: Map<string, ActionDecision[]>;
+  scheduled: boolean;
+  sent: number;
+  confirmed: number;
+  retries: number;
+  failed: number;
+  inFlight: number;
+}
+
+const wire = (d: ActionDecision): ActionRequestWire => ({
+  actionId: d.actionId,
+  episodeId: d.episodeId,
+  stage: d.stage,
+  seq: d.seq,
+  action: d.action,
+  context: {
+    modelVersion: d.context.modelVersion,
+    qValues: [...d.context.qValues],
+    confidence: d.context.confidence,
+    source: d.context.source,
+    topFeatures: [...d.context.topFeatures],
+  },
+});
+
+async function send(
+  state: State,
+  ctx: ActorContext,
+  sandbox: string,
+  batch: ActionDecision[],
+): Promise<void> {
+  const client = state.clients.get(sandbox);
+  const delays = ctx.config.dispatch.retryDelaysMs;
+  let lastError = client ? '' : `no sandbox named "${sandbox}"`;
+  state.inFlight += batch.length;
+  try {
+    for (let attempt = 0; client && attempt <= delays.length; attempt++) {
+      if (attempt > 0) {
+        state.retries++;
+        await new Promise((r) => setTimeout(r, delays[attempt - 1]));
+      }
+      try {
+        const acks = await client.act(batch.map(wire), ctx.config.dispatch.deadlineMs);
+        const byId = new Map(acks.map((a) => [a.actionId, a]));
+        for (const d of batch) {
+          const ack = byId.get(d.actionId);
+          const feedback: ActionFeedback = {
+            type: 'action-feedback',
+            actionId: d.actionId,
+            sandboxId: sandbox,
+            episodeId: d.episodeId,
+            stage: d.stage,
+            action: d.action,
+            confirmed: ack?.confirmed === true,
+            applied: ack?.applied === true,
+            stageEnded: ack?.stageEnded === true,
+            detail: ack?.detail ?? 'no acknowledgement in the reply',
+            timestamp: Date.now(),
+          };
+          if (feedback.confirmed) state.confirmed++;
+          ctx.send('episodes', feedback);
+        }
+        state.sent += batch.length;
+        return;
+      } catch (error) {
+        lastError = (error as Error).message;
+        ctx.log.warn(
+          { sandbox, attempt: attempt + 1, actions: batch.length, err: error },
+          'Act failed',
+        );
+      }
+    }
+    state.failed += batch.length;
+    for (const d of batch) {
+      const failed: ActionFailed = {
+        type: 'action-failed',
+        actionId: d.actionId,
+        sandboxId: sandbox,
+        episodeId: d.episodeId,
+        attempts: delays.length + 1,
+        lastError,
+        timestamp: Date.now(),
+      };
+      ctx.send('episodes', failed);
+    }
+  } finally {
+    state.inFlight -= batch.length;
+  }
+}
+
+export default defineActor<DispatcherMessage, State>({
+  name: 'dispatcher',
+  init(ctx) {
+    const clients = new Map(ctx.config.sandboxes.map((s) => [s.name, sandboxClient(s.address)]));
+    return {
+      clients,
+      queues: new Map(),
+      scheduled: false,
+      sent: 0,
+      confirmed: 0,
+      retries: 0,
+      failed: 0,
+      inFlight: 0,
+    };
+  },
+  handle(state, message, ctx) {
+    switch (message.type) {
+      case 'action-decision': {
+        const q = state.queues.get(message.sandboxId) ?? [];
+        q.push(message);
+        state.queues.set(message.sandboxId, q);
+        if (!state.scheduled) {
+          // Everything that arrives in this turn goes out in one Act per sandbox.
+          state.scheduled = true;
+          setImmediate(() => {
+            state.scheduled = false;
+            for (const [sandbox, batch] of state.queues) {
+              state.queues.delete(sandbox);
+              if (batch.length > 0) void send(state, ctx, sandbox, batch);
+            }
+          });
+        }
+        return state;
+      }
+      default:
+        return assertNever(message.type);
+    }
+  },
+  stats: (s) => ({
+    sent: s.sent,
+    confirmed: s.confirmed,
+    retries: s.retries,
+    failed: s.failed,
+    inFlight: s.inFlight,
+  }),
+  stop(state) {
+    for (const c of state.clients.values()) c.close();
+  },
+});

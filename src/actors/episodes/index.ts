@@ -1,0 +1,302 @@
+// The episodes actor: one record per episode across both stages. Decisions (with their states)
+// become transitions when the stage's outcome says the truth: a step cost per decision, the
+// verdict's reward on the last (rewards.ts). Every transition of both stages goes into the shared
+// replay storage (one contiguous append per stage), the whole trajectory to the DB writer when the
+// episode ends (a partial one, flagged, when a stage fails or the episode goes silent), a learned
+// pattern for each confirmed malicious verdict, and the episode's reward to the learner.
+
+import { type ActionId, STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
+import type { EpisodeLifecycle, Label, Stage } from '../../messages/episode.ts';
+import type { Experience } from '../../messages/experience.ts';
+import type { DispatchResult } from '../../messages/feedback.ts';
+import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
+import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
+import type { DecisionForEpisodes } from '../adapter/index.ts';
+import { learnedPattern } from './patterns.ts';
+import { stepCost, verdictOf, verdictReward } from './rewards.ts';
+
+export type EpisodesMessage =
+  | DecisionForEpisodes
+  | EpisodeLifecycle
+  | DispatchResult
+  | { readonly type: 'sweep' };
+
+declare module '../../runtime/actor.ts' {
+  interface Mailboxes {
+    episodes: EpisodesMessage;
+  }
+}
+
+interface Decided {
+  readonly state: readonly number[];
+  readonly action: ActionId;
+  readonly seq: number;
+  readonly confidence: number;
+  readonly modelVersion: string;
+}
+
+interface EpisodeRecord {
+  readonly episodeId: string;
+  readonly replayId: number;
+  readonly startedAt: number;
+  lastSeen: number;
+  label: Label;
+  family: string | null;
+  modelVersion: string;
+  totalReward: number;
+  readonly decisions: Map<Stage, Decided[]>;
+  readonly steps: TrajectoryStep[];
+  stagesDone: number;
+}
+
+export interface DetectionCounts {
+  tp: number;
+  fp: number;
+  tn: number;
+  fn: number;
+}
+
+interface State {
+  readonly replay: ReplayStorage | undefined;
+  readonly episodes: Map<string, EpisodeRecord>;
+  readonly detection: Record<Stage, DetectionCounts>;
+  readonly latencies: number[];
+  nextReplayId: number;
+  completed: number;
+  partial: number;
+  transitions: number;
+  patterns: number;
+  decisions: number;
+  feedback: number;
+  failedActions: number;
+  sweep: NodeJS.Timeout | undefined;
+}
+
+function record(state: State, episodeId: string): EpisodeRecord {
+  let r = state.episodes.get(episodeId);
+  if (!r) {
+    r = {
+      episodeId,
+      replayId: state.nextReplayId++ | 0,
+      startedAt: Date.now(),
+      lastSeen: Date.now(),
+      label: 'unknown',
+      family: null,
+      modelVersion: 'rules',
+      totalReward: 0,
+      decisions: new Map(),
+      steps: [],
+      stagesDone: 0,
+    };
+    state.episodes.set(episodeId, r);
+  }
+  r.lastSeen = Date.now();
+  return r;
+}
+
+function finishStage(
+  state: State,
+  ctx: ActorContext,
+  r: EpisodeRecord,
+  stage: Stage,
+  truth: Label,
+): void {
+  const decided = r.decisions.get(stage) ?? [];
+  r.decisions.delete(stage);
+  if (stage === 1 || r.label === 'unknown') r.label = stage === 1 ? truth : r.label;
+  const last = decided.at(-1);
+  const verdict =
+    last && STAGE_ENDING_ACTIONS.includes(last.action) ? verdictOf(last.action)! : 'benign';
+  const rewards = ctx.config.rewards;
+  const experiences: Experience[] = decided.map((d, i) => {
+    const isLast = i === decided.length - 1;
+    const reward =
+      stepCost(d.action, rewards) + (isLast ? verdictReward(verdict, truth, rewards) : 0);
+    const next = decided[i + 1]?.state ?? d.state;
+    r.steps.push({
+      stage,
+      step: i,
+      state: d.state,
+      action: d.action,
+      reward,
+      nextState: next,
+      done: isLast,
+    });
+    r.totalReward += reward;
+    return {
+      state: Float32Array.from(d.state),
+      action: d.action,
+      reward,
+      nextState: Float32Array.from(next),
+      done: isLast,
+      episode: r.replayId,
+      stage,
+    };
+  });
+  if (experiences.length > 0) state.transitions += state.replay?.append(experiences) ?? 0;
+  if (truth !== 'unknown') {
+    const c = state.detection[stage];
+    const flagged = verdict !== 'benign';
+    if (flagged && truth === 'malicious') c.tp++;
+    else if (flagged) c.fp++;
+    else if (truth === 'malicious') c.fn++;
+    else c.tn++;
+  }
+  if (last && verdict === 'malicious' && truth === 'malicious') {
+    ctx.send(
+      'db-writer',
+      learnedPattern({
+        episodeId: r.episodeId,
+        stage,
+        state: last.state,
+        action: last.action,
+        reward: experiences.at(-1)!.reward,
+        confidence: last.confidence,
+        modelVersion: last.modelVersion,
+        family: r.family,
+        timestamp: Date.now(),
+      }),
+    );
+    state.patterns++;
+  }
+  r.stagesDone++;
+}
+
+function finishEpisode(
+  state: State,
+  ctx: ActorContext,
+  r: EpisodeRecord,
+  failure: string | null,
+): void {
+  state.episodes.delete(r.episodeId);
+  const trajectory: EpisodeTrajectory = {
+    type: 'episode-trajectory',
+    episodeId: r.episodeId,
+    label: r.label,
+    partial: failure !== null,
+    failureReason: failure,
+    modelVersion: r.modelVersion,
+    totalReward: r.totalReward,
+    startedAt: r.startedAt,
+    endedAt: Date.now(),
+    steps: r.steps,
+  };
+  ctx.send('db-writer', trajectory);
+  if (failure === null) {
+    state.completed++;
+    ctx.send('learner', { type: 'episode-finished', reward: r.totalReward });
+  } else state.partial++;
+}
+
+export default defineActor<EpisodesMessage, State>({
+  name: 'episodes',
+  init(ctx) {
+    const buffer = ctx.shared.replay;
+    const state: State = {
+      replay: buffer ? new ReplayStorage(buffer) : undefined,
+      episodes: new Map(),
+      detection: { 1: { tp: 0, fp: 0, tn: 0, fn: 0 }, 2: { tp: 0, fp: 0, tn: 0, fn: 0 } },
+      latencies: [],
+      nextReplayId: 1,
+      completed: 0,
+      partial: 0,
+      transitions: 0,
+      patterns: 0,
+      decisions: 0,
+      feedback: 0,
+      failedActions: 0,
+      sweep: undefined,
+    };
+    state.sweep = setInterval(
+      () => ctx.send('episodes', { type: 'sweep' }),
+      Math.min(5_000, ctx.config.dispatch.episodeTimeoutMs),
+    );
+    state.sweep.unref();
+    return state;
+  },
+  handle(state, message, ctx) {
+    switch (message.type) {
+      case 'decision': {
+        const d = message.decision;
+        const r = record(state, d.episodeId);
+        r.modelVersion = d.context.modelVersion;
+        const list = r.decisions.get(d.stage) ?? [];
+        list.push({
+          state: message.state,
+          action: d.action,
+          seq: d.seq,
+          confidence: d.context.confidence,
+          modelVersion: d.context.modelVersion,
+        });
+        r.decisions.set(d.stage, list);
+        state.decisions++;
+        state.latencies.push(message.latencyMs);
+        if (state.latencies.length > 4_096) state.latencies.splice(0, 2_048);
+        return state;
+      }
+      case 'episode-started':
+        record(state, message.episodeId);
+        return state;
+      case 'stage-outcome': {
+        const r = record(state, message.episodeId);
+        if (message.family) r.family = message.family;
+        finishStage(state, ctx, r, message.stage, message.groundTruth);
+        if (message.stage === 2) finishEpisode(state, ctx, r, null);
+        return state;
+      }
+      case 'stage-failed': {
+        const r = record(state, message.episodeId);
+        finishEpisode(
+          state,
+          ctx,
+          r,
+          `stage ${message.stage}: ${message.reason}${message.detail ? ` (${message.detail})` : ''}`,
+        );
+        return state;
+      }
+      case 'action-feedback':
+        state.feedback++;
+        return state;
+      case 'action-failed':
+        state.failedActions++;
+        return state;
+      case 'sweep': {
+        const cutoff = Date.now() - ctx.config.dispatch.episodeTimeoutMs;
+        for (const r of [...state.episodes.values()])
+          if (r.lastSeen < cutoff) finishEpisode(state, ctx, r, 'timeout: the sandbox went silent');
+        return state;
+      }
+      default:
+        return assertNever(message);
+    }
+  },
+  stats(s) {
+    const sorted = [...s.latencies].sort((a, b) => a - b);
+    const q = (p: number) =>
+      sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+    const flat = (stage: Stage) =>
+      Object.fromEntries(
+        Object.entries(s.detection[stage]).map(([k, v]) => [`stage${stage}_${k}`, v]),
+      );
+    return {
+      completed: s.completed,
+      partial: s.partial,
+      open: s.episodes.size,
+      transitions: s.transitions,
+      patterns: s.patterns,
+      decisions: s.decisions,
+      feedback: s.feedback,
+      failedActions: s.failedActions,
+      latencyP50Ms: q(0.5),
+      latencyP99Ms: q(0.99),
+      ...flat(1),
+      ...flat(2),
+    };
+  },
+  stop(state, ctx) {
+    clearInterval(state.sweep);
+    for (const r of [...state.episodes.values()])
+      finishEpisode(state, ctx, r, 'unfinished at shutdown');
+  },
+});

@@ -1,0 +1,204 @@
+// A receiver (one per sandbox, "receiver:<name>"): subscribes to the sandbox's Watch stream,
+// validates every event as untrusted input (defaults counted per field), and hands the batch to
+// the adapter with its arrival time. A cut stream is resubscribed with exponential backoff.
+
+import type * as grpc from '@grpc/grpc-js';
+import type {
+  EpisodeStarted,
+  Label,
+  SandboxEvent,
+  StageFailed,
+  StageOutcome,
+} from '../../messages/index.ts';
+import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+import { DefaultsCounter } from '../../validation/defaults-counter.ts';
+import { validateTelemetry } from '../../validation/telemetry.ts';
+
+export interface SandboxEventsBatch {
+  readonly type: 'sandbox-events';
+  readonly sandbox: string;
+  /** performance.timeOrigin + performance.now() when the batch arrived (property 1). */
+  readonly receivedAt: number;
+  readonly events: readonly SandboxEvent[];
+}
+
+export type ReceiverMessage = { readonly type: 'reconnect' };
+
+declare module '../../runtime/actor.ts' {
+  interface Mailboxes {
+    [receiver: `receiver:${string}`]: ReceiverMessage;
+  }
+}
+
+interface State {
+  readonly sandbox: string;
+  readonly client: SandboxClient;
+  readonly counter: DefaultsCounter;
+  call: grpc.ClientReadableStream<unknown> | undefined;
+  stopped: boolean;
+  failures: number;
+  batches: number;
+  events: number;
+  rejected: number;
+  reconnects: number;
+}
+
+type Wire = Record<string, unknown>;
+const str = (v: unknown, d = '') => (typeof v === 'string' ? v : d);
+const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
+const stageOf = (v: unknown) => (v === 2 ? 2 : 1) as 1 | 2;
+const LABELS: Record<number, Label> = { 0: 'unknown', 1: 'malicious', 2: 'benign' };
+
+function lifecycle(kind: string, w: Wire, sandbox: string): SandboxEvent | undefined {
+  const base = {
+    sandboxId: sandbox,
+    episodeId: str(w.episodeId, 'unknown'),
+    stage: stageOf(w.stage),
+    timestamp: num(w.timestampMs, Date.now()),
+  };
+  if (kind === 'episodeStarted') {
+    const e: EpisodeStarted = {
+      type: 'episode-started',
+      ...base,
+      artifactHash: str(w.artifactHash),
+      artifactType: 'other',
+      cleaned: w.cleaned === true,
+    };
+    return e;
+  }
+  if (kind === 'stageOutcome') {
+    const e: StageOutcome = {
+      type: 'stage-outcome',
+      ...base,
+      eventsObserved: num(w.eventsObserved),
+      sandboxDetected: w.sandboxDetected === true,
+      cleaned: w.cleaned === true,
+      cleaningSucceeded: w.cleaningSucceeded === true,
+      groundTruth: LABELS[num(w.groundTruth)] ?? 'unknown',
+      family: str(w.family) || null,
+    };
+    return e;
+  }
+  if (kind === 'stageFailed') {
+    const reasons = ['sandbox-crash', 'stream-cut', 'timeout', 'refused', 'other'] as const;
+    const reason = reasons.find((r) => r === w.reason) ?? 'other';
+    const e: StageFailed = {
+      type: 'stage-failed',
+      ...base,
+      reason,
+      detail: str(w.detail).slice(0, 1024),
+    };
+    return e;
+  }
+  return undefined;
+}
+
+function subscribe(state: State, ctx: ActorContext): void {
+  if (state.stopped) return;
+  const call = (
+    state.client.raw.watch as (req: unknown) => grpc.ClientReadableStream<{ events?: Wire[] }>
+  )({ receiverId: ctx.name, maxBatch: 64 });
+  state.call = call as grpc.ClientReadableStream<unknown>;
+  const limits = ctx.config.telemetry;
+  call.on('data', (batch: { events?: Wire[] }) => {
+    const receivedAt = performance.timeOrigin + performance.now();
+    state.failures = 0;
+    state.batches++;
+    const events: SandboxEvent[] = [];
+    for (const item of batch.events ?? []) {
+      const kind = str(item.kind);
+      const body = item[kind] as Wire | undefined;
+      if (!body) continue;
+      try {
+        if (kind === 'telemetry')
+          events.push(
+            validateTelemetry(
+              { ...body, sandboxId: state.sandbox },
+              { limits, counter: state.counter, absentIsDefault: true, now: Date.now() },
+            ),
+          );
+        else {
+          const e = lifecycle(kind, body, state.sandbox);
+          if (e) events.push(e);
+        }
+      } catch (error) {
+        state.rejected++;
+        ctx.log.warn({ err: error, sandbox: state.sandbox }, 'sandbox event rejected');
+      }
+    }
+    state.events += events.length;
+    const message: SandboxEventsBatch = {
+      type: 'sandbox-events',
+      sandbox: state.sandbox,
+      receivedAt,
+      events,
+    };
+    ctx.send('adapter', message);
+  });
+  const retry = (why: string) => {
+    if (state.stopped || state.call !== call) return;
+    state.call = undefined;
+    state.failures++;
+    state.reconnects++;
+    const { reconnectInitialMs, reconnectMaxMs } = ctx.config.dispatch;
+    const delay = Math.min(
+      reconnectMaxMs,
+      reconnectInitialMs * 2 ** Math.min(20, state.failures - 1),
+    );
+    ctx.log.warn(
+      { sandbox: state.sandbox, why, delayMs: delay },
+      'sandbox stream lost; resubscribing',
+    );
+    setTimeout(
+      () => ctx.send(ctx.name as `receiver:${string}`, { type: 'reconnect' }),
+      delay,
+    ).unref();
+  };
+  call.on('error', (error) => retry(error.message));
+  call.on('end', () => retry('stream ended'));
+}
+
+export default defineActor<ReceiverMessage, State>({
+  name: 'receiver',
+  init(ctx) {
+    const sandbox = ctx.name.slice('receiver:'.length);
+    const entry = ctx.config.sandboxes.find((s) => s.name === sandbox);
+    if (!entry) throw new Error(`no sandbox named "${sandbox}" in the configuration`);
+    const state: State = {
+      sandbox,
+      client: sandboxClient(entry.address),
+      counter: new DefaultsCounter(),
+      call: undefined,
+      stopped: false,
+      failures: 0,
+      batches: 0,
+      events: 0,
+      rejected: 0,
+      reconnects: 0,
+    };
+    subscribe(state, ctx);
+    return state;
+  },
+  handle(state, message, ctx) {
+    switch (message.type) {
+      case 'reconnect':
+        if (!state.call) subscribe(state, ctx);
+        return state;
+      default:
+        return assertNever(message.type);
+    }
+  },
+  stats: (s) => ({
+    batches: s.batches,
+    events: s.events,
+    rejected: s.rejected,
+    reconnects: s.reconnects,
+    defaultsApplied: s.counter.totalDefaults,
+  }),
+  stop(state) {
+    state.stopped = true;
+    state.call?.cancel();
+    state.client.close();
+  },
+});

@@ -1,0 +1,400 @@
+// The reference sandbox (`warden sandbox`): a real gRPC server implementing the sandbox contract
+// by replaying recorded telemetry, so the whole system runs on one machine.
+//
+//   Each episode runs stage 1, then stage 2 under the same id. Events stream in batches, several
+//   episodes at once (round-robin), as fast as the stream takes them or at a fixed rate.
+//   A stage ends when Warden sends a stage-ending action (TERMINATE, QUARANTINE, REQUEST_REVIEW,
+//   RELEASE), when it acts on the last event without ending it (released at the end), or
+//   stageTimeoutMs after the last event. Stage 1's malicious verdict (terminate, quarantine,
+//   review) cleans the file — successfully with probability cleanSuccessRate for malware — and a
+//   cleaned file behaves like goodware in stage 2 (a benign trace is replayed, truth benign).
+//   Outcomes report the sandbox's detection, the cleaning, and the ground truth.
+//   Fault injection for tests: cut the stream after N batches; refuse the first N Act calls.
+
+import * as grpc from '@grpc/grpc-js';
+import { fnv1a } from '../actors/adapter/state-vector.ts';
+import { type ActionId, MALICIOUS_VERDICTS, STAGE_ENDING_ACTIONS } from '../messages/action.ts';
+import type { Label, Stage } from '../messages/episode.ts';
+import type { RecordedTrace } from '../messages/recorded.ts';
+import type { TelemetryEvent } from '../messages/telemetry.ts';
+import type { Logger } from '../runtime/logger.ts';
+import {
+  type ActionAckWire,
+  type ActionRequestWire,
+  channelOptions,
+  sandboxPackage,
+} from './grpc.ts';
+
+export interface ReferenceSandboxOptions {
+  readonly name: string;
+  readonly traces: readonly RecordedTrace[];
+  /** Goodware traces a successfully cleaned file replays in stage 2. */
+  readonly benign: readonly RecordedTrace[];
+  readonly concurrency?: number;
+  readonly batchSize?: number;
+  /** Events per second over all episodes; undefined = as fast as possible. */
+  readonly eventsPerSecond?: number;
+  readonly cleanSuccessRate?: number;
+  /** Stop starting episodes after this many (undefined: cycle through the traces forever). */
+  readonly episodes?: number;
+  readonly stageTimeoutMs?: number;
+  readonly seed?: number;
+  readonly faults?: { readonly cutStreamAfterBatches?: number; readonly refuseActCalls?: number };
+  readonly log: Logger;
+}
+
+interface StageRun {
+  readonly key: string;
+  readonly episodeId: string;
+  readonly stage: Stage;
+  readonly trace: RecordedTrace;
+  readonly truth: Label;
+  readonly original: RecordedTrace;
+  next: number;
+  sentAllAt: number | undefined;
+  ended: boolean;
+}
+
+type WireEvent = Record<string, unknown>;
+
+const RELEASE = 5 as ActionId;
+
+export interface SandboxStats {
+  episodesStarted: number;
+  episodesCompleted: number;
+  eventsSent: number;
+  actionsReceived: number;
+  actionsApplied: number;
+  batchesSent: number;
+}
+
+export class ReferenceSandbox {
+  readonly name: string;
+  readonly stats: SandboxStats = {
+    episodesStarted: 0,
+    episodesCompleted: 0,
+    eventsSent: 0,
+    actionsReceived: 0,
+    actionsApplied: 0,
+    batchesSent: 0,
+  };
+  /** Ground truth per completed stage, for tests and the demo summary. */
+  readonly outcomes: {
+    episodeId: string;
+    stage: Stage;
+    verdict: 'malicious' | 'benign';
+    truth: Label;
+  }[] = [];
+  readonly #o: Required<Omit<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults'>> &
+    Pick<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults'>;
+  readonly #server = new grpc.Server(channelOptions);
+  readonly #runs = new Map<string, StageRun>();
+  readonly #pending: WireEvent[] = [];
+  readonly #seenActions = new Map<string, ActionAckWire>();
+  #traceIndex = 0;
+  #episodeCounter = 0;
+  #wake: (() => void) | undefined;
+  #stopped = false;
+  #refusals = 0;
+  #batchesThisStream = 0;
+  readonly #epoch = Date.now().toString(36);
+
+  constructor(options: ReferenceSandboxOptions) {
+    this.name = options.name;
+    this.#o = {
+      concurrency: 8,
+      batchSize: 32,
+      cleanSuccessRate: 0.9,
+      stageTimeoutMs: 2_000,
+      seed: 1,
+      ...options,
+    };
+    this.#server.addService(sandboxPackage().Sandbox.service, {
+      watch: (call: grpc.ServerWritableStream<unknown, unknown>) => void this.#watch(call),
+      act: (
+        call: grpc.ServerUnaryCall<{ actions?: ActionRequestWire[] }, unknown>,
+        cb: grpc.sendUnaryData<unknown>,
+      ) => this.#act(call, cb),
+    });
+  }
+
+  async start(port = 0, host = '127.0.0.1'): Promise<number> {
+    const bound = await new Promise<number>((resolve, reject) =>
+      this.#server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    while (this.#runs.size < this.#o.concurrency && this.#startEpisode()) {
+      // fill the first slots
+    }
+    this.#o.log.info(
+      { sandbox: this.name, port: bound, traces: this.#o.traces.length },
+      'reference sandbox listening',
+    );
+    return bound;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+  }
+
+  /** Kills the server abruptly (streams cut, calls fail): a crashed sandbox, for tests. */
+  crash(): void {
+    this.#stopped = true;
+    this.#wake?.();
+    this.#server.forceShutdown();
+  }
+
+  get done(): boolean {
+    return (
+      this.#runs.size === 0 &&
+      this.#pending.length === 0 &&
+      this.#o.episodes !== undefined &&
+      this.stats.episodesStarted >= this.#o.episodes
+    );
+  }
+
+  #startEpisode(): boolean {
+    if (this.#o.traces.length === 0) return false;
+    if (this.#o.episodes !== undefined && this.stats.episodesStarted >= this.#o.episodes)
+      return false;
+    const trace = this.#o.traces[this.#traceIndex++ % this.#o.traces.length]!;
+    const episodeId = `${this.name}-${this.#epoch}-${++this.#episodeCounter}`;
+    this.stats.episodesStarted++;
+    this.#startStage(episodeId, 1, trace, trace.episode.label, trace, false);
+    return true;
+  }
+
+  #startStage(
+    episodeId: string,
+    stage: Stage,
+    trace: RecordedTrace,
+    truth: Label,
+    original: RecordedTrace,
+    cleaned: boolean,
+  ): void {
+    const key = `${episodeId}/${stage}`;
+    this.#runs.set(key, {
+      key,
+      episodeId,
+      stage,
+      trace,
+      truth,
+      original,
+      next: 0,
+      sentAllAt: undefined,
+      ended: false,
+    });
+    this.#pending.push({
+      episodeStarted: {
+        sandboxId: this.name,
+        episodeId,
+        stage,
+        timestampMs: Date.now(),
+        artifactHash: original.episode.artifactHash,
+        artifactType: original.episode.artifactType,
+        cleaned,
+      },
+    });
+    this.#wake?.();
+  }
+
+  #endStage(run: StageRun, action: ActionId, detail: string): void {
+    if (run.ended) return;
+    run.ended = true;
+    this.#runs.delete(run.key);
+    const malicious = MALICIOUS_VERDICTS.includes(action) || action === 4;
+    const cleaned = run.stage === 1 && malicious;
+    const cleaningSucceeded =
+      cleaned &&
+      run.truth === 'malicious' &&
+      fnv1a(`${this.#o.seed}:${run.episodeId}`) / 2 ** 32 < this.#o.cleanSuccessRate;
+    this.outcomes.push({
+      episodeId: run.episodeId,
+      stage: run.stage,
+      verdict: malicious ? 'malicious' : 'benign',
+      truth: run.truth,
+    });
+    this.#pending.push({
+      stageOutcome: {
+        sandboxId: this.name,
+        episodeId: run.episodeId,
+        stage: run.stage,
+        timestampMs: Date.now(),
+        eventsObserved: run.next,
+        sandboxDetected: malicious,
+        cleaned,
+        cleaningSucceeded,
+        groundTruth: run.truth === 'malicious' ? 1 : run.truth === 'benign' ? 2 : 0,
+        family: run.original.episode.family ?? '',
+      },
+    });
+    this.#o.log.debug(
+      { sandbox: this.name, episode: run.episodeId, stage: run.stage, action, detail },
+      'stage ended',
+    );
+    if (run.stage === 1) {
+      const benign = this.#o.benign;
+      if (cleaningSucceeded && benign.length > 0) {
+        const replacement = benign[fnv1a(run.episodeId) % benign.length]!;
+        this.#startStage(run.episodeId, 2, replacement, 'benign', run.original, true);
+      } else this.#startStage(run.episodeId, 2, run.original, run.truth, run.original, cleaned);
+    } else {
+      this.stats.episodesCompleted++;
+      this.#startEpisode();
+    }
+    this.#wake?.();
+  }
+
+  #telemetry(run: StageRun, e: TelemetryEvent): WireEvent {
+    return {
+      telemetry: {
+        ...e,
+        sandboxId: this.name,
+        episodeId: run.episodeId,
+        stage: run.stage,
+        seq: run.next,
+        timestampMs: Date.now(),
+        api: e.api ? { name: e.api.name, category: e.api.category, args: e.api.args } : undefined,
+        timestamp: undefined,
+        type: undefined,
+      },
+    };
+  }
+
+  async #watch(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+    this.#batchesThisStream = 0;
+    let closed = false;
+    call.on('cancelled', () => {
+      closed = true;
+      this.#wake?.();
+    });
+    call.on('error', () => {
+      closed = true;
+    });
+    const started = Date.now();
+    let sent = 0;
+    while (!closed && !this.#stopped) {
+      const batch: WireEvent[] = this.#pending.splice(0, this.#o.batchSize);
+      const runs = [...this.#runs.values()];
+      let progressed = true;
+      while (batch.length < this.#o.batchSize && progressed) {
+        progressed = false;
+        for (const run of runs) {
+          if (batch.length >= this.#o.batchSize) break;
+          if (run.ended || run.next >= run.trace.events.length) continue;
+          batch.push(this.#telemetry(run, run.trace.events[run.next]!));
+          run.next++;
+          if (run.next >= run.trace.events.length) run.sentAllAt = Date.now();
+          progressed = true;
+        }
+      }
+      // Stages whose events are all out and that Warden left undecided end at the timeout.
+      const now = Date.now();
+      for (const run of runs) {
+        if (
+          !run.ended &&
+          run.sentAllAt !== undefined &&
+          now - run.sentAllAt > this.#o.stageTimeoutMs
+        )
+          this.#endStage(run, RELEASE, 'timeout after the last event');
+      }
+      if (batch.length === 0) {
+        if (this.done) {
+          call.end();
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          setTimeout(resolve, 20);
+        });
+        this.#wake = undefined;
+        continue;
+      }
+      const events = batch.filter((b) => b.telemetry).length;
+      this.stats.eventsSent += events;
+      sent += events;
+      this.stats.batchesSent++;
+      const cut = this.#o.faults?.cutStreamAfterBatches;
+      if (cut !== undefined && ++this.#batchesThisStream > cut) {
+        // Fault: the batch is "lost in the cut": put its lifecycle events back, rewind its telemetry.
+        for (const b of batch) {
+          const t = b.telemetry as { episodeId: string; stage: number; seq: number } | undefined;
+          if (!t) this.#pending.push(b);
+          else {
+            const run = this.#runs.get(`${t.episodeId}/${t.stage}`);
+            if (run && run.next > t.seq) run.next = t.seq;
+          }
+        }
+        this.stats.eventsSent -= events;
+        call.destroy(new Error('fault injection: stream cut'));
+        return;
+      }
+      if (!call.write({ events: batch }))
+        await new Promise((resolve) => call.once('drain', resolve));
+      const rate = this.#o.eventsPerSecond;
+      if (rate) {
+        const due = started + (sent / rate) * 1000;
+        const wait = due - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  #act(
+    call: grpc.ServerUnaryCall<{ actions?: ActionRequestWire[] }, unknown>,
+    cb: grpc.sendUnaryData<unknown>,
+  ): void {
+    if (
+      this.#o.faults?.refuseActCalls !== undefined &&
+      this.#refusals < this.#o.faults.refuseActCalls
+    ) {
+      this.#refusals++;
+      cb({ code: grpc.status.UNAVAILABLE, details: 'fault injection: actions refused' });
+      return;
+    }
+    const acks: ActionAckWire[] = [];
+    for (const a of call.request.actions ?? []) {
+      this.stats.actionsReceived++;
+      const seen = this.#seenActions.get(a.actionId);
+      if (seen) {
+        acks.push(seen); // a retried action is applied once
+        continue;
+      }
+      const run = this.#runs.get(`${a.episodeId}/${a.stage}`);
+      let ack: ActionAckWire;
+      if (!run || run.ended) {
+        ack = {
+          actionId: a.actionId,
+          confirmed: true,
+          applied: false,
+          stageEnded: true,
+          detail: 'stage already ended',
+          timestampMs: Date.now(),
+        };
+      } else {
+        this.stats.actionsApplied++;
+        const action = (a.action ?? 0) as ActionId;
+        const ends = STAGE_ENDING_ACTIONS.includes(action);
+        const last = (a.seq ?? 0) >= run.trace.events.length - 1;
+        if (ends) this.#endStage(run, action, 'action');
+        else if (last) this.#endStage(run, RELEASE, 'run reached its end');
+        ack = {
+          actionId: a.actionId,
+          confirmed: true,
+          applied: true,
+          stageEnded: ends || last,
+          detail: ends ? 'stage ended' : last ? 'released at the end of the run' : 'applied',
+          timestampMs: Date.now(),
+        };
+      }
+      this.#seenActions.set(a.actionId, ack);
+      if (this.#seenActions.size > 100_000)
+        this.#seenActions.delete(this.#seenActions.keys().next().value!);
+      acks.push(ack);
+    }
+    cb(null, { acks });
+  }
+}
