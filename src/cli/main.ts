@@ -30,8 +30,22 @@ export async function run(
     .description('run the whole system on embedded defaults (what `npm start` runs)')
     .option('--duration <seconds>', 'stop cleanly after this many seconds', positiveNumber)
     .option('--config-dir <dir>', 'configuration directory (default: config/)')
-    .action(async (opts: { duration?: number; configDir?: string }) => {
-      code = await start(opts, out);
+    .option(
+      '--rate <events/s>',
+      'events per second per reference sandbox (default: as fast as possible)',
+      positiveNumber,
+    )
+    .action(async (opts: { duration?: number; configDir?: string; rate?: number }) => {
+      code = await start({ ...opts, demo: true }, out);
+    });
+  program
+    .command('run')
+    .description('run Warden against the sandboxes in the configuration (no reference sandboxes)')
+    .option('--duration <seconds>', 'stop cleanly after this many seconds', positiveNumber)
+    .option('--config-dir <dir>', 'configuration directory (default: config/)')
+    .option('--demo', 'also start the two reference sandboxes (what `start` does)')
+    .action(async (opts: { duration?: number; configDir?: string; demo?: boolean }) => {
+      code = await start({ ...opts, demo: opts.demo === true }, out);
     });
 
   const config = program.command('config').description('inspect and validate configuration');

@@ -3,17 +3,54 @@
 // sizes the shared replay storage, starts the actor system with the configured placement, prints
 // a status line, and shuts everything down cleanly on Ctrl-C, SIGTERM or after --duration seconds.
 
+import { seededRandom } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
 import { ConfigWatcher } from '../config/watch.ts';
 import { openDatabase } from '../db/connect.ts';
+import type { ModelPublished } from '../messages/model.ts';
+import type { Logger } from '../runtime/logger.ts';
 import { componentLogger } from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
+import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { startPatternQueryServer } from '../services/pattern-query.ts';
+import { loadTraces } from './learn-commands.ts';
 
 export interface StartOptions {
   readonly duration?: number;
   readonly configDir?: string;
+  /** Run two reference sandboxes replaying the bundled real telemetry (the default of `start`). */
+  readonly demo?: boolean;
+  /** Events per second per demo sandbox (default: as fast as possible). */
+  readonly rate?: number;
+}
+
+const BUNDLED = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
+
+async function startDemoSandboxes(
+  rate: number | undefined,
+  log: Logger,
+): Promise<ReferenceSandbox[]> {
+  // The file lists goodware first, then malware: a seeded shuffle mixes them as a sandbox would.
+  const rand = seededRandom(2019);
+  const traces = (await loadTraces(BUNDLED))
+    .map((t) => ({ t, k: rand() }))
+    .sort((a, b) => a.k - b.k)
+    .map(({ t }) => t);
+  const benign = traces.filter((t) => t.episode.label === 'benign');
+  // Each sandbox replays half of the episodes, interleaving labels, and cycles through them.
+  const sandboxes = [0, 1].map(
+    (k) =>
+      new ReferenceSandbox({
+        name: `sandbox-${k + 1}`,
+        traces: traces.filter((_, i) => i % 2 === k),
+        benign,
+        log,
+        ...(rate ? { eventsPerSecond: rate } : {}),
+      }),
+  );
+  for (const s of sandboxes) await s.start();
+  return sandboxes;
 }
 
 export async function start(
@@ -28,6 +65,17 @@ export async function start(
   const say = (line: string) => out.write(`${line}\n`);
   say(`warden: environment ${config.environment}, configuration from ${loaded.sources.join(', ')}`);
 
+  const demo = options.demo ? await startDemoSandboxes(options.rate, log) : [];
+  const demoPorts = demo.map((s) => s.port);
+  for (const [i, s] of demo.entries())
+    say(
+      `warden: reference sandbox ${s.name} on 127.0.0.1:${demoPorts[i]} replaying the bundled Oliveira 2019 traces`,
+    );
+  const sandboxes = [
+    ...demo.map((s, i) => ({ name: s.name, address: `127.0.0.1:${demoPorts[i]}` })),
+    ...config.sandboxes,
+  ];
+
   // The database first: actors that write to it get its URL in their configuration.
   const db = await openDatabase(config, log);
   say(
@@ -35,8 +83,10 @@ export async function start(
       ? `warden: embedded PostgreSQL on 127.0.0.1:${db.embedded.port} (data in ${config.database.dataDir})`
       : 'warden: PostgreSQL from DATABASE_URL',
   );
+  // What the actors run with: the sandboxes (reference ones included) and the database's URL.
   const withDb = <C extends typeof config>(c: C): C => ({
     ...c,
+    sandboxes,
     database: { ...c.database, url: db.url },
   });
   const query = await startPatternQueryServer(db.pool, log, config.database.queryPort).catch(
@@ -58,7 +108,26 @@ export async function start(
   if (system.skipped.length > 0)
     say(`warden: not built yet, left out: ${system.skipped.join(', ')}`);
 
+  let last = { at: Date.now(), decisions: 0 };
+  const progress = async (): Promise<Record<string, Record<string, number>> | undefined> => {
+    const stats = await system.stats().catch(() => undefined);
+    if (!stats) return undefined;
+    return Object.fromEntries(
+      stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
+    );
+  };
+  const line = (a: Record<string, Record<string, number>>) => {
+    const e = a.episodes ?? {};
+    const now = Date.now();
+    const decisions = e.decisions ?? 0;
+    const rate = ((decisions - last.decisions) * 1000) / Math.max(1, now - last.at);
+    last = { at: now, decisions };
+    const tpr = (e.stage1_tp ?? 0) / Math.max(1, (e.stage1_tp ?? 0) + (e.stage1_fn ?? 0));
+    const fpr = (e.stage1_fp ?? 0) / Math.max(1, (e.stage1_fp ?? 0) + (e.stage1_tn ?? 0));
+    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  decisions ${decisions} (${rate.toFixed(0)}/s)  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}  patterns ${e.patterns ?? 0}`;
+  };
   let failed = false;
+  let status: NodeJS.Timeout | undefined;
   let stopping = false;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
@@ -73,13 +142,27 @@ export async function start(
     if (stopping) return;
     stopping = true;
     say(`warden: stopping (${reason})`);
+    clearInterval(status);
     watcher.close();
-    void system
-      .stop()
+    void progress()
+      .then((final) => {
+        if (final) say(`warden: summary — ${line(final)}`);
+      })
+      .then(() => system.stop())
+      .then(() => Promise.all(demo.map((s) => s.stop())))
       .then(() => query.stop())
       .then(() => db.close())
       .then(resolveDone);
   }
+  // Registry stand-in: a model the learner published is hot-loaded by the adapter's pool.
+  let modelVersion = 'rules (no model yet)';
+  system.on('message', ({ message }) => {
+    if (message.type === 'model-published') {
+      const published = message as ModelPublished;
+      modelVersion = published.metadata.version;
+      system.send('adapter', published);
+    }
+  });
   system.on('actor-failed', ({ actor, error }) => {
     failed = true;
     log.fatal({ err: error, actor }, 'actor gave up; shutting down');
@@ -112,14 +195,10 @@ export async function start(
       ? undefined
       : setTimeout(() => stop(`--duration ${options.duration}`), options.duration * 1000);
 
-  const status = setInterval(async () => {
-    const stats = await system.stats().catch(() => undefined);
-    if (!stats) return;
-    const handled = stats.threads.flatMap((t) => t.actors).reduce((n, a) => n + a.handled, 0);
-    say(
-      `warden: ${handled} messages handled, ${stats.deadLetters} dead letters, ${stats.workerRestarts} worker restarts, replay ${replay.size}`,
-    );
-  }, 5_000);
+  status = setInterval(async () => {
+    const a = await progress();
+    if (a) say(`warden: ${line(a)}`);
+  }, 2_000);
   status.unref();
 
   await done;

@@ -44,8 +44,9 @@ const Runtime = Type.Object(
       Type.Array(Type.String()),
       {
         default: {
-          control: ['registry', 'db-writer', 'episodes'],
-          hot: ['adapter', 'inference'],
+          io: ['receiver', 'dispatcher'],
+          hot: ['adapter'],
+          control: ['episodes', 'db-writer'],
           learner: ['learner'],
         },
         description: 'Worker thread name → actors it hosts. Actors in one entry share a thread.',

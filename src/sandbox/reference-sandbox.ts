@@ -118,12 +118,20 @@ export class ReferenceSandbox {
     });
   }
 
+  #port = 0;
+
+  /** The port start() bound (0 before). */
+  get port(): number {
+    return this.#port;
+  }
+
   async start(port = 0, host = '127.0.0.1'): Promise<number> {
     const bound = await new Promise<number>((resolve, reject) =>
       this.#server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
         e ? reject(e) : resolve(p),
       ),
     );
+    this.#port = bound;
     while (this.#runs.size < this.#o.concurrency && this.#startEpisode()) {
       // fill the first slots
     }

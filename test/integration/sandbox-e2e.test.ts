@@ -47,7 +47,12 @@ const actorStats = async (system: ActorSystem) => {
 };
 
 test('two sandboxes, every actor on worker threads: all episodes complete and everything is accounted for', async (t) => {
-  const slice = (from: number) => traces.filter((_, i) => i % 37 === from); // both labels, spread over the file
+  // The file lists goodware first, then malware: take both, alternating.
+  const malware = traces.filter((x) => x.episode.label === 'malicious');
+  const slice = (from: number) =>
+    traces
+      .filter((x, i) => x.episode.label === 'benign' && i % 37 === from)
+      .flatMap((b, i) => [b, malware[(i * 37 + from) % malware.length]!]);
   const benign = traces.filter((x) => x.episode.label === 'benign').slice(0, 50);
   const sandboxes = [
     new ReferenceSandbox({
@@ -135,6 +140,10 @@ test('two sandboxes, every actor on worker threads: all episodes complete and ev
       0,
     );
     t.is(confusion, 24, 'every stage-1 verdict was scored against the ground truth');
+    const truths = sandboxes.flatMap((x) =>
+      x.outcomes.filter((o) => o.stage === 1).map((o) => o.truth),
+    );
+    t.true(truths.includes('malicious') && truths.includes('benign'), 'both labels were replayed');
 
     // Property 43: the trajectories are in PostgreSQL, in full.
     t.true(
