@@ -7,7 +7,7 @@ import { seededRandom } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
 import { ConfigWatcher } from '../config/watch.ts';
 import { openDatabase } from '../db/connect.ts';
-import type { ModelPublished } from '../messages/model.ts';
+import type { ModelActivated, ModelPublished } from '../messages/model.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { componentLogger } from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
@@ -155,13 +155,10 @@ export async function start(
       .then(resolveDone);
   }
   // Registry stand-in: a model the learner published is hot-loaded by the adapter's pool.
-  let modelVersion = 'rules (no model yet)';
+  let modelVersion = 'rules';
   system.on('message', ({ message }) => {
-    if (message.type === 'model-published') {
-      const published = message as ModelPublished;
-      modelVersion = published.metadata.version;
-      system.send('adapter', published);
-    }
+    if (message.type === 'model-published') system.send('adapter', message as ModelPublished);
+    if (message.type === 'model-activated') modelVersion = (message as ModelActivated).version;
   });
   system.on('actor-failed', ({ actor, error }) => {
     failed = true;

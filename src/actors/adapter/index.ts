@@ -5,8 +5,8 @@
 
 import type { ActionContext, ActionDecision, FeatureWeight } from '../../messages/action.ts';
 import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
-import type { ModelPublished } from '../../messages/model.ts';
-import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import type { ModelActivated, ModelPublished } from '../../messages/model.ts';
+import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { InferencePool, type PoolDecision } from '../inference/pool.ts';
 import type { SandboxEventsBatch } from '../receiver/index.ts';
 import { featureNames, MAX_ISOLATION, StateAccumulator } from './state-vector.ts';
@@ -147,6 +147,13 @@ export default defineActor<AdapterMessage, State>({
   async init(ctx) {
     const pool = await InferencePool.start(ctx.config, ctx.log);
     await pool.loadLatest(ctx.config.models.dir);
+    const activated: ModelActivated = {
+      type: 'model-activated',
+      version: pool.activeVersion,
+      previousVersion: null,
+      reason: 'start',
+    };
+    ctx.send(SYSTEM, activated);
     return {
       pool,
       stages: new Map(),
@@ -204,9 +211,19 @@ export default defineActor<AdapterMessage, State>({
         void pump(state, ctx);
         return state;
       }
-      case 'model-published':
-        await state.pool.activate(ctx.config.models.dir, message.metadata.version);
+      case 'model-published': {
+        const previous = state.pool.activeVersion;
+        if (await state.pool.activate(ctx.config.models.dir, message.metadata.version)) {
+          const activated: ModelActivated = {
+            type: 'model-activated',
+            version: state.pool.activeVersion,
+            previousVersion: previous,
+            reason: 'hot-reload',
+          };
+          ctx.send(SYSTEM, activated);
+        }
         return state;
+      }
       case 'pump':
         void pump(state, ctx);
         return state;
