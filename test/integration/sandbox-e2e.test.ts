@@ -46,118 +46,208 @@ const actorStats = async (system: ActorSystem) => {
   ) as Record<string, Record<string, number>>;
 };
 
-test('two sandboxes, every actor on worker threads: all episodes complete and everything is accounted for', async (t) => {
-  // The file lists goodware first, then malware: take both, alternating.
-  const malware = traces.filter((x) => x.episode.label === 'malicious');
-  const slice = (from: number) =>
-    traces
-      .filter((x, i) => x.episode.label === 'benign' && i % 37 === from)
-      .flatMap((b, i) => [b, malware[(i * 37 + from) % malware.length]!]);
-  const benign = traces.filter((x) => x.episode.label === 'benign').slice(0, 50);
-  const sandboxes = [
-    new ReferenceSandbox({
-      name: 'sb1',
-      traces: slice(1),
-      benign,
-      episodes: 12,
-      concurrency: 4,
-      log: silentLogger,
-    }),
-    new ReferenceSandbox({
-      name: 'sb2',
-      traces: slice(2),
-      benign,
-      episodes: 12,
-      concurrency: 4,
-      log: silentLogger,
-      faults: { refuseActCalls: 2 },
-    }),
-  ];
-  const ports = await Promise.all(sandboxes.map((s) => s.start()));
-  const config = testConfig({
-    runtime: {
-      placement: {
-        io: ['receiver', 'dispatcher'],
-        hot: ['adapter'],
-        control: ['episodes', 'db-writer'],
+test.serial(
+  'two sandboxes, every actor on worker threads: all episodes complete and everything is accounted for',
+  async (t) => {
+    // The file lists goodware first, then malware: take both, alternating.
+    const malware = traces.filter((x) => x.episode.label === 'malicious');
+    const slice = (from: number) =>
+      traces
+        .filter((x, i) => x.episode.label === 'benign' && i % 37 === from)
+        .flatMap((b, i) => [b, malware[(i * 37 + from) % malware.length]!]);
+    const benign = traces.filter((x) => x.episode.label === 'benign').slice(0, 50);
+    const sandboxes = [
+      new ReferenceSandbox({
+        name: 'sb1',
+        traces: slice(1),
+        benign,
+        episodes: 12,
+        concurrency: 4,
+        log: silentLogger,
+      }),
+      new ReferenceSandbox({
+        name: 'sb2',
+        traces: slice(2),
+        benign,
+        episodes: 12,
+        concurrency: 4,
+        log: silentLogger,
+        faults: { refuseActCalls: 2 },
+      }),
+    ];
+    const ports = await Promise.all(sandboxes.map((s) => s.start()));
+    const config = testConfig({
+      runtime: {
+        placement: {
+          io: ['receiver', 'dispatcher'],
+          hot: ['adapter'],
+          control: ['episodes', 'db-writer'],
+        },
       },
-    },
-    sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
-    dispatch: { retryDelaysMs: [20, 40, 80] },
-    database: { url: db.server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
-    models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
-    inference: { workers: 1 },
-  });
-  const replay = ReplayStorage.create({ capacity: 10_000, dim: 64 });
-  const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
-  await system.start();
-  try {
-    t.true(
-      await until(async () => sandboxes.every((s) => s.done), 60_000),
-      'both sandboxes ran all their episodes',
-    );
-    t.true(
-      await until(async () => (await actorStats(system)).episodes?.completed === 24, 10_000),
-      'the episodes actor closed every episode',
-    );
-    const s = await actorStats(system);
-    const eventsSent = sandboxes.reduce((n, x) => n + x.stats.eventsSent, 0);
-    const received = (s['receiver:sb1']?.events ?? 0) + (s['receiver:sb2']?.events ?? 0);
-    t.is(
-      received - 24 * 4,
-      eventsSent,
-      'property 4: every telemetry event arrived (plus 4 lifecycle events per episode)',
-    );
-    t.is(s.episodes!.partial, 0);
-    t.is(s.adapter!.decisions, s.episodes!.decisions, 'every decision reached the episodes actor');
-    t.true(
-      await until(
-        async () => (await actorStats(system)).dispatcher!.sent === s.adapter!.decisions,
-        10_000,
-      ),
-      'property 19: every decision was dispatched',
-    );
-    const after = await actorStats(system);
-    t.is(
-      after.dispatcher!.confirmed,
-      after.dispatcher!.sent,
-      'property 21: every dispatched action was confirmed',
-    );
-    t.true(after.dispatcher!.retries! >= 2, 'refused Act calls were retried');
-    t.is(after.dispatcher!.failed, 0);
-    t.is(after.episodes!.feedback, after.dispatcher!.sent);
-    const actions = sandboxes.reduce((n, x) => n + x.stats.actionsReceived, 0);
-    t.true(actions >= after.dispatcher!.sent!, 'the sandboxes saw every action');
+      sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
+      dispatch: { retryDelaysMs: [20, 40, 80] },
+      database: { url: db.server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
+      models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
+      inference: { workers: 1 },
+    });
+    const replay = ReplayStorage.create({ capacity: 10_000, dim: 64 });
+    const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
+    await system.start();
+    try {
+      t.true(
+        await until(async () => sandboxes.every((s) => s.done), 60_000),
+        'both sandboxes ran all their episodes',
+      );
+      t.true(
+        await until(async () => (await actorStats(system)).episodes?.completed === 24, 10_000),
+        'the episodes actor closed every episode',
+      );
+      const s = await actorStats(system);
+      const eventsSent = sandboxes.reduce((n, x) => n + x.stats.eventsSent, 0);
+      const received = (s['receiver:sb1']?.events ?? 0) + (s['receiver:sb2']?.events ?? 0);
+      t.is(
+        received - 24 * 4,
+        eventsSent,
+        'property 4: every telemetry event arrived (plus 4 lifecycle events per episode)',
+      );
+      t.is(s.episodes!.partial, 0);
+      t.is(
+        s.adapter!.decisions,
+        s.episodes!.decisions,
+        'every decision reached the episodes actor',
+      );
+      t.true(
+        await until(
+          async () => (await actorStats(system)).dispatcher!.sent === s.adapter!.decisions,
+          10_000,
+        ),
+        'property 19: every decision was dispatched',
+      );
+      const after = await actorStats(system);
+      t.is(
+        after.dispatcher!.confirmed,
+        after.dispatcher!.sent,
+        'property 21: every dispatched action was confirmed',
+      );
+      t.true(after.dispatcher!.retries! >= 2, 'refused Act calls were retried');
+      t.is(after.dispatcher!.failed, 0);
+      t.is(after.episodes!.feedback, after.dispatcher!.sent);
+      const actions = sandboxes.reduce((n, x) => n + x.stats.actionsReceived, 0);
+      t.true(actions >= after.dispatcher!.sent!, 'the sandboxes saw every action');
 
-    // Properties 6, 40–42: every decision became a transition in the replay, from both stages.
-    t.is(after.episodes!.transitions, after.episodes!.decisions);
-    t.is(replay.size, after.episodes!.transitions!);
-    const stages = new Set<number>();
-    for (let i = 0; i < replay.size; i++) stages.add(replay.read(i)!.state[25]!);
-    t.deepEqual([...stages].sort(), [0, 1], 'stage-1 and stage-2 transitions are both there');
-    const confusion = ['tp', 'fp', 'tn', 'fn'].reduce(
-      (n, k) => n + after.episodes![`stage1_${k}`]!,
-      0,
-    );
-    t.is(confusion, 24, 'every stage-1 verdict was scored against the ground truth');
-    const truths = sandboxes.flatMap((x) =>
-      x.outcomes.filter((o) => o.stage === 1).map((o) => o.truth),
-    );
-    t.true(truths.includes('malicious') && truths.includes('benign'), 'both labels were replayed');
+      // Properties 6, 40–42: every decision became a transition in the replay, from both stages.
+      t.is(after.episodes!.transitions, after.episodes!.decisions);
+      t.is(replay.size, after.episodes!.transitions!);
+      const stages = new Set<number>();
+      for (let i = 0; i < replay.size; i++) stages.add(replay.read(i)!.state[25]!);
+      t.deepEqual([...stages].sort(), [0, 1], 'stage-1 and stage-2 transitions are both there');
+      const confusion = ['tp', 'fp', 'tn', 'fn'].reduce(
+        (n, k) => n + after.episodes![`stage1_${k}`]!,
+        0,
+      );
+      t.is(confusion, 24, 'every stage-1 verdict was scored against the ground truth');
+      const truths = sandboxes.flatMap((x) =>
+        x.outcomes.filter((o) => o.stage === 1).map((o) => o.truth),
+      );
+      t.true(
+        truths.includes('malicious') && truths.includes('benign'),
+        'both labels were replayed',
+      );
 
-    // Property 43: the trajectories are in PostgreSQL, in full.
-    t.true(
-      await until(
-        async () =>
-          Number((await db.pool.query('SELECT count(*) AS n FROM episodes')).rows[0].n) === 24,
-        10_000,
-      ),
-      'every episode stored',
-    );
-    const steps = Number((await db.pool.query('SELECT count(*) AS n FROM trajectories')).rows[0].n);
-    t.is(steps, after.episodes!.transitions!);
-  } finally {
-    await system.stop();
-    await Promise.all(sandboxes.map((s) => s.stop()));
-  }
-});
+      // Property 43: the trajectories are in PostgreSQL, in full.
+      t.true(
+        await until(
+          async () =>
+            Number(
+              (
+                await db.pool.query(
+                  `SELECT count(*) AS n FROM episodes WHERE episode_id LIKE 'sb_-%'`,
+                )
+              ).rows[0].n,
+            ) === 24,
+          10_000,
+        ),
+        'every episode stored',
+      );
+      const steps = Number(
+        (
+          await db.pool.query(
+            `SELECT count(*) AS n FROM trajectories WHERE episode_id LIKE 'sb_-%'`,
+          )
+        ).rows[0].n,
+      );
+      t.is(steps, after.episodes!.transitions!);
+    } finally {
+      await system.stop();
+      await Promise.all(sandboxes.map((s) => s.stop()));
+    }
+  },
+);
+
+test.serial(
+  'property 44: a sandbox that crashes mid-episode leaves partial episodes, stored with their failure; Warden keeps running',
+  async (t) => {
+    const malware = traces.filter((x) => x.episode.label === 'malicious').slice(0, 20);
+    const sandbox = new ReferenceSandbox({
+      name: 'crashy',
+      traces: malware,
+      benign: [],
+      concurrency: 4,
+      eventsPerSecond: 400,
+      log: silentLogger,
+    });
+    const port = await sandbox.start();
+    const config = testConfig({
+      runtime: {
+        placement: {
+          io: ['receiver', 'dispatcher'],
+          hot: ['adapter'],
+          control: ['episodes', 'db-writer'],
+        },
+      },
+      sandboxes: [{ name: 'crashy', address: `127.0.0.1:${port}` }],
+      dispatch: {
+        retryDelaysMs: [10, 10, 10],
+        episodeTimeoutMs: 500,
+        reconnectInitialMs: 50,
+        reconnectMaxMs: 200,
+      },
+      database: { url: db.server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
+      models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
+    });
+    const system = new ActorSystem({
+      config,
+      shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
+    });
+    await system.start();
+    try {
+      t.true(await until(async () => sandbox.stats.eventsSent > 100, 20_000), 'telemetry flowed');
+      sandbox.crash();
+      t.true(
+        await until(async () => ((await actorStats(system)).episodes?.partial ?? 0) >= 1, 20_000),
+        'open episodes became partial',
+      );
+      const s = await actorStats(system);
+      t.is(s.episodes!.open, 0, 'nothing left dangling');
+      t.true(s['receiver:crashy']!.reconnects! >= 1, 'the receiver kept trying to reconnect');
+      t.true(
+        await until(
+          async () =>
+            Number(
+              (
+                await db.pool.query(
+                  `SELECT count(*) AS n FROM episodes WHERE partial AND failure_reason LIKE 'timeout%' AND episode_id LIKE 'crashy-%'`,
+                )
+              ).rows[0].n,
+            ) >= 1,
+          10_000,
+        ),
+        'partial trajectories stored with their failure reason',
+      );
+      t.deepEqual((await system.stats()).failedActors, [], 'no actor failed');
+    } finally {
+      await system.stop();
+      await sandbox.stop().catch(() => undefined);
+    }
+  },
+);
