@@ -40,6 +40,8 @@ export interface ReferenceSandboxOptions {
   readonly stageTimeoutMs?: number;
   readonly seed?: number;
   readonly faults?: { readonly cutStreamAfterBatches?: number; readonly refuseActCalls?: number };
+  /** Record, per action, the time from its event leaving the sandbox to the action arriving (benches). */
+  readonly measureLatency?: boolean;
   readonly log: Logger;
 }
 
@@ -63,6 +65,8 @@ export interface SandboxStats {
   episodesStarted: number;
   episodesCompleted: number;
   eventsSent: number;
+  /** Episode-started and stage-outcome messages written to the stream. */
+  lifecycleSent: number;
   actionsReceived: number;
   actionsApplied: number;
   batchesSent: number;
@@ -74,6 +78,7 @@ export class ReferenceSandbox {
     episodesStarted: 0,
     episodesCompleted: 0,
     eventsSent: 0,
+    lifecycleSent: 0,
     actionsReceived: 0,
     actionsApplied: 0,
     batchesSent: 0,
@@ -85,8 +90,10 @@ export class ReferenceSandbox {
     verdict: 'malicious' | 'benign';
     truth: Label;
   }[] = [];
-  readonly #o: Required<Omit<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults'>> &
-    Pick<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults'>;
+  readonly #o: Required<
+    Omit<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency'>
+  > &
+    Pick<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency'>;
   readonly #server = new grpc.Server(channelOptions);
   readonly #runs = new Map<string, StageRun>();
   readonly #pending: WireEvent[] = [];
@@ -98,6 +105,10 @@ export class ReferenceSandbox {
   #refusals = 0;
   #batchesThisStream = 0;
   readonly #epoch = Date.now().toString(36);
+  /** Send time (ms, performance clock) per "episode/stage/seq", while measureLatency is on. */
+  readonly #sentAt = new Map<string, number>();
+  /** Event-to-action latencies in ms (measureLatency). */
+  readonly latencies: number[] = [];
 
   constructor(options: ReferenceSandboxOptions) {
     this.name = options.name;
@@ -257,6 +268,8 @@ export class ReferenceSandbox {
   }
 
   #telemetry(run: StageRun, e: TelemetryEvent): WireEvent {
+    if (this.#o.measureLatency)
+      this.#sentAt.set(`${run.episodeId}/${run.stage}/${run.next}`, performance.now());
     return {
       telemetry: {
         ...e,
@@ -323,6 +336,7 @@ export class ReferenceSandbox {
       }
       const events = batch.filter((b) => b.telemetry).length;
       this.stats.eventsSent += events;
+      this.stats.lifecycleSent += batch.length - events;
       sent += events;
       this.stats.batchesSent++;
       const cut = this.#o.faults?.cutStreamAfterBatches;
@@ -337,6 +351,7 @@ export class ReferenceSandbox {
           }
         }
         this.stats.eventsSent -= events;
+        this.stats.lifecycleSent -= batch.length - events;
         call.destroy(new Error('fault injection: stream cut'));
         return;
       }
@@ -366,6 +381,14 @@ export class ReferenceSandbox {
     const acks: ActionAckWire[] = [];
     for (const a of call.request.actions ?? []) {
       this.stats.actionsReceived++;
+      if (this.#o.measureLatency) {
+        const k = `${a.episodeId}/${a.stage}/${a.seq ?? 0}`;
+        const sent = this.#sentAt.get(k);
+        if (sent !== undefined) {
+          this.latencies.push(performance.now() - sent);
+          this.#sentAt.delete(k);
+        }
+      }
       const seen = this.#seenActions.get(a.actionId);
       if (seen) {
         acks.push(seen); // a retried action is applied once

@@ -1,0 +1,106 @@
+// End to end on one machine: two reference sandboxes over gRPC on loopback feeding the whole
+// actor system (receivers, adapter + inference pool, dispatcher, episodes, DB writer on an
+// embedded PostgreSQL, learner). As fast as possible and at fixed rates: events/s sustained with
+// zero loss (sent by the sandboxes = received by Warden), and latency from an event leaving a
+// sandbox to its action arriving back. No model is loaded, so every event gets a decision
+// (the rule table decides at the end of the run): the heaviest decision load per event.
+
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../src/config/validate.ts';
+import { importCsv } from '../src/data/import-csv.ts';
+import { createPool } from '../src/db/connect.ts';
+import { startEmbedded } from '../src/db/embedded.ts';
+import { migrate } from '../src/db/migrations.ts';
+import { silentLogger } from '../src/runtime/logger.ts';
+import { ReplayStorage } from '../src/runtime/shared/replay-storage.ts';
+import { ActorSystem } from '../src/runtime/system.ts';
+import { ReferenceSandbox } from '../src/sandbox/reference-sandbox.ts';
+import { fmtRate, printLatency, summarize, writeResult } from './lib.ts';
+
+const DATA = new URL('../data/oliveira-balanced/', import.meta.url).pathname;
+
+export async function run(args: string[]): Promise<void> {
+  const seconds = Number(args[0] ?? 10);
+  const names = JSON.parse(readFileSync(join(DATA, 'api_names.json'), 'utf8'));
+  const traces = importCsv(join(DATA, 'api_calls.csv'), { names }).traces;
+  const benign = traces.filter((t) => t.episode.label === 'benign');
+  const server = await startEmbedded(
+    join(mkdtempSync(join(tmpdir(), 'warden-e2e-pg-')), 'data'),
+    silentLogger,
+  );
+  const pool = createPool(server.url, silentLogger);
+  const c = await pool.connect();
+  await migrate(c);
+  c.release();
+  await pool.end();
+  const headline: Record<string, number> = {};
+  const details: Record<string, unknown> = {};
+  console.log(
+    `e2e bench: 2 reference sandboxes → Warden (all actors) on this ${(await import('node:os')).cpus().length}-core machine, ${seconds} s per point`,
+  );
+  try {
+    for (const rate of [undefined, 2_000, 10_000]) {
+      const sandboxes = [0, 1].map(
+        (k) =>
+          new ReferenceSandbox({
+            name: `s${k}`,
+            traces: traces.filter((_, i) => i % 2 === k),
+            benign,
+            concurrency: 16,
+            log: silentLogger,
+            measureLatency: true,
+            ...(rate ? { eventsPerSecond: rate / 2 } : {}),
+          }),
+      );
+      const ports = await Promise.all(sandboxes.map((s) => s.start()));
+      const { config } = validateConfig({
+        logging: { level: 'silent' },
+        sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
+        database: { url: server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
+        models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-m-')) },
+        replay: { capacity: 1_000_000 },
+        learning: { exportEvery: 1e8 },
+      });
+      const system = new ActorSystem({
+        config,
+        shared: { replay: ReplayStorage.create({ capacity: 1_000_000, dim: 64 }).buffer },
+      });
+      await system.start();
+      const t0 = Date.now();
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      const sent = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0);
+      const elapsed = (Date.now() - t0) / 1000;
+      // Let what is in flight arrive, then count both sides.
+      await new Promise((r) => setTimeout(r, 1_500));
+      const stats = await system.stats();
+      const actors = Object.fromEntries(
+        stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
+      );
+      const received = sandboxes.reduce(
+        (n, s) => n + (actors[`receiver:${s.name}`]?.events ?? 0),
+        0,
+      );
+      const lifecycle = sandboxes.reduce((n, s) => n + s.stats.lifecycleSent, 0);
+      const lat = summarize(sandboxes.flatMap((s) => s.latencies));
+      await system.stop();
+      await Promise.all(sandboxes.map((s) => s.stop()));
+      const label = rate ? `${fmtRate(rate)} offered` : 'as fast as possible';
+      const lost = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0) + lifecycle - received;
+      console.log(
+        `  ${label.padEnd(22)} ${fmtRate(sent / elapsed)} events/s sent, ${lost <= 0 ? 'zero loss' : `${lost} not received`}; episodes ${actors.episodes?.completed ?? 0}`,
+      );
+      printLatency(`  event → action (${label})`, lat, 'ms');
+      const key = rate ? `${rate}/s` : 'max';
+      headline[`${key} events/s`] = sent / elapsed;
+      headline[`${key} lost events`] = Math.max(0, lost);
+      headline[`${key} event→action p50 ms`] = lat.p50;
+      headline[`${key} event→action p99 ms`] = lat.p99;
+      details[key] = { actors, latency: lat, sandboxes: sandboxes.map((s) => s.stats) };
+    }
+  } finally {
+    await server.stop();
+  }
+  writeResult('e2e', headline, details);
+}
