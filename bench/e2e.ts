@@ -70,6 +70,7 @@ export async function run(args: string[]): Promise<void> {
       await system.start();
       const t0 = Date.now();
       await new Promise((r) => setTimeout(r, seconds * 1000));
+      for (const s of sandboxes) s.pause();
       const sent = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0);
       const elapsed = (Date.now() - t0) / 1000;
       // Let what is in flight arrive, then count both sides.

@@ -102,6 +102,7 @@ export class ReferenceSandbox {
   #episodeCounter = 0;
   #wake: (() => void) | undefined;
   #stopped = false;
+  #paused = false;
   #refusals = 0;
   #batchesThisStream = 0;
   readonly #epoch = Date.now().toString(36);
@@ -157,6 +158,11 @@ export class ReferenceSandbox {
     this.#stopped = true;
     this.#wake?.();
     await new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+  }
+
+  /** Stops emitting (episodes stay open; actions are still applied): lets a bench count both sides. */
+  pause(): void {
+    this.#paused = true;
   }
 
   /** Kills the server abruptly (streams cut, calls fail): a crashed sandbox, for tests. */
@@ -298,6 +304,10 @@ export class ReferenceSandbox {
     const started = Date.now();
     let sent = 0;
     while (!closed && !this.#stopped) {
+      if (this.#paused) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
       const batch: WireEvent[] = this.#pending.splice(0, this.#o.batchSize);
       const runs = [...this.#runs.values()];
       let progressed = true;

@@ -5,6 +5,7 @@
 
 import type { ActionContext, ActionDecision, FeatureWeight } from '../../messages/action.ts';
 import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
+import type { DispatchResult } from '../../messages/feedback.ts';
 import type { ModelActivated, ModelPublished } from '../../messages/model.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { InferencePool, type PoolDecision } from '../inference/pool.ts';
@@ -36,6 +37,22 @@ interface Pending {
   readonly receivedAt: number;
 }
 
+/** Decisions leave the adapter in batches, one message per drain of the pool (the hot path). */
+export interface DecisionBatch {
+  readonly type: 'decisions';
+  readonly items: readonly DecisionForEpisodes[];
+}
+
+export interface ResultBatch {
+  readonly type: 'action-results';
+  readonly items: readonly DispatchResult[];
+}
+
+export interface ActionBatch {
+  readonly type: 'action-batch';
+  readonly items: readonly ActionDecision[];
+}
+
 export interface DecisionForEpisodes {
   readonly type: 'decision';
   readonly decision: ActionDecision;
@@ -51,6 +68,8 @@ interface State {
   readonly backlog: Pending[];
   readonly names: string[];
   pumping: boolean;
+  readonly outActions: ActionDecision[];
+  readonly outDecisions: DecisionForEpisodes[];
   nextId: number;
   decisions: number;
   ignored: number;
@@ -116,14 +135,25 @@ function onDecision(state: State, d: PoolDecision, ctx: ActorContext): void {
     decidedAt: Date.now(),
   };
   state.decisions++;
-  ctx.send('dispatcher', decision);
+  state.outActions.push(decision);
   const forEpisodes: DecisionForEpisodes = {
     type: 'decision',
     decision,
     state: Array.from(p.state),
     latencyMs: performance.timeOrigin + performance.now() - p.receivedAt,
   };
-  ctx.send('episodes', forEpisodes);
+  state.outDecisions.push(forEpisodes);
+}
+
+function flush(state: State, ctx: ActorContext): void {
+  if (state.outActions.length > 0) {
+    const batch: ActionBatch = { type: 'action-batch', items: state.outActions.splice(0) };
+    ctx.send('dispatcher', batch);
+  }
+  if (state.outDecisions.length > 0) {
+    const batch: DecisionBatch = { type: 'decisions', items: state.outDecisions.splice(0) };
+    ctx.send('episodes', batch);
+  }
 }
 
 async function pump(state: State, ctx: ActorContext): Promise<void> {
@@ -133,6 +163,7 @@ async function pump(state: State, ctx: ActorContext): Promise<void> {
     while (state.pending.size > 0 || state.backlog.length > 0) {
       submitAll(state);
       const got = state.pool.drain((d) => onDecision(state, d, ctx));
+      flush(state, ctx);
       if (got === 0) await state.pool.waitForResponses(2);
       // let new batches from the receivers in
       if (got > 0) await new Promise((r) => setImmediate(r));
@@ -161,6 +192,8 @@ export default defineActor<AdapterMessage, State>({
       backlog: [],
       names: featureNames(ctx.config.telemetry.stateDim),
       pumping: false,
+      outActions: [],
+      outDecisions: [],
       nextId: 1,
       decisions: 0,
       ignored: 0,

@@ -8,8 +8,9 @@ import type { ActionDecision } from '../../messages/action.ts';
 import type { ActionFailed, ActionFeedback } from '../../messages/feedback.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { type ActionRequestWire, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+import type { ActionBatch, ResultBatch } from '../adapter/index.ts';
 
-export type DispatcherMessage = ActionDecision;
+export type DispatcherMessage = ActionDecision | ActionBatch;
 
 declare module '../../runtime/actor.ts' {
   interface Mailboxes {
@@ -62,6 +63,7 @@ async function send(
       try {
         const acks = await client.act(batch.map(wire), ctx.config.dispatch.deadlineMs);
         const byId = new Map(acks.map((a) => [a.actionId, a]));
+        const results: ActionFeedback[] = [];
         for (const d of batch) {
           const ack = byId.get(d.actionId);
           const feedback: ActionFeedback = {
@@ -78,8 +80,10 @@ async function send(
             timestamp: Date.now(),
           };
           if (feedback.confirmed) state.confirmed++;
-          ctx.send('episodes', feedback);
+          results.push(feedback);
         }
+        const reply: ResultBatch = { type: 'action-results', items: results };
+        ctx.send('episodes', reply);
         state.sent += batch.length;
         return;
       } catch (error) {
@@ -125,10 +129,13 @@ export default defineActor<DispatcherMessage, State>({
   },
   handle(state, message, ctx) {
     switch (message.type) {
-      case 'action-decision': {
-        const q = state.queues.get(message.sandboxId) ?? [];
-        q.push(message);
-        state.queues.set(message.sandboxId, q);
+      case 'action-decision':
+      case 'action-batch': {
+        for (const d of message.type === 'action-batch' ? message.items : [message]) {
+          const q = state.queues.get(d.sandboxId) ?? [];
+          q.push(d);
+          state.queues.set(d.sandboxId, q);
+        }
         if (!state.scheduled) {
           // Everything that arrives in this turn goes out in one Act per sandbox.
           state.scheduled = true;
@@ -143,7 +150,7 @@ export default defineActor<DispatcherMessage, State>({
         return state;
       }
       default:
-        return assertNever(message.type);
+        return assertNever(message);
     }
   },
   stats: (s) => ({

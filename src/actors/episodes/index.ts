@@ -12,14 +12,16 @@ import type { DispatchResult } from '../../messages/feedback.ts';
 import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
-import type { DecisionForEpisodes } from '../adapter/index.ts';
+import type { DecisionBatch, DecisionForEpisodes, ResultBatch } from '../adapter/index.ts';
 import { learnedPattern } from './patterns.ts';
 import { stepCost, verdictOf, verdictReward } from './rewards.ts';
 
 export type EpisodesMessage =
   | DecisionForEpisodes
+  | DecisionBatch
   | EpisodeLifecycle
   | DispatchResult
+  | ResultBatch
   | { readonly type: 'sweep' };
 
 declare module '../../runtime/actor.ts' {
@@ -93,6 +95,24 @@ function record(state: State, episodeId: string): EpisodeRecord {
   }
   r.lastSeen = Date.now();
   return r;
+}
+
+function onDecision(state: State, message: DecisionForEpisodes): void {
+  const d = message.decision;
+  const r = record(state, d.episodeId);
+  r.modelVersion = d.context.modelVersion;
+  const list = r.decisions.get(d.stage) ?? [];
+  list.push({
+    state: message.state,
+    action: d.action,
+    seq: d.seq,
+    confidence: d.context.confidence,
+    modelVersion: d.context.modelVersion,
+  });
+  r.decisions.set(d.stage, list);
+  state.decisions++;
+  state.latencies.push(message.latencyMs);
+  if (state.latencies.length > 4_096) state.latencies.splice(0, 2_048);
 }
 
 function finishStage(
@@ -217,24 +237,18 @@ export default defineActor<EpisodesMessage, State>({
   },
   handle(state, message, ctx) {
     switch (message.type) {
-      case 'decision': {
-        const d = message.decision;
-        const r = record(state, d.episodeId);
-        r.modelVersion = d.context.modelVersion;
-        const list = r.decisions.get(d.stage) ?? [];
-        list.push({
-          state: message.state,
-          action: d.action,
-          seq: d.seq,
-          confidence: d.context.confidence,
-          modelVersion: d.context.modelVersion,
-        });
-        r.decisions.set(d.stage, list);
-        state.decisions++;
-        state.latencies.push(message.latencyMs);
-        if (state.latencies.length > 4_096) state.latencies.splice(0, 2_048);
+      case 'decision':
+        onDecision(state, message);
         return state;
-      }
+      case 'decisions':
+        for (const d of message.items) onDecision(state, d);
+        return state;
+      case 'action-results':
+        for (const r of message.items) {
+          if (r.type === 'action-feedback') state.feedback++;
+          else state.failedActions++;
+        }
+        return state;
       case 'episode-started':
         record(state, message.episodeId);
         return state;
