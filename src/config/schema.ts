@@ -117,6 +117,13 @@ const Learning = Type.Object(
     doubleDqn: Type.Boolean({ default: true }),
     dueling: Type.Boolean({ default: false, ...restart }),
     gradClip: Num(10, 0, 1e6, { description: 'Global gradient-norm clip; 0 disables.' }),
+    updatesPerTransition: Num(0.25, 0.001, 64, {
+      description:
+        'Online learning: updates per transition added to the replay (DQN: one per four steps).',
+    }),
+    maxUpdatesPerSecond: Int(100, 1, 1_000_000, {
+      description: 'Online learning cap, so training leaves the cores to decisions.',
+    }),
     exportEvery: Int(5_000, 1, 100_000_000, {
       description: 'The learner actor exports a validated model every this many updates.',
     }),

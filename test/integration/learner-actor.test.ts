@@ -44,7 +44,13 @@ test('the learner trains in its own thread from shared replay, exports and annou
   const config = testConfig({
     telemetry: { stateDim: 32 },
     runtime: { placement: { learner: ['learner'] } },
-    learning: { hiddenUnits: [16, 16], batchSize: 16, exportEvery: 200 },
+    learning: {
+      hiddenUnits: [16, 16],
+      batchSize: 16,
+      exportEvery: 200,
+      updatesPerTransition: 0.5,
+      maxUpdatesPerSecond: 100_000,
+    },
     models: { dir: models },
   });
   const replay = ReplayStorage.create({ capacity: 10_000, dim: 32 });
@@ -62,6 +68,12 @@ test('the learner trains in its own thread from shared replay, exports and annou
       (s) => (s.updates ?? 0) >= 200,
     );
     t.true(stats.updates! >= 200, `updates: ${stats.updates}`);
+    await new Promise((r) => setTimeout(r, 500));
+    const settled = await learnerStats(system);
+    t.true(
+      settled.updates! <= Math.ceil(replay.written * 0.5),
+      `learning follows the data: ${settled.updates} updates for ${replay.written} transitions`,
+    );
     t.true(stats.loss! >= 0, 'loss reported');
     t.true(stats.epsilon! > 0 && stats.epsilon! <= 1, 'epsilon reported');
     t.true(Number.isFinite(stats.averageReward) && Number.isFinite(stats.updatesPerSecond));

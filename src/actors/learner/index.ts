@@ -67,22 +67,39 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
   }
 }
 
+/**
+ * Learns at the pace of the data: at most updatesPerTransition updates per transition the replay
+ * received since the learner started, and at most maxUpdatesPerSecond, so training never takes the
+ * cores the decision path needs (measured: unthrottled, it held a whole core of two).
+ */
 function trainingLoop(
   state: Omit<LearnerState, 'loop'>,
   ctx: ActorContext,
   loop: { stopped: boolean },
+  replay: ReplayStorage,
 ): Promise<void> {
   return (async () => {
+    const startWritten = replay.written;
+    const startedAt = performance.now();
     let sinceYield = 0;
     while (!loop.stopped) {
+      const { updatesPerTransition, maxUpdatesPerSecond, exportEvery } = ctx.config.learning;
+      const byData = (replay.written - startWritten) * updatesPerTransition;
+      const byTime = ((performance.now() - startedAt) / 1000) * maxUpdatesPerSecond;
+      if (
+        state.learner.updates >= Math.min(byData, byTime) &&
+        replay.size >= ctx.config.learning.minReplay
+      ) {
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
       const outcome = await state.learner.update();
       if (outcome.kind === 'waiting') {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
       const s = state as LearnerState;
-      if (state.learner.updates - s.lastExportAt >= ctx.config.learning.exportEvery)
-        await exportNow(s, ctx);
+      if (state.learner.updates - s.lastExportAt >= exportEvery) await exportNow(s, ctx);
       // ORT's run already yields; still give the mailbox a turn now and then.
       if (++sinceYield >= 16) {
         sinceYield = 0;
@@ -113,7 +130,7 @@ export default defineActor<LearnerMessage, LearnerState>({
     );
     const partial = { learner, exported: 0, exportFailures: 0, lastExportAt: 0 };
     const loop = { stopped: false, done: Promise.resolve() };
-    loop.done = trainingLoop(partial, ctx, loop);
+    loop.done = trainingLoop(partial, ctx, loop, replay);
     ctx.log.info({ engine: engine.name, dims, replay: replay.capacity }, 'learner started');
     return Object.assign(partial, { loop });
   },
