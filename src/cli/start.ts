@@ -66,18 +66,21 @@ export async function start(
   say(`warden: environment ${config.environment}, configuration from ${loaded.sources.join(', ')}`);
 
   const demo = options.demo ? await startDemoSandboxes(options.rate, log) : [];
-  const demoPorts = demo.map((s) => s.port);
-  for (const [i, s] of demo.entries())
+  for (const s of demo) {
     say(
-      `warden: reference sandbox ${s.name} on 127.0.0.1:${demoPorts[i]} replaying the bundled Oliveira 2019 traces`,
+      `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} replaying the bundled Oliveira 2019 traces`,
     );
+  }
   const sandboxes = [
-    ...demo.map((s, i) => ({ name: s.name, address: `127.0.0.1:${demoPorts[i]}` })),
+    ...demo.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })),
     ...config.sandboxes,
   ];
 
   // The database first: actors that write to it get its URL in their configuration.
-  const db = await openDatabase(config, log);
+  const db = await openDatabase(config, log).catch(async (error) => {
+    await Promise.all(demo.map((s) => s.stop()));
+    throw error;
+  });
   say(
     db.embedded
       ? `warden: embedded PostgreSQL on 127.0.0.1:${db.embedded.port} (data in ${config.database.dataDir})`
@@ -92,6 +95,7 @@ export async function start(
   const query = await startPatternQueryServer(db.pool, log, config.database.queryPort).catch(
     async (error) => {
       await db.close();
+      await Promise.all(demo.map((s) => s.stop()));
       throw error;
     },
   );
@@ -108,6 +112,7 @@ export async function start(
   if (system.skipped.length > 0)
     say(`warden: not built yet, left out: ${system.skipped.join(', ')}`);
 
+  let modelVersion = 'rules'; // the version the adapter's pool serves (model-activated)
   let last = { at: Date.now(), decisions: 0 };
   const progress = async (): Promise<Record<string, Record<string, number>> | undefined> => {
     const stats = await system.stats().catch(() => undefined);
@@ -155,7 +160,6 @@ export async function start(
       .then(resolveDone);
   }
   // Registry stand-in: a model the learner published is hot-loaded by the adapter's pool.
-  let modelVersion = 'rules';
   system.on('message', ({ message }) => {
     if (message.type === 'model-published') system.send('adapter', message as ModelPublished);
     if (message.type === 'model-activated') modelVersion = (message as ModelActivated).version;
@@ -171,6 +175,7 @@ export async function start(
   } catch (error) {
     await query.stop();
     await db.close();
+    await Promise.all(demo.map((s) => s.stop()));
     throw error;
   }
   const threads = Object.entries(system.placement);
