@@ -52,7 +52,7 @@ export interface Crashed {
 export interface DeadLetter {
   readonly kind: 'dead-letter';
   readonly to: string;
-  readonly reason: 'mailbox-full' | 'unknown-actor' | 'actor-failed';
+  readonly reason: 'mailbox-full' | 'unknown-actor' | 'actor-failed' | 'actor-stopped';
 }
 
 export type HostToMain = Envelope | Ready | Crashed | DeadLetter;

@@ -11,6 +11,16 @@ import type { ActorPlacement, Envelope } from './host-protocol.ts';
 import { componentLogger, type Logger } from './logger.ts';
 import { ThreadSupervisor } from './thread-supervisor.ts';
 
+/** Upstream to downstream: the order threads are stopped in (by the first of their actors). */
+export const SHUTDOWN_ORDER = [
+  'receiver',
+  'adapter',
+  'dispatcher',
+  'episodes',
+  'learner',
+  'db-writer',
+] as const satisfies readonly string[];
+
 export interface ActorSystemOptions {
   readonly config: WardenConfig;
   /** Actor name → module URL; defaults to src/actors/index.ts. */
@@ -171,9 +181,30 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     await Promise.all([...this.#supervisors.values()].map((s) => s.configure(config)));
   }
 
+  /**
+   * Stops threads in pipeline order — sources first, sinks last — so what an actor flushes while
+   * stopping (the episodes actor's open episodes) still reaches a running DB writer. Threads that
+   * host none of the known actors stop with the first group.
+   */
   async stop(): Promise<void> {
     const timeout = this.#config.runtime.shutdownTimeoutMs;
-    await Promise.all([...this.#supervisors.values()].map((s) => s.stop(timeout)));
+    const rankOf = (thread: ThreadSupervisor) =>
+      Math.min(
+        ...Object.entries(this.#routes)
+          .filter(([, t]) => t === thread.thread)
+          .map(([actor]) => {
+            const i = (SHUTDOWN_ORDER as readonly string[]).indexOf(actor.split(':')[0]!);
+            return i < 0 ? 0 : i;
+          }),
+      );
+    const groups = new Map<number, ThreadSupervisor[]>();
+    for (const s of this.#supervisors.values()) {
+      const rank = rankOf(s);
+      groups.set(rank, [...(groups.get(rank) ?? []), s]);
+    }
+    for (const rank of [...groups.keys()].sort((a, b) => a - b)) {
+      await Promise.all(groups.get(rank)!.map((s) => s.stop(timeout)));
+    }
     this.#log.info('actor system stopped');
   }
 }

@@ -29,7 +29,12 @@ export async function main(init: HostInit): Promise<void> {
       post({
         kind: 'dead-letter',
         to,
-        reason: cell.status === 'failed' ? 'actor-failed' : 'mailbox-full',
+        reason:
+          cell.status === 'failed'
+            ? 'actor-failed'
+            : cell.status === 'stopped'
+              ? 'actor-stopped'
+              : 'mailbox-full',
       });
     }
   };
