@@ -62,6 +62,9 @@ export async function run(args: string[]): Promise<void> {
         models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-m-')) },
         replay: { capacity: 1_000_000 },
         learning: { exportEvery: 1e8 },
+        ...(process.env.E2E_PLACEMENT
+          ? { runtime: { placement: JSON.parse(process.env.E2E_PLACEMENT) } }
+          : {}),
       });
       const system = new ActorSystem({
         config,

@@ -39,7 +39,16 @@ type Raw = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const snake = (camel: string) => camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const snakeNames = new Map<string, string>();
+/** camelCase → snake_case, computed once per field name (this runs for every absent field). */
+const snake = (camel: string) => {
+  let name = snakeNames.get(camel);
+  if (name === undefined) {
+    name = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    snakeNames.set(camel, name);
+  }
+  return name;
+};
 
 function pick(raw: Raw, key: string): unknown {
   if (Object.hasOwn(raw, key)) return raw[key];

@@ -79,17 +79,26 @@ const key = (episodeId: string, stage: number) => `${episodeId}/${stage}`;
 
 function topFeatures(state: Float32Array, names: readonly string[], n = 3): FeatureWeight[] {
   // The most active features of the state (the vector the network weighed): a readable rationale.
-  return [...state]
-    .map((value, index) => ({ index, value }))
-    .sort((a, b) => b.value - a.value)
-    .slice(0, n)
-    .filter((f) => f.value > 0)
-    .map((f) => ({
-      index: f.index,
-      name: names[f.index] ?? `f${f.index}`,
-      value: f.value,
-      weight: f.value,
-    }));
+  // n passes of a max search: no sort and no allocation per feature (this runs per decision).
+  const out: FeatureWeight[] = [];
+  let below = Number.POSITIVE_INFINITY;
+  let belowIndex = -1;
+  for (let k = 0; k < n; k++) {
+    let best = -1;
+    let bestValue = 0;
+    for (let i = 0; i < state.length; i++) {
+      const v = state[i]!;
+      if (v > bestValue && (v < below || (v === below && i > belowIndex))) {
+        best = i;
+        bestValue = v;
+      }
+    }
+    if (best < 0) break;
+    out.push({ index: best, name: names[best] ?? `f${best}`, value: bestValue, weight: bestValue });
+    below = bestValue;
+    belowIndex = best;
+  }
+  return out;
 }
 
 function submitAll(state: State): void {
