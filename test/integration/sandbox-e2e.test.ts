@@ -251,3 +251,59 @@ test.serial(
     }
   },
 );
+
+test.serial(
+  'property 4: ten sandboxes streaming at once — every event of every sandbox is accounted for',
+  async (t) => {
+    const malware = traces.filter((x) => x.episode.label === 'malicious');
+    const goodware = traces.filter((x) => x.episode.label === 'benign');
+    const sandboxes = Array.from(
+      { length: 10 },
+      (_, k) =>
+        new ReferenceSandbox({
+          name: `ten${k}`,
+          traces: [malware[k]!, goodware[k]!, malware[k + 10]!],
+          benign: goodware.slice(0, 10),
+          episodes: 3,
+          concurrency: 3,
+          log: silentLogger,
+        }),
+    );
+    const ports = await Promise.all(sandboxes.map((s) => s.start()));
+    const config = testConfig({
+      runtime: {
+        placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
+      },
+      sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
+      models: { dir: mkdtempSync(join(tmpdir(), 'warden-ten-models-')) },
+    });
+    const system = new ActorSystem({
+      config,
+      shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
+    });
+    await system.start();
+    try {
+      t.true(
+        await until(async () => sandboxes.every((s) => s.done), 60_000),
+        'all ten sandboxes finished',
+      );
+      t.true(
+        await until(async () => (await actorStats(system)).episodes?.completed === 30, 10_000),
+        '30 episodes closed',
+      );
+      const s = await actorStats(system);
+      for (const sb of sandboxes) {
+        t.is(
+          s[`receiver:${sb.name}`]?.events,
+          sb.stats.eventsSent + sb.stats.lifecycleSent,
+          `${sb.name}: every message arrived, no more, no less`,
+        );
+      }
+      t.is(s.episodes!.partial, 0);
+      t.is(s.adapter!.decisions, s.episodes!.decisions, 'no decision was lost between threads');
+    } finally {
+      await system.stop();
+      await Promise.all(sandboxes.map((x) => x.stop()));
+    }
+  },
+);
