@@ -124,7 +124,7 @@ function finishStage(
 ): void {
   const decided = r.decisions.get(stage) ?? [];
   r.decisions.delete(stage);
-  if (stage === 1 || r.label === 'unknown') r.label = stage === 1 ? truth : r.label;
+  if (stage === 1) r.label = truth; // stage 2 may replay a cleaned file: the episode's label is stage 1's truth
   const last = decided.at(-1);
   const verdict =
     last && STAGE_ENDING_ACTIONS.includes(last.action) ? verdictOf(last.action)! : 'benign';
