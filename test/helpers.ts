@@ -104,3 +104,13 @@ export async function runCli(argv: readonly string[]): Promise<{ code: number; t
   const code = await run(['node', 'warden', ...argv], out);
   return { code, text };
 }
+
+/** Polls `probe` every 50 ms until it is truthy or `ms` pass; returns whether it became true. */
+export async function until(probe: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await probe()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return await probe();
+}

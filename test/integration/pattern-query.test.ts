@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { patternQueryClient, startPatternQueryServer } from '../../src/services/pattern-query.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { runCli, testConfig } from '../helpers.ts';
+import { runCli, testConfig, until } from '../helpers.ts';
 
 let db: TestDatabase;
 let service: { port: number; stop(): Promise<void> };
@@ -22,15 +22,6 @@ test.after.always(async () => {
   await service?.stop();
   await db?.stop();
 });
-
-async function until(probe: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await probe()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
 
 test.serial(
   'the db-writer actor on its own thread stores learned patterns; queries over gRPC return them with confidence',

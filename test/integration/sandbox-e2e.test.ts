@@ -14,7 +14,7 @@ import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { testConfig } from '../helpers.ts';
+import { testConfig, until } from '../helpers.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 let traces: RecordedTrace[];
@@ -27,15 +27,6 @@ test.before(async () => {
 test.after.always(async () => {
   await db?.stop();
 });
-
-async function until(probe: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await probe()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
 
 const actorStats = async (system: ActorSystem) => {
   const stats = await system.stats();
