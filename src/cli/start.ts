@@ -13,6 +13,7 @@ import { componentLogger } from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
+import { startMetricsServer } from '../services/metrics.ts';
 import { startPatternQueryServer } from '../services/pattern-query.ts';
 import { loadTraces } from './learn-commands.ts';
 
@@ -113,6 +114,7 @@ export async function start(
     say(`warden: not built yet, left out: ${system.skipped.join(', ')}`);
 
   let modelVersion = 'rules'; // the version the adapter's pool serves (model-activated)
+  let metricsServer: { stop(): Promise<void> } | undefined;
   let last = { at: Date.now(), decisions: 0 };
   const progress = async (): Promise<Record<string, Record<string, number>> | undefined> => {
     const stats = await system.stats().catch(() => undefined);
@@ -153,6 +155,7 @@ export async function start(
       .then((final) => {
         if (final) say(`warden: summary — ${line(final)}`);
       })
+      .then(() => metricsServer?.stop())
       .then(() => system.stop())
       .then(() => Promise.all(demo.map((s) => s.stop())))
       .then(() => query.stop())
@@ -178,6 +181,18 @@ export async function start(
     await Promise.all(demo.map((s) => s.stop()));
     throw error;
   }
+  const metrics = await startMetricsServer(
+    system,
+    config.metrics.port,
+    config.metrics.host,
+    log,
+  ).catch((error) => {
+    log.error({ err: error }, 'metrics endpoint could not start; running without it');
+    return undefined;
+  });
+  metricsServer = metrics;
+  if (metrics)
+    say(`warden: Prometheus metrics on http://${config.metrics.host}:${metrics.port}/metrics`);
   const threads = Object.entries(system.placement);
   say(
     threads.length === 0

@@ -239,6 +239,22 @@ const Models = Type.Object(
   { default: {} },
 );
 
+const Metrics = Type.Object(
+  {
+    port: Int(9464, 0, 65_535, {
+      description: 'Prometheus /metrics on this port (0 = any free port).',
+      ...restart,
+    }),
+    host: Type.String({
+      default: '127.0.0.1',
+      minLength: 1,
+      description: 'Bind address; loopback unless you mean otherwise.',
+      ...restart,
+    }),
+  },
+  { default: {} },
+);
+
 const Logging = Type.Object(
   {
     level: Type.Union(
@@ -301,6 +317,7 @@ export const ConfigSchema = Type.Object(
     sandboxes: Sandboxes,
     dispatch: Dispatch,
     models: Models,
+    metrics: Metrics,
     logging: Logging,
     database: Database,
   },

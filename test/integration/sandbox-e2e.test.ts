@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/runtime/logger.ts';
 import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
+import { startMetricsServer } from '../../src/services/metrics.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { testConfig, until } from '../helpers.ts';
 
@@ -144,6 +145,21 @@ test.serial(
         truths.includes('malicious') && truths.includes('benign'),
         'both labels were replayed',
       );
+
+      // The same figures over Prometheus' /metrics, as an operator would scrape them.
+      const metrics = await startMetricsServer(system, 0, '127.0.0.1', silentLogger);
+      try {
+        const body = await (await fetch(`http://127.0.0.1:${metrics.port}/metrics`)).text();
+        t.regex(body, new RegExp(`^warden_decisions ${after.episodes!.decisions}$`, 'm'));
+        t.regex(body, /^warden_episodes_completed 24$/m);
+        t.regex(body, /^warden_actor_handled_messages\{actor="adapter",thread="hot"\} \d+$/m);
+        t.regex(body, /^warden_detection_verdicts\{stage="1",outcome="tp"\} \d+$/m);
+        t.regex(body, /^warden_telemetry_defaults_applied\{sandbox="sb1"\} \d+$/m);
+        t.regex(body, /^warden_process_resident_memory_bytes \d+/m);
+        t.is((await fetch(`http://127.0.0.1:${metrics.port}/health`)).status, 200);
+      } finally {
+        await metrics.stop();
+      }
 
       // Property 43: the trajectories are in PostgreSQL, in full.
       t.true(

@@ -1,0 +1,216 @@
+// Prometheus metrics over HTTP (`/metrics`, and `/health`): gauges collected on each scrape from
+// every actor's stats, aggregated across worker threads by the actor system. Names are namespaced
+// `warden_…`; process metrics come from prom-client. Binds to loopback unless configured otherwise.
+
+import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Logger } from '../runtime/logger.ts';
+import type { ActorSystem } from '../runtime/system.ts';
+
+type Stats = Awaited<ReturnType<ActorSystem['stats']>>;
+
+/** Actor stats with a dedicated metric: [actor, stat, metric, help, scale]. */
+const NAMED: readonly (readonly [string, string, string, string, number])[] = [
+  [
+    'episodes',
+    'decisions',
+    'warden_decisions',
+    'Decisions made (every telemetry event of an undecided stage).',
+    1,
+  ],
+  ['episodes', 'completed', 'warden_episodes_completed', 'Episodes closed with both stages.', 1],
+  [
+    'episodes',
+    'partial',
+    'warden_episodes_partial',
+    'Episodes stored as partial (stage failed, silence, shutdown).',
+    1,
+  ],
+  [
+    'episodes',
+    'transitions',
+    'warden_replay_transitions_added',
+    'Transitions appended to the replay storage.',
+    1,
+  ],
+  [
+    'episodes',
+    'patterns',
+    'warden_patterns_learned',
+    'Learned attack patterns sent to the database.',
+    1,
+  ],
+  [
+    'episodes',
+    'latencyP99Ms',
+    'warden_decision_latency_p99_seconds',
+    'Arrival of a telemetry batch to its decision, p99 of recent decisions.',
+    1e-3,
+  ],
+  [
+    'episodes',
+    'latencyP50Ms',
+    'warden_decision_latency_p50_seconds',
+    'Arrival of a telemetry batch to its decision, p50 of recent decisions.',
+    1e-3,
+  ],
+  ['learner', 'loss', 'warden_learner_loss', 'Training loss of the latest update.', 1],
+  ['learner', 'epsilon', 'warden_learner_epsilon', 'Exploration rate of the schedule.', 1],
+  [
+    'learner',
+    'averageReward',
+    'warden_learner_average_reward',
+    'Average episode reward over the last 100 episodes.',
+    1,
+  ],
+  [
+    'learner',
+    'updatesPerSecond',
+    'warden_learner_updates_per_second',
+    'Network updates per second.',
+    1,
+  ],
+  ['learner', 'updates', 'warden_learner_updates', 'Network updates so far.', 1],
+  [
+    'db-writer',
+    'journalBytes',
+    'warden_db_journal_bytes',
+    'Bytes waiting in the local journal for the database.',
+    1,
+  ],
+  [
+    'db-writer',
+    'lastWriteMs',
+    'warden_db_write_latency_seconds',
+    'Duration of the latest database batch write.',
+    1e-3,
+  ],
+  ['dispatcher', 'failed', 'warden_actions_failed', 'Actions that failed after every retry.', 1],
+  ['dispatcher', 'retries', 'warden_action_retries', 'Act calls retried.', 1],
+];
+
+/** A registry over the system's stats; scrape() refreshes them once, then renders every metric. */
+export function metricsRegistry(system: ActorSystem): {
+  registry: Registry;
+  scrape(): Promise<string>;
+} {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'warden_' });
+  let snapshot: Stats | undefined;
+  const refresh = async () => {
+    snapshot = await system.stats().catch(() => snapshot);
+  };
+  const actors = () =>
+    (snapshot?.threads ?? []).flatMap((t) => t.actors.map((a) => ({ ...a, thread: t.thread })));
+  // prom-client collects every metric concurrently: the snapshot is refreshed once per scrape,
+  // before collection, and every gauge reads it.
+  const perActor = (
+    name: string,
+    help: string,
+    pick: (a: ReturnType<typeof actors>[number]) => number,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['actor', 'thread'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of actors()) this.set({ actor: a.actor, thread: a.thread }, pick(a));
+      },
+    });
+  perActor('warden_actor_handled_messages', 'Messages an actor handled.', (a) => a.handled);
+  perActor(
+    'warden_actor_restarts',
+    'Restarts of an actor (its own or its thread’s).',
+    (a) => a.restarts,
+  );
+  perActor('warden_actor_failed_messages', 'Messages whose handler threw.', (a) => a.failed);
+  perActor(
+    'warden_actor_mailbox_depth',
+    'Messages waiting in an actor’s mailbox.',
+    (a) => a.mailboxDepth,
+  );
+  new Gauge({
+    name: 'warden_dead_letters',
+    help: 'Messages that could not be delivered (counted, never silent).',
+    registers: [registry],
+    collect() {
+      this.set(snapshot?.deadLetters ?? 0);
+    },
+  });
+  for (const [actor, stat, name, help, scale] of NAMED) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = actors().find((a) => a.actor === actor)?.custom[stat];
+        if (v !== undefined) this.set(v * scale);
+      },
+    });
+  }
+  new Gauge({
+    name: 'warden_detection_verdicts',
+    help: 'Stage verdicts scored against the ground truth (tp, fp, tn, fn).',
+    labelNames: ['stage', 'outcome'],
+    registers: [registry],
+    collect() {
+      const e = actors().find((a) => a.actor === 'episodes')?.custom;
+      if (!e) return;
+      for (const stage of ['1', '2'])
+        for (const o of ['tp', 'fp', 'tn', 'fn'])
+          this.set({ stage, outcome: o }, e[`stage${stage}_${o}`] ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'warden_telemetry_defaults_applied',
+    help: 'Telemetry fields a receiver filled with defaults (malformed or missing input).',
+    labelNames: ['sandbox'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const a of actors())
+        if (a.actor.startsWith('receiver:'))
+          this.set({ sandbox: a.actor.slice(9) }, a.custom.defaultsApplied ?? 0);
+    },
+  });
+  return {
+    registry,
+    async scrape() {
+      await refresh();
+      return registry.metrics();
+    },
+  };
+}
+
+export async function startMetricsServer(
+  system: ActorSystem,
+  port: number,
+  host: string,
+  log: Logger,
+): Promise<{ port: number; stop(): Promise<void> }> {
+  const { registry, scrape } = metricsRegistry(system);
+  const server: Server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      scrape()
+        .then((body) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(body);
+        })
+        .catch((error) => {
+          log.error({ err: error }, 'metrics collection failed');
+          res.writeHead(500).end();
+        });
+    } else if (req.method === 'GET' && req.url === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = (server.address() as { port: number }).port;
+  log.info({ host, port: bound }, 'metrics listening');
+  return { port: bound, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
