@@ -68,6 +68,8 @@ export interface SandboxStats {
   /** Episode-started and stage-outcome messages written to the stream. */
   lifecycleSent: number;
   actionsReceived: number;
+  /** Actions that arrived without their full context (model version, 6 Q-values, confidence, source). */
+  actionsWithoutContext: number;
   actionsApplied: number;
   batchesSent: number;
 }
@@ -79,6 +81,7 @@ export class ReferenceSandbox {
     episodesCompleted: 0,
     eventsSent: 0,
     lifecycleSent: 0,
+    actionsWithoutContext: 0,
     actionsReceived: 0,
     actionsApplied: 0,
     batchesSent: 0,
@@ -391,6 +394,17 @@ export class ReferenceSandbox {
     const acks: ActionAckWire[] = [];
     for (const a of call.request.actions ?? []) {
       this.stats.actionsReceived++;
+      const c = a.context;
+      const complete =
+        c !== undefined &&
+        typeof c.modelVersion === 'string' &&
+        c.modelVersion !== '' &&
+        (c.qValues?.length ?? 0) === 6 &&
+        typeof c.confidence === 'number' &&
+        c.confidence >= 0 &&
+        c.confidence <= 1 &&
+        ['model', 'rules', 'exploration'].includes(c.source);
+      if (!complete) this.stats.actionsWithoutContext++;
       if (this.#o.measureLatency) {
         const k = `${a.episodeId}/${a.stage}/${a.seq ?? 0}`;
         const sent = this.#sentAt.get(k);

@@ -126,6 +126,11 @@ test.serial(
       t.is(after.episodes!.feedback, after.dispatcher!.sent);
       const actions = sandboxes.reduce((n, x) => n + x.stats.actionsReceived, 0);
       t.true(actions >= after.dispatcher!.sent!, 'the sandboxes saw every action');
+      t.is(
+        sandboxes.reduce((n, x) => n + x.stats.actionsWithoutContext, 0),
+        0,
+        'property 20: every action arrived with its context (model version, Q-values, confidence, source)',
+      );
 
       // Properties 6, 40–42: every decision became a transition in the replay, from both stages.
       t.is(after.episodes!.transitions, after.episodes!.decisions);
