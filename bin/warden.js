@@ -5,4 +5,12 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { run } = await import('../src/cli/main.ts');
-process.exitCode = await run(process.argv);
+try {
+  process.exitCode = await run(process.argv);
+} catch (error) {
+  // A failure a user can act on gets one clear line; the stack only when asked for.
+  process.stderr.write(`warden: error: ${error?.message ?? error}\n`);
+  if (process.env.WARDEN_LOG_LEVEL === 'debug' || process.env.WARDEN_LOG_LEVEL === 'trace')
+    process.stderr.write(`${error?.stack}\n`);
+  process.exitCode = 1;
+}

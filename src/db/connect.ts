@@ -22,6 +22,11 @@ export function createPool(url: string, log: Logger, max = 4): pg.Pool {
   });
   // Without a listener a dropped idle connection (server restart, outage) would crash the process.
   pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+  // A server that goes away mid-query also errors the checked-out client: the query fails (and
+  // the writer queues its rows); the event must not crash the thread.
+  pool.on('connect', (client) =>
+    client.on('error', (error) => log.warn({ err: error }, 'database connection lost')),
+  );
   return pool;
 }
 

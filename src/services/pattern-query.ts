@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type pg from 'pg';
 import { byAttackType, byTimeRange, nearest, type PatternRow } from '../db/patterns.ts';
+import { WardenError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 
 export const PATTERNS_PROTO = new URL(
@@ -102,7 +103,14 @@ export async function startPatternQueryServer(
   });
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) =>
-      error ? reject(error) : resolve(p),
+      error
+        ? reject(
+            new WardenError(
+              `pattern query service cannot listen on ${host}:${port} (database.queryPort): ${/EADDRINUSE/.test(error.message) ? 'address in use' : error.message}`,
+              { cause: error },
+            ),
+          )
+        : resolve(p),
     ),
   );
   log.info({ port: bound, host }, 'pattern query service listening');

@@ -1,0 +1,61 @@
+// The `warden` command as a user runs it (a child process): a failure prints one clear line and
+// exits non-zero, even after the embedded PostgreSQL was started and had to be stopped again.
+
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+
+const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
+const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
+
+test('start with its query port taken: a clear error, exit code 1, the database stopped again', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
+  const port = (busy.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+  mkdirSync(join(dir, 'config'));
+  writeFileSync(
+    join(dir, 'config', 'default.json'),
+    JSON.stringify({
+      database: { dataDir: join(dir, 'pg'), queryPort: port },
+      metrics: { port: 0 },
+      models: { dir: join(dir, 'models') },
+    }),
+  );
+  try {
+    const r = spawnSync(
+      process.execPath,
+      [BIN, 'start', '--config-dir', join(dir, 'config'), '--duration', '2'],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    t.is(r.status, 1, r.stderr);
+    t.regex(
+      r.stderr,
+      /warden: error: pattern query service cannot listen on 127\.0\.0\.1:\d+ \(database\.queryPort\): address in use/,
+    );
+    t.regex(r.stdout, /embedded PostgreSQL on/, 'the database had started');
+    const left = spawnSync('pgrep', ['-f', join(dir, 'pg')], { encoding: 'utf8' });
+    t.is(left.stdout.trim(), '', 'no postgres process of this data directory is left running');
+  } finally {
+    busy.close();
+  }
+});
+
+test('exit codes say what happened: config check 0 / 2, validate of a missing file 1', (t) => {
+  t.is(spawnSync(process.execPath, [BIN, 'config', 'check'], { env }).status, 0);
+  const broken = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+  writeFileSync(join(broken, 'default.json'), '{ nope');
+  t.is(
+    spawnSync(process.execPath, [BIN, 'config', 'check', '--config-dir', broken], { env }).status,
+    2,
+  );
+  const missing = spawnSync(process.execPath, [BIN, 'validate', join(broken, 'missing.jsonl')], {
+    env,
+    encoding: 'utf8',
+  });
+  t.is(missing.status, 1);
+  t.regex(missing.stderr, /^warden: error: ENOENT/m);
+});
