@@ -38,7 +38,8 @@ test('start with its query port taken: a clear error, exit code 1, the database 
     );
     t.regex(r.stdout, /embedded PostgreSQL on/, 'the database had started');
     const left = spawnSync('pgrep', ['-f', join(dir, 'pg')], { encoding: 'utf8' });
-    t.is(left.stdout.trim(), '', 'no postgres process of this data directory is left running');
+    if (left.error) t.log('pgrep is not installed: the leftover-process check is skipped');
+    else t.is(left.stdout.trim(), '', 'no postgres process of this data directory is left running');
   } finally {
     busy.close();
   }
