@@ -1,0 +1,61 @@
+// deploy/: the Grafana dashboard and the Prometheus rules parse, have the expected shape, and
+// every warden_* metric they reference is one a running system actually exports.
+
+import { readFileSync } from 'node:fs';
+import test from 'ava';
+import { parse } from 'yaml';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { metricsRegistry } from '../../src/services/metrics.ts';
+import { fixtureActor, testConfig } from '../helpers.ts';
+
+const DEPLOY = new URL('../../deploy/', import.meta.url).pathname;
+const referenced = (text: string) => new Set(text.match(/\bwarden_[a-z0-9_]+/g) ?? []);
+
+async function exportedNames(): Promise<Set<string>> {
+  const system = new ActorSystem({
+    config: testConfig({ runtime: { placement: { one: ['a'] } } }),
+    modules: { a: fixtureActor('echo') },
+  });
+  await system.start();
+  try {
+    const text = await metricsRegistry(system).scrape();
+    return new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
+  } finally {
+    await system.stop();
+  }
+}
+
+test('the dashboard and the alert rules reference only metrics Warden exports', async (t) => {
+  const names = await exportedNames();
+  t.true(
+    names.has('warden_decisions') && names.has('warden_actor_restarts'),
+    'sanity: the exporter was read',
+  );
+
+  const dashboardText = readFileSync(`${DEPLOY}grafana-dashboard.json`, 'utf8');
+  const dashboard = JSON.parse(dashboardText) as {
+    title: string;
+    uid: string;
+    panels: { title: string; targets: { expr: string }[] }[];
+  };
+  t.is(dashboard.title, 'Warden');
+  t.true(dashboard.panels.length >= 8);
+  t.true(
+    dashboard.panels.every(
+      (p) => p.title && p.targets.length > 0 && p.targets.every((x) => x.expr.includes('warden_')),
+    ),
+  );
+
+  const rules = parse(readFileSync(`${DEPLOY}prometheus-rules.yml`, 'utf8')) as {
+    groups: { name: string; rules: { alert: string; expr: string }[] }[];
+  };
+  const alerts = rules.groups.flatMap((g) => g.rules);
+  t.true(alerts.length >= 5);
+  t.true(alerts.every((r) => /^Warden[A-Za-z]+$/.test(r.alert) && r.expr.trim() !== ''));
+
+  const missing = [
+    ...referenced(dashboardText),
+    ...alerts.flatMap((r) => [...referenced(r.expr)]),
+  ].filter((m) => !names.has(m));
+  t.deepEqual([...new Set(missing)], [], 'every referenced metric is exported');
+});
