@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { configJsonSchema } from '../config/json-schema.ts';
 import { DEFAULT_CONFIG_DIR, loadConfig } from '../config/load.ts';
+import { configurationReference } from '../config/reference.ts';
 import { ConfigSchema } from '../config/schema.ts';
 import { defaultOf } from '../config/validate.ts';
 
@@ -50,5 +51,18 @@ export function configSchema(write: boolean, out: NodeJS.WritableStream): number
     `${JSON.stringify({ $schema: './schema.json', ...(defaultOf(ConfigSchema) as object) }, null, 2)}\n`,
   );
   out.write(`wrote ${schemaPath} and ${defaultsPath}\n`);
+  return 0;
+}
+
+/** Prints the configuration reference, or writes docs/configuration.md. */
+export function configDocs(write: boolean, out: NodeJS.WritableStream): number {
+  const text = configurationReference();
+  if (!write) {
+    out.write(text);
+    return 0;
+  }
+  const path = new URL('../../docs/configuration.md', import.meta.url).pathname;
+  writeFileSync(path, text);
+  out.write(`wrote ${path}\n`);
   return 0;
 }

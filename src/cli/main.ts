@@ -1,7 +1,7 @@
 // The `warden` command line: one sub-command per job. Later work adds its commands here.
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { configCheck, configSchema, configShow } from './config-commands.ts';
+import { configCheck, configDocs, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
 import { patternsQueryCommand } from './pattern-commands.ts';
@@ -71,6 +71,14 @@ export async function run(
     .option('--write', 'write config/schema.json and config/default.json from the schema')
     .action((opts: { write?: boolean }) => {
       code = configSchema(opts.write === true, out);
+    });
+
+  config
+    .command('docs')
+    .description('print the configuration reference generated from the schema')
+    .option('--write', 'write docs/configuration.md')
+    .action((opts: { write?: boolean }) => {
+      code = configDocs(opts.write === true, out);
     });
 
   const imports = program

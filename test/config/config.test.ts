@@ -14,6 +14,7 @@ import {
 } from '../../src/actors/learner/hyper-parameters.ts';
 import { configJsonSchema } from '../../src/config/json-schema.ts';
 import { DEFAULT_CONFIG_DIR, loadConfig } from '../../src/config/load.ts';
+import { configurationReference } from '../../src/config/reference.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { defaultOf } from '../../src/config/validate.ts';
 import { ConfigWatcher } from '../../src/config/watch.ts';
@@ -37,6 +38,15 @@ test('config/schema.json and config/default.json are generated from the one sche
   const defaults = JSON.parse(readFileSync(join(DEFAULT_CONFIG_DIR, 'default.json'), 'utf8'));
   delete defaults.$schema;
   t.deepEqual(defaults, defaultOf(ConfigSchema));
+});
+
+test('docs/configuration.md is generated from the schema and in sync', (t) => {
+  const path = new URL('../../docs/configuration.md', import.meta.url).pathname;
+  t.is(readFileSync(path, 'utf8'), configurationReference(), 'run `npm run config:schema`');
+  t.regex(
+    configurationReference(),
+    /\| `learning\.gamma` \| number \| `0\.99` \| ≥ 0, ≤ 1 \| live \|/,
+  );
 });
 
 test('the shipped files load with no warning in every environment', (t) => {
