@@ -3,6 +3,7 @@
 // sizes the shared replay storage, starts the actor system with the configured placement, prints
 // a status line, and shuts everything down cleanly on Ctrl-C, SIGTERM or after --duration seconds.
 
+import type { DegradationAlert } from '../actors/episodes/degradation.ts';
 import { seededRandom } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
 import { ConfigWatcher } from '../config/watch.ts';
@@ -166,6 +167,21 @@ export async function start(
   system.on('message', ({ message }) => {
     if (message.type === 'model-published') system.send('adapter', message as ModelPublished);
     if (message.type === 'model-activated') modelVersion = (message as ModelActivated).version;
+    if (message.type === 'model-degraded') {
+      const alert = message as DegradationAlert;
+      say(
+        `warden: ALERT model ${alert.version} degraded (accuracy ${(alert.accuracy * 100).toFixed(1)}% vs ${(alert.previousAccuracy * 100).toFixed(1)}% for ${alert.previousVersion})`,
+      );
+      if (config.alerts.webhook) {
+        fetch(config.alerts.webhook, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(alert),
+          signal: AbortSignal.timeout(5_000),
+        }).catch((error) => log.error({ err: error }, 'degradation webhook failed'));
+      }
+      if (config.alerts.autoRollback) system.send('adapter', { type: 'rollback' });
+    }
   });
   system.on('actor-failed', ({ actor, error }) => {
     failed = true;

@@ -217,6 +217,32 @@ const Dispatch = Type.Object(
   { default: {} },
 );
 
+const Alerts = Type.Object(
+  {
+    window: Int(200, 10, 100_000, {
+      description: 'Scored stage-1 verdicts per model version in the rolling window.',
+    }),
+    minEpisodes: Int(50, 5, 100_000, {
+      description: 'Verdicts a version needs before it is compared.',
+    }),
+    maxAccuracyDrop: Num(0.1, 0, 1, {
+      description: 'Alert when accuracy falls this much below the previous version.',
+    }),
+    maxRewardDrop: Num(0.5, 0, 1e6, {
+      description: 'Alert when average reward falls this much below the previous version.',
+    }),
+    webhook: Type.Union([Type.String({ pattern: '^https?://' }), Type.Null()], {
+      default: null,
+      description: 'POST the alert as JSON here.',
+    }),
+    autoRollback: Type.Boolean({
+      default: false,
+      description: 'Roll back to the previous model when a version degrades.',
+    }),
+  },
+  { default: {} },
+);
+
 const Models = Type.Object(
   {
     dir: Type.String({
@@ -314,6 +340,7 @@ export const ConfigSchema = Type.Object(
     learning: Learning,
     rewards: Rewards,
     inference: Inference,
+    alerts: Alerts,
     sandboxes: Sandboxes,
     dispatch: Dispatch,
     models: Models,

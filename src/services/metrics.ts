@@ -85,6 +85,13 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
     'Duration of the latest database batch write.',
     1e-3,
   ],
+  [
+    'episodes',
+    'degradationAlerts',
+    'warden_model_degradation_alerts',
+    'Model versions alerted as degraded against their predecessor.',
+    1,
+  ],
   ['dispatcher', 'failed', 'warden_actions_failed', 'Actions that failed after every retry.', 1],
   ['dispatcher', 'retries', 'warden_action_retries', 'Act calls retried.', 1],
 ];

@@ -12,7 +12,11 @@ import { InferencePool, type PoolDecision } from '../inference/pool.ts';
 import type { SandboxEventsBatch } from '../receiver/index.ts';
 import { featureNames, MAX_ISOLATION, StateAccumulator } from './state-vector.ts';
 
-export type AdapterMessage = SandboxEventsBatch | ModelPublished | { readonly type: 'pump' };
+export type AdapterMessage =
+  | SandboxEventsBatch
+  | ModelPublished
+  | { readonly type: 'pump' }
+  | { readonly type: 'rollback' };
 
 declare module '../../runtime/actor.ts' {
   interface Mailboxes {
@@ -269,6 +273,18 @@ export default defineActor<AdapterMessage, State>({
       case 'pump':
         void pump(state, ctx);
         return state;
+      case 'rollback': {
+        const previous = state.pool.activeVersion;
+        const now = await state.pool.rollback(ctx.config.models.dir);
+        const activated: ModelActivated = {
+          type: 'model-activated',
+          version: now,
+          previousVersion: previous,
+          reason: 'rollback',
+        };
+        ctx.send(SYSTEM, activated);
+        return state;
+      }
       default:
         return assertNever(message);
     }

@@ -10,9 +10,10 @@ import type { EpisodeLifecycle, Label, Stage } from '../../messages/episode.ts';
 import type { Experience } from '../../messages/experience.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
 import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
-import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import type { DecisionBatch, DecisionForEpisodes, ResultBatch } from '../adapter/index.ts';
+import { DegradationMonitor } from './degradation.ts';
 import { learnedPattern } from './patterns.ts';
 import { stepCost, verdictOf, verdictReward } from './rewards.ts';
 
@@ -64,6 +65,8 @@ interface State {
   readonly episodes: Map<string, EpisodeRecord>;
   readonly detection: Record<Stage, DetectionCounts>;
   readonly latencies: number[];
+  readonly degradation: DegradationMonitor;
+  degradationAlerts: number;
   nextReplayId: number;
   completed: number;
   partial: number;
@@ -155,6 +158,19 @@ function finishStage(
     };
   });
   if (experiences.length > 0) state.transitions += state.replay?.append(experiences) ?? 0;
+  if (truth !== 'unknown' && stage === 1 && last) {
+    const correct = (verdict !== 'benign') === (truth === 'malicious');
+    const stageReward = experiences.reduce((sum, e) => sum + e.reward, 0);
+    const alert = state.degradation.record(last.modelVersion, correct, stageReward);
+    if (alert) {
+      state.degradationAlerts++;
+      ctx.log.error(
+        { alert: 'warden_model_degraded', ...alert },
+        `model ${alert.version} degraded against ${alert.previousVersion}`,
+      );
+      ctx.send(SYSTEM, alert);
+    }
+  }
   if (truth !== 'unknown') {
     const c = state.detection[stage];
     const flagged = verdict !== 'benign';
@@ -218,6 +234,8 @@ export default defineActor<EpisodesMessage, State>({
       episodes: new Map(),
       detection: { 1: { tp: 0, fp: 0, tn: 0, fn: 0 }, 2: { tp: 0, fp: 0, tn: 0, fn: 0 } },
       latencies: [],
+      degradation: new DegradationMonitor(ctx.config.alerts),
+      degradationAlerts: 0,
       nextReplayId: 1,
       completed: 0,
       partial: 0,
@@ -299,6 +317,7 @@ export default defineActor<EpisodesMessage, State>({
       open: s.episodes.size,
       transitions: s.transitions,
       patterns: s.patterns,
+      degradationAlerts: s.degradationAlerts,
       decisions: s.decisions,
       feedback: s.feedback,
       failedActions: s.failedActions,
