@@ -11,10 +11,9 @@
 //     0                ACTIVE_VERSION   id of the model version every new batch must use (0 = rules);
 //                                       a hot reload is one Atomics.store here, after every worker
 //                                       prepared the new session (ONNX Runtime loads off the JS
-//                                       thread, so workers keep serving while they prepare)
-//     1 + w            SERVING[w]       the version worker w used for its latest batch (when no
-//                                       worker serves an old version any more, it can be released)
-//     1 + W + w        BATCHES[w]       batches run by worker w (stats)
+//                                       thread, so workers keep serving while they prepare). The
+//                                       previous version stays loaded, so a batch that read the old
+//                                       id finishes on it.
 
 export const REQ_ID = 0;
 export const REQ_STATE = 2;
@@ -32,9 +31,7 @@ export const SOURCE = { model: 0, rules: 1, exploration: 2 } as const;
 export const SOURCE_NAMES = ['model', 'rules', 'exploration'] as const;
 
 export const CTRL_ACTIVE = 0;
-export const ctrlServing = (_workers: number, w: number) => 1 + w;
-export const ctrlBatches = (workers: number, w: number) => 1 + workers + w;
-export const controlWords = (workers: number) => 1 + 2 * workers;
+export const CONTROL_WORDS = 1;
 
 /** The version id that means "the rule-based policy". */
 export const RULES_VERSION = 0;

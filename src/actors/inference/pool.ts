@@ -17,8 +17,8 @@ import { RestartPolicy } from '../../runtime/restart-policy.ts';
 import { SpscRing } from '../../runtime/shared/spsc-ring.ts';
 import { spawnWorker } from '../../runtime/spawn.ts';
 import {
+  CONTROL_WORDS,
   CTRL_ACTIVE,
-  controlWords,
   REQ_ID,
   REQ_STATE,
   RES_ACTION,
@@ -109,7 +109,7 @@ export class InferencePool {
     this.#log = log;
     this.dim = config.telemetry.stateDim;
     this.workers = config.inference.workers;
-    this.#control = new Int32Array(new SharedArrayBuffer(controlWords(this.workers) * 4));
+    this.#control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
   }
 
   static async start(

@@ -12,8 +12,6 @@ import { SpscRing } from '../../runtime/shared/spsc-ring.ts';
 import { argmaxQ, confidenceOf } from './decide.ts';
 import {
   CTRL_ACTIVE,
-  ctrlBatches,
-  ctrlServing,
   REQ_ID,
   REQ_STATE,
   RES_ACTION,
@@ -165,7 +163,6 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
     }
     // The version is read once per batch: a swap takes effect between batches, never inside one.
     const version = Atomics.load(control, CTRL_ACTIVE);
-    Atomics.store(control, ctrlServing(init.workers, init.index), version);
     const session = version === RULES_VERSION ? undefined : sessions.get(version);
     let q: Float32Array;
     let source: number = SOURCE.model;
@@ -222,7 +219,6 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
     decisions += answered;
     batches++;
     if (answered > maxBatchSeen) maxBatchSeen = answered;
-    Atomics.add(control, ctrlBatches(init.workers, init.index), 1);
   }
   for (const s of sessions.values()) await s.release();
   sessions.clear();
