@@ -135,7 +135,6 @@ export class InferencePool {
     const { port1, port2 } = new MessageChannel();
     const init: InferenceWorkerInit = {
       index: w,
-      workers: this.workers,
       dim: this.dim,
       requests: this.#requests[w]!.buffer,
       responses: this.#responses[w]!.buffer,

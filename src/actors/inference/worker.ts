@@ -28,7 +28,6 @@ import { rulePolicy } from './rules.ts';
 
 export interface InferenceWorkerInit {
   readonly index: number;
-  readonly workers: number;
   readonly dim: number;
   readonly requests: SharedArrayBuffer;
   readonly responses: SharedArrayBuffer;
