@@ -24,7 +24,6 @@ function pem(source: string): string {
   return source.includes('-----BEGIN') ? source : readFileSync(source, 'utf8');
 }
 
-export const loadPublicKey = (source: string): KeyObject => createPublicKey(pem(source));
 export const loadPrivateKey = (source: string): KeyObject => createPrivateKey(pem(source));
 
 export function signModel(bytes: Uint8Array, privateKey: KeyObject): string {

@@ -80,7 +80,3 @@ export function deserializeError(data: SerializedError): Error & { code: string 
   if (data.stack !== undefined) error.stack = data.stack;
   return error;
 }
-
-export function hasCode(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
-}
