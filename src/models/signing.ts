@@ -3,7 +3,6 @@
 
 import {
   createPrivateKey,
-  createPublicKey,
   generateKeyPairSync,
   type KeyObject,
   sign,

@@ -194,7 +194,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
           .filter(([, t]) => t === thread.thread)
           .map(([actor]) => {
             const i = (SHUTDOWN_ORDER as readonly string[]).indexOf(actor.split(':')[0]!);
-            return i < 0 ? 0 : i;
+            return Math.max(i, 0); // threads with no known actor stop first
           }),
       );
     const groups = new Map<number, ThreadSupervisor[]>();

@@ -118,7 +118,7 @@ function submitAll(state: State): void {
   }
 }
 
-function onDecision(state: State, d: PoolDecision, ctx: ActorContext): void {
+function onDecision(state: State, d: PoolDecision): void {
   const p = state.pending.get(d.requestId);
   if (!p) return;
   state.pending.delete(d.requestId);
@@ -175,7 +175,7 @@ async function pump(state: State, ctx: ActorContext): Promise<void> {
   try {
     while (state.pending.size > 0 || state.backlog.length > 0) {
       submitAll(state);
-      const got = state.pool.drain((d) => onDecision(state, d, ctx));
+      const got = state.pool.drain((d) => onDecision(state, d));
       flush(state, ctx);
       if (got === 0) await state.pool.waitForResponses(2);
       // let new batches from the receivers in
