@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configCheck, configDocs, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
+import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
 import { patternsQueryCommand } from './pattern-commands.ts';
 import { start } from './start.ts';
 
@@ -168,6 +169,42 @@ export async function run(
     .option('--json', 'print JSON')
     .action(async (opts) => {
       code = await patternsQueryCommand(opts, out);
+    });
+
+  const models = program.command('models').description('model provenance and versions');
+  models
+    .command('keygen')
+    .description('create an Ed25519 key pair for signing models')
+    .requiredOption('--out <prefix>', 'writes <prefix>.key.pem (0600) and <prefix>.pub.pem')
+    .action((opts: { out: string }) => {
+      code = keygenCommand(opts, out);
+    });
+  models
+    .command('sign')
+    .description('sign a model version (default: the latest) with a private key')
+    .option('--dir <dir>', 'models directory', 'models')
+    .option('--version <v>', 'version to sign (default: latest)')
+    .requiredOption('--key <pem>', 'private key (PEM file)')
+    .action((opts: { dir: string; version?: string; key: string }) => {
+      code = signCommand(opts, out);
+    });
+  models
+    .command('verify')
+    .description(
+      'check a model version against its sha256 and signature; exit 0 only when both hold',
+    )
+    .option('--dir <dir>', 'models directory', 'models')
+    .option('--version <v>', 'version to verify (default: latest)')
+    .requiredOption('--public-key <pem>', 'public key (PEM file)')
+    .action((opts: { dir: string; version?: string; publicKey: string }) => {
+      code = verifyCommand(opts, out);
+    });
+  models
+    .command('rollback')
+    .description('point latest at the version before the current one')
+    .option('--dir <dir>', 'models directory', 'models')
+    .action((opts: { dir: string }) => {
+      code = rollbackCommand(opts, out);
     });
 
   try {

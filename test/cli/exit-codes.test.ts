@@ -2,7 +2,7 @@
 // exits non-zero, even after the embedded PostgreSQL was started and had to be stopped again.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,4 +59,48 @@ test('exit codes say what happened: config check 0 / 2, validate of a missing fi
   });
   t.is(missing.status, 1);
   t.regex(missing.stderr, /^warden: error: ENOENT/m);
+});
+
+test('models keygen, sign, verify: a signed model verifies; a tampered one does not; rollback moves latest', async (t) => {
+  const { exportModel } = await import('../../src/models/store.ts');
+  const { initParams } = await import('../../src/actors/learner/q-network.ts');
+  const { hyperParameters } = await import('../../src/actors/learner/hyper-parameters.ts');
+  const { testConfig } = await import('../helpers.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'warden-models-cli-'));
+  const draft = {
+    hyperParameters: hyperParameters(testConfig()),
+    trainingEpisodes: 0,
+    metrics: {
+      finalLoss: 0,
+      averageReward: 0,
+      detectionAccuracy: 0,
+      falsePositiveRate: 0,
+      falseNegativeRate: 0,
+    },
+    engine: 't',
+  };
+  const first = await exportModel(dir, initParams([32, 8, 6], false, 1), draft);
+  const second = await exportModel(dir, initParams([32, 8, 6], false, 2), draft);
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, 'models', ...args], { env, encoding: 'utf8' });
+  const keys = join(dir, 'warden');
+  t.is(cli('keygen', '--out', keys).status, 0);
+  t.is(
+    cli('verify', '--dir', dir, '--public-key', `${keys}.pub.pem`).status,
+    1,
+    'unsigned: refused',
+  );
+  t.is(cli('sign', '--dir', dir, '--key', `${keys}.key.pem`).status, 0);
+  const ok = cli('verify', '--dir', dir, '--public-key', `${keys}.pub.pem`);
+  t.is(ok.status, 0, ok.stdout);
+  t.regex(ok.stdout, new RegExp(`${second.metadata.version}: sha256 ok, signature ok`));
+  const bytes = readFileSync(join(dir, `drl_agent_${second.metadata.version}.onnx`));
+  bytes[bytes.length - 5]! ^= 0xff;
+  writeFileSync(join(dir, `drl_agent_${second.metadata.version}.onnx`), bytes);
+  const bad = cli('verify', '--dir', dir, '--public-key', `${keys}.pub.pem`);
+  t.is(bad.status, 1);
+  t.regex(bad.stdout, /sha256 MISMATCH, signature INVALID/);
+  t.is(cli('keygen', '--out', keys).status, 1, 'an existing key is never overwritten');
+  t.is(cli('rollback', '--dir', dir).status, 0);
+  t.is(readFileSync(join(dir, 'latest'), 'utf8').trim(), first.metadata.version);
 });
