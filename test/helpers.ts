@@ -1,11 +1,13 @@
 // Shared test helpers: configuration with overrides, and waiting for system messages.
 
 import { PassThrough } from 'node:stream';
+import { hyperParameters } from '../src/actors/learner/hyper-parameters.ts';
 import { run } from '../src/cli/main.ts';
 import { mergeDeep } from '../src/config/load.ts';
 import type { WardenConfig } from '../src/config/schema.ts';
 import { validateConfig } from '../src/config/validate.ts';
 import type { RecordedTrace } from '../src/messages/recorded.ts';
+import type { MetadataDraft } from '../src/models/store.ts';
 import type { Message } from '../src/runtime/actor.ts';
 import type { ActorSystem } from '../src/runtime/system.ts';
 import { callEvent } from '../src/telemetry/call-event.ts';
@@ -113,4 +115,20 @@ export async function until(probe: () => Promise<boolean>, ms = 15_000): Promise
     await new Promise((r) => setTimeout(r, 50));
   }
   return await probe();
+}
+
+/** Metadata for a model exported in a test: the configured hyper-parameters, empty metrics. */
+export function modelDraft(): MetadataDraft {
+  return {
+    hyperParameters: hyperParameters(testConfig()),
+    trainingEpisodes: 0,
+    metrics: {
+      finalLoss: 0,
+      averageReward: 0,
+      detectionAccuracy: 0,
+      falsePositiveRate: 0,
+      falseNegativeRate: 0,
+    },
+    engine: 'test',
+  };
 }

@@ -14,6 +14,17 @@ import {
 
 type Out = NodeJS.WritableStream;
 
+/** A version of a models directory (default: latest) with its bytes and metadata. */
+function loadVersion(dir: string, requested?: string) {
+  const version = requested ?? latestVersion(dir);
+  if (!version) throw new Error(`no model in ${dir}`);
+  return {
+    version,
+    bytes: readFileSync(modelFile(dir, version)),
+    metadata: readMetadata(dir, version),
+  };
+}
+
 export function keygenCommand(opts: { out: string }, out: Out): number {
   const pub = `${opts.out}.pub.pem`;
   const key = `${opts.out}.key.pem`;
@@ -33,10 +44,7 @@ export function signCommand(
   opts: { dir: string; version?: string; key: string },
   out: Out,
 ): number {
-  const version = opts.version ?? latestVersion(opts.dir);
-  if (!version) throw new Error(`no model in ${opts.dir}`);
-  const bytes = readFileSync(modelFile(opts.dir, version));
-  const metadata = readMetadata(opts.dir, version);
+  const { version, bytes, metadata } = loadVersion(opts.dir, opts.version);
   if (metadata.sha256 !== sha256(bytes))
     throw new Error(
       `${version}: the model file does not match the sha256 in its metadata; not signing it`,
@@ -54,10 +62,7 @@ export function verifyCommand(
   opts: { dir: string; version?: string; publicKey: string },
   out: Out,
 ): number {
-  const version = opts.version ?? latestVersion(opts.dir);
-  if (!version) throw new Error(`no model in ${opts.dir}`);
-  const bytes = readFileSync(modelFile(opts.dir, version));
-  const metadata = readMetadata(opts.dir, version);
+  const { version, bytes, metadata } = loadVersion(opts.dir, opts.version);
   const checksum = metadata.sha256 === sha256(bytes);
   const signed = metadata.signature !== null && metadata.signature !== undefined;
   const valid =

@@ -64,21 +64,9 @@ test('exit codes say what happened: config check 0 / 2, validate of a missing fi
 test('models keygen, sign, verify: a signed model verifies; a tampered one does not; rollback moves latest', async (t) => {
   const { exportModel } = await import('../../src/models/store.ts');
   const { initParams } = await import('../../src/actors/learner/q-network.ts');
-  const { hyperParameters } = await import('../../src/actors/learner/hyper-parameters.ts');
-  const { testConfig } = await import('../helpers.ts');
+  const { modelDraft } = await import('../helpers.ts');
   const dir = mkdtempSync(join(tmpdir(), 'warden-models-cli-'));
-  const draft = {
-    hyperParameters: hyperParameters(testConfig()),
-    trainingEpisodes: 0,
-    metrics: {
-      finalLoss: 0,
-      averageReward: 0,
-      detectionAccuracy: 0,
-      falsePositiveRate: 0,
-      falseNegativeRate: 0,
-    },
-    engine: 't',
-  };
+  const draft = modelDraft();
   const first = await exportModel(dir, initParams([32, 8, 6], false, 1), draft);
   const second = await exportModel(dir, initParams([32, 8, 6], false, 2), draft);
   const cli = (...args: string[]) =>

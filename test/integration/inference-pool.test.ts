@@ -9,31 +9,13 @@ import { join } from 'node:path';
 import test from 'ava';
 import { argmaxQ } from '../../src/actors/inference/decide.ts';
 import { InferencePool, type PoolDecision } from '../../src/actors/inference/pool.ts';
-import { hyperParameters } from '../../src/actors/learner/hyper-parameters.ts';
 import { forward, initParams, type QNetParams } from '../../src/actors/learner/q-network.ts';
 import { generateSigningKeys, loadPrivateKey } from '../../src/models/signing.ts';
-import {
-  exportModel,
-  type MetadataDraft,
-  modelFile,
-  setLatest,
-  sha256,
-} from '../../src/models/store.ts';
-import { testConfig } from '../helpers.ts';
+import { exportModel, modelFile, setLatest, sha256 } from '../../src/models/store.ts';
+import { modelDraft, testConfig } from '../helpers.ts';
 
 const DIM = 32;
-const draft: MetadataDraft = {
-  hyperParameters: hyperParameters(testConfig()),
-  trainingEpisodes: 1,
-  metrics: {
-    finalLoss: 0,
-    averageReward: 0,
-    detectionAccuracy: 0,
-    falsePositiveRate: 0,
-    falseNegativeRate: 0,
-  },
-  engine: 'test',
-};
+const draft = modelDraft();
 const config = (workers = 1) =>
   testConfig({
     telemetry: { stateDim: DIM },
