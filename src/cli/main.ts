@@ -6,6 +6,15 @@ import { importCapeCommand, importCsvCommand, validateCommand } from './data-com
 import { evalCommand, trainCommand } from './learn-commands.ts';
 import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
 import { patternsQueryCommand } from './pattern-commands.ts';
+import {
+  configUpdateCommand,
+  deployCommand,
+  devPkiCommand,
+  remoteRollbackCommand,
+  type ServiceFlags,
+  statusCommand,
+  withServiceFlags,
+} from './service-commands.ts';
 import { start } from './start.ts';
 
 function positiveNumber(value: string): number {
@@ -73,6 +82,18 @@ export async function run(
     .action((opts: { write?: boolean }) => {
       code = configSchema(opts.write === true, out);
     });
+
+  withServiceFlags(
+    config
+      .command('update')
+      .description(
+        'replace config/<env>.json on the running Warden: validated strictly first, then hot-reloaded (operate role)',
+      )
+      .argument('<file>', 'JSON document for config/<env>.json')
+      .option('--dry-run', 'validate and list the changes; apply nothing'),
+  ).action(async (file: string, flags: ServiceFlags & { dryRun?: boolean }) => {
+    code = await configUpdateCommand(file, flags, out);
+  });
 
   config
     .command('docs')
@@ -154,12 +175,10 @@ export async function run(
   const patterns = program
     .command('patterns')
     .description('what Warden learned, for detection systems');
-  patterns
-    .command('query')
+  withServiceFlags(patterns.command('query'))
     .description(
       'query learned attack patterns (by type, time range, or nearest to a feature vector), each with its confidence',
     )
-    .option('--server <host:port>', 'PatternQuery service (default 127.0.0.1:database.queryPort)')
     .option('--type <attackType>', 'patterns of one attack type, newest first')
     .option('--from <date>', 'time range start (ISO 8601)')
     .option('--to <date>', 'time range end (ISO 8601, exclusive; default now)')
@@ -199,12 +218,48 @@ export async function run(
     .action((opts: { dir: string; version?: string; publicKey: string }) => {
       code = verifyCommand(opts, out);
     });
-  models
-    .command('rollback')
-    .description('point latest at the version before the current one')
-    .option('--dir <dir>', 'models directory', 'models')
-    .action((opts: { dir: string }) => {
-      code = rollbackCommand(opts, out);
+  withServiceFlags(
+    models
+      .command('deploy')
+      .description(
+        'serve a model version on the running Warden (verified, hot-loaded; latest follows). Needs the operate role',
+      )
+      .argument('<version>', 'a version in the models directory, e.g. v3'),
+  ).action(async (version: string, flags: ServiceFlags) => {
+    code = await deployCommand(version, flags, out);
+  });
+  withServiceFlags(
+    models
+      .command('rollback')
+      .description(
+        'roll the running Warden back to the version it served before (operate role); with --dir, only move the latest pointer of a models directory',
+      )
+      .option('--dir <dir>', 'offline: point latest at the version before the current one'),
+  ).action(async (opts: ServiceFlags & { dir?: string }) => {
+    code = opts.dir
+      ? rollbackCommand({ dir: opts.dir }, out)
+      : await remoteRollbackCommand(opts, out);
+  });
+
+  withServiceFlags(
+    program.command('status').description('what the running Warden serves (operate role)'),
+  ).action(async (flags: ServiceFlags) => {
+    code = await statusCommand(flags, out);
+  });
+
+  program
+    .command('tls')
+    .description('transport security helpers')
+    .command('dev-pki')
+    .description('write a development CA, a localhost server certificate and client certificates')
+    .argument('<dir>', 'output directory')
+    .option(
+      '--clients <names>',
+      'client certificate common names, comma-separated',
+      'detector,operator',
+    )
+    .action(async (dir: string, opts: { clients: string }) => {
+      code = await devPkiCommand(dir, opts, out);
     });
 
   try {

@@ -1,11 +1,11 @@
-// `warden patterns query`: asks a running Warden's PatternQuery service (loopback by default).
+// `warden patterns query`: asks a running Warden's PatternQuery service (loopback by default;
+// token from WARDEN_TOKEN, TLS with --ca).
 
-import { loadConfig } from '../config/load.ts';
 import { patternQueryClient } from '../services/pattern-query.ts';
+import { callError, clientOptions, type ServiceFlags, serviceAddress } from './service-commands.ts';
 
 export async function patternsQueryCommand(
-  opts: {
-    server?: string;
+  opts: ServiceFlags & {
     type?: string;
     from?: string;
     to?: string;
@@ -16,9 +16,9 @@ export async function patternsQueryCommand(
   },
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  const address = opts.server ?? `127.0.0.1:${loadConfig().config.database.queryPort}`;
-  const client = patternQueryClient(address);
+  let client: ReturnType<typeof patternQueryClient> | undefined;
   try {
+    client = patternQueryClient(serviceAddress(opts), clientOptions(opts));
     const limit = opts.limit ? Number(opts.limit) : 100;
     let rows: Awaited<ReturnType<typeof client.byAttackType>>;
     if (opts.type) rows = await client.byAttackType(opts.type, limit);
@@ -49,9 +49,9 @@ export async function patternsQueryCommand(
     }
     return 0;
   } catch (error) {
-    out.write(`error: ${(error as Error).message}\n`);
+    out.write(`error: ${callError(error)}\n`);
     return 1;
   } finally {
-    client.close();
+    client?.close();
   }
 }

@@ -3,6 +3,7 @@
 // sizes the shared replay storage, starts the actor system with the configured placement, prints
 // a status line, and shuts everything down cleanly on Ctrl-C, SIGTERM or after --duration seconds.
 
+import { Counter } from 'prom-client';
 import type { DegradationAlert } from '../actors/episodes/degradation.ts';
 import { seededRandom } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
@@ -15,7 +16,8 @@ import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { startMetricsServer } from '../services/metrics.ts';
-import { startPatternQueryServer } from '../services/pattern-query.ts';
+import { type RunningServices, startServices } from '../services/server.ts';
+import { systemAdmin } from '../services/system-admin.ts';
 import { loadTraces } from './learn-commands.ts';
 
 export interface StartOptions {
@@ -94,14 +96,6 @@ export async function start(
     sandboxes,
     database: { ...c.database, url: db.url },
   });
-  const query = await startPatternQueryServer(db.pool, log, config.database.queryPort).catch(
-    async (error) => {
-      await db.close();
-      await Promise.all(demo.map((s) => s.stop()));
-      throw error;
-    },
-  );
-  say(`warden: pattern queries (gRPC warden.patterns.v1.PatternQuery) on 127.0.0.1:${query.port}`);
 
   const replay = ReplayStorage.create({
     capacity: config.replay.capacity,
@@ -141,11 +135,15 @@ export async function start(
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve;
   });
-  const watcher = new ConfigWatcher(
-    loaded,
-    { dir: options.configDir ?? new URL('../../config/', import.meta.url).pathname },
-    log,
-  );
+  const configDir = options.configDir ?? new URL('../../config/', import.meta.url).pathname;
+  const watcher = new ConfigWatcher(loaded, { dir: configDir }, log);
+  let services: RunningServices | undefined;
+  const denied = new Counter({
+    name: 'warden_denied_calls_total',
+    help: 'Service calls refused by authentication or authorisation, by reason.',
+    labelNames: ['service', 'method', 'reason'],
+    registers: [],
+  });
   function stop(reason: string): void {
     if (stopping) return;
     stopping = true;
@@ -159,7 +157,7 @@ export async function start(
       .then(() => metricsServer?.stop())
       .then(() => system.stop())
       .then(() => Promise.all(demo.map((s) => s.stop())))
-      .then(() => query.stop())
+      .then(() => services?.stop())
       .then(() => db.close())
       .then(resolveDone);
   }
@@ -191,18 +189,35 @@ export async function start(
 
   try {
     await system.start();
+    services = await startServices({
+      db: db.pool,
+      log,
+      config,
+      onDenied: (service, method, reason) => denied.inc({ service, method, reason }),
+      admin: systemAdmin({
+        system,
+        config: () => withDb(watcher.current),
+        configFiles: { dir: configDir },
+        modelVersion: () => modelVersion,
+        counters: async () => {
+          const e = (await progress())?.episodes ?? {};
+          return { decisions: e.decisions ?? 0, episodesCompleted: e.completed ?? 0 };
+        },
+        startedAt: Date.now(),
+      }),
+    });
   } catch (error) {
-    await query.stop();
+    await system.stop();
     await db.close();
     await Promise.all(demo.map((s) => s.stop()));
     throw error;
   }
-  const metrics = await startMetricsServer(
-    system,
-    config.metrics.port,
-    config.metrics.host,
-    log,
-  ).catch((error) => {
+  say(
+    `warden: services on ${services.host}:${services.port} (${services.tls ? 'TLS' : 'plaintext, loopback'}): warden.patterns.v1.PatternQuery, warden.admin.v1.Admin`,
+  );
+  const metrics = await startMetricsServer(system, config.metrics.port, config.metrics.host, log, [
+    denied,
+  ]).catch((error) => {
     log.error({ err: error }, 'metrics endpoint could not start; running without it');
     return undefined;
   });

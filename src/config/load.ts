@@ -17,6 +17,8 @@ export interface LoadedConfig {
 export interface LoadOptions {
   readonly dir?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Used instead of config/<env>.json (a candidate overlay being validated before it is written). */
+  readonly overlay?: unknown;
 }
 
 export const DEFAULT_CONFIG_DIR = new URL('../../config/', import.meta.url).pathname;
@@ -86,7 +88,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const base = readJson(basePath, true);
   sources.push(basePath);
   const overlayPath = join(dir, `${environment}.json`);
-  const overlay = readJson(overlayPath, false);
+  const overlay =
+    options.overlay !== undefined ? structuredClone(options.overlay) : readJson(overlayPath, false);
   if (overlay !== undefined) sources.push(overlayPath);
 
   // A database URL in a file would be a secret at rest: files may not set it.

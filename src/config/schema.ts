@@ -184,10 +184,41 @@ const Inference = Type.Object(
   { default: {} },
 );
 
+const File = (description: string) => Type.String({ minLength: 1, description });
+const NullableFile = (description: string) =>
+  Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null, description });
+
+const ClientTls = Type.Object({
+  caFile: File('PEM CA bundle that verifies the server certificate.'),
+  certFile: NullableFile('PEM client certificate for mutual TLS.'),
+  keyFile: NullableFile('PEM private key of certFile.'),
+  serverName: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+    default: null,
+    description: "Name expected in the server's certificate when it differs from the host.",
+  }),
+});
+
+const ServerTls = Type.Object({
+  certFile: File('PEM server certificate (chain).'),
+  keyFile: File('PEM private key of certFile.'),
+  clientCaFile: NullableFile('PEM CA that client certificates must chain to.'),
+  requireClientCert: Type.Boolean({
+    default: false,
+    description: 'Mutual TLS: refuse clients without a valid certificate.',
+  }),
+});
+
 const Sandboxes = Type.Array(
   Type.Object({
     name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
     address: Type.String({ minLength: 3, description: 'host:port of the sandbox gRPC service.' }),
+    tls: Type.Optional(
+      Type.Union([ClientTls, Type.Null()], {
+        default: null,
+        description:
+          'TLS to this sandbox (mutual with certFile/keyFile); null = plaintext, allowed on loopback only unless security.allowPlaintextRemote.',
+      }),
+    ),
   }),
   {
     default: [],
@@ -300,7 +331,7 @@ const Database = Type.Object(
     }),
     dataDir: Type.String({ default: 'var/postgres', minLength: 1, ...restart }),
     queryPort: Int(50_151, 0, 65_535, {
-      description: 'PatternQuery gRPC service port on loopback (0 = any free port).',
+      description: 'Port of the PatternQuery and Admin gRPC services (0 = any free port).',
       ...restart,
     }),
     sanitizePaths: Type.Boolean({
@@ -328,6 +359,64 @@ const Database = Type.Object(
   { default: {} },
 );
 
+export const ROLES = ['read', 'operate'] as const;
+export type Role = (typeof ROLES)[number];
+
+const Security = Type.Object(
+  {
+    allowPlaintextRemote: Type.Boolean({
+      default: false,
+      description:
+        'Allow gRPC without TLS to or on non-loopback addresses (sandboxes, services). Off: such a channel is refused at start.',
+      ...restart,
+    }),
+    certReloadMs: Int(60_000, 1_000, 86_400_000, {
+      description:
+        'How often TLS certificate and key files are re-read (renewals need no restart).',
+      ...restart,
+    }),
+    services: Type.Object(
+      {
+        host: Type.String({
+          default: '127.0.0.1',
+          minLength: 1,
+          description: 'Bind address of the PatternQuery and Admin gRPC services.',
+          ...restart,
+        }),
+        tls: Type.Union([ServerTls, Type.Null()], {
+          default: null,
+          description: 'TLS (and mutual TLS) for the PatternQuery and Admin services.',
+          ...restart,
+        }),
+      },
+      { default: {} },
+    ),
+    auth: Type.Object(
+      {
+        required: Type.Boolean({
+          default: true,
+          description:
+            'PatternQuery and Admin calls need a bearer token (WARDEN_AUTH_TOKENS) or a mapped client certificate.',
+        }),
+        clientCertRoles: Type.Array(
+          Type.Object({
+            commonName: Type.String({ minLength: 1, maxLength: 256 }),
+            roles: Type.Array(Type.Union(ROLES.map((r) => Type.Literal(r))), { minItems: 1 }),
+          }),
+          {
+            default: [],
+            maxItems: 1_000,
+            description:
+              'Roles of verified client certificates by subject common name (read = query patterns, operate = admin).',
+          },
+        ),
+      },
+      { default: {} },
+    ),
+  },
+  { default: {} },
+);
+
 export const ConfigSchema = Type.Object(
   {
     environment: Type.Union(
@@ -347,6 +436,7 @@ export const ConfigSchema = Type.Object(
     metrics: Metrics,
     logging: Logging,
     database: Database,
+    security: Security,
   },
   { $id: 'https://warden.invalid/config.schema.json', title: 'Warden configuration' },
 );

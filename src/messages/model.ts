@@ -56,4 +56,11 @@ export interface ModelActivated {
   readonly reason: 'start' | 'hot-reload' | 'rollback';
 }
 
-export type ModelMessage = ModelPublished | ModelActivated;
+/** A published or deployed version the inference pool would not serve (the current one stays). */
+export interface ModelRefused {
+  readonly type: 'model-refused';
+  readonly version: string;
+  readonly reason: string;
+}
+
+export type ModelMessage = ModelPublished | ModelActivated | ModelRefused;

@@ -80,3 +80,8 @@ export function deserializeError(data: SerializedError): Error & { code: string 
   if (data.stack !== undefined) error.stack = data.stack;
   return error;
 }
+
+/** A channel that would carry data in plaintext off loopback, or TLS files that cannot be used. */
+export class InsecureChannelError extends WardenError {
+  override readonly code = 'WARDEN_INSECURE_CHANNEL';
+}

@@ -3,6 +3,12 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import {
+  type ClientTls,
+  channelCredentials,
+  DEFAULT_TRANSPORT,
+  type TransportPolicy,
+} from '../security/tls.ts';
 
 export const SANDBOX_PROTO_PATH = new URL(
   '../../proto/warden/sandbox/v1/sandbox.proto',
@@ -65,12 +71,17 @@ export interface SandboxClient {
   close(): void;
 }
 
-export function sandboxClient(address: string): SandboxClient {
-  const raw = new (sandboxPackage().Sandbox)(
-    address,
-    grpc.credentials.createInsecure(),
-    channelOptions,
-  ) as SandboxClient['raw'];
+/** A client for one sandbox; plaintext off loopback is refused unless the policy allows it. */
+export function sandboxClient(
+  address: string,
+  tls: ClientTls | null = null,
+  policy: TransportPolicy = DEFAULT_TRANSPORT,
+): SandboxClient {
+  const { credentials, options } = channelCredentials(address, tls, `sandbox ${address}`, policy);
+  const raw = new (sandboxPackage().Sandbox)(address, credentials, {
+    ...channelOptions,
+    ...options,
+  }) as SandboxClient['raw'];
   return {
     raw,
     act: (actions, deadlineMs) =>

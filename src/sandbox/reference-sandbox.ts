@@ -19,6 +19,12 @@ import type { RecordedTrace } from '../messages/recorded.ts';
 import type { TelemetryEvent } from '../messages/telemetry.ts';
 import type { Logger } from '../runtime/logger.ts';
 import {
+  DEFAULT_TRANSPORT,
+  type ServerTls,
+  serverCredentials,
+  type TransportPolicy,
+} from '../security/tls.ts';
+import {
   type ActionAckWire,
   type ActionRequestWire,
   channelOptions,
@@ -140,9 +146,16 @@ export class ReferenceSandbox {
     return this.#port;
   }
 
-  async start(port = 0, host = '127.0.0.1'): Promise<number> {
+  /** Listens on host:port (0 = any free port); TLS when given, else plaintext on loopback only. */
+  async start(
+    port = 0,
+    host = '127.0.0.1',
+    tls: ServerTls | null = null,
+    policy: TransportPolicy = DEFAULT_TRANSPORT,
+  ): Promise<number> {
+    const credentials = serverCredentials(tls, host, `sandbox ${this.name}`, policy);
     const bound = await new Promise<number>((resolve, reject) =>
-      this.#server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
+      this.#server.bindAsync(`${host}:${port}`, credentials, (e, p) =>
         e ? reject(e) : resolve(p),
       ),
     );

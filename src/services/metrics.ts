@@ -3,7 +3,7 @@
 // `warden_…`; process metrics come from prom-client. Binds to loopback unless configured otherwise.
 
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger.ts';
 import type { ActorSystem } from '../runtime/system.ts';
 
@@ -196,8 +196,11 @@ export async function startMetricsServer(
   port: number,
   host: string,
   log: Logger,
+  /** Metrics kept by the main process itself (e.g. denied service calls). */
+  extra: readonly Metric[] = [],
 ): Promise<{ port: number; stop(): Promise<void> }> {
   const { registry, scrape } = metricsRegistry(system);
+  for (const m of extra) registry.registerMetric(m);
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
       scrape()

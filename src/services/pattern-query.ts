@@ -1,13 +1,13 @@
 // The PatternQuery gRPC service (proto/warden/patterns/v1/patterns.proto) over the pattern
-// queries, and its client. Requests are validated (limits, vector size) before any SQL runs;
+// queries, and its client. Served by services/server.ts beside Admin; every method needs `read`. Requests are validated (limits, vector size) before any SQL runs;
 // a bad request gets INVALID_ARGUMENT, a database failure UNAVAILABLE — the server never crashes.
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type pg from 'pg';
 import { byAttackType, byTimeRange, nearest, type PatternRow } from '../db/patterns.ts';
-import { WardenError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { type ClientOptions, serviceClient } from './client.ts';
 
 export const PATTERNS_PROTO = new URL(
   '../../proto/warden/patterns/v1/patterns.proto',
@@ -67,56 +67,45 @@ const limitOf = (v: number | undefined, def: number, max: number) => {
   return n;
 };
 
-export async function startPatternQueryServer(
+export const PATTERN_METHODS = {
+  byAttackType: '/warden.patterns.v1.PatternQuery/ByAttackType',
+  byTimeRange: '/warden.patterns.v1.PatternQuery/ByTimeRange',
+  nearest: '/warden.patterns.v1.PatternQuery/Nearest',
+} as const;
+
+export function patternQueryService(
   db: pg.Pool,
   log: Logger,
-  port = 0,
-  host = '127.0.0.1',
-): Promise<{ port: number; stop(): Promise<void> }> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 });
-  server.addService(servicePackage().PatternQuery.service, {
-    byAttackType: handler<{ attackType: string; limit: number }>(log, async (r) => {
-      if (!r.attackType || r.attackType.length > 256)
-        throw new BadRequest('attack_type must be 1–256 characters');
-      return byAttackType(db, r.attackType, limitOf(r.limit, 100, MAX_LIMIT));
-    }),
-    byTimeRange: handler<{ fromMs: number; toMs: number; limit: number }>(log, async (r) => {
-      if (!Number.isFinite(r.fromMs) || !Number.isFinite(r.toMs) || r.toMs <= r.fromMs)
-        throw new BadRequest('need from_ms < to_ms');
-      return byTimeRange(
-        db,
-        new Date(r.fromMs),
-        new Date(r.toMs),
-        limitOf(r.limit, 100, MAX_LIMIT),
-      );
-    }),
-    nearest: handler<{ features: number[]; k: number }>(log, async (r) => {
-      if (
-        r.features.length === 0 ||
-        r.features.length > 100 ||
-        !r.features.every(Number.isFinite)
-      ) {
-        throw new BadRequest('features must hold 1–100 finite values');
-      }
-      return nearest(db, r.features, limitOf(r.k, 10, MAX_K));
-    }),
-  });
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) =>
-      error
-        ? reject(
-            new WardenError(
-              `pattern query service cannot listen on ${host}:${port} (database.queryPort): ${/EADDRINUSE/.test(error.message) ? 'address in use' : error.message}`,
-              { cause: error },
-            ),
-          )
-        : resolve(p),
-    ),
-  );
-  log.info({ port: bound, host }, 'pattern query service listening');
+): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
   return {
-    port: bound,
-    stop: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    definition: servicePackage().PatternQuery.service,
+    implementation: {
+      byAttackType: handler<{ attackType: string; limit: number }>(log, async (r) => {
+        if (!r.attackType || r.attackType.length > 256)
+          throw new BadRequest('attack_type must be 1–256 characters');
+        return byAttackType(db, r.attackType, limitOf(r.limit, 100, MAX_LIMIT));
+      }),
+      byTimeRange: handler<{ fromMs: number; toMs: number; limit: number }>(log, async (r) => {
+        if (!Number.isFinite(r.fromMs) || !Number.isFinite(r.toMs) || r.toMs <= r.fromMs)
+          throw new BadRequest('need from_ms < to_ms');
+        return byTimeRange(
+          db,
+          new Date(r.fromMs),
+          new Date(r.toMs),
+          limitOf(r.limit, 100, MAX_LIMIT),
+        );
+      }),
+      nearest: handler<{ features: number[]; k: number }>(log, async (r) => {
+        if (
+          r.features.length === 0 ||
+          r.features.length > 100 ||
+          !r.features.every(Number.isFinite)
+        ) {
+          throw new BadRequest('features must hold 1–100 finite values');
+        }
+        return nearest(db, r.features, limitOf(r.k, 10, MAX_K));
+      }),
+    },
   };
 }
 
@@ -127,21 +116,20 @@ export interface PatternQueryClient {
   close(): void;
 }
 
-export function patternQueryClient(address: string, deadlineMs = 5_000): PatternQueryClient {
-  const client = new (servicePackage().PatternQuery)(address, grpc.credentials.createInsecure());
-  const call = (method: string, req: object) =>
-    new Promise<ReturnType<typeof toWire>[]>((resolve, reject) =>
-      client[method](
-        req,
-        { deadline: Date.now() + deadlineMs },
-        (error: grpc.ServiceError | null, res: { patterns: ReturnType<typeof toWire>[] }) =>
-          error ? reject(error) : resolve(res.patterns),
-      ),
-    );
+export function patternQueryClient(
+  address: string,
+  options: ClientOptions = {},
+): PatternQueryClient {
+  const { client, call } = serviceClient(servicePackage().PatternQuery, address, {
+    deadlineMs: 5_000,
+    ...options,
+  });
+  const rows = (method: string, req: object) =>
+    call<{ patterns: ReturnType<typeof toWire>[] }>(method, req).then((r) => r.patterns);
   return {
-    byAttackType: (attackType, limit = 100) => call('byAttackType', { attackType, limit }),
-    byTimeRange: (fromMs, toMs, limit = 100) => call('byTimeRange', { fromMs, toMs, limit }),
-    nearest: (features, k = 10) => call('nearest', { features, k }),
+    byAttackType: (attackType, limit = 100) => rows('byAttackType', { attackType, limit }),
+    byTimeRange: (fromMs, toMs, limit = 100) => rows('byTimeRange', { fromMs, toMs, limit }),
+    nearest: (features, k = 10) => rows('nearest', { features, k }),
     close: () => client.close(),
   };
 }

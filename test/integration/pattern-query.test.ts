@@ -4,19 +4,30 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
-import { patternQueryClient, startPatternQueryServer } from '../../src/services/pattern-query.ts';
+import { patternQueryClient } from '../../src/services/pattern-query.ts';
+import { type RunningServices, startServices } from '../../src/services/server.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { runCli, testConfig, until } from '../helpers.ts';
 
+const READER = 'siem-reader-token-0123456789';
+const OPERATOR = 'operator-only-token-0123456789';
 let db: TestDatabase;
-let service: { port: number; stop(): Promise<void> };
+let service: RunningServices;
+const denied: string[] = [];
 test.before(async () => {
   db = await startTestDatabase();
-  service = await startPatternQueryServer(db.pool, silentLogger);
+  service = await startServices({
+    db: db.pool,
+    log: silentLogger,
+    config: testConfig({ database: { queryPort: 0 } }),
+    env: { WARDEN_AUTH_TOKENS: `siem:read:${READER},ops:operate:${OPERATOR}` },
+    onDenied: (_service, method, reason) => denied.push(`${method}:${reason}`),
+  });
 });
 test.after.always(async () => {
   await service?.stop();
@@ -65,7 +76,7 @@ test.serial(
     } finally {
       await system.stop();
     }
-    const client = patternQueryClient(`127.0.0.1:${service.port}`);
+    const client = patternQueryClient(`127.0.0.1:${service.port}`, { token: READER });
     try {
       const injection = await client.byAttackType('injection', 100);
       t.is(injection.length, 20, 'behaviour class when the sandbox names no family');
@@ -97,8 +108,43 @@ test.serial(
   },
 );
 
+test.serial(
+  'callers without a token, with a wrong token or without the read role are refused and counted',
+  async (t) => {
+    const address = `127.0.0.1:${service.port}`;
+    const codeOf = async (token: string | undefined) => {
+      const client = patternQueryClient(address, { token });
+      try {
+        await client.byAttackType('QakBot');
+        return 0;
+      } catch (error) {
+        return (error as { code: number }).code;
+      } finally {
+        client.close();
+      }
+    };
+    denied.length = 0;
+    t.is(await codeOf(undefined), grpc.status.UNAUTHENTICATED);
+    t.is(await codeOf('not-a-known-token-at-all'), grpc.status.UNAUTHENTICATED);
+    t.is(await codeOf(OPERATOR), grpc.status.PERMISSION_DENIED, 'operate does not imply read');
+    t.is(await codeOf(READER), 0);
+    t.deepEqual(denied, [
+      'ByAttackType:no-credentials',
+      'ByAttackType:bad-token',
+      'ByAttackType:missing-role',
+    ]);
+  },
+);
+
 test.serial('`warden patterns query` prints patterns with their confidence', async (t) => {
   const server = ['patterns', 'query', '--server', `127.0.0.1:${service.port}`];
+  const without = await runCli([...server, '--type', 'QakBot']);
+  t.is(without.code, 1);
+  t.regex(without.text, /authentication required .*UNAUTHENTICATED.*WARDEN_TOKEN/);
+  process.env.WARDEN_TOKEN = READER;
+  t.teardown(() => {
+    delete process.env.WARDEN_TOKEN;
+  });
   const byType = await runCli([...server, '--type', 'QakBot']);
   t.is(byType.code, 0);
   t.regex(byType.text, /QakBot\s+action 2\s+confidence 0\.900/);

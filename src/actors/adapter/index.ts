@@ -6,7 +6,7 @@
 import type { ActionContext, ActionDecision, FeatureWeight } from '../../messages/action.ts';
 import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
-import type { ModelActivated, ModelPublished } from '../../messages/model.ts';
+import type { ModelActivated, ModelPublished, ModelRefused } from '../../messages/model.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { InferencePool, type PoolDecision } from '../inference/pool.ts';
 import type { SandboxEventsBatch } from '../receiver/index.ts';
@@ -267,6 +267,13 @@ export default defineActor<AdapterMessage, State>({
             reason: 'hot-reload',
           };
           ctx.send(SYSTEM, activated);
+        } else {
+          const refused: ModelRefused = {
+            type: 'model-refused',
+            version: message.metadata.version,
+            reason: state.pool.alerts.at(-1)?.message ?? 'refused',
+          };
+          ctx.send(SYSTEM, refused);
         }
         return state;
       }

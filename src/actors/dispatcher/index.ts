@@ -115,7 +115,12 @@ async function send(
 export default defineActor<DispatcherMessage, State>({
   name: 'dispatcher',
   init(ctx) {
-    const clients = new Map(ctx.config.sandboxes.map((s) => [s.name, sandboxClient(s.address)]));
+    const clients = new Map(
+      ctx.config.sandboxes.map((s) => [
+        s.name,
+        sandboxClient(s.address, s.tls ?? null, ctx.config.security),
+      ]),
+    );
     return {
       clients,
       queues: new Map(),

@@ -167,7 +167,7 @@ export default defineActor<ReceiverMessage, State>({
     if (!entry) throw new Error(`no sandbox named "${sandbox}" in the configuration`);
     const state: State = {
       sandbox,
-      client: sandboxClient(entry.address),
+      client: sandboxClient(entry.address, entry.tls ?? null, ctx.config.security),
       counter: new DefaultsCounter(),
       call: undefined,
       stopped: false,

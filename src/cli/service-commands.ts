@@ -1,0 +1,140 @@
+// Commands that talk to a running Warden's services (PatternQuery, Admin): `warden status`,
+// `warden models deploy|rollback`, `warden config update`, and `warden tls dev-pki`. Every call
+// carries the bearer token from WARDEN_TOKEN and uses TLS when --ca is given.
+
+import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.ts';
+import { createDevPki } from '../security/dev-pki.ts';
+import { adminClient } from '../services/admin.ts';
+import type { ClientOptions } from '../services/client.ts';
+
+type Out = NodeJS.WritableStream;
+
+export interface ServiceFlags {
+  server?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  serverName?: string;
+}
+
+export const TOKEN_ENV = 'WARDEN_TOKEN';
+
+export function withServiceFlags(command: Command): Command {
+  return command
+    .option(
+      '--server <host:port>',
+      'Warden services (default: security.services.host:database.queryPort)',
+    )
+    .option('--ca <pem>', 'CA that verifies the server (turns TLS on)')
+    .option('--cert <pem>', 'client certificate for mutual TLS')
+    .option('--key <pem>', 'private key of --cert')
+    .option('--server-name <name>', "name expected in the server's certificate");
+}
+
+export function serviceAddress(flags: ServiceFlags): string {
+  if (flags.server) return flags.server;
+  const { config } = loadConfig();
+  const host = config.security.services.host;
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `${reachable.includes(':') ? `[${reachable}]` : reachable}:${config.database.queryPort}`;
+}
+
+export function clientOptions(flags: ServiceFlags): ClientOptions {
+  return {
+    token: process.env[TOKEN_ENV] || undefined,
+    tls: flags.ca
+      ? {
+          caFile: flags.ca,
+          certFile: flags.cert ?? null,
+          keyFile: flags.key ?? null,
+          serverName: flags.serverName ?? null,
+        }
+      : null,
+  };
+}
+
+/** One line for a failed call: the server's reason and the gRPC status name. */
+export function callError(error: unknown): string {
+  const e = error as Partial<grpc.ServiceError> & Error;
+  if (typeof e.code === 'number') {
+    const name = grpc.status[e.code] ?? String(e.code);
+    const hint =
+      e.code === grpc.status.UNAUTHENTICATED
+        ? ` (set ${TOKEN_ENV}, or use a client certificate)`
+        : '';
+    return `${e.details || e.message} [${name}]${hint}`;
+  }
+  return e.message;
+}
+
+async function withAdmin(
+  flags: ServiceFlags,
+  out: Out,
+  run: (client: ReturnType<typeof adminClient>) => Promise<void>,
+): Promise<number> {
+  let client: ReturnType<typeof adminClient> | undefined;
+  try {
+    client = adminClient(serviceAddress(flags), clientOptions(flags));
+    await run(client);
+    return 0;
+  } catch (error) {
+    out.write(`error: ${callError(error)}\n`);
+    return 1;
+  } finally {
+    client?.close();
+  }
+}
+
+export const statusCommand = (flags: ServiceFlags, out: Out) =>
+  withAdmin(flags, out, async (c) => {
+    const s = await c.status();
+    out.write(
+      `model ${s.modelVersion}  environment ${s.environment}  decisions ${s.decisions}  episodes ${s.episodesCompleted}  up ${(s.uptimeMs / 1000).toFixed(0)} s\n`,
+    );
+  });
+
+export const deployCommand = (version: string, flags: ServiceFlags, out: Out) =>
+  withAdmin(flags, out, async (c) => {
+    const r = await c.deploy(version);
+    out.write(
+      `serving ${r.servingVersion} (was ${r.previousVersion}); latest → ${r.servingVersion}\n`,
+    );
+  });
+
+export const remoteRollbackCommand = (flags: ServiceFlags, out: Out) =>
+  withAdmin(flags, out, async (c) => {
+    const r = await c.rollback();
+    out.write(`serving ${r.servingVersion} (rolled back from ${r.previousVersion})\n`);
+  });
+
+export const configUpdateCommand = (
+  file: string,
+  flags: ServiceFlags & { dryRun?: boolean },
+  out: Out,
+) =>
+  withAdmin(flags, out, async (c) => {
+    const document = readFileSync(file, 'utf8');
+    const r = await c.updateConfig(document, flags.dryRun === true);
+    const changed = r.changed.length > 0 ? r.changed.join(', ') : 'nothing';
+    out.write(
+      `${r.applied ? 'applied' : 'valid (dry run, nothing applied)'}; changes: ${changed}\n`,
+    );
+    if (r.restartRequired.length > 0)
+      out.write(`takes effect after a restart: ${r.restartRequired.join(', ')}\n`);
+  });
+
+export async function devPkiCommand(
+  dir: string,
+  opts: { clients: string },
+  out: Out,
+): Promise<number> {
+  const clients = opts.clients.split(',').filter(Boolean);
+  const pki = await createDevPki(dir, clients);
+  out.write(
+    `wrote ${pki.caFile}, ${pki.server.certFile} (+key) and client certificates for ${clients.join(', ')} — for development only\n`,
+  );
+  return 0;
+}
