@@ -7,9 +7,11 @@ import { Counter } from 'prom-client';
 import type { DegradationAlert } from '../actors/episodes/degradation.ts';
 import { seededRandom } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
+import { strictWarnings } from '../config/validate.ts';
 import { ConfigWatcher } from '../config/watch.ts';
 import { openDatabase } from '../db/connect.ts';
 import type { ModelActivated, ModelPublished } from '../messages/model.ts';
+import { ConfigError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { componentLogger } from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
@@ -65,6 +67,12 @@ export async function start(
   const loaded = loadConfig(options.configDir ? { dir: options.configDir } : {});
   log.level = loaded.config.logging.level;
   for (const w of loaded.warnings) log.warn({ field: w.field }, `config: ${w.message}`);
+  const strict = strictWarnings(loaded.warnings);
+  if (strict.length > 0) {
+    throw new ConfigError(
+      `security settings must be valid, they never fall back: ${strict.map((w) => `${w.field}: ${w.message}`).join('; ')}`,
+    );
+  }
   const { config } = loaded;
   const say = (line: string) => out.write(`${line}\n`);
   say(`warden: environment ${config.environment}, configuration from ${loaded.sources.join(', ')}`);

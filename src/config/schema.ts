@@ -190,22 +190,26 @@ const NullableFile = (description: string) =>
 
 const ClientTls = Type.Object({
   caFile: File('PEM CA bundle that verifies the server certificate.'),
-  certFile: NullableFile('PEM client certificate for mutual TLS.'),
-  keyFile: NullableFile('PEM private key of certFile.'),
-  serverName: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
-    default: null,
-    description: "Name expected in the server's certificate when it differs from the host.",
-  }),
+  certFile: Type.Optional(NullableFile('PEM client certificate for mutual TLS.')),
+  keyFile: Type.Optional(NullableFile('PEM private key of certFile.')),
+  serverName: Type.Optional(
+    Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      default: null,
+      description: "Name expected in the server's certificate when it differs from the host.",
+    }),
+  ),
 });
 
 const ServerTls = Type.Object({
   certFile: File('PEM server certificate (chain).'),
   keyFile: File('PEM private key of certFile.'),
-  clientCaFile: NullableFile('PEM CA that client certificates must chain to.'),
-  requireClientCert: Type.Boolean({
-    default: false,
-    description: 'Mutual TLS: refuse clients without a valid certificate.',
-  }),
+  clientCaFile: Type.Optional(NullableFile('PEM CA that client certificates must chain to.')),
+  requireClientCert: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description: 'Mutual TLS: refuse clients without a valid certificate.',
+    }),
+  ),
 });
 
 const Sandboxes = Type.Array(
@@ -397,6 +401,7 @@ const Security = Type.Object(
           default: true,
           description:
             'PatternQuery and Admin calls need a bearer token (WARDEN_AUTH_TOKENS) or a mapped client certificate.',
+          ...restart,
         }),
         clientCertRoles: Type.Array(
           Type.Object({
@@ -408,6 +413,7 @@ const Security = Type.Object(
             maxItems: 1_000,
             description:
               'Roles of verified client certificates by subject common name (read = query patterns, operate = admin).',
+            ...restart,
           },
         ),
       },

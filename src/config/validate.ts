@@ -56,6 +56,9 @@ function validateNode(
     return out;
   }
   if (Value.Check(schema, raw)) return Value.Clone(raw);
+  // Optional fields with defaults inside arrays and unions (e.g. TLS settings) are filled first.
+  const filled = Value.Default(schema, Value.Clone(raw));
+  if (Value.Check(schema, filled)) return filled;
   const first = Value.Errors(schema, raw).First();
   const fallback = defaultOf(schema);
   warnings.push({
@@ -132,4 +135,22 @@ export function changedFields(
     );
   }
   return Value.Equal(a, b) ? [] : [path];
+}
+
+/**
+ * Fields that never fall back silently: a security setting that does not validate (TLS files,
+ * authentication, sandbox channels, model verification) stops `warden start` instead of running
+ * with a weaker default.
+ */
+export const STRICT_FIELDS = [
+  'security',
+  'sandboxes',
+  'models.publicKey',
+  'models.requireSignature',
+];
+
+export function strictWarnings(warnings: readonly ConfigWarning[]): ConfigWarning[] {
+  return warnings.filter((w) =>
+    STRICT_FIELDS.some((f) => w.field === f || w.field.startsWith(`${f}.`)),
+  );
 }

@@ -13,10 +13,10 @@ export interface ClientTls {
   /** CA bundle that verifies the server's certificate. */
   readonly caFile: string;
   /** Client certificate and key for mutual TLS; null = server-authenticated TLS only. */
-  readonly certFile: string | null;
-  readonly keyFile: string | null;
+  readonly certFile?: string | null;
+  readonly keyFile?: string | null;
   /** Expected name in the server's certificate when it differs from the address's host. */
-  readonly serverName: string | null;
+  readonly serverName?: string | null;
 }
 
 /** Server side: Warden's PatternQuery/Admin services, or a reference sandbox. */
@@ -24,9 +24,9 @@ export interface ServerTls {
   readonly certFile: string;
   readonly keyFile: string;
   /** CA that client certificates must chain to; null = no client certificates asked for. */
-  readonly clientCaFile: string | null;
+  readonly clientCaFile?: string | null;
   /** Refuse connections without a valid client certificate (mutual TLS). */
-  readonly requireClientCert: boolean;
+  readonly requireClientCert?: boolean;
 }
 
 export interface TransportPolicy {
@@ -109,7 +109,7 @@ export function serverCredentials(
   return grpc.experimental.createCertificateProviderServerCredentials(
     identity,
     clientCa as unknown as grpc.experimental.CertificateProvider,
-    tls.requireClientCert,
+    tls.requireClientCert === true,
   );
 }
 
@@ -124,7 +124,7 @@ export function channelCredentials(
     return { credentials: grpc.credentials.createInsecure(), options: {} };
   }
   checkPem(tls.caFile, 'certificate', what);
-  if ((tls.certFile === null) !== (tls.keyFile === null)) {
+  if (!tls.certFile !== !tls.keyFile) {
     throw new InsecureChannelError(`${what}: certFile and keyFile go together`);
   }
   if (tls.certFile) checkPem(tls.certFile, 'certificate', what);
