@@ -17,6 +17,7 @@ import { componentLogger } from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
+import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import { startMetricsServer } from '../services/metrics.ts';
 import { type RunningServices, startServices } from '../services/server.ts';
 import { systemAdmin } from '../services/system-admin.ts';
@@ -74,6 +75,12 @@ export async function start(
     );
   }
   const { config } = loaded;
+  // Checked before anything starts: encrypted fields need their key (WARDEN_ENCRYPTION_KEYS).
+  const cipher = new FieldCipher(
+    config.security.encryption.fields,
+    process.env[KEYS_ENV],
+    config.security.encryption.keyId,
+  );
   const say = (line: string) => out.write(`${line}\n`);
   say(`warden: environment ${config.environment}, configuration from ${loaded.sources.join(', ')}`);
 
@@ -202,6 +209,7 @@ export async function start(
       log,
       config,
       onDenied: (service, method, reason) => denied.inc({ service, method, reason }),
+      cipher,
       admin: systemAdmin({
         system,
         config: () => withDb(watcher.current),

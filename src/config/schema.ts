@@ -3,6 +3,7 @@
 // `restart: true` marks a field that is read once at start: a hot reload reports it, not applies it.
 
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { ENCRYPTABLE_FIELDS } from '../security/field-crypto.ts';
 
 const restart = { restart: true } as const;
 
@@ -416,6 +417,24 @@ const Security = Type.Object(
             ...restart,
           },
         ),
+      },
+      { default: {} },
+    ),
+    encryption: Type.Object(
+      {
+        fields: Type.Array(Type.Union(ENCRYPTABLE_FIELDS.map((f) => Type.Literal(f))), {
+          default: [],
+          uniqueItems: true,
+          description:
+            'Stored text fields encrypted with AES-256-GCM (key from WARDEN_ENCRYPTION_KEYS) before the database or the journal sees them.',
+          ...restart,
+        }),
+        keyId: Type.Union([Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$' }), Type.Null()], {
+          default: null,
+          description:
+            'Key id in WARDEN_ENCRYPTION_KEYS that new values are encrypted with (null = the first listed); older keys still decrypt.',
+          ...restart,
+        }),
       },
       { default: {} },
     ),

@@ -68,6 +68,11 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'episode artifact hash',
+    sql: `ALTER TABLE episodes ADD COLUMN artifact_hash text;`,
+  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"

@@ -33,14 +33,16 @@ const withFeatures = <R extends { features: unknown }>(r: R): R & { features: nu
   features: parseCube(r.features as string),
 });
 
+/** Patterns of one attack type; several stored forms when the column is encrypted (one per key). */
 export async function byAttackType(
   db: pg.Pool,
-  attackType: string,
+  attackType: string | readonly string[],
   limit = 100,
 ): Promise<PatternRow[]> {
+  const forms = typeof attackType === 'string' ? [attackType] : attackType;
   const { rows } = await db.query<PatternRow>(
-    `SELECT ${COLUMNS} FROM attack_patterns WHERE attack_type = $1 ORDER BY created_at DESC LIMIT $2`,
-    [attackType, limit],
+    `SELECT ${COLUMNS} FROM attack_patterns WHERE attack_type = ANY($1::text[]) ORDER BY created_at DESC LIMIT $2`,
+    [forms, limit],
   );
   return rows.map(withFeatures);
 }

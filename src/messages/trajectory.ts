@@ -20,6 +20,8 @@ export interface EpisodeTrajectory {
   readonly label: Label;
   readonly partial: boolean;
   readonly failureReason: string | null;
+  /** The sandbox's hash of the analysed file (a hash of a user's file: encryptable). */
+  readonly artifactHash?: string | null;
   readonly modelVersion: string;
   readonly totalReward: number;
   readonly startedAt: number;

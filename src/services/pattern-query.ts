@@ -7,6 +7,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type pg from 'pg';
 import { byAttackType, byTimeRange, nearest, type PatternRow } from '../db/patterns.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { FieldCipher } from '../security/field-crypto.ts';
 import { type ClientOptions, serviceClient } from './client.ts';
 
 export const PATTERNS_PROTO = new URL(
@@ -29,16 +30,16 @@ const servicePackage = () => (grpc.loadPackageDefinition(definition()) as any).w
 const MAX_LIMIT = 10_000;
 const MAX_K = 1_000;
 
-const toWire = (r: PatternRow) => ({
+const toWire = (r: PatternRow, cipher: FieldCipher = FieldCipher.none()) => ({
   patternId: r.patternId,
   features: r.features,
   action: r.action,
   reward: r.reward,
-  attackType: r.attackType,
+  attackType: cipher.reveal('attackType', r.attackType),
   confidence: r.confidence,
   createdAtMs: r.createdAt.getTime(),
   modelVersion: r.modelVersion,
-  episodeId: r.episodeId,
+  episodeId: cipher.reveal('episodeId', r.episodeId),
   stage: r.stage,
   distance: r.distance ?? 0,
   score: r.score ?? 0,
@@ -46,10 +47,10 @@ const toWire = (r: PatternRow) => ({
 
 class BadRequest extends Error {}
 
-function handler<Req>(log: Logger, run: (req: Req) => Promise<PatternRow[]>) {
+function handler<Req>(log: Logger, cipher: FieldCipher, run: (req: Req) => Promise<PatternRow[]>) {
   return (call: grpc.ServerUnaryCall<Req, unknown>, callback: grpc.sendUnaryData<unknown>) => {
     run(call.request)
-      .then((rows) => callback(null, { patterns: rows.map(toWire) }))
+      .then((rows) => callback(null, { patterns: rows.map((r) => toWire(r, cipher)) }))
       .catch((error: Error) => {
         const invalid = error instanceof BadRequest;
         if (!invalid) log.error({ err: error }, 'pattern query failed');
@@ -76,26 +77,35 @@ export const PATTERN_METHODS = {
 export function patternQueryService(
   db: pg.Pool,
   log: Logger,
+  cipher: FieldCipher = FieldCipher.none(),
 ): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
   return {
     definition: servicePackage().PatternQuery.service,
     implementation: {
-      byAttackType: handler<{ attackType: string; limit: number }>(log, async (r) => {
+      byAttackType: handler<{ attackType: string; limit: number }>(log, cipher, async (r) => {
         if (!r.attackType || r.attackType.length > 256)
           throw new BadRequest('attack_type must be 1–256 characters');
-        return byAttackType(db, r.attackType, limitOf(r.limit, 100, MAX_LIMIT));
-      }),
-      byTimeRange: handler<{ fromMs: number; toMs: number; limit: number }>(log, async (r) => {
-        if (!Number.isFinite(r.fromMs) || !Number.isFinite(r.toMs) || r.toMs <= r.fromMs)
-          throw new BadRequest('need from_ms < to_ms');
-        return byTimeRange(
+        return byAttackType(
           db,
-          new Date(r.fromMs),
-          new Date(r.toMs),
+          cipher.lookupForms('attackType', r.attackType),
           limitOf(r.limit, 100, MAX_LIMIT),
         );
       }),
-      nearest: handler<{ features: number[]; k: number }>(log, async (r) => {
+      byTimeRange: handler<{ fromMs: number; toMs: number; limit: number }>(
+        log,
+        cipher,
+        async (r) => {
+          if (!Number.isFinite(r.fromMs) || !Number.isFinite(r.toMs) || r.toMs <= r.fromMs)
+            throw new BadRequest('need from_ms < to_ms');
+          return byTimeRange(
+            db,
+            new Date(r.fromMs),
+            new Date(r.toMs),
+            limitOf(r.limit, 100, MAX_LIMIT),
+          );
+        },
+      ),
+      nearest: handler<{ features: number[]; k: number }>(log, cipher, async (r) => {
         if (
           r.features.length === 0 ||
           r.features.length > 100 ||

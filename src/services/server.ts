@@ -10,6 +10,7 @@ import type { WardenConfig } from '../config/schema.ts';
 import { WardenError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { Authenticator, type DenyReason, parseTokens, TOKENS_ENV } from '../security/auth.ts';
+import type { FieldCipher } from '../security/field-crypto.ts';
 import { serverCredentials } from '../security/tls.ts';
 import { ADMIN_METHODS, type AdminOperations, adminService } from './admin.ts';
 import { PATTERN_METHODS, patternQueryService } from './pattern-query.ts';
@@ -19,6 +20,8 @@ export interface ServicesOptions {
   readonly log: Logger;
   readonly config: Pick<WardenConfig, 'security' | 'database'>;
   readonly admin?: AdminOperations;
+  /** Decrypts encrypted pattern fields for authorised readers (and matches encrypted types). */
+  readonly cipher?: FieldCipher;
   readonly env?: NodeJS.ProcessEnv;
   readonly onDenied?: (service: string, method: string, reason: DenyReason) => void;
 }
@@ -62,7 +65,7 @@ export async function startServices(o: ServicesOptions): Promise<RunningServices
     'grpc.max_receive_message_length': 2 * 1024 * 1024,
     interceptors: [auth.interceptor(roles)],
   });
-  const patterns = patternQueryService(o.db, o.log);
+  const patterns = patternQueryService(o.db, o.log, o.cipher);
   server.addService(patterns.definition, patterns.implementation);
   if (o.admin) {
     const admin = adminService(o.admin, o.log);

@@ -9,6 +9,7 @@ import { makeSanitizer } from '../../db/sanitize.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
 import { assertNever, defineActor } from '../../runtime/actor.ts';
+import { FieldCipher, KEYS_ENV } from '../../security/field-crypto.ts';
 import { type DbRecord, DbWriter } from './writer.ts';
 
 export type DbWriterMessage = AttackPattern | EpisodeTrajectory | { readonly type: 'flush' };
@@ -41,6 +42,9 @@ export default defineActor<DbWriterMessage, State>({
       throw new Error(
         'db-writer needs database.url (set by `warden start` for the embedded server, or DATABASE_URL)',
       );
+    // A missing or wrong key is a configuration error before anything is opened.
+    const { encryption } = ctx.config.security;
+    const cipher = new FieldCipher(encryption.fields, process.env[KEYS_ENV], encryption.keyId);
     const pool = createPool(url, ctx.log);
     const journal = new Journal<DbRecord>(
       ctx.config.database.journalDir,
@@ -51,7 +55,14 @@ export default defineActor<DbWriterMessage, State>({
       ips: ctx.config.database.sanitizeIps,
       ...(process.env.WARDEN_SANITIZER_KEY ? { key: process.env.WARDEN_SANITIZER_KEY } : {}),
     });
-    const writer = new DbWriter(pool, journal, ctx.log, ctx.config.database.batchRows, sanitize);
+    const writer = new DbWriter(
+      pool,
+      journal,
+      ctx.log,
+      ctx.config.database.batchRows,
+      sanitize,
+      cipher,
+    );
     const state: State = { writer, pool, journal, buffer: [], timers: {} };
     // Rows queued by an earlier run (or before a crash) go in first.
     if (journal.hasPending) void writer.retry();

@@ -8,6 +8,7 @@ import { type Journal, JournalFullError } from '../../db/journal.ts';
 import { sketch } from '../../db/sketch.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
+import { type EncryptableField, FieldCipher } from '../../security/field-crypto.ts';
 
 export type DbRecord = AttackPattern | EpisodeTrajectory;
 
@@ -99,8 +100,8 @@ async function insertEpisodes(
 ): Promise<void> {
   for (const e of rows) {
     const inserted = await client.query(
-      `INSERT INTO episodes (episode_id, label, partial, failure_reason, model_version, total_reward, transitions, started_at, ended_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8 / 1000.0), to_timestamp($9 / 1000.0))
+      `INSERT INTO episodes (episode_id, label, partial, failure_reason, model_version, total_reward, transitions, started_at, ended_at, artifact_hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8 / 1000.0), to_timestamp($9 / 1000.0), $10)
        ON CONFLICT (episode_id) DO NOTHING`,
       [
         e.episodeId,
@@ -112,6 +113,7 @@ async function insertEpisodes(
         e.steps.length,
         e.startedAt,
         e.endedAt,
+        e.artifactHash ?? null,
       ],
     );
     if (inserted.rowCount === 0) continue; // already stored by an earlier attempt
@@ -149,14 +151,24 @@ export class DbWriter {
     log: WriterLogger,
     batch = 1_000,
     sanitize: (text: string) => string = (t) => t,
+    cipher: FieldCipher = FieldCipher.none(),
   ) {
+    // A chosen field is encrypted (reversible for key holders); any other text is sanitised.
+    const text = (field: EncryptableField, value: string) =>
+      cipher.encrypts(field) ? cipher.protect(field, value) : sanitize(value);
     this.#clean = (r) =>
       r.type === 'attack-pattern'
-        ? { ...r, attackType: sanitize(r.attackType), episodeId: sanitize(r.episodeId) }
+        ? {
+            ...r,
+            attackType: text('attackType', r.attackType),
+            episodeId: text('episodeId', r.episodeId),
+          }
         : {
             ...r,
-            episodeId: sanitize(r.episodeId),
-            failureReason: r.failureReason === null ? null : sanitize(r.failureReason),
+            episodeId: text('episodeId', r.episodeId),
+            failureReason: r.failureReason === null ? null : text('failureReason', r.failureReason),
+            artifactHash:
+              r.artifactHash == null ? null : cipher.protect('artifactHash', r.artifactHash),
           };
     this.#pool = pool;
     this.#journal = journal;

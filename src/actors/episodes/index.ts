@@ -46,6 +46,7 @@ interface EpisodeRecord {
   lastSeen: number;
   label: Label;
   family: string | null;
+  artifactHash: string | null;
   modelVersion: string;
   totalReward: number;
   readonly decisions: Map<Stage, Decided[]>;
@@ -88,6 +89,7 @@ function record(state: State, episodeId: string): EpisodeRecord {
       lastSeen: Date.now(),
       label: 'unknown',
       family: null,
+      artifactHash: null,
       modelVersion: 'rules',
       totalReward: 0,
       decisions: new Map(),
@@ -212,6 +214,7 @@ function finishEpisode(
     label: r.label,
     partial: failure !== null,
     failureReason: failure,
+    artifactHash: r.artifactHash,
     modelVersion: r.modelVersion,
     totalReward: r.totalReward,
     startedAt: r.startedAt,
@@ -267,9 +270,11 @@ export default defineActor<EpisodesMessage, State>({
           else state.failedActions++;
         }
         return state;
-      case 'episode-started':
-        record(state, message.episodeId);
+      case 'episode-started': {
+        const r = record(state, message.episodeId);
+        if (message.artifactHash) r.artifactHash = message.artifactHash;
         return state;
+      }
       case 'stage-outcome': {
         const r = record(state, message.episodeId);
         if (message.family) r.family = message.family;
