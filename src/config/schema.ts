@@ -80,6 +80,14 @@ const Telemetry = Type.Object(
     }),
     maxArrayLength: Int(256, 1, 65_536, { description: 'Longer lists are cut and counted.' }),
     maxDepth: Int(8, 2, 64, { description: 'Deeper JSON nesting is rejected.' }),
+    maxEventsPerStage: Int(10_000, 10, 100_000_000, {
+      description:
+        'Telemetry events of one episode stage that are decided on; later ones are counted and not decided (a flooding sample).',
+    }),
+    maxOpenStages: Int(100_000, 100, 10_000_000, {
+      description:
+        'Episode stages the adapter tracks at once; beyond it the least recently active one is dropped and counted.',
+    }),
   },
   { default: {} },
 );
@@ -248,6 +256,10 @@ const Dispatch = Type.Object(
     reconnectMaxMs: Int(5_000, 1, 600_000, { description: 'Longest wait between reconnects.' }),
     episodeTimeoutMs: Int(60_000, 100, 86_400_000, {
       description: 'An episode silent this long is stored as partial.',
+    }),
+    maxEpisodeDurationMs: Int(3_600_000, 1_000, 604_800_000, {
+      description:
+        'An episode still running after this long is closed and stored as partial (a sample cannot hold a slot forever).',
     }),
   },
   { default: {} },

@@ -8,6 +8,7 @@ import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
 import type { ModelActivated, ModelPublished, ModelRefused } from '../../messages/model.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
+import { FairQueue } from '../../runtime/fair-queue.ts';
 import { InferencePool, type PoolDecision } from '../inference/pool.ts';
 import type { SandboxEventsBatch } from '../receiver/index.ts';
 import { featureNames, MAX_ISOLATION, StateAccumulator } from './state-vector.ts';
@@ -30,6 +31,8 @@ interface StageState {
   isolation: number;
   nextSeq: number;
   decided: boolean;
+  /** Telemetry events seen (telemetry.maxEventsPerStage). */
+  events: number;
 }
 
 interface Pending {
@@ -69,7 +72,8 @@ interface State {
   readonly pool: InferencePool;
   readonly stages: Map<string, StageState>;
   readonly pending: Map<number, Pending>;
-  readonly backlog: Pending[];
+  /** Events waiting for the pool, served round robin by sandbox, then by (episode, stage). */
+  readonly backlog: FairQueue<Pending>;
   readonly names: string[];
   pumping: boolean;
   readonly outActions: ActionDecision[];
@@ -77,6 +81,10 @@ interface State {
   nextId: number;
   decisions: number;
   ignored: number;
+  /** Events past telemetry.maxEventsPerStage (not decided). */
+  overLimit: number;
+  /** Stages dropped to stay within telemetry.maxOpenStages. */
+  evicted: number;
 }
 
 const key = (episodeId: string, stage: number) => `${episodeId}/${stage}`;
@@ -105,9 +113,33 @@ function topFeatures(state: Float32Array, names: readonly string[], n = 3): Feat
   return out;
 }
 
+/** Tracks a new stage; the oldest tracked one goes (counted) beyond telemetry.maxOpenStages. */
+function openStage(state: State, ctx: ActorContext, k: string, cleaned: boolean): StageState {
+  const { stateDim, horizon, maxOpenStages } = ctx.config.telemetry;
+  while (state.stages.size >= maxOpenStages) {
+    const oldest = state.stages.keys().next().value as string;
+    state.stages.delete(oldest);
+    if (state.evicted++ === 0)
+      ctx.log.warn(
+        { maxOpenStages },
+        'too many open episode stages: the oldest are dropped (counted as evictedStages)',
+      );
+  }
+  const s: StageState = {
+    acc: new StateAccumulator(stateDim, horizon),
+    cleaned,
+    isolation: 0,
+    nextSeq: 0,
+    decided: false,
+    events: 0,
+  };
+  state.stages.set(k, s);
+  return s;
+}
+
 function submitAll(state: State): void {
-  while (state.backlog.length > 0) {
-    const p = state.backlog[0]!;
+  while (state.backlog.size > 0) {
+    const p = state.backlog.peek()!;
     const id = state.nextId++;
     if (state.pool.submit(p.state, id) === 0) {
       state.nextId--;
@@ -173,7 +205,7 @@ async function pump(state: State, ctx: ActorContext): Promise<void> {
   if (state.pumping) return;
   state.pumping = true;
   try {
-    while (state.pending.size > 0 || state.backlog.length > 0) {
+    while (state.pending.size > 0 || state.backlog.size > 0) {
       submitAll(state);
       const got = state.pool.drain((d) => onDecision(state, d));
       flush(state, ctx);
@@ -202,7 +234,7 @@ export default defineActor<AdapterMessage, State>({
       pool,
       stages: new Map(),
       pending: new Map(),
-      backlog: [],
+      backlog: new FairQueue(),
       names: featureNames(ctx.config.telemetry.stateDim),
       pumping: false,
       outActions: [],
@@ -210,30 +242,32 @@ export default defineActor<AdapterMessage, State>({
       nextId: 1,
       decisions: 0,
       ignored: 0,
+      overLimit: 0,
+      evicted: 0,
     };
   },
   async handle(state, message, ctx) {
     switch (message.type) {
       case 'sandbox-events': {
-        const dim = ctx.config.telemetry.stateDim;
+        const limits = ctx.config.telemetry;
         for (const e of message.events) {
           if (e.type === 'telemetry') {
             const k = key(e.episodeId, e.stage);
-            let s = state.stages.get(k);
-            if (!s) {
-              s = {
-                acc: new StateAccumulator(dim, ctx.config.telemetry.horizon),
-                cleaned: false,
-                isolation: 0,
-                nextSeq: 0,
-                decided: false,
-              };
-              state.stages.set(k, s);
-            }
+            const s = state.stages.get(k) ?? openStage(state, ctx, k, false);
             if (s.decided || e.seq < s.nextSeq) continue; // decided, or a replay after a reconnect
             s.nextSeq = e.seq + 1;
+            if (++s.events > limits.maxEventsPerStage) {
+              // A flooding sample: counted, not decided on (the stage keeps its last decision).
+              state.overLimit++;
+              if (s.events === limits.maxEventsPerStage + 1)
+                ctx.log.warn(
+                  { sandbox: message.sandbox, episodeId: e.episodeId, stage: e.stage },
+                  `stage passed telemetry.maxEventsPerStage (${limits.maxEventsPerStage}); later events are counted, not decided`,
+                );
+              continue;
+            }
             s.acc.add(e);
-            state.backlog.push({
+            state.backlog.push(message.sandbox, k, {
               sandbox: message.sandbox,
               episodeId: e.episodeId,
               stage: e.stage,
@@ -242,15 +276,11 @@ export default defineActor<AdapterMessage, State>({
               receivedAt: message.receivedAt,
             });
           } else {
+            const k = key(e.episodeId, e.stage);
             if (e.type === 'episode-started') {
-              state.stages.set(key(e.episodeId, e.stage), {
-                acc: new StateAccumulator(dim, ctx.config.telemetry.horizon),
-                cleaned: e.cleaned,
-                isolation: 0,
-                nextSeq: 0,
-                decided: false,
-              });
-            } else state.stages.delete(key(e.episodeId, e.stage));
+              state.stages.delete(k);
+              openStage(state, ctx, k, e.cleaned);
+            } else state.stages.delete(k);
             ctx.send('episodes', e);
           }
         }
@@ -304,7 +334,9 @@ export default defineActor<AdapterMessage, State>({
     decisions: s.decisions,
     ignoredAfterVerdict: s.ignored,
     pending: s.pending.size,
-    backlog: s.backlog.length,
+    backlog: s.backlog.size,
+    overStageLimit: s.overLimit,
+    evictedStages: s.evicted,
     stages: s.stages.size,
     poolRestarts: s.pool.restarts,
     modelAlerts: s.pool.alerts.length,

@@ -251,7 +251,11 @@ export default defineActor<EpisodesMessage, State>({
     };
     state.sweep = setInterval(
       () => ctx.send('episodes', { type: 'sweep' }),
-      Math.min(5_000, ctx.config.dispatch.episodeTimeoutMs),
+      Math.min(
+        5_000,
+        ctx.config.dispatch.episodeTimeoutMs,
+        ctx.config.dispatch.maxEpisodeDurationMs,
+      ),
     );
     state.sweep.unref();
     return state;
@@ -299,9 +303,19 @@ export default defineActor<EpisodesMessage, State>({
         state.failedActions++;
         return state;
       case 'sweep': {
-        const cutoff = Date.now() - ctx.config.dispatch.episodeTimeoutMs;
-        for (const r of [...state.episodes.values()])
-          if (r.lastSeen < cutoff) finishEpisode(state, ctx, r, 'timeout: the sandbox went silent');
+        const now = Date.now();
+        const { episodeTimeoutMs, maxEpisodeDurationMs } = ctx.config.dispatch;
+        for (const r of [...state.episodes.values()]) {
+          if (r.lastSeen < now - episodeTimeoutMs)
+            finishEpisode(state, ctx, r, 'timeout: the sandbox went silent');
+          else if (r.startedAt < now - maxEpisodeDurationMs)
+            finishEpisode(
+              state,
+              ctx,
+              r,
+              `duration limit: still running after ${maxEpisodeDurationMs} ms (dispatch.maxEpisodeDurationMs)`,
+            );
+        }
         return state;
       }
       default:

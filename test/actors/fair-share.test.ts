@@ -1,0 +1,141 @@
+// Telemetry is attacker-controlled: a sample that floods one sandbox cannot starve another
+// sandbox's decisions (the adapter serves sandboxes, then episodes, round robin) and cannot grow
+// work without bound (per-stage event limit). The real adapter and inference pool on worker
+// threads; decisions are observed in the order they leave the adapter — order, not timing.
+
+import test from 'ava';
+import { ACTOR_MODULES } from '../../src/actors/index.ts';
+import type { SandboxEventsBatch } from '../../src/actors/receiver/index.ts';
+import type { ActionDecision } from '../../src/messages/action.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { callEvent } from '../../src/telemetry/call-event.ts';
+import { fixtureActor, Inbox, testConfig, until } from '../helpers.ts';
+
+const events = (sandbox: string, episodeId: string, n: number) =>
+  Array.from({ length: n }, (_, i) =>
+    callEvent(
+      { sandboxId: sandbox, episodeId, stage: 1, artifactHash: episodeId, artifactType: 'exe' },
+      i,
+      i,
+      i % 2 === 0 ? 'NtQuerySystemTime' : 'GetTickCount',
+    ),
+  );
+
+async function withAdapter(
+  telemetry: object,
+  run: (system: ActorSystem, decisions: ActionDecision[]) => Promise<void>,
+) {
+  const system = new ActorSystem({
+    config: testConfig({
+      runtime: { placement: { inference: ['adapter'], sinks: ['dispatcher', 'episodes'] } },
+      inference: { workers: 1, ringCapacity: 64, maxBatch: 16 },
+      models: { dir: '/nonexistent-models-dir' },
+      telemetry,
+    }),
+    modules: {
+      ...ACTOR_MODULES,
+      dispatcher: fixtureActor('sink'),
+      episodes: fixtureActor('sink'),
+    },
+  });
+  const decisions: ActionDecision[] = [];
+  system.on('message', ({ message }) => {
+    const m = message as unknown as {
+      type: string;
+      actor: string;
+      message: { type: string; items?: ActionDecision[] };
+    };
+    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'action-batch')
+      decisions.push(...(m.message.items ?? []));
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  await inbox.waitFor((m) => m.type === 'model-activated');
+  try {
+    await run(system, decisions);
+  } finally {
+    await system.stop();
+  }
+}
+
+const batch = (sandbox: string, episodeId: string, n: number): SandboxEventsBatch => ({
+  type: 'sandbox-events',
+  sandbox,
+  receivedAt: performance.timeOrigin + performance.now(),
+  events: events(sandbox, episodeId, n),
+});
+
+test('a flooding sandbox cannot delay another sandbox beyond its fair share', async (t) => {
+  await withAdapter({ horizon: 1_000_000 }, async (system, decisions) => {
+    system.send('adapter', batch('flooder', 'flood-1', 5_000));
+    system.send('adapter', batch('quiet', 'quiet-1', 20));
+    t.true(
+      await until(async () => decisions.length >= 5_020, 60_000),
+      `${decisions.length} decisions`,
+    );
+    const lastQuiet = decisions.findLastIndex((d) => d.sandboxId === 'quiet');
+    const floodBefore = decisions
+      .slice(0, lastQuiet)
+      .filter((d) => d.sandboxId === 'flooder').length;
+    // In first-come order the quiet sandbox would wait for all 5,000. Fair share: what the pool's
+    // ring (64) and a few pump rounds already held when the quiet batch arrived, then one turn each.
+    t.true(
+      floodBefore <= 4 * 64,
+      `${floodBefore} flood decisions went before the quiet sandbox's last`,
+    );
+    t.is(decisions.filter((d) => d.sandboxId === 'quiet').length, 20, 'every quiet event decided');
+  });
+});
+
+test('a stage past telemetry.maxEventsPerStage is counted, not decided on', async (t) => {
+  await withAdapter({ maxEventsPerStage: 100 }, async (system, decisions) => {
+    system.send('adapter', batch('flooder', 'flood-2', 300));
+    system.send('adapter', batch('quiet', 'quiet-2', 10));
+    t.true(await until(async () => decisions.length >= 110));
+    await new Promise((r) => setTimeout(r, 300));
+    t.is(decisions.filter((d) => d.episodeId === 'flood-2').length, 100);
+    t.is(decisions.filter((d) => d.episodeId === 'quiet-2').length, 10);
+    const stats = await system.stats();
+    const adapter = stats.threads.flatMap((th) => th.actors).find((a) => a.actor === 'adapter');
+    t.is(adapter?.custom.overStageLimit, 200);
+  });
+});
+
+test('an episode that never ends is closed at dispatch.maxEpisodeDurationMs and stored as partial', async (t) => {
+  const system = new ActorSystem({
+    config: testConfig({
+      runtime: { placement: { episodes: ['episodes'], sinks: ['db-writer', 'learner'] } },
+      dispatch: { episodeTimeoutMs: 60_000, maxEpisodeDurationMs: 1_000 },
+    }),
+    modules: { ...ACTOR_MODULES, 'db-writer': fixtureActor('sink'), learner: fixtureActor('sink') },
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    // The sample keeps the episode busy: it is never silent, it just never ends.
+    const busy = setInterval(
+      () =>
+        system.send('episodes', {
+          type: 'episode-started',
+          sandboxId: 's',
+          episodeId: 'endless',
+          stage: 1,
+          timestamp: Date.now(),
+          artifactHash: 'h',
+          artifactType: 'exe',
+          cleaned: false,
+        }),
+      100,
+    );
+    t.teardown(() => clearInterval(busy));
+    const stored = (await inbox.waitFor(
+      (m) => m.type === 'sunk' && (m.message as { type: string }).type === 'episode-trajectory',
+      10_000,
+    )) as unknown as { message: { episodeId: string; partial: boolean; failureReason: string } };
+    t.is(stored.message.episodeId, 'endless');
+    t.true(stored.message.partial);
+    t.regex(stored.message.failureReason, /^duration limit: still running after 1000 ms/);
+  } finally {
+    await system.stop();
+  }
+});
