@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import type { Label } from '../messages/episode.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import type { ApiCategory, ArtifactType } from '../messages/telemetry.ts';
-import { InvalidInputError } from '../runtime/errors.ts';
+import { InputTooLargeError, InvalidInputError } from '../runtime/errors.ts';
 import { apiCategory, CAPE_CATEGORY } from '../telemetry/api-catalog.ts';
 import { type CallArgument, callEvent } from '../telemetry/call-event.ts';
 import { sequenceHash } from './import-csv.ts';
@@ -58,10 +58,45 @@ function familyOf(report: Json): string | null {
   return tag || null;
 }
 
+/** Largest report accepted, after decompression (the bundled ones are 1–60 MB). */
+export const MAX_REPORT_BYTES = 512 * 1024 * 1024;
+
 /** `label`: what the report is known to be (the bundled reports are all of malware runs). */
 export function importCape(path: string, label: Label = 'malicious'): CapeImportResult {
-  let raw = readFileSync(path);
-  if (raw[0] === 0x1f && raw[1] === 0x8b) raw = gunzipSync(raw);
+  return parseCapeReport(readFileSync(path), path, label);
+}
+
+/**
+ * A report's bytes (JSON, or gzip of it) → one episode. The bytes are untrusted: a broken gzip,
+ * text that is not JSON, or more than `maxBytes` once decompressed (a gzip bomb) is a clear
+ * InvalidInputError / InputTooLargeError; any JSON at all gives an episode (missing parts empty).
+ */
+export function parseCapeReport(
+  bytes: Uint8Array,
+  path: string,
+  label: Label = 'malicious',
+  maxBytes = MAX_REPORT_BYTES,
+): CapeImportResult {
+  let raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (raw.byteLength > maxBytes)
+    throw new InputTooLargeError(`${path}: report larger than ${maxBytes} bytes`);
+  if (raw[0] === 0x1f && raw[1] === 0x8b) {
+    try {
+      raw = gunzipSync(raw, { maxOutputLength: maxBytes });
+    } catch (error) {
+      const tooLarge = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      throw tooLarge
+        ? new InputTooLargeError(
+            `${path}: report larger than ${maxBytes} bytes once decompressed`,
+            {
+              cause: error,
+            },
+          )
+        : new InvalidInputError(`${path}: broken gzip: ${(error as Error).message}`, {
+            cause: error,
+          });
+    }
+  }
   let report: Json;
   try {
     report = obj(JSON.parse(raw.toString('utf8')));

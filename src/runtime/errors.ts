@@ -85,3 +85,8 @@ export function deserializeError(data: SerializedError): Error & { code: string 
 export class InsecureChannelError extends WardenError {
   override readonly code = 'WARDEN_INSECURE_CHANNEL';
 }
+
+/** Model bytes that are not a usable Warden policy (malformed protobuf, inconsistent shapes). */
+export class InvalidModelError extends WardenError {
+  override readonly code = 'WARDEN_INVALID_MODEL';
+}
