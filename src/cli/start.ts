@@ -3,6 +3,7 @@
 // sizes the shared replay storage, starts the actor system with the configured placement, prints
 // a status line, and shuts everything down cleanly on Ctrl-C, SIGTERM or after --duration seconds.
 
+import * as grpc from '@grpc/grpc-js';
 import { Counter } from 'prom-client';
 import type { DegradationAlert } from '../actors/episodes/degradation.ts';
 import { seededRandom } from '../actors/learner/q-network.ts';
@@ -82,6 +83,14 @@ export async function start(
     config.security.encryption.keyId,
   );
   const say = (line: string) => out.write(`${line}\n`);
+  // grpc-js writes its own diagnostics to stderr; they go to the structured log instead, so a
+  // failure is one clear line (ours) and the details are in the log at debug level.
+  const grpcLog = componentLogger('grpc');
+  grpc.setLogger({
+    error: (...args: unknown[]) => grpcLog.debug(args.join(' ')),
+    info: (...args: unknown[]) => grpcLog.debug(args.join(' ')),
+    debug: (...args: unknown[]) => grpcLog.trace(args.join(' ')),
+  } as unknown as Console);
   say(`warden: environment ${config.environment}, configuration from ${loaded.sources.join(', ')}`);
 
   const demo = options.demo ? await startDemoSandboxes(options.rate, log) : [];

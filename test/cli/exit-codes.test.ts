@@ -34,7 +34,7 @@ test('start with its query port taken: a clear error, exit code 1, the database 
     t.is(r.status, 1, r.stderr);
     t.regex(
       r.stderr,
-      /warden: error: pattern query service cannot listen on 127\.0\.0\.1:\d+ \(database\.queryPort\): address in use/,
+      /^warden: error: services cannot listen on 127\.0\.0\.1:\d+ \(database\.queryPort\): address in use/,
     );
     t.regex(r.stdout, /embedded PostgreSQL on/, 'the database had started');
     const left = spawnSync('pgrep', ['-f', join(dir, 'pg')], { encoding: 'utf8' });
