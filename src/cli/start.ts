@@ -238,7 +238,7 @@ export async function start(
     throw error;
   }
   say(
-    `warden: services on ${services.host}:${services.port} (${services.tls ? 'TLS' : 'plaintext, loopback'}): warden.patterns.v1.PatternQuery, warden.admin.v1.Admin`,
+    `warden: services on ${services.host}:${services.port} (${services.tls ? 'TLS' : 'plaintext, loopback'}, ${services.authRequired ? 'authenticated: WARDEN_AUTH_TOKENS or client certificates' : 'unauthenticated: security.auth.required is off'}): warden.patterns.v1.PatternQuery, warden.admin.v1.Admin`,
   );
   const metrics = await startMetricsServer(system, config.metrics.port, config.metrics.host, log, [
     denied,

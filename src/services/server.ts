@@ -7,11 +7,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type pg from 'pg';
 import type { WardenConfig } from '../config/schema.ts';
-import { WardenError } from '../runtime/errors.ts';
+import { InsecureChannelError, WardenError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { Authenticator, type DenyReason, parseTokens, TOKENS_ENV } from '../security/auth.ts';
 import type { FieldCipher } from '../security/field-crypto.ts';
-import { serverCredentials } from '../security/tls.ts';
+import { isLoopback, serverCredentials } from '../security/tls.ts';
 import { ADMIN_METHODS, type AdminOperations, adminService } from './admin.ts';
 import { PATTERN_METHODS, patternQueryService } from './pattern-query.ts';
 
@@ -30,6 +30,7 @@ export interface RunningServices {
   readonly port: number;
   readonly host: string;
   readonly tls: boolean;
+  readonly authRequired: boolean;
   stop(): Promise<void>;
 }
 
@@ -38,6 +39,11 @@ export async function startServices(o: ServicesOptions): Promise<RunningServices
   const host = security.services.host;
   const port = o.config.database.queryPort;
   const tls = security.services.tls;
+  if (!security.auth.required && !isLoopback(host)) {
+    throw new InsecureChannelError(
+      `security.auth.required is off: the services may only listen on loopback, not ${host}`,
+    );
+  }
   const credentials = serverCredentials(tls, host, 'services (security.services)', security);
   const auth = new Authenticator({
     required: security.auth.required,
@@ -48,7 +54,9 @@ export async function startServices(o: ServicesOptions): Promise<RunningServices
     onDenied: o.onDenied,
   });
   if (!security.auth.required)
-    o.log.warn('security.auth.required is off: every caller may query patterns and operate');
+    o.log.warn(
+      'security.auth.required is off (development): every local caller may query patterns and operate',
+    );
   else if (!auth.hasCredentials)
     o.log.warn(
       `no ${TOKENS_ENV} and no verified client certificates: every PatternQuery and Admin call will be refused`,
@@ -88,6 +96,7 @@ export async function startServices(o: ServicesOptions): Promise<RunningServices
     port: bound,
     host,
     tls: tls !== null,
+    authRequired: security.auth.required,
     stop: () =>
       new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 5_000);

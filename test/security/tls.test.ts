@@ -194,6 +194,28 @@ test('plaintext is refused off loopback unless explicitly allowed', (t) => {
   );
 });
 
+test.serial('authentication may be switched off only with the services on loopback', async (t) => {
+  const attempt = (host: string) =>
+    startServices({
+      db: db.pool,
+      log: silentLogger,
+      config: testConfig({
+        database: { queryPort: 0 },
+        security: {
+          allowPlaintextRemote: true,
+          services: { host },
+          auth: { required: false },
+        },
+      }),
+    });
+  await t.throwsAsync(attempt('0.0.0.0'), {
+    message: /may only listen on loopback, not 0\.0\.0\.0/,
+  });
+  const local = await attempt('127.0.0.1');
+  running.push(local);
+  t.is(await outcome(patternQueryClient(`127.0.0.1:${local.port}`)), 'ok', 'no token needed');
+});
+
 /** The certificate a fresh TLS connection to the port is shown (its fingerprint). */
 const servedFingerprint = (port: number) =>
   new Promise<string>((resolve, reject) => {
