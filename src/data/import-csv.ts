@@ -41,11 +41,27 @@ export function sequenceHash(calls: readonly string[]): string {
 }
 
 export function importCsv(path: string, options: CsvImportOptions = {}): CsvImportResult {
-  const rows = parse(readFileSync(path), {
-    bom: true,
-    skip_empty_lines: true,
-    relax_column_count: true,
-  }) as string[][];
+  return parseCsv(readFileSync(path), path, options);
+}
+
+/** CSV bytes (untrusted) → traces; text that is not CSV is an InvalidInputError naming the file. */
+export function parseCsv(
+  bytes: Uint8Array | string,
+  path: string,
+  options: CsvImportOptions = {},
+): CsvImportResult {
+  let rows: string[][];
+  try {
+    rows = parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes), {
+      bom: true,
+      skip_empty_lines: true,
+      relax_column_count: true,
+    }) as string[][];
+  } catch (error) {
+    throw new InvalidInputError(`${path}: not a CSV file: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   const header = rows[0];
   if (!header || header.length < 2)
     throw new InvalidInputError(`${path}: expected a header row and at least two columns`);
@@ -81,9 +97,10 @@ export function importCsv(path: string, options: CsvImportOptions = {}): CsvImpo
       const cell = (row[i] ?? '').trim();
       if (cell === '') continue;
       if (names) {
-        const name = names[cell];
-        if (name === undefined) unknownIds++;
-        calls.push(name ?? `api_${cell}`);
+        // Own string entries only: a cell such as "__proto__" is an unknown id, not a lookup.
+        const name = Object.hasOwn(names, cell) ? names[cell] : undefined;
+        if (typeof name !== 'string') unknownIds++;
+        calls.push(typeof name === 'string' ? name : `api_${cell}`);
       } else calls.push(cell);
     }
     const hash = sequenceHash(calls);

@@ -1,4 +1,4 @@
-// Hostile files: CAPE reports and model files, fuzzed. A report or a model comes from outside
+// Hostile files: CAPE reports, CSV sequences and model files, fuzzed. A report or a model comes from outside
 // (a sandbox's output, a models directory an attacker may write to); whatever its bytes, the
 // parser returns a result or one of Warden's clear errors — never a crash, never a hang, never
 // unbounded memory. Model bytes also go through the real ONNX Runtime in the inference pool,
@@ -13,6 +13,7 @@ import fc from 'fast-check';
 import { InferencePool } from '../../src/actors/inference/pool.ts';
 import { initParams } from '../../src/actors/learner/q-network.ts';
 import { parseCapeReport } from '../../src/data/import-cape.ts';
+import { parseCsv } from '../../src/data/import-csv.ts';
 import { readPolicyParams } from '../../src/models/read-params.ts';
 import {
   exportModel,
@@ -115,6 +116,51 @@ test('CAPE reports: random bytes, broken gzip and gzip bombs are clear errors', 
   t.throws(() => parseCapeReport(bomb, 'bomb.json.gz', 'malicious', 1024 * 1024), {
     code: 'WARDEN_INPUT_TOO_LARGE',
     message: /larger than 1048576 bytes once decompressed/,
+  } as object);
+});
+
+test('CSV sequences: any text imports row by row or is refused clearly', (t) => {
+  const cell = fc.oneof(
+    fc.constantFrom(
+      '"',
+      ',',
+      '\n',
+      '\r\n',
+      '""',
+      '__proto__',
+      'constructor',
+      'malware',
+      '1',
+      '0',
+      ' ',
+    ),
+    fc.string({ maxLength: 12 }),
+  );
+  const csv = fc.array(cell, { maxLength: 80 }).map((cells) => cells.join(''));
+  const names = { '0': 'NtOpenFile', '1': 'NtClose' };
+  fc.assert(
+    fc.property(csv, fc.boolean(), (text, withNames) => {
+      try {
+        const r = parseCsv(`t_0,t_1,malware\n${text}`, 'fuzz.csv', withNames ? { names } : {});
+        return r.traces.every(
+          (tr) =>
+            tr.episode.events === tr.events.length &&
+            tr.events.every((e) => typeof e.api?.name === 'string'),
+        );
+      } catch (error) {
+        return clearRejection(error);
+      }
+    }),
+    { numRuns: 500 },
+  );
+  const r = parseCsv('t_0,t_1,malware\n__proto__,1,1\n', 'proto.csv', { names });
+  t.deepEqual(
+    r.traces[0]?.events.map((e) => e.api?.name),
+    ['api___proto__', 'NtClose'],
+  );
+  t.throws(() => parseCsv('a,b\n"unclosed,1\n', 'bad.csv'), {
+    code: 'WARDEN_INVALID_INPUT',
+    message: /bad\.csv: not a CSV file/,
   } as object);
 });
 
