@@ -19,6 +19,7 @@ import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
+import { channelCredentials } from '../security/tls.ts';
 import { startMetricsServer } from '../services/metrics.ts';
 import { type RunningServices, startServices } from '../services/server.ts';
 import { systemAdmin } from '../services/system-admin.ts';
@@ -93,6 +94,10 @@ export async function start(
   } as unknown as Console);
   say(`warden: environment ${config.environment}, configuration from ${loaded.sources.join(', ')}`);
 
+  // Every configured sandbox channel is checked now (TLS files readable, no plaintext off
+  // loopback): a receiver must not discover it in a crash loop.
+  for (const s of config.sandboxes)
+    channelCredentials(s.address, s.tls ?? null, `sandbox ${s.name}`, config.security);
   const demo = options.demo ? await startDemoSandboxes(options.rate, log) : [];
   for (const s of demo) {
     say(

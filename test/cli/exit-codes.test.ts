@@ -45,6 +45,56 @@ test('start with its query port taken: a clear error, exit code 1, the database 
   }
 });
 
+test('insecure or invalid security settings stop the start before anything runs', (t) => {
+  const run = (config: object, ...args: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+    mkdirSync(join(dir, 'config'));
+    writeFileSync(
+      join(dir, 'config', 'default.json'),
+      JSON.stringify({ database: { dataDir: join(dir, 'pg') }, metrics: { port: 0 }, ...config }),
+    );
+    return spawnSync(process.execPath, [BIN, ...args, '--config-dir', join(dir, 'config')], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  };
+  const invalid = run(
+    { security: { services: { tls: { certFile: 42 } } } },
+    'start',
+    '--duration',
+    '1',
+  );
+  t.is(invalid.status, 1);
+  t.regex(
+    invalid.stderr,
+    /^warden: error: security settings must be valid, they never fall back: security\.services\.tls: /m,
+  );
+  t.notRegex(invalid.stdout, /embedded PostgreSQL on/);
+  const remote = run(
+    { sandboxes: [{ name: 'lab', address: '10.9.8.7:50051' }] },
+    'run',
+    '--duration',
+    '1',
+  );
+  t.is(remote.status, 1);
+  t.regex(
+    remote.stderr,
+    /^warden: error: sandbox lab: 10\.9\.8\.7 is not loopback and no TLS is configured/m,
+  );
+  const noKey = run(
+    { security: { encryption: { fields: ['episodeId'] } } },
+    'start',
+    '--duration',
+    '1',
+  );
+  t.is(noKey.status, 1);
+  t.regex(
+    noKey.stderr,
+    /^warden: error: security\.encryption\.fields is set but WARDEN_ENCRYPTION_KEYS holds no key/m,
+  );
+});
+
 test('exit codes say what happened: config check 0 / 2, validate of a missing file 1', (t) => {
   t.is(spawnSync(process.execPath, [BIN, 'config', 'check'], { env }).status, 0);
   const broken = mkdtempSync(join(tmpdir(), 'warden-cli-'));
