@@ -19,6 +19,8 @@ export function createPool(url: string, log: Logger, max = 4): pg.Pool {
     max,
     connectionTimeoutMillis: 2_000,
     idleTimeoutMillis: 10_000,
+    // A deadline on every statement: a stuck query fails (and rows queue) instead of hanging.
+    statement_timeout: 60_000,
   });
   // Without a listener a dropped idle connection (server restart, outage) would crash the process.
   pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
