@@ -14,7 +14,7 @@ import { openDatabase } from '../db/connect.ts';
 import type { ModelActivated, ModelPublished } from '../messages/model.ts';
 import { ConfigError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { componentLogger } from '../runtime/logger.ts';
+import { closeLogOutput, componentLogger, configureLogOutput } from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
@@ -66,6 +66,14 @@ export async function start(
   options: StartOptions,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<number> {
+  try {
+    return await runSystem(options, out);
+  } finally {
+    closeLogOutput(); // flushes a log file and ends its rotation timer
+  }
+}
+
+async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Promise<number> {
   const log = componentLogger('cli');
   const loaded = loadConfig(options.configDir ? { dir: options.configDir } : {});
   log.level = loaded.config.logging.level;
@@ -77,6 +85,7 @@ export async function start(
     );
   }
   const { config } = loaded;
+  await configureLogOutput(config.logging, 'main');
   // Checked before anything starts: encrypted fields need their key (WARDEN_ENCRYPTION_KEYS).
   const cipher = new FieldCipher(
     config.security.encryption.fields,

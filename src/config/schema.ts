@@ -335,6 +335,16 @@ const Logging = Type.Object(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
       { default: 'info' },
     ),
+    dir: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      default: null,
+      description:
+        'Write logs as daily files per thread here (warden-<thread>.<date>.<n>.log); null = stdout.',
+      ...restart,
+    }),
+    keepDays: Int(30, 1, 3_650, {
+      description: 'Daily log files kept per thread (older ones are removed at rotation).',
+      ...restart,
+    }),
   },
   { default: {} },
 );

@@ -18,7 +18,7 @@ export class ActorCell {
   #head = 0;
   #draining = false;
   readonly #capacity: number;
-  readonly #onCrash: (error: SerializedError) => void;
+  readonly #onCrash: (error: SerializedError, message?: Message) => void;
   #handled = 0;
   #failed = 0;
   #dropped = 0;
@@ -28,7 +28,7 @@ export class ActorCell {
     definition: ActorDefinition<Message, unknown>,
     ctx: ActorContext,
     capacity: number,
-    onCrash: (error: SerializedError) => void,
+    onCrash: (error: SerializedError, message?: Message) => void,
   ) {
     this.definition = definition;
     this.#ctx = ctx;
@@ -118,10 +118,10 @@ export class ActorCell {
     if (wasRunning && this.definition.stop) await this.definition.stop(this.#state, this.#ctx);
   }
 
-  #crash(error: unknown): void {
+  #crash(error: unknown, message?: Message): void {
     this.#failed++;
     this.#status = 'crashed';
-    this.#onCrash(serializeError(error));
+    this.#onCrash(serializeError(error), message);
   }
 
   /** Processes messages one at a time; re-entrant calls return while a drain is running. */
@@ -152,7 +152,7 @@ export class ActorCell {
           this.#state = next instanceof Promise ? await next : next;
           this.#handled++;
         } catch (error) {
-          this.#crash(error);
+          this.#crash(error, message);
         }
       }
     } finally {

@@ -1,17 +1,34 @@
-// Structured JSON logs (pino), one child logger per actor/component so every line says where it came from.
+// Structured JSON logs (pino), one child logger per actor/component so every line says where it
+// came from. Lines go to stdout, or — with logging.dir — to daily files per thread
+// (`warden-<thread>.<yyyy-MM-dd>.<n>.log`, pino-roll), of which logging.keepDays are kept. File
+// writes are asynchronous (sonic-boom): logging never waits for the disk on the decision path.
 
-import { type Logger, pino } from 'pino';
+import { join } from 'node:path';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger };
+
+interface Sink extends DestinationStream {
+  flushSync?(): void;
+  end?(): void;
+}
+
+/** Where every logger of this thread writes; swapped once logging.dir is known. */
+let sink: Sink = pino.destination(1);
+let toFile = false;
+const proxy: DestinationStream = { write: (line: string) => sink.write(line) };
 
 let root: Logger | undefined;
 
 export function rootLogger(): Logger {
-  root ??= pino({
-    name: 'warden',
-    level: process.env.WARDEN_LOG_LEVEL ?? 'info',
-    base: { pid: process.pid },
-  });
+  root ??= pino(
+    {
+      name: 'warden',
+      level: process.env.WARDEN_LOG_LEVEL ?? 'info',
+      base: { pid: process.pid },
+    },
+    proxy,
+  );
   return root;
 }
 
@@ -21,6 +38,48 @@ export function setLogLevel(level: string): void {
 
 export function componentLogger(component: string, bindings: Record<string, unknown> = {}): Logger {
   return rootLogger().child({ component, ...bindings });
+}
+
+export interface LogOutput {
+  /** Directory for daily log files; null = stdout. */
+  readonly dir: string | null;
+  /** Daily files kept per thread (older ones are removed at rotation). */
+  readonly keepDays: number;
+}
+
+/**
+ * Sends this thread's log lines to `<dir>/warden-<name>.<date>.<n>.log`, rotated daily. Lines
+ * written before this call went to stdout.
+ */
+export async function configureLogOutput(output: LogOutput, name: string): Promise<void> {
+  if (!output.dir) return;
+  const { default: roll } = await import('pino-roll');
+  const file = await roll({
+    file: join(output.dir, `warden-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`),
+    extension: '.log',
+    frequency: 'daily',
+    dateFormat: 'yyyy-MM-dd',
+    mkdir: true,
+    limit: { count: output.keepDays, removeOtherLogFiles: true },
+  });
+  const previous = sink;
+  sink = file;
+  toFile = true;
+  previous.flushSync?.();
+}
+
+/** Writes out what is buffered and closes a log file (stdout stays open). */
+export function closeLogOutput(): void {
+  const current = sink;
+  if (!toFile) return;
+  toFile = false;
+  try {
+    current.flushSync?.();
+  } catch {
+    // nothing more can be done about a log that cannot be written
+  }
+  sink = pino.destination(1);
+  current.end?.();
 }
 
 /** A logger that drops everything; for tests and tools that report through their own output. */

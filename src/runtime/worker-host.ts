@@ -9,7 +9,7 @@ import type { ActorStats } from '../messages/control.ts';
 import type { ActorContext, ActorDefinition, Message } from './actor.ts';
 import { ActorCell } from './actor-cell.ts';
 import type { HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
-import { componentLogger, setLogLevel } from './logger.ts';
+import { closeLogOutput, componentLogger, configureLogOutput, setLogLevel } from './logger.ts';
 
 /** Worker entry (see worker-boot.mjs). */
 export async function main(init: HostInit): Promise<void> {
@@ -17,6 +17,7 @@ export async function main(init: HostInit): Promise<void> {
   const post = (m: HostToMain) => dataPort.postMessage(m);
   const cells = new Map<string, ActorCell>();
   let config: WardenConfig = init.config;
+  await configureLogOutput(config.logging, init.thread);
   setLogLevel(config.logging.level);
 
   const deliverLocal = (to: string, message: Message) => {
@@ -53,10 +54,25 @@ export async function main(init: HostInit): Promise<void> {
         else post({ kind: 'deliver', from: placement.name, to, message });
       },
     };
-    const cell = new ActorCell(definition, ctx, config.runtime.mailboxCapacity, (error) => {
-      ctx.log.error({ err: error, actor: placement.name }, 'actor crashed');
-      post({ kind: 'crashed', actor: placement.name, error });
-    });
+    const cell = new ActorCell(
+      definition,
+      ctx,
+      config.runtime.mailboxCapacity,
+      (error, message) => {
+        // The stack, the actor, and what it was handling (with the episode when the message has one).
+        const m = message as { type?: unknown; episodeId?: unknown } | undefined;
+        ctx.log.error(
+          {
+            err: error,
+            actor: placement.name,
+            messageType: m?.type,
+            episodeId: typeof m?.episodeId === 'string' ? m.episodeId : undefined,
+          },
+          'actor crashed',
+        );
+        post({ kind: 'crashed', actor: placement.name, error });
+      },
+    );
     cells.set(placement.name, cell);
   }
 
@@ -83,6 +99,7 @@ export async function main(init: HostInit): Promise<void> {
     async stop() {
       for (const cell of cells.values()) await cell.stop();
       dataPort.close();
+      closeLogOutput();
     },
   };
   expose(control, nodeEndpoint(controlPort));

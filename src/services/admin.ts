@@ -12,13 +12,13 @@ import { type ClientOptions, serviceClient } from './client.ts';
 export const ADMIN_PROTO = new URL('../../proto/warden/admin/v1/admin.proto', import.meta.url)
   .pathname;
 
-// biome-ignore lint/suspicious/noExplicitAny: grpc-js's loaded package is untyped
-export const adminPackage = (): any =>
-  // biome-ignore lint/suspicious/noExplicitAny: as above
+type LoadedAdmin = { warden: { admin: { v1: { Admin: grpc.ServiceClientConstructor } } } };
+
+export const adminPackage = () =>
   (
     grpc.loadPackageDefinition(
       protoLoader.loadSync(ADMIN_PROTO, { longs: Number, defaults: true }),
-    ) as any
+    ) as unknown as LoadedAdmin
   ).warden.admin.v1;
 
 export interface ModelSwitch {

@@ -102,8 +102,24 @@ function record(state: State, episodeId: string): EpisodeRecord {
   return r;
 }
 
-function onDecision(state: State, message: DecisionForEpisodes): void {
+function onDecision(state: State, message: DecisionForEpisodes, ctx: ActorContext): void {
   const d = message.decision;
+  // Property 35: every decision, with its action and confidence (debug: free when off).
+  if (ctx.log.isLevelEnabled('debug'))
+    ctx.log.debug(
+      {
+        event: 'decision',
+        episodeId: d.episodeId,
+        stage: d.stage,
+        seq: d.seq,
+        action: d.action,
+        confidence: d.context.confidence,
+        modelVersion: d.context.modelVersion,
+        source: d.context.source,
+        latencyMs: message.latencyMs,
+      },
+      'decision',
+    );
   const r = record(state, d.episodeId);
   r.modelVersion = d.context.modelVersion;
   const list = r.decisions.get(d.stage) ?? [];
@@ -134,6 +150,7 @@ function finishStage(
   const verdict =
     last && STAGE_ENDING_ACTIONS.includes(last.action) ? verdictOf(last.action)! : 'benign';
   const rewards = ctx.config.rewards;
+  const debug = ctx.log.isLevelEnabled('debug');
   const experiences: Experience[] = decided.map((d, i) => {
     const isLast = i === decided.length - 1;
     const reward =
@@ -149,6 +166,20 @@ function finishStage(
       done: isLast,
     });
     r.totalReward += reward;
+    // Property 33: every transition with its action and reward.
+    if (debug)
+      ctx.log.debug(
+        {
+          event: 'transition',
+          episodeId: r.episodeId,
+          stage,
+          step: i,
+          action: d.action,
+          reward,
+          done: isLast,
+        },
+        'transition',
+      );
     return {
       state: Float32Array.from(d.state),
       action: d.action,
@@ -263,10 +294,10 @@ export default defineActor<EpisodesMessage, State>({
   handle(state, message, ctx) {
     switch (message.type) {
       case 'decision':
-        onDecision(state, message);
+        onDecision(state, message, ctx);
         return state;
       case 'decisions':
-        for (const d of message.items) onDecision(state, d);
+        for (const d of message.items) onDecision(state, d, ctx);
         return state;
       case 'action-results':
         for (const r of message.items) {

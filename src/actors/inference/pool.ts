@@ -147,6 +147,7 @@ export class InferencePool {
       decisionLogLevel: config.inference
         .decisionLogLevel as InferenceWorkerInit['decisionLogLevel'],
       logLevel: config.logging.level,
+      logOutput: { dir: config.logging.dir, keepDays: config.logging.keepDays },
     };
     const thread = spawnWorker(WORKER, init, `warden:inference-${w}`, [port2]);
     thread.on('error', (error) =>

@@ -7,7 +7,12 @@ import { createPublicKey } from 'node:crypto';
 import type { MessagePort } from 'node:worker_threads';
 import { expose } from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { componentLogger } from '../../runtime/logger.ts';
+import {
+  closeLogOutput,
+  componentLogger,
+  configureLogOutput,
+  type LogOutput,
+} from '../../runtime/logger.ts';
 import { SpscRing } from '../../runtime/shared/spsc-ring.ts';
 import { argmaxQ, confidenceOf } from './decide.ts';
 import {
@@ -39,6 +44,7 @@ export interface InferenceWorkerInit {
   readonly decisionLogSample: number;
   readonly decisionLogLevel: 'error' | 'warn' | 'info' | 'debug' | 'trace';
   readonly logLevel: string;
+  readonly logOutput: LogOutput;
 }
 
 /** What the pool knows of a model's provenance; the key travels as PEM text. */
@@ -70,6 +76,7 @@ export interface InferenceWorkerControl {
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
 export async function main(init: InferenceWorkerInit): Promise<void> {
+  await configureLogOutput(init.logOutput, `inference-${init.index}`);
   const log = componentLogger('actor:inference', { worker: init.index });
   log.level = init.logLevel;
   const requests = new SpscRing(init.requests);
@@ -119,6 +126,7 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
       stopped = true;
       requests.close();
       await loopDone; // the loop has left session.run and released every session
+      closeLogOutput();
     },
   };
   expose(api, nodeEndpoint(init.controlPort));

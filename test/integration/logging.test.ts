@@ -1,0 +1,163 @@
+// Logs as an operator reads them (properties 33, 35, 36): daily JSON-lines files per thread under
+// logging.dir; every decision with its action and confidence, every transition with its action
+// and reward, and every actor error with its stack, actor and episode — from the real adapter,
+// inference pool and episodes actor on worker threads.
+
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { ACTOR_MODULES } from '../../src/actors/index.ts';
+import type { SandboxEventsBatch } from '../../src/actors/receiver/index.ts';
+import type { ActionDecision } from '../../src/messages/action.ts';
+import type { SandboxEvent } from '../../src/messages/index.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { callEvent } from '../../src/telemetry/call-event.ts';
+import { fixtureActor, Inbox, testConfig, until } from '../helpers.ts';
+
+type Line = Record<string, unknown> & { level: number; msg: string };
+
+function readLogs(dir: string): { files: string[]; lines: Line[] } {
+  const files = readdirSync(dir).sort();
+  const lines = files.flatMap((f) =>
+    readFileSync(join(dir, f), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Line),
+  );
+  return { files, lines };
+}
+
+test('every decision, transition and actor error is in the daily log files of its thread', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-logs-'));
+  const system = new ActorSystem({
+    config: testConfig({
+      logging: { level: 'debug', dir, keepDays: 30 },
+      runtime: {
+        placement: {
+          hot: ['adapter'],
+          control: ['episodes'],
+          sinks: ['dispatcher', 'db-writer', 'learner', 'a'],
+        },
+      },
+      inference: { workers: 1 },
+      models: { dir: join(dir, 'no-models') },
+    }),
+    modules: {
+      ...ACTOR_MODULES,
+      dispatcher: fixtureActor('sink'),
+      'db-writer': fixtureActor('sink'),
+      learner: fixtureActor('sink'),
+      a: fixtureActor('echo'),
+    },
+  });
+  const decisions: ActionDecision[] = [];
+  system.on('message', ({ message }) => {
+    const m = message as unknown as {
+      type: string;
+      actor: string;
+      message: { type: string; items?: ActionDecision[] };
+    };
+    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'action-batch')
+      decisions.push(...(m.message.items ?? []));
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  const base = { sandboxId: 'lab', episodeId: 'ep-log', stage: 1 as const };
+  const send = (events: SandboxEvent[]) => {
+    const batch: SandboxEventsBatch = {
+      type: 'sandbox-events',
+      sandbox: 'lab',
+      receivedAt: performance.timeOrigin + performance.now(),
+      events,
+    };
+    system.send('adapter', batch);
+  };
+  try {
+    await inbox.waitFor((m) => m.type === 'model-activated');
+    send([
+      {
+        type: 'episode-started',
+        ...base,
+        timestamp: Date.now(),
+        artifactHash: 'h',
+        artifactType: 'exe',
+        cleaned: false,
+      },
+      ...Array.from({ length: 12 }, (_, i) =>
+        callEvent(
+          { ...base, artifactHash: 'h', artifactType: 'exe' },
+          i,
+          i,
+          i % 2 ? 'NtClose' : 'GetTickCount',
+        ),
+      ),
+    ]);
+    t.true(await until(async () => decisions.length === 12));
+    send([
+      {
+        type: 'stage-outcome',
+        ...base,
+        timestamp: Date.now(),
+        eventsObserved: 12,
+        sandboxDetected: false,
+        cleaned: false,
+        cleaningSucceeded: false,
+        groundTruth: 'benign',
+        family: null,
+      },
+    ]);
+    await new Promise((r) => setTimeout(r, 300));
+    system.send('a', { type: 'throw', episodeId: 'ep-crash' } as never);
+    await inbox
+      .waitFor((m) => m.type === 'pong' || m.type === 'never', 1_000)
+      .catch(() => undefined);
+  } finally {
+    await system.stop();
+  }
+
+  const { files, lines } = readLogs(dir);
+  const day = new Date().toLocaleDateString('sv'); // yyyy-MM-dd in local time, as pino-roll names it
+  for (const thread of ['hot', 'control', 'sinks', 'inference-0'])
+    t.true(
+      files.some((f) => f.startsWith(`warden-${thread}.`) && f.endsWith('.log')),
+      `a file for thread ${thread} in ${files.join(', ')}`,
+    );
+  t.true(files.every((f) => /^warden-[\w.-]+\.\d{4}-\d{2}-\d{2}\.\d+\.log$/.test(f)));
+  t.true(
+    files.every((f) => f.includes(`.${day}.`)),
+    'named after the day (local time)',
+  );
+
+  // Property 35: each decision that left the adapter is logged with its action and confidence.
+  const logged = lines.filter((l) => l.event === 'decision' && l.episodeId === 'ep-log');
+  t.is(logged.length, decisions.length);
+  for (const d of decisions) {
+    const line = logged.find((l) => l.seq === d.seq);
+    t.truthy(line, `decision ${d.seq} logged`);
+    t.is(line?.action, d.action);
+    t.true(Math.abs((line?.confidence as number) - d.context.confidence) < 1e-6);
+  }
+  // Property 33: every transition of the stage, with action and reward; the last one is terminal.
+  const transitions = lines
+    .filter((l) => l.event === 'transition' && l.episodeId === 'ep-log')
+    .sort((a, b) => (a.step as number) - (b.step as number));
+  t.is(transitions.length, decisions.length);
+  t.deepEqual(
+    transitions.map((l) => l.action),
+    [...decisions].sort((a, b) => a.seq - b.seq).map((d) => d.action),
+  );
+  t.true(transitions.every((l) => typeof l.reward === 'number'));
+  t.true(transitions.at(-1)?.done === true);
+
+  // Property 36: the error with its stack, its actor, and the episode of the message.
+  const crash = lines.find((l) => l.msg === 'actor crashed' && l.actor === 'a');
+  t.truthy(crash, 'the crash is logged');
+  t.is(crash?.level, 50);
+  t.regex(
+    String((crash?.err as { stack?: string } | undefined)?.stack),
+    /a was asked to throw\n\s+at /,
+  );
+  t.is(crash?.episodeId, 'ep-crash');
+  t.is(crash?.messageType, 'throw');
+});
