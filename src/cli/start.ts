@@ -17,6 +17,7 @@ import type { Logger } from '../runtime/logger.ts';
 import { closeLogOutput, componentLogger, configureLogOutput } from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
+import { exporterFromEnv } from '../runtime/tracing.ts';
 import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import { channelCredentials } from '../security/tls.ts';
@@ -142,7 +143,17 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
   say(
     `warden: replay storage ${config.replay.capacity.toLocaleString('en')} transitions × ${config.telemetry.stateDim} features (${(replay.buffer.byteLength / 2 ** 20).toFixed(0)} MiB shared)`,
   );
-  const system = new ActorSystem({ config: withDb(config), shared: { replay: replay.buffer } });
+  // Traces only when the standard OTEL_* variables ask for OTLP export (off by default).
+  const traceExporter = await exporterFromEnv();
+  if (traceExporter)
+    say(
+      `warden: traces exported over OTLP to ${process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318'} (one trace per episode)`,
+    );
+  const system = new ActorSystem({
+    config: withDb(config),
+    shared: { replay: replay.buffer },
+    ...(traceExporter ? { traceExporter } : {}),
+  });
   if (system.skipped.length > 0)
     say(`warden: not built yet, left out: ${system.skipped.join(', ')}`);
 

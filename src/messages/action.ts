@@ -55,4 +55,6 @@ export interface ActionDecision {
   readonly action: ActionId;
   readonly context: ActionContext;
   readonly decidedAt: number;
+  /** W3C traceparent of the episode's stage span, when tracing is on (runtime/tracing.ts). */
+  readonly trace?: string;
 }

@@ -18,6 +18,8 @@ export interface EpisodeStarted {
   readonly artifactType: ArtifactType;
   /** Whether stage 1 cleaned the file before it reached this stage (stage 2 only). */
   readonly cleaned: boolean;
+  /** W3C traceparent of the episode span, added by the adapter when tracing is on. */
+  readonly trace?: string;
 }
 
 /** What the sandbox knows when a stage ends: its own verdicts and, when known, the truth. */

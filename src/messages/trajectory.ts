@@ -22,6 +22,8 @@ export interface EpisodeTrajectory {
   readonly failureReason: string | null;
   /** The sandbox's hash of the analysed file (a hash of a user's file: encryptable). */
   readonly artifactHash?: string | null;
+  /** W3C traceparent of the episode span, when tracing is on (the DB write joins the trace). */
+  readonly trace?: string;
   readonly modelVersion: string;
   readonly totalReward: number;
   readonly startedAt: number;

@@ -1,6 +1,7 @@
 // How an actor is defined: state, a handler for its message union, optional configure/stats/stop.
 // The definition is pure data + functions; the runtime decides which thread runs it (placement).
 
+import type { Tracer } from '@opentelemetry/api';
 import type { WardenConfig } from '../config/schema.ts';
 import type { Logger } from './logger.ts';
 
@@ -35,6 +36,8 @@ export interface ActorContext {
   readonly shared: Readonly<Record<string, SharedArrayBuffer>>;
   /** Sends to another actor (or SYSTEM); delivery is in order per sender → receiver. */
   send<K extends string>(to: K, message: MailboxOf<K>): void;
+  /** Records spans (runtime/tracing.ts); the no-op tracer when tracing is off. */
+  readonly tracer: Tracer;
 }
 
 export interface ActorDefinition<M extends Message = Message, S = unknown> {

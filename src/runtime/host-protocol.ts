@@ -12,6 +12,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { WardenConfig } from '../config/schema.ts';
 import type { ActorStats, SerializedError } from '../messages/control.ts';
 import type { Message } from './actor.ts';
+import type { WireSpan } from './tracing.ts';
 
 export interface ActorPlacement {
   readonly name: string;
@@ -28,6 +29,8 @@ export interface HostInit {
   readonly routes: Readonly<Record<string, string>>;
   readonly dataPort: MessagePort;
   readonly controlPort: MessagePort;
+  /** Whether actors here record spans (forwarded to main as 'spans'). */
+  readonly tracing: boolean;
 }
 
 export interface Envelope {
@@ -55,7 +58,13 @@ export interface DeadLetter {
   readonly reason: 'mailbox-full' | 'unknown-actor' | 'actor-failed' | 'actor-stopped';
 }
 
-export type HostToMain = Envelope | Ready | Crashed | DeadLetter;
+/** Finished spans of this thread's actors, for main's exporter. */
+export interface Spans {
+  readonly kind: 'spans';
+  readonly spans: readonly WireSpan[];
+}
+
+export type HostToMain = Envelope | Ready | Crashed | DeadLetter | Spans;
 export type MainToHost = Envelope;
 
 export interface HostControl {

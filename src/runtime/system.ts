@@ -2,6 +2,7 @@
 // them, and is the one place the rest of the program starts, stops, configures and asks for stats.
 
 import { EventEmitter } from 'node:events';
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { ACTOR_MODULES } from '../actors/index.ts';
 import type { WardenConfig } from '../config/schema.ts';
 import type { ActorStats } from '../messages/control.ts';
@@ -10,6 +11,7 @@ import { type CrashLoopError, UnknownActorError } from './errors.ts';
 import type { ActorPlacement, Envelope } from './host-protocol.ts';
 import { componentLogger, type Logger } from './logger.ts';
 import { ThreadSupervisor } from './thread-supervisor.ts';
+import { TraceHub } from './tracing.ts';
 
 /** Upstream to downstream: the order threads are stopped in (by the first of their actors). */
 export const SHUTDOWN_ORDER = [
@@ -28,6 +30,8 @@ export interface ActorSystemOptions {
   readonly shared?: Readonly<Record<string, SharedArrayBuffer>>;
   readonly log?: Logger;
   readonly spawnTimeoutMs?: number;
+  /** Where spans go (runtime/tracing.ts); tracing is off without one. */
+  readonly traceExporter?: SpanExporter;
 }
 
 export interface SystemStats {
@@ -52,12 +56,14 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   #config: WardenConfig;
   #deadLetters = 0;
   readonly #failed = new Set<string>();
+  readonly #traces: TraceHub | undefined;
   /** Placed actors with no module yet: named once at start. */
   readonly skipped: readonly string[];
 
   constructor(options: ActorSystemOptions) {
     super();
     this.#config = options.config;
+    this.#traces = options.traceExporter ? new TraceHub(options.traceExporter) : undefined;
     this.#log = options.log ?? componentLogger('runtime');
     this.#log.level = options.config.logging.level;
     const modules = options.modules ?? ACTOR_MODULES;
@@ -89,10 +95,12 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
           shared: options.shared ?? {},
           log: this.#log,
           spawnTimeoutMs: options.spawnTimeoutMs ?? 30_000,
+          tracing: this.#traces !== undefined,
         },
         this.#config,
       );
       supervisor.on('envelope', (e) => this.#route(e));
+      supervisor.on('spans', (spans) => this.#traces?.receive(spans));
       supervisor.on('dead-letter', ({ to, reason }) => {
         this.#deadLetters++;
         this.#log.warn({ to, reason }, 'message not delivered');
@@ -205,6 +213,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     for (const rank of [...groups.keys()].sort((a, b) => a - b)) {
       await Promise.all(groups.get(rank)!.map((s) => s.stop(timeout)));
     }
+    await this.#traces?.shutdown();
     this.#log.info('actor system stopped');
   }
 }

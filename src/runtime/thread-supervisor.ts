@@ -25,6 +25,7 @@ import type {
 import type { Logger } from './logger.ts';
 import { RestartPolicy } from './restart-policy.ts';
 import { spawnWorker } from './spawn.ts';
+import type { WireSpan } from './tracing.ts';
 
 const HOST = new URL(
   `./worker-host${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
@@ -37,6 +38,7 @@ export interface ThreadSupervisorEvents {
   'actor-restarted': [{ actor: string; thread: string; attempt: number; error: Error }];
   'actor-failed': [{ actor: string; thread: string; error: CrashLoopError }];
   'worker-restarted': [{ thread: string; attempt: number; error: Error }];
+  spans: [readonly WireSpan[]];
 }
 
 export interface ThreadSupervisorOptions {
@@ -46,6 +48,7 @@ export interface ThreadSupervisorOptions {
   readonly shared: Readonly<Record<string, SharedArrayBuffer>>;
   readonly log: Logger;
   readonly spawnTimeoutMs: number;
+  readonly tracing?: boolean;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -108,6 +111,7 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
       routes: this.#opts.routes,
       dataPort: data.port2,
       controlPort: control.port2,
+      tracing: this.#opts.tracing === true,
     };
     const worker = spawnWorker(HOST, init, `warden:${this.thread}`, [data.port2, control.port2]);
     this.#worker = worker;
@@ -230,6 +234,9 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
         break;
       case 'crashed':
         void this.#onActorCrash(m.actor, deserializeError(m.error));
+        break;
+      case 'spans':
+        this.emit('spans', m.spans);
         break;
       case 'ready':
         break;

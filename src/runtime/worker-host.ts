@@ -10,6 +10,7 @@ import type { ActorContext, ActorDefinition, Message } from './actor.ts';
 import { ActorCell } from './actor-cell.ts';
 import type { HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
 import { closeLogOutput, componentLogger, configureLogOutput, setLogLevel } from './logger.ts';
+import { NOOP_TRACER, workerTracing } from './tracing.ts';
 
 /** Worker entry (see worker-boot.mjs). */
 export async function main(init: HostInit): Promise<void> {
@@ -18,6 +19,9 @@ export async function main(init: HostInit): Promise<void> {
   const cells = new Map<string, ActorCell>();
   let config: WardenConfig = init.config;
   await configureLogOutput(config.logging, init.thread);
+  const tracing = init.tracing
+    ? workerTracing(init.thread, (spans) => post({ kind: 'spans', spans }))
+    : undefined;
   setLogLevel(config.logging.level);
 
   const deliverLocal = (to: string, message: Message) => {
@@ -49,6 +53,7 @@ export async function main(init: HostInit): Promise<void> {
       log: componentLogger(`actor:${placement.name}`, { thread: init.thread }),
       config,
       shared: init.shared,
+      tracer: tracing?.tracer ?? NOOP_TRACER,
       send(to, message) {
         if (init.routes[to] === init.thread) deliverLocal(to, message);
         else post({ kind: 'deliver', from: placement.name, to, message });
@@ -98,6 +103,7 @@ export async function main(init: HostInit): Promise<void> {
     },
     async stop() {
       for (const cell of cells.values()) await cell.stop();
+      await tracing?.shutdown(); // the last spans go out before the port closes
       dataPort.close();
       closeLogOutput();
     },

@@ -3,12 +3,15 @@
 // each with its context, to the dispatcher and the episodes actor. A stage is decided once: after
 // a stage-ending decision its later events are ignored. Lifecycle events pass to the episodes actor.
 
+import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ActionContext, ActionDecision, FeatureWeight } from '../../messages/action.ts';
 import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
+import type { EpisodeLifecycle } from '../../messages/episode.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
 import type { ModelActivated, ModelPublished, ModelRefused } from '../../messages/model.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { FairQueue } from '../../runtime/fair-queue.ts';
+import { NOOP_TRACER, type Span, traceparentOf } from '../../runtime/tracing.ts';
 import { InferencePool, type PoolDecision } from '../inference/pool.ts';
 import type { SandboxEventsBatch } from '../receiver/index.ts';
 import { featureNames, MAX_ISOLATION, StateAccumulator } from './state-vector.ts';
@@ -68,8 +71,19 @@ export interface DecisionForEpisodes {
   readonly latencyMs: number;
 }
 
+/** An episode's open spans (tracing on): the episode and its current stages. */
+interface EpisodeSpans {
+  readonly episode: Span;
+  readonly stages: Map<number, { span: Span; traceparent: string | undefined }>;
+}
+
 interface State {
   readonly pool: InferencePool;
+  /** Whether spans are recorded (the tracer is not the no-op one). */
+  readonly tracing: boolean;
+  readonly spans: Map<string, EpisodeSpans>;
+  /** Per stage key: decisions of this drain and the earliest arrival among them (decide spans). */
+  readonly drained: Map<string, { n: number; since: number }>;
   readonly stages: Map<string, StageState>;
   readonly pending: Map<number, Pending>;
   /** Events waiting for the pool, served round robin by sandbox, then by (episode, stage). */
@@ -150,6 +164,69 @@ function submitAll(state: State): void {
   }
 }
 
+/**
+ * Tracing: the adapter sees every lifecycle event first, so it owns each episode's span and its
+ * stage spans; decisions carry the stage span's traceparent to the dispatcher, and the forwarded
+ * episode-started carries the episode's to the episodes actor (and so to the DB write).
+ */
+function traceLifecycle(state: State, ctx: ActorContext, e: EpisodeLifecycle): EpisodeLifecycle {
+  if (!state.tracing) return e;
+  let spans = state.spans.get(e.episodeId);
+  if (e.type === 'episode-started') {
+    if (!spans) {
+      while (state.spans.size >= ctx.config.telemetry.maxOpenStages) {
+        const [oldest, open] = state.spans.entries().next().value as [string, EpisodeSpans];
+        endEpisode(open, 'evicted');
+        state.spans.delete(oldest);
+      }
+      spans = {
+        episode: ctx.tracer.startSpan(
+          'episode',
+          { attributes: { 'warden.episode_id': e.episodeId, 'warden.sandbox': e.sandboxId } },
+          ROOT_CONTEXT,
+        ),
+        stages: new Map(),
+      };
+      state.spans.set(e.episodeId, spans);
+    }
+    spans.stages.get(e.stage)?.span.end();
+    const span = ctx.tracer.startSpan(
+      `stage ${e.stage}`,
+      { attributes: { 'warden.stage': e.stage, 'warden.cleaned': e.cleaned } },
+      trace.setSpan(ROOT_CONTEXT, spans.episode),
+    );
+    spans.stages.set(e.stage, { span, traceparent: traceparentOf(span) });
+    return { ...e, trace: traceparentOf(spans.episode) };
+  }
+  if (!spans) return e;
+  const stage = spans.stages.get(e.stage);
+  spans.stages.delete(e.stage);
+  if (e.type === 'stage-outcome') {
+    stage?.span.setAttributes({
+      'warden.sandbox_detected': e.sandboxDetected,
+      'warden.ground_truth': e.groundTruth,
+    });
+    stage?.span.end();
+    if (e.stage === 2) {
+      endEpisode(spans, 'completed');
+      state.spans.delete(e.episodeId);
+    }
+  } else {
+    stage?.span.setStatus({ code: SpanStatusCode.ERROR, message: `${e.reason}: ${e.detail}` });
+    stage?.span.end();
+    endEpisode(spans, 'partial');
+    state.spans.delete(e.episodeId);
+  }
+  return e;
+}
+
+function endEpisode(spans: EpisodeSpans, outcome: string): void {
+  for (const { span } of spans.stages.values()) span.end();
+  spans.stages.clear();
+  spans.episode.setAttribute('warden.outcome', outcome);
+  spans.episode.end();
+}
+
 function onDecision(state: State, d: PoolDecision): void {
   const p = state.pending.get(d.requestId);
   if (!p) return;
@@ -178,7 +255,18 @@ function onDecision(state: State, d: PoolDecision): void {
     action: d.action,
     context,
     decidedAt: Date.now(),
+    ...(state.tracing
+      ? { trace: state.spans.get(p.episodeId)?.stages.get(p.stage)?.traceparent }
+      : {}),
   };
+  if (state.tracing) {
+    const k = key(p.episodeId, p.stage);
+    const seen = state.drained.get(k);
+    if (seen) {
+      seen.n++;
+      seen.since = Math.min(seen.since, p.receivedAt);
+    } else state.drained.set(k, { n: 1, since: p.receivedAt });
+  }
   state.decisions++;
   state.outActions.push(decision);
   const forEpisodes: DecisionForEpisodes = {
@@ -191,6 +279,22 @@ function onDecision(state: State, d: PoolDecision): void {
 }
 
 function flush(state: State, ctx: ActorContext): void {
+  if (state.drained.size > 0) {
+    // One span per (episode, stage) per drain of the pool: from the earliest arrival to now.
+    for (const [k, { n, since }] of state.drained) {
+      const slash = k.lastIndexOf('/');
+      const stage = state.spans.get(k.slice(0, slash))?.stages.get(Number(k.slice(slash + 1)));
+      if (!stage) continue;
+      ctx.tracer
+        .startSpan(
+          'decide',
+          { startTime: since, attributes: { 'warden.decisions': n } },
+          trace.setSpan(ROOT_CONTEXT, stage.span),
+        )
+        .end();
+    }
+    state.drained.clear();
+  }
   if (state.outActions.length > 0) {
     const batch: ActionBatch = { type: 'action-batch', items: state.outActions.splice(0) };
     ctx.send('dispatcher', batch);
@@ -235,6 +339,9 @@ export default defineActor<AdapterMessage, State>({
       stages: new Map(),
       pending: new Map(),
       backlog: new FairQueue(),
+      tracing: ctx.tracer !== NOOP_TRACER,
+      spans: new Map(),
+      drained: new Map(),
       names: featureNames(ctx.config.telemetry.stateDim),
       pumping: false,
       outActions: [],
@@ -281,7 +388,7 @@ export default defineActor<AdapterMessage, State>({
               state.stages.delete(k);
               openStage(state, ctx, k, e.cleaned);
             } else state.stages.delete(k);
-            ctx.send('episodes', e);
+            ctx.send('episodes', traceLifecycle(state, ctx, e));
           }
         }
         void pump(state, ctx);
@@ -342,6 +449,8 @@ export default defineActor<AdapterMessage, State>({
     modelAlerts: s.pool.alerts.length,
   }),
   async stop(state) {
+    for (const spans of state.spans.values()) endEpisode(spans, 'unfinished');
+    state.spans.clear();
     await state.pool.close();
   },
 });

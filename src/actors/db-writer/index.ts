@@ -2,13 +2,15 @@
 // DbWriter (database.url — the embedded server's URL when Warden started one), queues them in the
 // durable journal while the database is away, and retries every database.retryMs.
 
+import { SpanKind } from '@opentelemetry/api';
 import type pg from 'pg';
 import { createPool } from '../../db/connect.ts';
 import { Journal } from '../../db/journal.ts';
 import { makeSanitizer } from '../../db/sanitize.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
-import { assertNever, defineActor } from '../../runtime/actor.ts';
+import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { parentFrom } from '../../runtime/tracing.ts';
 import { FieldCipher, KEYS_ENV } from '../../security/field-crypto.ts';
 import { type DbRecord, DbWriter } from './writer.ts';
 
@@ -28,10 +30,31 @@ interface State {
   readonly timers: { flush?: NodeJS.Timeout; retry?: NodeJS.Timeout };
 }
 
-async function flush(state: State): Promise<void> {
+async function flush(state: State, ctx: ActorContext): Promise<void> {
   if (state.buffer.length === 0) return;
   const batch = state.buffer.splice(0);
-  await state.writer.write(batch);
+  const startTime = Date.now();
+  const outcome = await state.writer.write(batch);
+  // The trajectory's write joins its episode's trace (tracing on).
+  for (const r of batch) {
+    if (r.type !== 'episode-trajectory' || !r.trace) continue;
+    ctx.tracer
+      .startSpan(
+        'db.write',
+        {
+          kind: SpanKind.CLIENT,
+          startTime,
+          attributes: {
+            'db.system': 'postgresql',
+            'warden.outcome': outcome,
+            'warden.transitions': r.steps.length,
+            'warden.batch_rows': batch.length,
+          },
+        },
+        parentFrom(r.trace),
+      )
+      .end();
+  }
 }
 
 export default defineActor<DbWriterMessage, State>({
@@ -75,7 +98,7 @@ export default defineActor<DbWriterMessage, State>({
       case 'attack-pattern':
       case 'episode-trajectory':
         state.buffer.push(message);
-        if (state.buffer.length >= ctx.config.database.batchRows) await flush(state);
+        if (state.buffer.length >= ctx.config.database.batchRows) await flush(state, ctx);
         else if (!state.timers.flush) {
           // Low traffic: a row waits at most 50 ms for company.
           state.timers.flush = setTimeout(() => {
@@ -85,7 +108,7 @@ export default defineActor<DbWriterMessage, State>({
         }
         return state;
       case 'flush':
-        await flush(state);
+        await flush(state, ctx);
         return state;
       default:
         return assertNever(message);
@@ -95,10 +118,10 @@ export default defineActor<DbWriterMessage, State>({
     const s = state.writer.stats;
     return { ...s, journalBytes: state.writer.journalBytes, buffered: state.buffer.length };
   },
-  async stop(state) {
+  async stop(state, ctx) {
     clearTimeout(state.timers.flush);
     clearInterval(state.timers.retry);
-    await flush(state);
+    await flush(state, ctx);
     state.journal.close();
     await state.pool.end();
   },

@@ -4,9 +4,11 @@
 // default: at most 3 retries), then its actions are reported failed (23). Retried actions keep
 // their id, so a sandbox applies each once.
 
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ActionDecision } from '../../messages/action.ts';
 import type { ActionFailed, ActionFeedback } from '../../messages/feedback.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { parentFrom } from '../../runtime/tracing.ts';
 import { type ActionRequestWire, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import type { ActionBatch, ResultBatch } from '../adapter/index.ts';
 
@@ -54,10 +56,43 @@ async function send(
   const delays = ctx.config.dispatch.retryDelaysMs;
   let lastError = client ? '' : `no sandbox named "${sandbox}"`;
   state.inFlight += batch.length;
+  // One span per action (each belongs to its episode's trace), retries as span events.
+  const spans = batch.map((d) =>
+    d.trace
+      ? ctx.tracer.startSpan(
+          'dispatch',
+          {
+            kind: SpanKind.CLIENT,
+            attributes: {
+              'warden.sandbox': sandbox,
+              'warden.action': d.action,
+              'warden.seq': d.seq,
+              'warden.batch_size': batch.length,
+            },
+          },
+          parentFrom(d.trace),
+        )
+      : undefined,
+  );
+  const endSpans = (ok: boolean, detail: string) => {
+    for (const span of spans) {
+      if (!span) continue;
+      span.setStatus(
+        ok ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: detail },
+      );
+      span.end();
+    }
+  };
   try {
     for (let attempt = 0; client && attempt <= delays.length; attempt++) {
       if (attempt > 0) {
         state.retries++;
+        for (const span of spans)
+          span?.addEvent('retry', {
+            attempt,
+            'error.message': lastError,
+            delayMs: delays[attempt - 1],
+          });
         await new Promise((r) => setTimeout(r, delays[attempt - 1]));
       }
       try {
@@ -85,6 +120,7 @@ async function send(
         const reply: ResultBatch = { type: 'action-results', items: results };
         ctx.send('episodes', reply);
         state.sent += batch.length;
+        endSpans(true, 'confirmed');
         return;
       } catch (error) {
         lastError = (error as Error).message;
@@ -95,6 +131,7 @@ async function send(
       }
     }
     state.failed += batch.length;
+    endSpans(false, `failed after ${delays.length + 1} attempts: ${lastError}`);
     for (const d of batch) {
       const failed: ActionFailed = {
         type: 'action-failed',

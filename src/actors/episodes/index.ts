@@ -47,6 +47,8 @@ interface EpisodeRecord {
   label: Label;
   family: string | null;
   artifactHash: string | null;
+  /** The episode span's traceparent (tracing on): the trajectory's DB write joins the trace. */
+  trace: string | undefined;
   modelVersion: string;
   totalReward: number;
   readonly decisions: Map<Stage, Decided[]>;
@@ -90,6 +92,7 @@ function record(state: State, episodeId: string): EpisodeRecord {
       label: 'unknown',
       family: null,
       artifactHash: null,
+      trace: undefined,
       modelVersion: 'rules',
       totalReward: 0,
       decisions: new Map(),
@@ -246,6 +249,7 @@ function finishEpisode(
     partial: failure !== null,
     failureReason: failure,
     artifactHash: r.artifactHash,
+    ...(r.trace ? { trace: r.trace } : {}),
     modelVersion: r.modelVersion,
     totalReward: r.totalReward,
     startedAt: r.startedAt,
@@ -308,6 +312,7 @@ export default defineActor<EpisodesMessage, State>({
       case 'episode-started': {
         const r = record(state, message.episodeId);
         if (message.artifactHash) r.artifactHash = message.artifactHash;
+        if (message.trace) r.trace = message.trace;
         return state;
       }
       case 'stage-outcome': {
