@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { validateConfig } from '../src/config/validate.ts';
 import { importCsv } from '../src/data/import-csv.ts';
 import { createPool } from '../src/db/connect.ts';
@@ -21,90 +22,135 @@ import { fmtRate, printLatency, summarize, writeResult } from './lib.ts';
 
 const DATA = new URL('../data/oliveira-balanced/', import.meta.url).pathname;
 
-export async function run(args: string[]): Promise<void> {
-  const seconds = Number(args[0] ?? 10);
+/** A span exporter that counts and drops: what tracing costs Warden, without a collector. */
+export function countingExporter(): SpanExporter & { spans: number } {
+  const e = {
+    spans: 0,
+    export(spans: ReadableSpan[], done: (r: { code: number }) => void) {
+      e.spans += spans.length;
+      done({ code: 0 });
+    },
+    shutdown: async () => undefined,
+  };
+  return e;
+}
+
+export interface PointResult {
+  readonly sent: number;
+  readonly elapsed: number;
+  readonly lost: number;
+  readonly decisions: number;
+  readonly latency: ReturnType<typeof summarize>;
+  readonly actors: Record<string, Record<string, number>>;
+  readonly sandboxes: unknown[];
+}
+
+/** One run of the whole system against two reference sandboxes (rate undefined = max). */
+export async function runPoint(
+  dbUrl: string,
+  seconds: number,
+  rate: number | undefined,
+  traceExporter?: SpanExporter,
+): Promise<PointResult> {
   const names = JSON.parse(readFileSync(join(DATA, 'api_names.json'), 'utf8'));
   const traces = importCsv(join(DATA, 'api_calls.csv'), { names }).traces;
   const benign = traces.filter((t) => t.episode.label === 'benign');
+  const sandboxes = [0, 1].map(
+    (k) =>
+      new ReferenceSandbox({
+        name: `s${k}`,
+        traces: traces.filter((_, i) => i % 2 === k),
+        benign,
+        concurrency: 16,
+        log: silentLogger,
+        measureLatency: true,
+        ...(rate ? { eventsPerSecond: rate / 2 } : {}),
+      }),
+  );
+  const ports = await Promise.all(sandboxes.map((s) => s.start()));
+  const { config } = validateConfig({
+    logging: { level: 'silent' },
+    sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
+    database: { url: dbUrl, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
+    models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-m-')) },
+    replay: { capacity: 1_000_000 },
+    learning: { exportEvery: 1e8 },
+    ...(process.env.E2E_PLACEMENT
+      ? { runtime: { placement: JSON.parse(process.env.E2E_PLACEMENT) } }
+      : {}),
+  });
+  const system = new ActorSystem({
+    config,
+    shared: { replay: ReplayStorage.create({ capacity: 1_000_000, dim: 64 }).buffer },
+    ...(traceExporter ? { traceExporter } : {}),
+  });
+  await system.start();
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  for (const s of sandboxes) s.pause();
+  const sent = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0);
+  const elapsed = (Date.now() - t0) / 1000;
+  // Let what is in flight arrive, then count both sides.
+  await new Promise((r) => setTimeout(r, 1_500));
+  const stats = await system.stats();
+  const actors = Object.fromEntries(
+    stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
+  );
+  const received = sandboxes.reduce((n, s) => n + (actors[`receiver:${s.name}`]?.events ?? 0), 0);
+  const lifecycle = sandboxes.reduce((n, s) => n + s.stats.lifecycleSent, 0);
+  const latency = summarize(sandboxes.flatMap((s) => s.latencies));
+  await system.stop();
+  await Promise.all(sandboxes.map((s) => s.stop()));
+  return {
+    sent,
+    elapsed,
+    lost: Math.max(0, sent + lifecycle - received),
+    decisions: actors.episodes?.decisions ?? 0,
+    latency,
+    actors,
+    sandboxes: sandboxes.map((s) => s.stats),
+  };
+}
+
+export async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
   const server = await startEmbedded(
     join(mkdtempSync(join(tmpdir(), 'warden-e2e-pg-')), 'data'),
     silentLogger,
   );
-  const pool = createPool(server.url, silentLogger);
-  const c = await pool.connect();
-  await migrate(c);
-  c.release();
-  await pool.end();
+  try {
+    const pool = createPool(server.url, silentLogger);
+    const c = await pool.connect();
+    await migrate(c);
+    c.release();
+    await pool.end();
+    return await run(server.url);
+  } finally {
+    await server.stop();
+  }
+}
+
+export async function run(args: string[]): Promise<void> {
+  const seconds = Number(args[0] ?? 10);
   const headline: Record<string, number> = {};
   const details: Record<string, unknown> = {};
   console.log(
     `e2e bench: 2 reference sandboxes → Warden (all actors) on this ${(await import('node:os')).cpus().length}-core machine, ${seconds} s per point`,
   );
-  try {
+  await withDatabase(async (url) => {
     for (const rate of process.env.E2E_ONLY_MAX ? [undefined] : [undefined, 2_000, 10_000]) {
-      const sandboxes = [0, 1].map(
-        (k) =>
-          new ReferenceSandbox({
-            name: `s${k}`,
-            traces: traces.filter((_, i) => i % 2 === k),
-            benign,
-            concurrency: 16,
-            log: silentLogger,
-            measureLatency: true,
-            ...(rate ? { eventsPerSecond: rate / 2 } : {}),
-          }),
-      );
-      const ports = await Promise.all(sandboxes.map((s) => s.start()));
-      const { config } = validateConfig({
-        logging: { level: 'silent' },
-        sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
-        database: { url: server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
-        models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-m-')) },
-        replay: { capacity: 1_000_000 },
-        learning: { exportEvery: 1e8 },
-        ...(process.env.E2E_PLACEMENT
-          ? { runtime: { placement: JSON.parse(process.env.E2E_PLACEMENT) } }
-          : {}),
-      });
-      const system = new ActorSystem({
-        config,
-        shared: { replay: ReplayStorage.create({ capacity: 1_000_000, dim: 64 }).buffer },
-      });
-      await system.start();
-      const t0 = Date.now();
-      await new Promise((r) => setTimeout(r, seconds * 1000));
-      for (const s of sandboxes) s.pause();
-      const sent = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0);
-      const elapsed = (Date.now() - t0) / 1000;
-      // Let what is in flight arrive, then count both sides.
-      await new Promise((r) => setTimeout(r, 1_500));
-      const stats = await system.stats();
-      const actors = Object.fromEntries(
-        stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
-      );
-      const received = sandboxes.reduce(
-        (n, s) => n + (actors[`receiver:${s.name}`]?.events ?? 0),
-        0,
-      );
-      const lifecycle = sandboxes.reduce((n, s) => n + s.stats.lifecycleSent, 0);
-      const lat = summarize(sandboxes.flatMap((s) => s.latencies));
-      await system.stop();
-      await Promise.all(sandboxes.map((s) => s.stop()));
+      const p = await runPoint(url, seconds, rate);
       const label = rate ? `${fmtRate(rate)} offered` : 'as fast as possible';
-      const lost = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0) + lifecycle - received;
       console.log(
-        `  ${label.padEnd(22)} ${fmtRate(sent / elapsed)} events/s sent, ${lost <= 0 ? 'zero loss' : `${lost} not received`}; episodes ${actors.episodes?.completed ?? 0}`,
+        `  ${label.padEnd(22)} ${fmtRate(p.sent / p.elapsed)} events/s sent, ${p.lost === 0 ? 'zero loss' : `${p.lost} not received`}; episodes ${p.actors.episodes?.completed ?? 0}`,
       );
-      printLatency(`  event → action (${label})`, lat, 'ms');
+      printLatency(`  event → action (${label})`, p.latency, 'ms');
       const key = rate ? `${rate}/s` : 'max';
-      headline[`${key} events/s`] = sent / elapsed;
-      headline[`${key} lost events`] = Math.max(0, lost);
-      headline[`${key} event→action p50 ms`] = lat.p50;
-      headline[`${key} event→action p99 ms`] = lat.p99;
-      details[key] = { actors, latency: lat, sandboxes: sandboxes.map((s) => s.stats) };
+      headline[`${key} events/s`] = p.sent / p.elapsed;
+      headline[`${key} lost events`] = p.lost;
+      headline[`${key} event→action p50 ms`] = p.latency.p50;
+      headline[`${key} event→action p99 ms`] = p.latency.p99;
+      details[key] = { actors: p.actors, latency: p.latency, sandboxes: p.sandboxes };
     }
-  } finally {
-    await server.stop();
-  }
+  });
   writeResult('e2e', headline, details);
 }

@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ run: (args: string[]) => Promise<v
   learner: () => import('./learner.ts'),
   replay: () => import('./replay.ts'),
   ring: () => import('./ring.ts'),
+  tracing: () => import('./tracing.ts'),
 };
 
 const [name, ...args] = process.argv.slice(2);
