@@ -56,23 +56,24 @@ async function send(
   const delays = ctx.config.dispatch.retryDelaysMs;
   let lastError = client ? '' : `no sandbox named "${sandbox}"`;
   state.inFlight += batch.length;
-  // One span per action (each belongs to its episode's trace), retries as span events.
-  const spans = batch.map((d) =>
-    d.trace
-      ? ctx.tracer.startSpan(
-          'dispatch',
-          {
-            kind: SpanKind.CLIENT,
-            attributes: {
-              'warden.sandbox': sandbox,
-              'warden.action': d.action,
-              'warden.seq': d.seq,
-              'warden.batch_size': batch.length,
-            },
-          },
-          parentFrom(d.trace),
-        )
-      : undefined,
+  // One span per episode stage in this Act call (each stage has its own trace), retries as
+  // span events.
+  const byStage = new Map<string, ActionDecision[]>();
+  for (const d of batch) if (d.trace) byStage.set(d.trace, [...(byStage.get(d.trace) ?? []), d]);
+  const spans = [...byStage].map(([trace, actions]) =>
+    ctx.tracer.startSpan(
+      'dispatch',
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'warden.sandbox': sandbox,
+          'warden.actions': actions.length,
+          'warden.last_action': actions.at(-1)!.action,
+          'warden.batch_size': batch.length,
+        },
+      },
+      parentFrom(trace),
+    ),
   );
   const endSpans = (ok: boolean, detail: string) => {
     for (const span of spans) {
