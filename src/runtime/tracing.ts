@@ -103,9 +103,10 @@ export function workerTracing(
     spanProcessors: [
       new BatchSpanProcessor({
         exporter,
-        scheduledDelayMillis: 200,
+        // Few, large hand-overs to main (which also routes every message between threads).
+        scheduledDelayMillis: 1_000,
         maxQueueSize: 65_536,
-        maxExportBatchSize: 4_096,
+        maxExportBatchSize: 16_384,
       }),
     ],
   });

@@ -71,6 +71,26 @@ export interface DecisionForEpisodes {
   readonly latencyMs: number;
 }
 
+/** Decisions of one stage waiting for their decide span (at most DECIDE_WINDOW_MS apart). */
+interface Drained {
+  readonly stage: Span;
+  n: number;
+  since: number;
+}
+
+/** Decisions of a stage within this window share one decide span (fewer spans, same story). */
+const DECIDE_WINDOW_MS = 50;
+
+function emitDecide(ctx: ActorContext, d: Drained): void {
+  ctx.tracer
+    .startSpan(
+      'decide',
+      { startTime: d.since, attributes: { 'warden.decisions': d.n } },
+      trace.setSpan(ROOT_CONTEXT, d.stage),
+    )
+    .end();
+}
+
 /** An episode's open spans (tracing on): the episode and its current stages. */
 interface EpisodeSpans {
   readonly episode: Span;
@@ -82,8 +102,8 @@ interface State {
   /** Whether spans are recorded (the tracer is not the no-op one). */
   readonly tracing: boolean;
   readonly spans: Map<string, EpisodeSpans>;
-  /** Per stage key: decisions of this drain and the earliest arrival among them (decide spans). */
-  readonly drained: Map<string, { n: number; since: number }>;
+  /** Per stage key: decisions not yet in a decide span, and the earliest arrival among them. */
+  readonly drained: Map<string, Drained>;
   readonly stages: Map<string, StageState>;
   readonly pending: Map<number, Pending>;
   /** Events waiting for the pool, served round robin by sandbox, then by (episode, stage). */
@@ -201,6 +221,12 @@ function traceLifecycle(state: State, ctx: ActorContext, e: EpisodeLifecycle): E
   if (!spans) return e;
   const stage = spans.stages.get(e.stage);
   spans.stages.delete(e.stage);
+  const k = key(e.episodeId, e.stage);
+  const waiting = state.drained.get(k);
+  if (waiting) {
+    emitDecide(ctx, waiting); // the stage's last decisions, before its span ends
+    state.drained.delete(k);
+  }
   if (e.type === 'stage-outcome') {
     stage?.span.setAttributes({
       'warden.sandbox_detected': e.sandboxDetected,
@@ -265,7 +291,10 @@ function onDecision(state: State, d: PoolDecision): void {
     if (seen) {
       seen.n++;
       seen.since = Math.min(seen.since, p.receivedAt);
-    } else state.drained.set(k, { n: 1, since: p.receivedAt });
+    } else {
+      const stageSpan = state.spans.get(p.episodeId)?.stages.get(p.stage)?.span;
+      if (stageSpan) state.drained.set(k, { stage: stageSpan, n: 1, since: p.receivedAt });
+    }
   }
   state.decisions++;
   state.outActions.push(decision);
@@ -280,20 +309,14 @@ function onDecision(state: State, d: PoolDecision): void {
 
 function flush(state: State, ctx: ActorContext): void {
   if (state.drained.size > 0) {
-    // One span per (episode, stage) per drain of the pool: from the earliest arrival to now.
-    for (const [k, { n, since }] of state.drained) {
-      const slash = k.lastIndexOf('/');
-      const stage = state.spans.get(k.slice(0, slash))?.stages.get(Number(k.slice(slash + 1)));
-      if (!stage) continue;
-      ctx.tracer
-        .startSpan(
-          'decide',
-          { startTime: since, attributes: { 'warden.decisions': n } },
-          trace.setSpan(ROOT_CONTEXT, stage.span),
-        )
-        .end();
+    // A decide span per stage covers its decisions from the earliest arrival to now, once the
+    // window has passed (or the stage ends: traceLifecycle).
+    const now = performance.timeOrigin + performance.now();
+    for (const [k, d] of state.drained) {
+      if (now - d.since < DECIDE_WINDOW_MS) continue;
+      emitDecide(ctx, d);
+      state.drained.delete(k);
     }
-    state.drained.clear();
   }
   if (state.outActions.length > 0) {
     const batch: ActionBatch = { type: 'action-batch', items: state.outActions.splice(0) };
@@ -448,7 +471,9 @@ export default defineActor<AdapterMessage, State>({
     poolRestarts: s.pool.restarts,
     modelAlerts: s.pool.alerts.length,
   }),
-  async stop(state) {
+  async stop(state, ctx) {
+    for (const d of state.drained.values()) emitDecide(ctx, d);
+    state.drained.clear();
     for (const spans of state.spans.values()) endEpisode(spans, 'unfinished');
     state.spans.clear();
     await state.pool.close();

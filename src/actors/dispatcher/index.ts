@@ -59,7 +59,12 @@ async function send(
   // One span per episode stage in this Act call (each stage has its own trace), retries as
   // span events.
   const byStage = new Map<string, ActionDecision[]>();
-  for (const d of batch) if (d.trace) byStage.set(d.trace, [...(byStage.get(d.trace) ?? []), d]);
+  for (const d of batch) {
+    if (!d.trace) continue;
+    const list = byStage.get(d.trace);
+    if (list) list.push(d);
+    else byStage.set(d.trace, [d]);
+  }
   const spans = [...byStage].map(([trace, actions]) =>
     ctx.tracer.startSpan(
       'dispatch',
