@@ -227,7 +227,6 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
           signal: AbortSignal.timeout(5_000),
         }).catch((error) => log.error({ err: error }, 'degradation webhook failed'));
       }
-      if (config.alerts.autoRollback) system.send('adapter', { type: 'rollback' });
     }
   });
   system.on('actor-failed', ({ actor, error }) => {

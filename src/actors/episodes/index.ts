@@ -205,6 +205,8 @@ function finishStage(
         `model ${alert.version} degraded against ${alert.previousVersion}`,
       );
       ctx.send(SYSTEM, alert);
+      // Automatic rollback (alerts.autoRollback): the adapter's pool switches back at once.
+      if (ctx.config.alerts.autoRollback) ctx.send('adapter', { type: 'rollback' });
     }
   }
   if (truth !== 'unknown') {
