@@ -4,7 +4,6 @@
 // a status line, and shuts everything down cleanly on Ctrl-C, SIGTERM or after --duration seconds.
 
 import * as grpc from '@grpc/grpc-js';
-import { Counter } from 'prom-client';
 import type { DegradationAlert } from '../actors/episodes/degradation.ts';
 import { seededRandom } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
@@ -21,7 +20,7 @@ import { exporterFromEnv } from '../runtime/tracing.ts';
 import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import { channelCredentials } from '../security/tls.ts';
-import { startMetricsServer } from '../services/metrics.ts';
+import { deniedCalls, startMetricsServer } from '../services/metrics.ts';
 import { type RunningServices, startServices } from '../services/server.ts';
 import { systemAdmin } from '../services/system-admin.ts';
 import { loadTraces } from './learn-commands.ts';
@@ -187,12 +186,7 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
   const configDir = options.configDir ?? new URL('../../config/', import.meta.url).pathname;
   const watcher = new ConfigWatcher(loaded, { dir: configDir }, log);
   let services: RunningServices | undefined;
-  const denied = new Counter({
-    name: 'warden_denied_calls_total',
-    help: 'Service calls refused by authentication or authorisation, by reason.',
-    labelNames: ['service', 'method', 'reason'],
-    registers: [],
-  });
+
   function stop(reason: string): void {
     if (stopping) return;
     stopping = true;
@@ -241,7 +235,7 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
       db: db.pool,
       log,
       config,
-      onDenied: (service, method, reason) => denied.inc({ service, method, reason }),
+      onDenied: (service, method, reason) => deniedCalls.inc({ service, method, reason }),
       cipher,
       admin: systemAdmin({
         system,
@@ -264,9 +258,12 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
   say(
     `warden: services on ${services.host}:${services.port} (${services.tls ? 'TLS' : 'plaintext, loopback'}, ${services.authRequired ? 'authenticated: WARDEN_AUTH_TOKENS or client certificates' : 'unauthenticated: security.auth.required is off'}): warden.patterns.v1.PatternQuery, warden.admin.v1.Admin`,
   );
-  const metrics = await startMetricsServer(system, config.metrics.port, config.metrics.host, log, [
-    denied,
-  ]).catch((error) => {
+  const metrics = await startMetricsServer(
+    system,
+    config.metrics.port,
+    config.metrics.host,
+    log,
+  ).catch((error) => {
     log.error({ err: error }, 'metrics endpoint could not start; running without it');
     return undefined;
   });

@@ -3,7 +3,7 @@
 // `warden_…`; process metrics come from prom-client. Binds to loopback unless configured otherwise.
 
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger.ts';
 import type { ActorSystem } from '../runtime/system.ts';
 
@@ -96,6 +96,14 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ['dispatcher', 'retries', 'warden_action_retries', 'Act calls retried.', 1],
 ];
 
+/** Calls refused by the services' authentication (counted in main, where the services run). */
+export const deniedCalls = new Counter({
+  name: 'warden_denied_calls_total',
+  help: 'Service calls refused by authentication or authorisation, by reason.',
+  labelNames: ['service', 'method', 'reason'],
+  registers: [],
+});
+
 /** A registry over the system's stats; scrape() refreshes them once, then renders every metric. */
 export function metricsRegistry(system: ActorSystem): {
   registry: Registry;
@@ -103,6 +111,7 @@ export function metricsRegistry(system: ActorSystem): {
 } {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'warden_' });
+  registry.registerMetric(deniedCalls);
   let snapshot: Stats | undefined;
   const refresh = async () => {
     snapshot = await system.stats().catch(() => snapshot);
@@ -196,11 +205,8 @@ export async function startMetricsServer(
   port: number,
   host: string,
   log: Logger,
-  /** Metrics kept by the main process itself (e.g. denied service calls). */
-  extra: readonly Metric[] = [],
 ): Promise<{ port: number; stop(): Promise<void> }> {
   const { registry, scrape } = metricsRegistry(system);
-  for (const m of extra) registry.registerMetric(m);
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
       scrape()

@@ -1,6 +1,7 @@
 // deploy/: the Grafana dashboard and the Prometheus rules parse, have the expected shape, and
 // every warden_* metric they reference is one a running system actually exports.
 
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { parse } from 'yaml';
@@ -58,4 +59,14 @@ test('the dashboard and the alert rules reference only metrics Warden exports', 
     ...alerts.flatMap((r) => [...referenced(r.expr)]),
   ].filter((m) => !names.has(m));
   t.deepEqual([...new Set(missing)], [], 'every referenced metric is exported');
+});
+
+// Debian's promtool, when CI could install it (.ci/run); skipped — not passed — otherwise.
+const promtool = spawnSync('promtool', ['--version']).status === 0;
+(promtool ? test : test.skip)('promtool accepts the alert rules', (t) => {
+  const r = spawnSync('promtool', ['check', 'rules', `${DEPLOY}prometheus-rules.yml`], {
+    encoding: 'utf8',
+  });
+  t.is(r.status, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /SUCCESS: \d+ rules found/);
 });
