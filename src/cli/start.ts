@@ -258,12 +258,9 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
   say(
     `warden: services on ${services.host}:${services.port} (${services.tls ? 'TLS' : 'plaintext, loopback'}, ${services.authRequired ? 'authenticated: WARDEN_AUTH_TOKENS or client certificates' : 'unauthenticated: security.auth.required is off'}): warden.patterns.v1.PatternQuery, warden.admin.v1.Admin`,
   );
-  const metrics = await startMetricsServer(
-    system,
-    config.metrics.port,
-    config.metrics.host,
-    log,
-  ).catch((error) => {
+  const metrics = await startMetricsServer(system, config.metrics.port, config.metrics.host, log, {
+    modelVersion: () => modelVersion,
+  }).catch((error) => {
     log.error({ err: error }, 'metrics endpoint could not start; running without it');
     return undefined;
   });

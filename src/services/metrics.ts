@@ -105,7 +105,24 @@ export const deniedCalls = new Counter({
 });
 
 /** A registry over the system's stats; scrape() refreshes them once, then renders every metric. */
-export function metricsRegistry(system: ActorSystem): {
+const ACTION_LABELS = [
+  'continue',
+  'raise_isolation',
+  'terminate',
+  'quarantine',
+  'review',
+  'release',
+];
+
+export interface MetricsSources {
+  /** The model version the inference pool serves (main learns it from model-activated). */
+  readonly modelVersion?: () => string;
+}
+
+export function metricsRegistry(
+  system: ActorSystem,
+  sources: MetricsSources = {},
+): {
   registry: Registry;
   scrape(): Promise<string>;
 } {
@@ -191,6 +208,124 @@ export function metricsRegistry(system: ActorSystem): {
           this.set({ sandbox: a.actor.slice(9) }, a.custom.defaultsApplied ?? 0);
     },
   });
+  // Decision latency as a Prometheus histogram (p50/p95/p99 via histogram_quantile): the
+  // episodes actor keeps cumulative bucket counts; rendered here in the exposition format.
+  const latency = {
+    name: 'warden_decision_latency_seconds',
+    help: 'Arrival of a telemetry batch at a receiver to its decision.',
+    type: 'histogram',
+    aggregator: 'sum',
+    get: async () => {
+      const e = actors().find((a) => a.actor === 'episodes')?.custom ?? {};
+      const buckets = Object.entries(e)
+        .filter(([k]) => k.startsWith('latency_le:'))
+        .map(([k, v]) => ({ le: Number(k.slice('latency_le:'.length)), value: v }))
+        .sort((a, b) => a.le - b.le);
+      const count = e.decisions ?? 0;
+      return {
+        name: 'warden_decision_latency_seconds',
+        help: 'Arrival of a telemetry batch at a receiver to its decision.',
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [
+          ...buckets.map((b) => ({
+            labels: { le: b.le },
+            value: b.value,
+            metricName: 'warden_decision_latency_seconds_bucket',
+          })),
+          {
+            labels: { le: '+Inf' },
+            value: count,
+            metricName: 'warden_decision_latency_seconds_bucket',
+          },
+          {
+            labels: {},
+            value: e.latencySumS ?? 0,
+            metricName: 'warden_decision_latency_seconds_sum',
+          },
+          { labels: {}, value: count, metricName: 'warden_decision_latency_seconds_count' },
+        ],
+      };
+    },
+  };
+  registry.registerMetric(latency as unknown as Parameters<Registry['registerMetric']>[0]);
+  new Gauge({
+    name: 'warden_decisions_by_action',
+    help: 'Decisions by containment action.',
+    labelNames: ['action'],
+    registers: [registry],
+    collect() {
+      const e = actors().find((a) => a.actor === 'episodes')?.custom;
+      if (!e) return;
+      for (const [a, action] of ACTION_LABELS.entries())
+        this.set({ action }, e[`action:${a}`] ?? 0);
+    },
+  });
+  const fromActor = (name: string, help: string, actor: string, stat: string) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = actors().find((a) => a.actor === actor)?.custom[stat];
+        if (v !== undefined) this.set(v);
+      },
+    });
+  fromActor(
+    'warden_adapter_backlog',
+    'Events waiting for the inference pool (fair queue).',
+    'adapter',
+    'backlog',
+  );
+  fromActor(
+    'warden_inference_in_flight',
+    'Requests in the inference rings awaiting an answer.',
+    'adapter',
+    'pending',
+  );
+  fromActor(
+    'warden_replay_size',
+    'Transitions held in the shared replay storage.',
+    'episodes',
+    'replaySize',
+  );
+  fromActor(
+    'warden_replay_capacity',
+    'Capacity of the shared replay storage.',
+    'episodes',
+    'replayCapacity',
+  );
+  fromActor(
+    'warden_telemetry_over_stage_limit',
+    'Events past telemetry.maxEventsPerStage, not decided.',
+    'adapter',
+    'overStageLimit',
+  );
+  new Gauge({
+    name: 'warden_model_info',
+    help: 'The model version in service (value 1; "rules" when the rule table decides).',
+    labelNames: ['version'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (sources.modelVersion) this.set({ version: sources.modelVersion() }, 1);
+    },
+  });
+  new Gauge({
+    name: 'warden_telemetry_field_defaults',
+    help: 'Telemetry fields filled with a default, by sandbox and field.',
+    labelNames: ['sandbox', 'field'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const a of actors()) {
+        if (!a.actor.startsWith('receiver:')) continue;
+        for (const [k, v] of Object.entries(a.custom))
+          if (k.startsWith('default:'))
+            this.set({ sandbox: a.actor.slice(9), field: k.slice(8) }, v);
+      }
+    },
+  });
   return {
     registry,
     async scrape() {
@@ -205,8 +340,9 @@ export async function startMetricsServer(
   port: number,
   host: string,
   log: Logger,
+  sources: MetricsSources = {},
 ): Promise<{ port: number; stop(): Promise<void> }> {
-  const { registry, scrape } = metricsRegistry(system);
+  const { registry, scrape } = metricsRegistry(system, sources);
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
       scrape()

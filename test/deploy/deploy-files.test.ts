@@ -20,7 +20,11 @@ async function exportedNames(): Promise<Set<string>> {
   await system.start();
   try {
     const text = await metricsRegistry(system).scrape();
-    return new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!));
+    // Metric families and their series (a histogram's _bucket, _sum and _count).
+    return new Set([
+      ...[...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!),
+      ...[...text.matchAll(/^(warden_[a-z0-9_]+)[{ ]/gm)].map((m) => m[1]!),
+    ]);
   } finally {
     await system.stop();
   }

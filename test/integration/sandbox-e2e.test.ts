@@ -152,7 +152,9 @@ test.serial(
       );
 
       // The same figures over Prometheus' /metrics, as an operator would scrape them.
-      const metrics = await startMetricsServer(system, 0, '127.0.0.1', silentLogger);
+      const metrics = await startMetricsServer(system, 0, '127.0.0.1', silentLogger, {
+        modelVersion: () => 'rules',
+      });
       try {
         const body = await (await fetch(`http://127.0.0.1:${metrics.port}/metrics`)).text();
         t.regex(body, new RegExp(`^warden_decisions ${after.episodes!.decisions}$`, 'm'));
@@ -161,6 +163,30 @@ test.serial(
         t.regex(body, /^warden_detection_verdicts\{stage="1",outcome="tp"\} \d+$/m);
         t.regex(body, /^warden_telemetry_defaults_applied\{sandbox="sb1"\} \d+$/m);
         t.regex(body, /^warden_process_resident_memory_bytes \d+/m);
+        // Decision latency as a histogram: buckets cumulative, +Inf = count = decisions.
+        const buckets = [
+          ...body.matchAll(/^warden_decision_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm),
+        ].map((m) => Number(m[2]));
+        t.true(buckets.length >= 10);
+        t.true(
+          buckets.every((v, i) => i === 0 || v >= buckets[i - 1]!),
+          'cumulative',
+        );
+        t.is(buckets.at(-1), after.episodes!.decisions);
+        t.regex(
+          body,
+          new RegExp(`^warden_decision_latency_seconds_count ${after.episodes!.decisions}$`, 'm'),
+        );
+        const byAction = [...body.matchAll(/^warden_decisions_by_action\{action="\w+"\} (\d+)$/gm)];
+        t.is(byAction.length, 6);
+        t.is(
+          byAction.reduce((n, m) => n + Number(m[1]), 0),
+          after.episodes!.decisions!,
+          'decisions by action add up',
+        );
+        t.regex(body, /^warden_replay_capacity 10000$/m);
+        t.regex(body, /^warden_model_info\{version="rules"\} 1$/m);
+        t.regex(body, /^warden_adapter_backlog \d+$/m);
         t.is((await fetch(`http://127.0.0.1:${metrics.port}/health`)).status, 200);
       } finally {
         await metrics.stop();

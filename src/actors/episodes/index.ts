@@ -31,6 +31,11 @@ declare module '../../runtime/actor.ts' {
   }
 }
 
+/** Upper bounds (seconds) of the decision-latency histogram buckets. */
+export const LATENCY_BUCKETS_S = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const;
+
 interface Decided {
   readonly state: readonly number[];
   readonly action: ActionId;
@@ -68,6 +73,11 @@ interface State {
   readonly episodes: Map<string, EpisodeRecord>;
   readonly detection: Record<Stage, DetectionCounts>;
   readonly latencies: number[];
+  /** Cumulative decision-latency histogram (LATENCY_BUCKETS_S), for Prometheus. */
+  readonly latencyBuckets: number[];
+  latencySumS: number;
+  /** Decisions by action id. */
+  readonly byAction: number[];
   readonly degradation: DegradationMonitor;
   degradationAlerts: number;
   nextReplayId: number;
@@ -136,6 +146,11 @@ function onDecision(state: State, message: DecisionForEpisodes, ctx: ActorContex
   r.decisions.set(d.stage, list);
   state.decisions++;
   state.latencies.push(message.latencyMs);
+  const seconds = message.latencyMs / 1000;
+  state.latencySumS += seconds;
+  for (let b = 0; b < LATENCY_BUCKETS_S.length; b++)
+    if (seconds <= LATENCY_BUCKETS_S[b]!) state.latencyBuckets[b]!++;
+  state.byAction[d.action] = (state.byAction[d.action] ?? 0) + 1;
   if (state.latencies.length > 4_096) state.latencies.splice(0, 2_048);
 }
 
@@ -274,6 +289,9 @@ export default defineActor<EpisodesMessage, State>({
       episodes: new Map(),
       detection: { 1: { tp: 0, fp: 0, tn: 0, fn: 0 }, 2: { tp: 0, fp: 0, tn: 0, fn: 0 } },
       latencies: [],
+      latencyBuckets: LATENCY_BUCKETS_S.map(() => 0),
+      latencySumS: 0,
+      byAction: [0, 0, 0, 0, 0, 0],
       degradation: new DegradationMonitor(ctx.config.alerts),
       degradationAlerts: 0,
       nextReplayId: 1,
@@ -380,6 +398,13 @@ export default defineActor<EpisodesMessage, State>({
       failedActions: s.failedActions,
       latencyP50Ms: q(0.5),
       latencyP99Ms: q(0.99),
+      latencySumS: s.latencySumS,
+      ...Object.fromEntries(
+        s.latencyBuckets.map((n, b) => [`latency_le:${LATENCY_BUCKETS_S[b]}`, n]),
+      ),
+      ...Object.fromEntries(s.byAction.map((n, a) => [`action:${a}`, n])),
+      replaySize: s.replay?.size ?? 0,
+      replayCapacity: s.replay?.capacity ?? 0,
       ...flat(1),
       ...flat(2),
     };

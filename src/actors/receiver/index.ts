@@ -195,6 +195,10 @@ export default defineActor<ReceiverMessage, State>({
     rejected: s.rejected,
     reconnects: s.reconnects,
     defaultsApplied: s.counter.totalDefaults,
+    // per field, for warden_telemetry_field_defaults{sandbox, field}
+    ...Object.fromEntries(
+      Object.entries(s.counter.defaults()).map(([field, n]) => [`default:${field}`, n]),
+    ),
   }),
   stop(state) {
     state.stopped = true;
