@@ -6,6 +6,7 @@ export const ACTOR_MODULES: Readonly<Record<string, string>> = {
   'db-writer': new URL('./db-writer/index.ts', import.meta.url).href,
   dispatcher: new URL('./dispatcher/index.ts', import.meta.url).href,
   episodes: new URL('./episodes/index.ts', import.meta.url).href,
+  'experience-feed': new URL('./experience-feed/index.ts', import.meta.url).href,
   learner: new URL('./learner/index.ts', import.meta.url).href,
   receiver: new URL('./receiver/index.ts', import.meta.url).href,
 };

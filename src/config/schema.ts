@@ -24,6 +24,7 @@ export const ACTOR_NAMES = [
   'learner',
   'registry',
   'db-writer',
+  'experience-feed',
 ] as const;
 
 const Supervision = Type.Object(
@@ -386,6 +387,39 @@ const Database = Type.Object(
   { default: {} },
 );
 
+export const HOST_ROLES = ['all', 'inference', 'learner'] as const;
+export type HostRole = (typeof HOST_ROLES)[number];
+
+const Cluster = Type.Object(
+  {
+    role: Type.Union(
+      HOST_ROLES.map((r) => Type.Literal(r)),
+      {
+        default: 'all',
+        description:
+          "all: one host does everything (default). inference: receivers, adapter, dispatcher, episodes; experiences go to PostgreSQL, models come from it. learner: learns from every host's experiences and publishes models (one leader at a time).",
+        ...restart,
+      },
+    ),
+    hostId: Type.Union([Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.Null()], {
+      default: null,
+      description: "Name of this host in the fleet (null = the machine's host name).",
+      ...restart,
+    }),
+    pollMs: Int(200, 10, 60_000, {
+      description: 'How often the learner reads new experience rows.',
+    }),
+    batchRows: Int(5_000, 100, 1_000_000, {
+      description: 'Experience rows the learner reads per turn.',
+    }),
+    standbyPollMs: Int(1_000, 100, 60_000, {
+      description: 'How often a standby learner tries to take over leadership.',
+      ...restart,
+    }),
+  },
+  { default: {} },
+);
+
 export const ROLES = ['read', 'operate'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -484,6 +518,7 @@ export const ConfigSchema = Type.Object(
     logging: Logging,
     database: Database,
     security: Security,
+    cluster: Cluster,
   },
   { $id: 'https://warden.invalid/config.schema.json', title: 'Warden configuration' },
 );

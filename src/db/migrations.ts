@@ -73,6 +73,44 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'episode artifact hash',
     sql: `ALTER TABLE episodes ADD COLUMN artifact_hash text;`,
   },
+  {
+    version: 3,
+    name: 'scale-out: shared experiences, consumer cursors, published models, host status',
+    sql: `
+      -- Transitions from every inference host, in insertion order (id) for the learner's cursor.
+      CREATE TABLE experiences (
+        id            bigserial PRIMARY KEY,
+        host_id       text NOT NULL,
+        episode_id    text NOT NULL,
+        stage         smallint NOT NULL CHECK (stage IN (1, 2)),
+        step          integer NOT NULL,
+        model_version text NOT NULL,
+        state         real[] NOT NULL,
+        action        smallint NOT NULL CHECK (action BETWEEN 0 AND 5),
+        reward        real NOT NULL,
+        next_state    real[] NOT NULL,
+        done          boolean NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (host_id, episode_id, stage, step)  -- a journal replay never duplicates
+      );
+      -- Where each consumer (the learner) stopped, moved in the same transaction as it reads.
+      CREATE TABLE consumer_cursors (
+        consumer text PRIMARY KEY,
+        last_id  bigint NOT NULL DEFAULT 0,
+        consumed bigint NOT NULL DEFAULT 0,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+      ALTER TABLE model_registry ADD COLUMN onnx bytea, ADD COLUMN signature text;
+      CREATE INDEX model_registry_time ON model_registry (created_at DESC);
+      -- What every host serves (a fleet converges to one version).
+      CREATE TABLE host_status (
+        host_id       text PRIMARY KEY,
+        role          text NOT NULL,
+        model_version text NOT NULL,
+        updated_at    timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { createPool } from '../../db/connect.ts';
 import { Journal } from '../../db/journal.ts';
 import { makeSanitizer } from '../../db/sanitize.ts';
+import type { ExperienceRows } from '../../messages/experience.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
@@ -14,7 +15,11 @@ import { parentFrom } from '../../runtime/tracing.ts';
 import { FieldCipher, KEYS_ENV } from '../../security/field-crypto.ts';
 import { type DbRecord, DbWriter } from './writer.ts';
 
-export type DbWriterMessage = AttackPattern | EpisodeTrajectory | { readonly type: 'flush' };
+export type DbWriterMessage =
+  | AttackPattern
+  | EpisodeTrajectory
+  | ExperienceRows
+  | { readonly type: 'flush' };
 
 declare module '../../runtime/actor.ts' {
   interface Mailboxes {
@@ -97,6 +102,7 @@ export default defineActor<DbWriterMessage, State>({
     switch (message.type) {
       case 'attack-pattern':
       case 'episode-trajectory':
+      case 'experience-rows':
         state.buffer.push(message);
         if (state.buffer.length >= ctx.config.database.batchRows) await flush(state, ctx);
         else if (!state.timers.flush) {

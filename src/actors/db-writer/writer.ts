@@ -4,13 +4,15 @@
 // write() is either in the database, in the journal, or refused with a counted, logged reason.
 
 import type pg from 'pg';
+import { insertExperiences } from '../../cluster/experiences.ts';
 import { type Journal, JournalFullError } from '../../db/journal.ts';
 import { sketch } from '../../db/sketch.ts';
+import type { ExperienceRows } from '../../messages/experience.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
 import { type EncryptableField, FieldCipher } from '../../security/field-crypto.ts';
 
-export type DbRecord = AttackPattern | EpisodeTrajectory;
+export type DbRecord = AttackPattern | EpisodeTrajectory | ExperienceRows;
 
 export type WriteOutcome = 'persisted' | 'queued' | 'refused';
 
@@ -156,20 +158,29 @@ export class DbWriter {
     // A chosen field is encrypted (reversible for key holders); any other text is sanitised.
     const text = (field: EncryptableField, value: string) =>
       cipher.encrypts(field) ? cipher.protect(field, value) : sanitize(value);
-    this.#clean = (r) =>
-      r.type === 'attack-pattern'
-        ? {
+    this.#clean = (r) => {
+      switch (r.type) {
+        case 'attack-pattern':
+          return {
             ...r,
             attackType: text('attackType', r.attackType),
             episodeId: text('episodeId', r.episodeId),
-          }
-        : {
+          };
+        case 'episode-trajectory':
+          return {
             ...r,
             episodeId: text('episodeId', r.episodeId),
             failureReason: r.failureReason === null ? null : text('failureReason', r.failureReason),
             artifactHash:
               r.artifactHash == null ? null : cipher.protect('artifactHash', r.artifactHash),
           };
+        case 'experience-rows':
+          return {
+            ...r,
+            rows: r.rows.map((x) => ({ ...x, episodeId: text('episodeId', x.episodeId) })),
+          };
+      }
+    };
     this.#pool = pool;
     this.#journal = journal;
     this.#log = log;
@@ -193,6 +204,10 @@ export class DbWriter {
       await insertEpisodes(
         client,
         records.filter((r): r is EpisodeTrajectory => r.type === 'episode-trajectory'),
+      );
+      await insertExperiences(
+        client,
+        records.flatMap((r) => (r.type === 'experience-rows' ? r.rows : [])),
       );
       await client.query('COMMIT');
     } catch (error) {

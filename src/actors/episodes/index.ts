@@ -5,9 +5,10 @@
 // episode ends (a partial one, flagged, when a stage fails or the episode goes silent), a learned
 // pattern for each confirmed malicious verdict, and the episode's reward to the learner.
 
+import { hostIdOf } from '../../cluster/host.ts';
 import { type ActionId, STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { EpisodeLifecycle, Label, Stage } from '../../messages/episode.ts';
-import type { Experience } from '../../messages/experience.ts';
+import type { Experience, ExperienceRows } from '../../messages/experience.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
 import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
@@ -88,6 +89,8 @@ interface State {
   decisions: number;
   feedback: number;
   failedActions: number;
+  /** Transitions sent to the shared experiences table (cluster.role inference). */
+  experienceRows: number;
   sweep: NodeJS.Timeout | undefined;
 }
 
@@ -209,6 +212,30 @@ function finishStage(
     };
   });
   if (experiences.length > 0) state.transitions += state.replay?.append(experiences) ?? 0;
+  // Scale-out (cluster.role inference): the stage's transitions go to the shared experiences
+  // table through the DB writer (durable journal included), for the learner host.
+  if (ctx.config.cluster.role === 'inference' && decided.length > 0) {
+    const hostId = hostIdOf(ctx.config);
+    const rows: ExperienceRows = {
+      type: 'experience-rows',
+      rows: r.steps
+        .filter((s) => s.stage === stage)
+        .map((s) => ({
+          hostId,
+          episodeId: r.episodeId,
+          stage,
+          step: s.step,
+          modelVersion: decided[s.step]?.modelVersion ?? r.modelVersion,
+          state: s.state,
+          action: s.action,
+          reward: s.reward,
+          nextState: s.nextState,
+          done: s.done,
+        })),
+    };
+    ctx.send('db-writer', rows);
+    state.experienceRows += rows.rows.length;
+  }
   if (truth !== 'unknown' && stage === 1 && last) {
     const correct = (verdict !== 'benign') === (truth === 'malicious');
     const stageReward = experiences.reduce((sum, e) => sum + e.reward, 0);
@@ -302,6 +329,7 @@ export default defineActor<EpisodesMessage, State>({
       decisions: 0,
       feedback: 0,
       failedActions: 0,
+      experienceRows: 0,
       sweep: undefined,
     };
     state.sweep = setInterval(
@@ -396,6 +424,7 @@ export default defineActor<EpisodesMessage, State>({
       decisions: s.decisions,
       feedback: s.feedback,
       failedActions: s.failedActions,
+      experienceRows: s.experienceRows,
       latencyP50Ms: q(0.5),
       latencyP99Ms: q(0.99),
       latencySumS: s.latencySumS,
