@@ -56,7 +56,7 @@ test.serial('migrations run twice are a no-op', async (t) => {
     const { rows } = await client.query('SELECT version FROM schema_migrations');
     t.deepEqual(
       rows.map((r) => r.version),
-      [1, 2],
+      [1, 2, 3],
     );
   } finally {
     client.release();
