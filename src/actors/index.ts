@@ -9,4 +9,5 @@ export const ACTOR_MODULES: Readonly<Record<string, string>> = {
   'experience-feed': new URL('./experience-feed/index.ts', import.meta.url).href,
   learner: new URL('./learner/index.ts', import.meta.url).href,
   receiver: new URL('./receiver/index.ts', import.meta.url).href,
+  registry: new URL('./registry/index.ts', import.meta.url).href,
 };

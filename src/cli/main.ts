@@ -54,9 +54,16 @@ export async function run(
     .option('--duration <seconds>', 'stop cleanly after this many seconds', positiveNumber)
     .option('--config-dir <dir>', 'configuration directory (default: config/)')
     .option('--demo', 'also start the two reference sandboxes (what `start` does)')
-    .action(async (opts: { duration?: number; configDir?: string; demo?: boolean }) => {
-      code = await start({ ...opts, demo: opts.demo === true }, out);
-    });
+    .option(
+      '--rate <events/s>',
+      'with --demo: events per second per reference sandbox (default: as fast as possible)',
+      positiveNumber,
+    )
+    .action(
+      async (opts: { duration?: number; configDir?: string; demo?: boolean; rate?: number }) => {
+        code = await start({ ...opts, demo: opts.demo === true }, out);
+      },
+    );
 
   const config = program.command('config').description('inspect and validate configuration');
   config

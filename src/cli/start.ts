@@ -6,11 +6,15 @@
 import * as grpc from '@grpc/grpc-js';
 import type { DegradationAlert } from '../actors/episodes/degradation.ts';
 import { seededRandom } from '../actors/learner/q-network.ts';
+import { hostIdOf } from '../cluster/host.ts';
+import { fetchModel, latestPublished, publishModel, reportServing } from '../cluster/models.ts';
+import { acquireLeadership, type Leadership, placementFor } from '../cluster/roles.ts';
 import { loadConfig } from '../config/load.ts';
 import { strictWarnings } from '../config/validate.ts';
 import { ConfigWatcher } from '../config/watch.ts';
 import { openDatabase } from '../db/connect.ts';
 import type { ModelActivated, ModelPublished } from '../messages/model.ts';
+import { listVersions, setLatest } from '../models/store.ts';
 import { ConfigError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { closeLogOutput, componentLogger, configureLogOutput } from '../runtime/logger.ts';
@@ -107,16 +111,23 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
   // loopback): a receiver must not discover it in a crash loop.
   for (const s of config.sandboxes)
     channelCredentials(s.address, s.tls ?? null, `sandbox ${s.name}`, config.security);
-  const demo = options.demo ? await startDemoSandboxes(options.rate, log) : [];
+  const role = config.cluster.role;
+  const hostId = hostIdOf(config);
+  // A learner host runs no sandboxes: it learns from every inference host's experiences.
+  const demo =
+    options.demo && role !== 'learner' ? await startDemoSandboxes(options.rate, log) : [];
   for (const s of demo) {
     say(
       `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} replaying the bundled Oliveira 2019 traces`,
     );
   }
-  const sandboxes = [
-    ...demo.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })),
-    ...config.sandboxes,
-  ];
+  const sandboxes =
+    role === 'learner'
+      ? []
+      : [
+          ...demo.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })),
+          ...config.sandboxes,
+        ];
 
   // The database first: actors that write to it get its URL in their configuration.
   const db = await openDatabase(config, log).catch(async (error) => {
@@ -128,12 +139,51 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
       ? `warden: embedded PostgreSQL on 127.0.0.1:${db.embedded.port} (data in ${config.database.dataDir})`
       : 'warden: PostgreSQL from DATABASE_URL',
   );
-  // What the actors run with: the sandboxes (reference ones included) and the database's URL.
+  // What the actors run with: the sandboxes (reference ones included), the database's URL, and
+  // the placement of this host's role.
   const withDb = <C extends typeof config>(c: C): C => ({
     ...c,
     sandboxes,
     database: { ...c.database, url: db.url },
+    runtime: { ...c.runtime, placement: placementFor(c) },
   });
+  if (role !== 'all') say(`warden: ${role} host ${hostId}`);
+
+  // One learner at a time: a standby waits for the leader's session to end, then continues
+  // from the latest published model and the shared cursor.
+  let leadership: Leadership | undefined;
+  let onLeadershipLost: (error: Error) => void = () => undefined;
+  if (role === 'learner') {
+    const abort = new AbortController();
+    const onSignal = () => abort.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    leadership = await acquireLeadership(
+      db.url,
+      log,
+      config.cluster.standbyPollMs,
+      () => say('warden: standby learner — another learner leads; waiting to take over'),
+      (error) => onLeadershipLost(error),
+      abort.signal,
+    ).catch(async (error) => {
+      await db.close();
+      throw error;
+    });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!leadership) {
+      say('warden: stopped while standing by');
+      await db.close();
+      return 0;
+    }
+    const latest = await latestPublished(db.pool);
+    if (latest) {
+      if (!listVersions(config.models.dir).includes(latest))
+        await fetchModel(db.pool, config.models.dir, latest);
+      setLatest(config.models.dir, latest);
+    }
+    say(`warden: learner leader; continuing from ${latest ?? 'a new network'}`);
+  }
 
   const replay = ReplayStorage.create({
     capacity: config.replay.capacity,
@@ -174,7 +224,7 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
     last = { at: now, decisions };
     const tpr = (e.stage1_tp ?? 0) / Math.max(1, (e.stage1_tp ?? 0) + (e.stage1_fn ?? 0));
     const fpr = (e.stage1_fp ?? 0) / Math.max(1, (e.stage1_fp ?? 0) + (e.stage1_tn ?? 0));
-    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  decisions ${decisions} (${rate.toFixed(0)}/s)  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}  patterns ${e.patterns ?? 0}`;
+    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  decisions ${decisions} (${rate.toFixed(0)}/s)  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}`;
   };
   let failed = false;
   let status: NodeJS.Timeout | undefined;
@@ -201,13 +251,30 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
       .then(() => system.stop())
       .then(() => Promise.all(demo.map((s) => s.stop())))
       .then(() => services?.stop())
+      .then(() => leadership?.release())
       .then(() => db.close())
       .then(resolveDone);
   }
   // Registry stand-in: a model the learner published is hot-loaded by the adapter's pool.
   system.on('message', ({ message }) => {
-    if (message.type === 'model-published') system.send('adapter', message as ModelPublished);
-    if (message.type === 'model-activated') modelVersion = (message as ModelActivated).version;
+    if (message.type === 'model-published') {
+      const published = message as ModelPublished;
+      // One host: straight to the inference pool. A learner host: to the fleet's registry.
+      if (role === 'all') system.send('adapter', published);
+      else if (role === 'learner')
+        publishModel(db.pool, config.models.dir, published.metadata.version)
+          .then(() => say(`warden: published ${published.metadata.version} to the fleet`))
+          .catch((error) => log.error({ err: error }, 'publishing a model failed'));
+    }
+    if (message.type === 'model-activated') {
+      const { version } = message as ModelActivated;
+      modelVersion = version;
+      if (role === 'inference' && listVersions(config.models.dir).includes(version))
+        setLatest(config.models.dir, version);
+      reportServing(db.pool, hostId, role, version).catch((error) =>
+        log.warn({ err: error }, 'could not report the model in service'),
+      );
+    }
     if (message.type === 'model-degraded') {
       const alert = message as DegradationAlert;
       say(
@@ -223,6 +290,11 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
       }
     }
   });
+  onLeadershipLost = (error) => {
+    failed = true;
+    log.error({ err: error }, 'learner leadership lost; stopping so a standby can take over');
+    stop('learner leadership lost');
+  };
   system.on('actor-failed', ({ actor, error }) => {
     failed = true;
     log.fatal({ err: error, actor }, 'actor gave up; shutting down');
@@ -237,17 +309,20 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
       config,
       onDenied: (service, method, reason) => deniedCalls.inc({ service, method, reason }),
       cipher,
-      admin: systemAdmin({
-        system,
-        config: () => withDb(watcher.current),
-        configFiles: { dir: configDir },
-        modelVersion: () => modelVersion,
-        counters: async () => {
-          const e = (await progress())?.episodes ?? {};
-          return { decisions: e.decisions ?? 0, episodesCompleted: e.completed ?? 0 };
-        },
-        startedAt: Date.now(),
-      }),
+      admin:
+        role === 'learner'
+          ? undefined
+          : systemAdmin({
+              system,
+              config: () => withDb(watcher.current),
+              configFiles: { dir: configDir },
+              modelVersion: () => modelVersion,
+              counters: async () => {
+                const e = (await progress())?.episodes ?? {};
+                return { decisions: e.decisions ?? 0, episodesCompleted: e.completed ?? 0 };
+              },
+              startedAt: Date.now(),
+            }),
     });
   } catch (error) {
     await system.stop();

@@ -85,6 +85,7 @@ export const MIGRATIONS: readonly Migration[] = [
         stage         smallint NOT NULL CHECK (stage IN (1, 2)),
         step          integer NOT NULL,
         model_version text NOT NULL,
+        decided_at    timestamptz NOT NULL,
         state         real[] NOT NULL,
         action        smallint NOT NULL CHECK (action BETWEEN 0 AND 5),
         reward        real NOT NULL,

@@ -187,6 +187,16 @@ export async function exportModel(
   return { metadata, path, maxDiff };
 }
 
+/**
+ * Stores a version received from elsewhere (the fleet's model registry): metadata and bytes,
+ * renamed into place; `latest` is left alone (it follows once the inference pool serves it).
+ */
+export function storeReceivedModel(dir: string, metadata: ModelMetadata, bytes: Uint8Array): void {
+  mkdirSync(dir, { recursive: true });
+  writeAtomic(modelFile(dir, metadata.version), bytes);
+  writeAtomic(metadataFile(dir, metadata.version), `${JSON.stringify(metadata, null, 2)}\n`);
+}
+
 /** Points `latest` at the version before the current one; returns it. */
 export function rollback(dir: string): string {
   const versions = listVersions(dir);

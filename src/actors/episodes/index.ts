@@ -43,6 +43,8 @@ interface Decided {
   readonly seq: number;
   readonly confidence: number;
   readonly modelVersion: string;
+  /** When the adapter decided (epoch ms). */
+  readonly decidedAt: number;
 }
 
 interface EpisodeRecord {
@@ -145,6 +147,7 @@ function onDecision(state: State, message: DecisionForEpisodes, ctx: ActorContex
     seq: d.seq,
     confidence: d.context.confidence,
     modelVersion: d.context.modelVersion,
+    decidedAt: d.decidedAt,
   });
   r.decisions.set(d.stage, list);
   state.decisions++;
@@ -226,6 +229,7 @@ function finishStage(
           stage,
           step: s.step,
           modelVersion: decided[s.step]?.modelVersion ?? r.modelVersion,
+          decidedAt: decided[s.step]?.decidedAt ?? Date.now(),
           state: s.state,
           action: s.action,
           reward: s.reward,

@@ -3,15 +3,17 @@
 // updates, announcing it as `model-published` to the registry. Metrics are its stats
 // (property 34): loss, epsilon, average reward, updates/s.
 
+import { readFileSync } from 'node:fs';
 import type { ModelPublished } from '../../messages/model.ts';
+import { readPolicyParams } from '../../models/read-params.ts';
 import { signingKeyFromEnv } from '../../models/signing.ts';
-import { exportModel } from '../../models/store.ts';
+import { exportModel, latestVersion, modelFile } from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import { createEngine } from '../../training/train.ts';
 import { DqnLearner } from './dqn.ts';
 import { hyperParameters, sampleOptions } from './hyper-parameters.ts';
-import { initParams } from './q-network.ts';
+import { initParams, type QNetParams } from './q-network.ts';
 
 export type LearnerMessage =
   | { readonly type: 'episode-finished'; readonly reward: number }
@@ -109,6 +111,32 @@ function trainingLoop(
   })();
 }
 
+/**
+ * A learner host (cluster.role learner) continues from the latest version in models.dir — the one
+ * the fleet serves, fetched from the registry by `warden` before the learner starts — so a new
+ * leader takes over from the last published model, not from scratch (requirement 7.1).
+ */
+function resumeParams(ctx: ActorContext, dims: number[]): QNetParams | undefined {
+  if (ctx.config.cluster.role !== 'learner') return undefined;
+  const version = latestVersion(ctx.config.models.dir);
+  if (!version) return undefined;
+  try {
+    const params = readPolicyParams(readFileSync(modelFile(ctx.config.models.dir, version)));
+    if (params.dims.join() !== dims.join() || params.dueling !== ctx.config.learning.dueling) {
+      ctx.log.warn(
+        { version, dims: params.dims },
+        'latest model has another shape: learning from scratch',
+      );
+      return undefined;
+    }
+    ctx.log.info({ version }, 'learning continues from the latest model');
+    return params;
+  } catch (error) {
+    ctx.log.warn({ err: error, version }, 'latest model unreadable: learning from scratch');
+    return undefined;
+  }
+}
+
 export default defineActor<LearnerMessage, LearnerState>({
   name: 'learner',
   async init(ctx) {
@@ -117,7 +145,7 @@ export default defineActor<LearnerMessage, LearnerState>({
     const replay = new ReplayStorage(buffer);
     const dims = [replay.dim, ...ctx.config.learning.hiddenUnits, 6];
     const engine = await createEngine(
-      initParams(dims, ctx.config.learning.dueling, Date.now() & 0xffff),
+      resumeParams(ctx, dims) ?? initParams(dims, ctx.config.learning.dueling, Date.now() & 0xffff),
       ctx.config,
       ctx.config.learning.engine,
     );
