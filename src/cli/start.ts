@@ -78,6 +78,32 @@ export async function start(
 }
 
 async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Promise<number> {
+  // Ctrl-C or SIGTERM while starting: remembered, and the system stops cleanly as soon as it is
+  // up (a standby learner stops waiting at once) — never an abrupt exit half-way.
+  const startup = new AbortController();
+  let stopRequested: string | undefined;
+  const earlySignal = (signal: string) => () => {
+    stopRequested ??= signal;
+    startup.abort();
+  };
+  const earlyInt = earlySignal('SIGINT');
+  const earlyTerm = earlySignal('SIGTERM');
+  process.once('SIGINT', earlyInt);
+  process.once('SIGTERM', earlyTerm);
+  try {
+    return await runStarted(options, out, startup.signal, () => stopRequested);
+  } finally {
+    process.off('SIGINT', earlyInt);
+    process.off('SIGTERM', earlyTerm);
+  }
+}
+
+async function runStarted(
+  options: StartOptions,
+  out: NodeJS.WritableStream,
+  startupSignal: AbortSignal,
+  stopRequested: () => string | undefined,
+): Promise<number> {
   const log = componentLogger('cli');
   const loaded = loadConfig(options.configDir ? { dir: options.configDir } : {});
   log.level = loaded.config.logging.level;
@@ -154,23 +180,17 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
   let leadership: Leadership | undefined;
   let onLeadershipLost: (error: Error) => void = () => undefined;
   if (role === 'learner') {
-    const abort = new AbortController();
-    const onSignal = () => abort.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     leadership = await acquireLeadership(
       db.url,
       log,
       config.cluster.standbyPollMs,
       () => say('warden: standby learner — another learner leads; waiting to take over'),
       (error) => onLeadershipLost(error),
-      abort.signal,
+      startupSignal,
     ).catch(async (error) => {
       await db.close();
       throw error;
     });
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     if (!leadership) {
       say('warden: stopped while standing by');
       await db.close();
@@ -356,6 +376,8 @@ async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Pro
   const onSignal = (signal: string) => () => stop(signal);
   process.once('SIGINT', onSignal('SIGINT'));
   process.once('SIGTERM', onSignal('SIGTERM'));
+  const early = stopRequested();
+  if (early) stop(`${early} during start`);
   const timer =
     options.duration === undefined
       ? undefined
