@@ -42,7 +42,10 @@ test.serial('rows committed out of id order are neither skipped nor read twice',
       const client = await db.pool.connect();
       try {
         await client.query('BEGIN');
-        await insertExperiences(client, [0, 1, 2].map((s) => row(host, `ep-${e}`, s)));
+        await insertExperiences(
+          client,
+          [0, 1, 2].map((s) => row(host, `ep-${e}`, s)),
+        );
         // A slow transaction holds its (lower) ids while faster ones commit higher ones.
         await new Promise((r) => setTimeout(r, (e * 7 + host.length * 13) % 23));
         await client.query('COMMIT');
@@ -64,16 +67,24 @@ test.serial('rows committed out of id order are neither skipped nor read twice',
   writing = false;
   await reading;
   // drain what is left, as a restarted reader would
-  while ((await consumeExperiences(db.pool, 'learner-a', 1000, (rows) => void seen.push(...rows))) > 0);
+  while (
+    (await consumeExperiences(db.pool, 'learner-a', 1000, (rows) => void seen.push(...rows))) > 0
+  );
 
-  const all = (await db.pool.query('SELECT id FROM experiences ORDER BY id')).rows.map((r) => Number(r.id));
+  const all = (await db.pool.query('SELECT id FROM experiences ORDER BY id')).rows.map((r) =>
+    Number(r.id),
+  );
   t.is(all.length, 3 * 25 * 3);
   t.deepEqual(
     seen.map((r) => r.id),
     all,
     'every row exactly once, in id order',
   );
-  const cursor = (await db.pool.query("SELECT last_id, consumed FROM consumer_cursors WHERE consumer = 'learner-a'")).rows[0];
+  const cursor = (
+    await db.pool.query(
+      "SELECT last_id, consumed FROM consumer_cursors WHERE consumer = 'learner-a'",
+    )
+  ).rows[0];
   t.is(Number(cursor.last_id), all.at(-1)!);
   t.is(Number(cursor.consumed), all.length);
 });
@@ -84,7 +95,9 @@ test.serial('a failed apply moves nothing; a replayed batch never duplicates', a
       throw new Error('replay full');
     }),
   );
-  const cursor = await db.pool.query("SELECT last_id FROM consumer_cursors WHERE consumer = 'learner-b'");
+  const cursor = await db.pool.query(
+    "SELECT last_id FROM consumer_cursors WHERE consumer = 'learner-b'",
+  );
   t.is(cursor.rows.length, 0, 'the cursor row itself was rolled back');
   const client = await db.pool.connect();
   try {
