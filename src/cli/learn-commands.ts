@@ -10,6 +10,7 @@ import type { QNetParams } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
 import { importCsv } from '../data/import-csv.ts';
 import { readRecorded } from '../data/jsonl.ts';
+import { loadTraces } from '../data/load-traces.ts';
 import { type SplitPart, splitTraces } from '../data/split.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { readPolicyParams } from '../models/read-params.ts';
@@ -28,14 +29,6 @@ import { type EngineChoice, train } from '../training/train.ts';
 type Out = NodeJS.WritableStream;
 
 /** Telemetry JSONL (.jsonl, .jsonl.gz) or a labelled CSV (ids with api_names.json beside it, or names). */
-export async function loadTraces(path: string, namesPath?: string): Promise<RecordedTrace[]> {
-  if (path.endsWith('.csv')) {
-    const guess = join(dirname(path), 'api_names.json');
-    const names = namesPath ?? (existsSync(guess) ? guess : undefined);
-    return importCsv(path, names ? { names: JSON.parse(readFileSync(names, 'utf8')) } : {}).traces;
-  }
-  return (await readRecorded(path)).traces;
-}
 
 function stageConfig(): StageConfig {
   const { config } = loadConfig();

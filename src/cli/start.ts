@@ -12,6 +12,7 @@ import { acquireLeadership, type Leadership, placementFor } from '../cluster/rol
 import { loadConfig } from '../config/load.ts';
 import { strictWarnings } from '../config/validate.ts';
 import { ConfigWatcher } from '../config/watch.ts';
+import { loadTraces } from '../data/load-traces.ts';
 import { openDatabase } from '../db/connect.ts';
 import type { ModelActivated, ModelPublished } from '../messages/model.ts';
 import { listVersions, setLatest } from '../models/store.ts';
@@ -27,7 +28,6 @@ import { channelCredentials } from '../security/tls.ts';
 import { deniedCalls, startMetricsServer } from '../services/metrics.ts';
 import { type RunningServices, startServices } from '../services/server.ts';
 import { systemAdmin } from '../services/system-admin.ts';
-import { loadTraces } from './learn-commands.ts';
 
 export interface StartOptions {
   readonly duration?: number;

@@ -137,6 +137,17 @@ const Learning = Type.Object(
     exportEvery: Int(5_000, 1, 100_000_000, {
       description: 'The learner actor exports a validated model every this many updates.',
     }),
+    heldOutData: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      default: null,
+      description:
+        'Recorded telemetry (CSV or JSONL) whose test split judges every exported version; null = the bundled Oliveira set.',
+      ...restart,
+    }),
+    heldOutEpisodes: Int(200, 0, 100_000, {
+      description:
+        'Held-out episodes each exported version is evaluated on (0 = off); a drop beyond alerts.maxAccuracyDrop raises the degradation alert.',
+      ...restart,
+    }),
     engine: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('tfjs')], {
       default: 'auto',
       description: 'Training engine: auto = ONNX Runtime graph (TensorFlow.js for dueling heads).',

@@ -72,6 +72,20 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ],
   ['learner', 'updates', 'warden_learner_updates', 'Network updates so far.', 1],
   [
+    'learner',
+    'heldOutAccuracy',
+    'warden_model_heldout_balanced_accuracy',
+    'Balanced accuracy of the latest exported version on the fixed held-out set (-1 before one).',
+    1,
+  ],
+  [
+    'learner',
+    'heldOutAlerts',
+    'warden_model_heldout_alerts',
+    'Exported versions whose held-out accuracy fell beyond alerts.maxAccuracyDrop (forgetting).',
+    1,
+  ],
+  [
     'db-writer',
     'journalBytes',
     'warden_db_journal_bytes',

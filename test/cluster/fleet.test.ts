@@ -51,6 +51,7 @@ function host(name: string, role: 'inference' | 'learner', ...args: string[]): P
         exportEvery: 150,
         maxUpdatesPerSecond: 300,
         updatesPerTransition: 2,
+        heldOutEpisodes: 20,
       },
       runtime: { shutdownTimeoutMs: 3_000 },
     }),

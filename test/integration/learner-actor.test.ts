@@ -48,6 +48,7 @@ test('the learner trains in its own thread from shared replay, exports and annou
       hiddenUnits: [16, 16],
       batchSize: 16,
       exportEvery: 200,
+      heldOutEpisodes: 40,
       updatesPerTransition: 0.5,
       maxUpdatesPerSecond: 100_000,
     },
@@ -84,6 +85,13 @@ test('the learner trains in its own thread from shared replay, exports and annou
     t.is(published.metadata.sha256, sha256(readFileSync(published.path)));
     t.is(published.metadata.stateDim, 32);
     t.is(published.metadata.engine, 'onnxruntime');
+    // Judged on the fixed held-out set (requirement 7.5): in its metadata and in the stats.
+    const accuracy = published.metadata.metrics.detectionAccuracy;
+    t.true(accuracy >= 0 && accuracy <= 1, `held-out balanced accuracy ${accuracy}`);
+    t.true(
+      Math.abs((await learnerStats(system)).heldOutAccuracy! - accuracy) < 1e-9,
+      'the held-out accuracy is exposed',
+    );
     const after = await until(
       () => learnerStats(system),
       (s) => s.averageReward === 2,

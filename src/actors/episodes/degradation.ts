@@ -19,6 +19,8 @@ export interface DegradationAlert {
   readonly averageReward: number;
   readonly previousAverageReward: number;
   readonly episodes: number;
+  /** live: scored stage-1 verdicts per version; held-out: the learner's fixed evaluation set. */
+  readonly source?: 'live' | 'held-out';
 }
 
 interface Window {

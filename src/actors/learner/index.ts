@@ -5,12 +5,15 @@
 
 import { readFileSync } from 'node:fs';
 import type { ModelPublished } from '../../messages/model.ts';
+import type { RecordedTrace } from '../../messages/recorded.ts';
 import { readPolicyParams } from '../../models/read-params.ts';
 import { signingKeyFromEnv } from '../../models/signing.ts';
 import { exportModel, latestVersion, modelFile } from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
+import { evaluateParams, loadHeldOut } from '../../training/held-out.ts';
 import { createEngine } from '../../training/train.ts';
+import type { DegradationAlert } from '../episodes/degradation.ts';
 import { DqnLearner } from './dqn.ts';
 import { hyperParameters, sampleOptions } from './hyper-parameters.ts';
 import { initParams, type QNetParams } from './q-network.ts';
@@ -27,6 +30,11 @@ declare module '../../runtime/actor.ts' {
 
 interface LearnerState {
   readonly learner: DqnLearner;
+  /** The fixed held-out episodes every exported version is judged on (empty = off). */
+  heldOut: RecordedTrace[];
+  /** The previous export's held-out result, to see forgetting between versions. */
+  lastHeldOut: { version: string; accuracy: number; auc: number; reward: number } | undefined;
+  heldOutAlerts: number;
   readonly loop: { stopped: boolean; done: Promise<void> };
   exported: number;
   exportFailures: number;
@@ -40,18 +48,24 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
   const m = state.learner.metrics();
   const signingKey = signingKeyFromEnv();
   try {
+    const params = state.learner.engine.getParams();
+    const report =
+      state.heldOut.length > 0
+        ? await evaluateParams(params, state.heldOut, ctx.config)
+        : undefined;
+    const c = report?.confusion;
     const { metadata, path } = await exportModel(
       ctx.config.models.dir,
-      state.learner.engine.getParams(),
+      params,
       {
         hyperParameters: hyperParameters(ctx.config),
         trainingEpisodes: 0,
         metrics: {
           finalLoss: m.loss,
           averageReward: m.averageReward,
-          detectionAccuracy: 0,
-          falsePositiveRate: 0,
-          falseNegativeRate: 0,
+          detectionAccuracy: report?.balancedAccuracy ?? 0,
+          falsePositiveRate: c ? c.fp / Math.max(1, c.fp + c.tn) : 0,
+          falseNegativeRate: c ? c.fn / Math.max(1, c.fn + c.tp) : 0,
         },
         engine: state.learner.engine.name,
       },
@@ -59,7 +73,25 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
     );
     state.exported++;
     state.lastExportAt = m.updates;
-    ctx.log.info({ version: metadata.version, updates: m.updates, loss: m.loss }, 'model exported');
+    ctx.log.info(
+      {
+        version: metadata.version,
+        updates: m.updates,
+        loss: m.loss,
+        heldOutBalancedAccuracy: report?.balancedAccuracy,
+      },
+      'model exported',
+    );
+    if (report)
+      heldOutCheck(
+        state,
+        ctx,
+        metadata.version,
+        report.balancedAccuracy,
+        report.auc,
+        m.averageReward,
+        report.episodes,
+      );
     const published: ModelPublished = { type: 'model-published', metadata, path };
     ctx.send(ANNOUNCE_TO, published);
   } catch (error) {
@@ -67,6 +99,41 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
     state.exportFailures++;
     ctx.log.error({ err: error }, 'model export failed; the previous model stays');
   }
+}
+
+/**
+ * Forgetting made visible (requirement 7.5): each version's held-out accuracy against the one
+ * before; a drop beyond alerts.maxAccuracyDrop raises the degradation alert (source held-out).
+ */
+export function heldOutCheck(
+  state: LearnerState,
+  ctx: ActorContext,
+  version: string,
+  accuracy: number,
+  auc: number,
+  reward: number,
+  episodes: number,
+): void {
+  const previous = state.lastHeldOut;
+  state.lastHeldOut = { version, accuracy, auc, reward };
+  if (!previous || previous.accuracy - accuracy <= ctx.config.alerts.maxAccuracyDrop) return;
+  state.heldOutAlerts++;
+  const alert: DegradationAlert = {
+    type: 'model-degraded',
+    source: 'held-out',
+    version,
+    previousVersion: previous.version,
+    accuracy,
+    previousAccuracy: previous.accuracy,
+    averageReward: reward,
+    previousAverageReward: previous.reward,
+    episodes,
+  };
+  ctx.log.error(
+    { alert: 'warden_model_degraded', ...alert },
+    `model ${version} forgot: held-out balanced accuracy ${accuracy.toFixed(3)} vs ${previous.accuracy.toFixed(3)} for ${previous.version}`,
+  );
+  ctx.send(SYSTEM, alert);
 }
 
 /**
@@ -156,7 +223,19 @@ export default defineActor<LearnerMessage, LearnerState>({
       replay,
       ctx.log,
     );
-    const partial = { learner, exported: 0, exportFailures: 0, lastExportAt: 0 };
+    const heldOut = await loadHeldOut(ctx.config).catch((error) => {
+      ctx.log.warn({ err: error }, 'held-out set unavailable: versions are not evaluated');
+      return [];
+    });
+    const partial = {
+      learner,
+      heldOut,
+      lastHeldOut: undefined,
+      heldOutAlerts: 0,
+      exported: 0,
+      exportFailures: 0,
+      lastExportAt: 0,
+    };
     const loop = { stopped: false, done: Promise.resolve() };
     loop.done = trainingLoop(partial, ctx, loop, replay);
     ctx.log.info({ engine: engine.name, dims, replay: replay.capacity }, 'learner started');
@@ -192,6 +271,9 @@ export default defineActor<LearnerMessage, LearnerState>({
       learningRate: m.learningRate,
       exported: state.exported,
       exportFailures: state.exportFailures,
+      heldOutAccuracy: state.lastHeldOut?.accuracy ?? -1,
+      heldOutAuc: state.lastHeldOut?.auc ?? -1,
+      heldOutAlerts: state.heldOutAlerts,
     };
   },
   async stop(state) {

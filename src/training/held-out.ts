@@ -1,0 +1,50 @@
+// A fixed held-out set for judging every version the learner exports (requirement 7.5): the test
+// side of the shared split (data/split.ts) of learning.heldOutData, the first heldOutEpisodes of
+// them. The same episodes for every version, so a drop between versions is forgetting, not noise
+// of a different sample.
+
+import { forward, type QNetParams } from '../actors/learner/q-network.ts';
+import type { WardenConfig } from '../config/schema.ts';
+import { loadTraces } from '../data/load-traces.ts';
+import { splitTraces } from '../data/split.ts';
+import type { RecordedTrace } from '../messages/recorded.ts';
+import { argmax, type DetectionReport, evaluatePolicy } from './evaluate.ts';
+
+export const BUNDLED_HELD_OUT = new URL(
+  '../../data/oliveira-balanced/api_calls.csv',
+  import.meta.url,
+).pathname;
+
+export async function loadHeldOut(config: WardenConfig): Promise<RecordedTrace[]> {
+  const n = config.learning.heldOutEpisodes;
+  if (n === 0) return [];
+  const traces = splitTraces(
+    await loadTraces(config.learning.heldOutData ?? BUNDLED_HELD_OUT),
+    'test',
+  );
+  // Both labels, alternating, so a small set is balanced.
+  const mal = traces.filter((t) => t.episode.label === 'malicious');
+  const ben = traces.filter((t) => t.episode.label === 'benign');
+  const out: RecordedTrace[] = [];
+  for (let i = 0; out.length < n && (i < mal.length || i < ben.length); i++) {
+    if (i < mal.length) out.push(mal[i]!);
+    if (i < ben.length && out.length < n) out.push(ben[i]!);
+  }
+  return out;
+}
+
+/** Greedy stage-1 detection of `params` on the held-out set. */
+export function evaluateParams(
+  params: QNetParams,
+  traces: readonly RecordedTrace[],
+  config: WardenConfig,
+): Promise<DetectionReport> {
+  return evaluatePolicy(
+    traces,
+    (state) => {
+      const q = forward(params, state, 1);
+      return { action: argmax(q) as never, qValues: q };
+    },
+    { dim: config.telemetry.stateDim, horizon: config.telemetry.horizon, rewards: config.rewards },
+  );
+}
