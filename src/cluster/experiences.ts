@@ -105,6 +105,35 @@ export async function consumeExperiences(
   }
 }
 
+/**
+ * Up to `k` rows drawn uniformly at random from the history up to `maxId` (rehearsal: older
+ * experiences replayed beside new ones so new data does not wipe out what was learned). Random
+ * ids over [min, maxId]; gaps make the sample a little smaller, never biased.
+ */
+export async function sampleHistory(
+  pool: pg.Pool,
+  k: number,
+  maxId: number,
+  random: () => number = Math.random,
+): Promise<ConsumedRow[]> {
+  if (k <= 0 || maxId <= 0) return [];
+  const { rows: bounds } = await pool.query<{ min: string | null }>(
+    'SELECT min(id) AS min FROM experiences',
+  );
+  const min = Number(bounds[0]?.min ?? 0);
+  if (min === 0 || min > maxId) return [];
+  const ids = Array.from({ length: k }, () => min + Math.floor(random() * (maxId - min + 1)));
+  const { rows } = await pool.query(
+    `SELECT id, host_id AS "hostId", episode_id AS "episodeId", stage, step, model_version AS "modelVersion",
+            extract(epoch FROM decided_at) * 1000 AS "decidedAt", state, action, reward, next_state AS "nextState", done
+       FROM experiences WHERE id = ANY($1::bigint[])`,
+    [[...new Set(ids)]],
+  );
+  // With replacement: an id drawn twice is rehearsed twice.
+  const byId = new Map(rows.map((r) => [Number(r.id), { ...r, id: Number(r.id) } as ConsumedRow]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
+}
+
 async function highWaterMark(pool: pg.Pool): Promise<number> {
   const client = await pool.connect();
   try {

@@ -102,6 +102,10 @@ const Replay = Type.Object(
     prioritized: Type.Boolean({ default: true }),
     alpha: Num(0.6, 0, 1, { description: 'Priority exponent.' }),
     beta: Num(0.4, 0, 1, { description: 'Importance-sampling exponent.' }),
+    keepOldShare: Num(0.2, 0, 0.9, {
+      description:
+        'Learner hosts: share of each replay intake drawn from older experiences (all history in PostgreSQL), so new data does not wipe out what was learned; 0 = off.',
+    }),
     priorityEpsilon: Num(1e-6, 0, 1),
     nStep: Int(3, 1, 10, { description: 'Steps summed into one return.' }),
   },

@@ -9,8 +9,12 @@ import {
   consumeExperiences,
   type ExperienceRow,
   insertExperiences,
+  sampleHistory,
 } from '../../src/cluster/experiences.ts';
+import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
+import { testConfig, until } from '../helpers.ts';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -89,6 +93,29 @@ test.serial('rows committed out of id order are neither skipped nor read twice',
   t.is(Number(cursor.consumed), all.length);
 });
 
+test.serial('rehearsal draws older rows uniformly from the history before a point', async (t) => {
+  const all = (await db.pool.query('SELECT id FROM experiences ORDER BY id')).rows.map((r) =>
+    Number(r.id),
+  );
+  const maxId = all[Math.floor(all.length * 0.6)]!;
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const drawn = await sampleHistory(db.pool, 3_000, maxId, random);
+  t.true(drawn.length > 2_500, `${drawn.length} of 3000 (ids have no gaps here)`);
+  t.true(
+    drawn.every((r) => r.id >= all[0]! && r.id <= maxId),
+    'only history before the point',
+  );
+  const mid = (all[0]! + maxId) / 2;
+  const low = drawn.filter((r) => r.id <= mid).length / drawn.length;
+  t.true(low > 0.45 && low < 0.55, `uniform: ${low.toFixed(3)} in the lower half`);
+  t.is(drawn[0]!.state.length, 2);
+  t.deepEqual(await sampleHistory(db.pool, 10, 0), []);
+});
+
 test.serial('a failed apply moves nothing; a replayed batch never duplicates', async (t) => {
   await t.throwsAsync(
     consumeExperiences(db.pool, 'learner-b', 10, () => {
@@ -108,3 +135,56 @@ test.serial('a failed apply moves nothing; a replayed batch never duplicates', a
     client.release();
   }
 });
+
+test.serial(
+  'the experience feed on its thread appends new rows and a share of older ones to the replay',
+  async (t) => {
+    const buffer = ReplayStorage.create({ capacity: 10_000, dim: 2 }).buffer;
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: { placement: { learner: ['experience-feed'] } },
+        database: { url: db.server.url },
+        cluster: { pollMs: 20 },
+        replay: { keepOldShare: 0.25 },
+        telemetry: { stateDim: 32 },
+      }),
+      shared: { replay: buffer },
+    });
+    const replay = new ReplayStorage(buffer);
+    await system.start();
+    const feed = async () =>
+      (await system.stats()).threads
+        .flatMap((th) => th.actors)
+        .find((a) => a.actor === 'experience-feed')!.custom;
+    try {
+      const [{ n }] = (await db.pool.query('SELECT count(*)::int AS n FROM experiences')).rows;
+      t.true(await until(async () => (await feed()).consumed === n), 'the history is read first');
+      const client = await db.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await insertExperiences(
+          client,
+          Array.from({ length: 300 }, (_, i) =>
+            row('host-new', `new-${Math.floor(i / 10)}`, i % 10),
+          ),
+        );
+        await client.query('COMMIT');
+      } finally {
+        client.release();
+      }
+      t.true(await until(async () => (await feed()).consumed === n + 300));
+      const s = await feed();
+      t.true(
+        s.rehearsed! >= 80 && s.rehearsed! <= 100,
+        `≈ 300 × 0.25 / 0.75 = 100 older rows, got ${s.rehearsed}`,
+      );
+      t.is(
+        replay.written,
+        s.consumed! + s.rehearsed!,
+        'everything read or rehearsed is in the replay',
+      );
+    } finally {
+      await system.stop();
+    }
+  },
+);

@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { type ConsumedRow, consumeExperiences } from '../../cluster/experiences.ts';
+import { type ConsumedRow, consumeExperiences, sampleHistory } from '../../cluster/experiences.ts';
 import { createPool } from '../../db/connect.ts';
 import type { ActionId } from '../../messages/action.ts';
 import type { Experience } from '../../messages/experience.ts';
@@ -29,6 +29,8 @@ interface State {
   consumed: number;
   appended: number;
   lastId: number;
+  /** Older rows replayed beside new ones (replay.keepOldShare). */
+  rehearsed: number;
   errors: number;
 }
 
@@ -67,6 +69,7 @@ export default defineActor<ExperienceFeedMessage, State>({
       consumed: 0,
       appended: 0,
       lastId: 0,
+      rehearsed: 0,
       errors: 0,
     };
     schedule(state, ctx, 0);
@@ -76,6 +79,7 @@ export default defineActor<ExperienceFeedMessage, State>({
     switch (message.type) {
       case 'poll': {
         let got = 0;
+        let firstId = 0;
         try {
           got = await consumeExperiences(
             state.pool,
@@ -83,10 +87,19 @@ export default defineActor<ExperienceFeedMessage, State>({
             ctx.config.cluster.batchRows,
             (rows) => {
               state.appended += state.replay.append(rows.map(toExperience));
+              firstId = rows[0]!.id;
               state.lastId = rows.at(-1)!.id;
             },
           );
           state.consumed += got;
+          // Rehearsal (replay.keepOldShare): older rows drawn from the whole history join the
+          // new ones, so a share of the replay always remembers what came before.
+          const share = ctx.config.replay.keepOldShare;
+          if (got > 0 && share > 0) {
+            const k = Math.round((got * share) / (1 - share));
+            const old = await sampleHistory(state.pool, k, firstId - 1);
+            state.rehearsed += state.replay.append(old.map(toExperience));
+          }
         } catch (error) {
           state.errors++;
           ctx.log.warn({ err: error }, 'reading experiences failed; retrying');
@@ -103,6 +116,7 @@ export default defineActor<ExperienceFeedMessage, State>({
     consumed: s.consumed,
     appended: s.appended,
     lastId: s.lastId,
+    rehearsed: s.rehearsed,
     errors: s.errors,
   }),
   async stop(state) {
