@@ -178,6 +178,10 @@ const Rewards = Type.Object(
     perEvent: Num(-0.01, -1e6, 0, { description: 'Time cost per observed event.' }),
     isolation: Num(-0.05, -1e6, 0, { description: 'Cost of raising isolation.' }),
     review: Num(-0.3, -1e6, 0, { description: 'Cost of human review.' }),
+    unapplied: Num(-0.1, -1e6, 0, {
+      description:
+        'Feedback: an action the sandbox could not apply (or that failed after every retry) — the step did not contain the sample.',
+    }),
   },
   { default: {} },
 );

@@ -3,7 +3,13 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
-import { stepCost, verdictOf, verdictReward } from '../../src/actors/episodes/rewards.ts';
+import {
+  type Feedback,
+  feedbackReward,
+  stepCost,
+  verdictOf,
+  verdictReward,
+} from '../../src/actors/episodes/rewards.ts';
 import { runEpisode, runStage } from '../../src/actors/episodes/two-stage.ts';
 import { ACTIONS, type ActionId } from '../../src/messages/action.ts';
 import { recordedTrace, testConfig } from '../helpers.ts';
@@ -16,6 +22,24 @@ const rewardTables = fc.record({
   perEvent: fc.double({ min: -1, max: 0, noNaN: true }),
   isolation: fc.double({ min: -1, max: 0, noNaN: true }),
   review: fc.double({ min: -10, max: 0, noNaN: true }),
+  unapplied: fc.double({ min: -10, max: -0.001, noNaN: true }),
+});
+
+test('property 22: every feedback yields a reward — nothing for an applied action, a cost for one not applied or failed', (t) => {
+  fc.assert(
+    fc.property(
+      rewardTables,
+      fc.constantFrom<ActionId>(...(Object.values(ACTIONS) as ActionId[])),
+      fc.constantFrom<Feedback>('applied', 'not-applied', 'failed'),
+      (r, action, feedback) => {
+        const v = feedbackReward(action, feedback, r);
+        if (!Number.isFinite(v)) return false;
+        if (action === ACTIONS.CONTINUE || feedback === 'applied') return v === 0;
+        return v === r.unapplied && v < 0;
+      },
+    ),
+  );
+  t.pass();
 });
 
 test('property 9: a successful detection (malicious verdict on malware, release of goodware) earns a positive reward', (t) => {

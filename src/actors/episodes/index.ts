@@ -16,7 +16,7 @@ import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import type { DecisionBatch, DecisionForEpisodes, ResultBatch } from '../adapter/index.ts';
 import { DegradationMonitor } from './degradation.ts';
 import { learnedPattern } from './patterns.ts';
-import { stepCost, verdictOf, verdictReward } from './rewards.ts';
+import { type Feedback, feedbackReward, stepCost, verdictOf, verdictReward } from './rewards.ts';
 
 export type EpisodesMessage =
   | DecisionForEpisodes
@@ -45,6 +45,8 @@ interface Decided {
   readonly modelVersion: string;
   /** When the adapter decided (epoch ms). */
   readonly decidedAt: number;
+  /** The sandbox's answer, once it arrives (property 22). */
+  feedback?: Feedback;
 }
 
 interface EpisodeRecord {
@@ -93,6 +95,8 @@ interface State {
   failedActions: number;
   /** Transitions sent to the shared experiences table (cluster.role inference). */
   experienceRows: number;
+  /** Feedback matched to its decision and counted in that step's reward (property 22). */
+  feedbackRewarded: number;
   sweep: NodeJS.Timeout | undefined;
 }
 
@@ -160,6 +164,21 @@ function onDecision(state: State, message: DecisionForEpisodes, ctx: ActorContex
   if (state.latencies.length > 4_096) state.latencies.splice(0, 2_048);
 }
 
+/** Records the sandbox's feedback on the decision it answers; the stage's rewards include it. */
+function onFeedback(state: State, r: DispatchResult): void {
+  if (r.type === 'action-feedback') state.feedback++;
+  else state.failedActions++;
+  // actionId is "<episode>/<stage>/<seq>" (the adapter's); episode ids may contain "/".
+  const parts = r.actionId.split('/');
+  const seq = Number(parts.pop());
+  const stage = Number(parts.pop()) as Stage;
+  const decided = state.episodes.get(parts.join('/'))?.decisions.get(stage);
+  const d = decided?.find((x) => x.seq === seq);
+  if (!d) return; // the stage already ended (late feedback): counted above
+  d.feedback = r.type === 'action-failed' ? 'failed' : r.applied ? 'applied' : 'not-applied';
+  state.feedbackRewarded++;
+}
+
 function finishStage(
   state: State,
   ctx: ActorContext,
@@ -178,7 +197,9 @@ function finishStage(
   const experiences: Experience[] = decided.map((d, i) => {
     const isLast = i === decided.length - 1;
     const reward =
-      stepCost(d.action, rewards) + (isLast ? verdictReward(verdict, truth, rewards) : 0);
+      stepCost(d.action, rewards) +
+      (d.feedback ? feedbackReward(d.action, d.feedback, rewards) : 0) +
+      (isLast ? verdictReward(verdict, truth, rewards) : 0);
     const next = decided[i + 1]?.state ?? d.state;
     r.steps.push({
       stage,
@@ -334,6 +355,7 @@ export default defineActor<EpisodesMessage, State>({
       feedback: 0,
       failedActions: 0,
       experienceRows: 0,
+      feedbackRewarded: 0,
       sweep: undefined,
     };
     state.sweep = setInterval(
@@ -356,10 +378,7 @@ export default defineActor<EpisodesMessage, State>({
         for (const d of message.items) onDecision(state, d, ctx);
         return state;
       case 'action-results':
-        for (const r of message.items) {
-          if (r.type === 'action-feedback') state.feedback++;
-          else state.failedActions++;
-        }
+        for (const r of message.items) onFeedback(state, r);
         return state;
       case 'episode-started': {
         const r = record(state, message.episodeId);
@@ -385,10 +404,8 @@ export default defineActor<EpisodesMessage, State>({
         return state;
       }
       case 'action-feedback':
-        state.feedback++;
-        return state;
       case 'action-failed':
-        state.failedActions++;
+        onFeedback(state, message);
         return state;
       case 'sweep': {
         const now = Date.now();
@@ -429,6 +446,7 @@ export default defineActor<EpisodesMessage, State>({
       feedback: s.feedback,
       failedActions: s.failedActions,
       experienceRows: s.experienceRows,
+      feedbackRewarded: s.feedbackRewarded,
       latencyP50Ms: q(0.5),
       latencyP99Ms: q(0.99),
       latencySumS: s.latencySumS,

@@ -18,7 +18,11 @@ export interface RewardTable {
   readonly perEvent: number;
   readonly isolation: number;
   readonly review: number;
+  readonly unapplied: number;
 }
+
+/** What the sandbox said about one action (property 22): confirmed, applied, or it failed. */
+export type Feedback = 'applied' | 'not-applied' | 'failed';
 
 export type Verdict = 'malicious' | 'benign' | 'review';
 
@@ -46,4 +50,14 @@ export function verdictReward(verdict: Verdict, truth: Label, r: RewardTable): n
 /** Cost of taking `action` after one observed event (before any verdict reward). */
 export function stepCost(action: ActionId, r: RewardTable): number {
   return r.perEvent + (action === ACTIONS.RAISE_ISOLATION ? r.isolation : 0);
+}
+
+/**
+ * What a step's feedback adds (property 22: every feedback yields a reward). Continuing needs
+ * nothing applied; any other action the sandbox did not apply — refused, impossible, or failed
+ * after every retry — costs `unapplied`, since it did not contain anything.
+ */
+export function feedbackReward(action: ActionId, feedback: Feedback, r: RewardTable): number {
+  if (action === ACTIONS.CONTINUE || feedback === 'applied') return 0;
+  return r.unapplied;
 }

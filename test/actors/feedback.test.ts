@@ -1,0 +1,150 @@
+// Property 22 on the episodes actor (its own worker thread): the sandbox's feedback on each
+// action — applied, not applied, failed after every retry — is part of that step's reward in the
+// stored trajectory and in the replay.
+
+import test from 'ava';
+import type {
+  DecisionBatch,
+  DecisionForEpisodes,
+  ResultBatch,
+} from '../../src/actors/adapter/index.ts';
+import { ACTOR_MODULES } from '../../src/actors/index.ts';
+import { ACTIONS, type ActionId } from '../../src/messages/action.ts';
+import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
+import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { fixtureActor, Inbox, testConfig } from '../helpers.ts';
+
+test('feedback on each action is in the reward of its step', async (t) => {
+  const config = testConfig({
+    runtime: { placement: { control: ['episodes'], sinks: ['db-writer', 'learner'] } },
+    telemetry: { stateDim: 32 },
+  });
+  const replay = ReplayStorage.create({ capacity: 10_000, dim: 32 });
+  const system = new ActorSystem({
+    config,
+    shared: { replay: replay.buffer },
+    modules: { ...ACTOR_MODULES, 'db-writer': fixtureActor('sink'), learner: fixtureActor('sink') },
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    const actions: ActionId[] = [
+      ACTIONS.RAISE_ISOLATION,
+      ACTIONS.RAISE_ISOLATION,
+      ACTIONS.CONTINUE,
+      ACTIONS.TERMINATE,
+    ];
+    const decision = (seq: number, action: ActionId): DecisionForEpisodes => ({
+      type: 'decision',
+      decision: {
+        type: 'action-decision',
+        actionId: `ep/fb/1/${seq}`,
+        sandboxId: 'lab',
+        episodeId: 'ep/fb',
+        stage: 1,
+        seq,
+        action,
+        context: {
+          modelVersion: 'rules',
+          qValues: [0, 0, 0, 0, 0, 0],
+          confidence: 0.5,
+          source: 'rules',
+          topFeatures: [],
+        },
+        decidedAt: Date.now(),
+      },
+      state: Array.from({ length: 32 }, (_, i) => (i + seq) / 100),
+      latencyMs: 1,
+    });
+    const batch: DecisionBatch = {
+      type: 'decisions',
+      items: actions.map((a, seq) => decision(seq, a)),
+    };
+    system.send('episodes', batch);
+    const base = {
+      sandboxId: 'lab',
+      episodeId: 'ep/fb',
+      stage: 1 as const,
+      action: ACTIONS.RAISE_ISOLATION,
+      timestamp: Date.now(),
+    };
+    const results: ResultBatch = {
+      type: 'action-results',
+      items: [
+        {
+          type: 'action-feedback',
+          ...base,
+          actionId: 'ep/fb/1/0',
+          confirmed: true,
+          applied: true,
+          stageEnded: false,
+          detail: 'isolated',
+        },
+        {
+          type: 'action-feedback',
+          ...base,
+          actionId: 'ep/fb/1/1',
+          confirmed: true,
+          applied: false,
+          stageEnded: false,
+          detail: 'already at the highest level',
+        },
+        {
+          type: 'action-failed',
+          sandboxId: 'lab',
+          episodeId: 'ep/fb',
+          actionId: 'ep/fb/1/3',
+          attempts: 4,
+          lastError: 'unavailable',
+          timestamp: Date.now(),
+        },
+      ],
+    };
+    system.send('episodes', results);
+    system.send('episodes', {
+      type: 'stage-outcome',
+      sandboxId: 'lab',
+      episodeId: 'ep/fb',
+      stage: 1,
+      timestamp: Date.now(),
+      eventsObserved: 4,
+      sandboxDetected: true,
+      cleaned: false,
+      cleaningSucceeded: false,
+      groundTruth: 'malicious',
+      family: null,
+    });
+    system.send('episodes', {
+      type: 'stage-failed',
+      sandboxId: 'lab',
+      episodeId: 'ep/fb',
+      stage: 2,
+      timestamp: Date.now(),
+      reason: 'other',
+      detail: 'end of test',
+    });
+    const stored = (await inbox.waitFor(
+      (m) => m.type === 'sunk' && (m.message as { type: string }).type === 'episode-trajectory',
+    )) as unknown as { message: EpisodeTrajectory };
+    const r = config.rewards;
+    const rewards = stored.message.steps.map((s) => s.reward);
+    const close = (a: number, b: number) => Math.abs(a - b) < 1e-6;
+    t.true(close(rewards[0]!, r.perEvent + r.isolation), 'applied: its cost only');
+    t.true(
+      close(rewards[1]!, r.perEvent + r.isolation + r.unapplied),
+      'not applied: the unapplied cost too',
+    );
+    t.true(close(rewards[2]!, r.perEvent), 'continue: nothing to apply');
+    t.true(
+      close(rewards[3]!, r.perEvent + r.unapplied + r.truePositive),
+      'failed dispatch: unapplied, then the verdict',
+    );
+    const stats = await system.stats();
+    const episodes = stats.threads.flatMap((th) => th.actors).find((a) => a.actor === 'episodes')!;
+    t.is(episodes.custom.feedbackRewarded, 3, 'every feedback matched to its step');
+    t.true(close(replay.read(1)!.reward, rewards[1]!), 'the replay holds the same rewards');
+  } finally {
+    await system.stop();
+  }
+});
