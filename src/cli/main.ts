@@ -45,9 +45,24 @@ export async function run(
       'events per second per reference sandbox (default: as fast as possible)',
       positiveNumber,
     )
-    .action(async (opts: { duration?: number; configDir?: string; rate?: number }) => {
-      code = await start({ ...opts, demo: true }, out);
-    });
+    .option(
+      '--real-time [speed]',
+      'reference sandboxes replay each trace with its recorded timing (optionally this many times faster)',
+      positiveNumber,
+    )
+    .action(
+      async (opts: {
+        duration?: number;
+        configDir?: string;
+        rate?: number;
+        realTime?: number | true;
+      }) => {
+        code = await start(
+          { ...opts, demo: true, realTime: opts.realTime === true ? 1 : opts.realTime },
+          out,
+        );
+      },
+    );
   program
     .command('run')
     .description('run Warden against the sandboxes in the configuration (no reference sandboxes)')

@@ -36,12 +36,15 @@ export interface StartOptions {
   readonly demo?: boolean;
   /** Events per second per demo sandbox (default: as fast as possible). */
   readonly rate?: number;
+  /** Demo sandboxes replay with the recorded timing, this many times faster. */
+  readonly realTime?: number;
 }
 
 const BUNDLED = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
 
 async function startDemoSandboxes(
   rate: number | undefined,
+  realTime: number | undefined,
   log: Logger,
 ): Promise<ReferenceSandbox[]> {
   // The file lists goodware first, then malware: a seeded shuffle mixes them as a sandbox would.
@@ -60,6 +63,7 @@ async function startDemoSandboxes(
         benign,
         log,
         ...(rate ? { eventsPerSecond: rate } : {}),
+        ...(realTime ? { realTime: { speed: realTime } } : {}),
       }),
   );
   for (const s of sandboxes) await s.start();
@@ -141,7 +145,9 @@ async function runStarted(
   const hostId = hostIdOf(config);
   // A learner host runs no sandboxes: it learns from every inference host's experiences.
   const demo =
-    options.demo && role !== 'learner' ? await startDemoSandboxes(options.rate, log) : [];
+    options.demo && role !== 'learner'
+      ? await startDemoSandboxes(options.rate, options.realTime, log)
+      : [];
   for (const s of demo) {
     say(
       `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} replaying the bundled Oliveira 2019 traces`,

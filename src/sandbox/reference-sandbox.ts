@@ -40,6 +40,11 @@ export interface ReferenceSandboxOptions {
   readonly batchSize?: number;
   /** Events per second over all episodes; undefined = as fast as possible. */
   readonly eventsPerSecond?: number;
+  /**
+   * Real time: each stage replays its events with the gaps of their recorded timestamps,
+   * divided by `speed` (1 = as recorded), from the moment the stage starts.
+   */
+  readonly realTime?: { readonly speed: number };
   readonly cleanSuccessRate?: number;
   /** Stop starting episodes after this many (undefined: cycle through the traces forever). */
   readonly episodes?: number;
@@ -61,6 +66,8 @@ interface StageRun {
   next: number;
   sentAllAt: number | undefined;
   ended: boolean;
+  /** When the stage started (ms): real-time pacing measures from here. */
+  readonly startedAt: number;
 }
 
 type WireEvent = Record<string, unknown>;
@@ -100,9 +107,15 @@ export class ReferenceSandbox {
     truth: Label;
   }[] = [];
   readonly #o: Required<
-    Omit<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency'>
+    Omit<
+      ReferenceSandboxOptions,
+      'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency' | 'realTime'
+    >
   > &
-    Pick<ReferenceSandboxOptions, 'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency'>;
+    Pick<
+      ReferenceSandboxOptions,
+      'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency' | 'realTime'
+    >;
   readonly #server = new grpc.Server(channelOptions);
   readonly #runs = new Map<string, StageRun>();
   readonly #pending: WireEvent[] = [];
@@ -227,6 +240,7 @@ export class ReferenceSandbox {
       next: 0,
       sentAllAt: undefined,
       ended: false,
+      startedAt: Date.now(),
     });
     this.#pending.push({
       episodeStarted: {
@@ -307,6 +321,15 @@ export class ReferenceSandbox {
     };
   }
 
+  /** Real-time pacing: whether the run's next event is due by its recorded timestamp. */
+  #due(run: StageRun): boolean {
+    const realTime = this.#o.realTime;
+    if (!realTime) return true;
+    const events = run.trace.events;
+    const offset = (events[run.next]!.timestamp - events[0]!.timestamp) / realTime.speed;
+    return Date.now() - run.startedAt >= offset;
+  }
+
   async #watch(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
     this.#batchesThisStream = 0;
     let closed = false;
@@ -332,6 +355,7 @@ export class ReferenceSandbox {
         for (const run of runs) {
           if (batch.length >= this.#o.batchSize) break;
           if (run.ended || run.next >= run.trace.events.length) continue;
+          if (!this.#due(run)) continue;
           batch.push(this.#telemetry(run, run.trace.events[run.next]!));
           run.next++;
           if (run.next >= run.trace.events.length) run.sentAllAt = Date.now();

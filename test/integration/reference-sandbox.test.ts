@@ -1,0 +1,49 @@
+// The reference sandbox's real-time pacing: each stage replays its events with the gaps of their
+// recorded timestamps (divided by the speed), as a sandbox running the sample would emit them.
+
+import type * as grpc from '@grpc/grpc-js';
+import test from 'ava';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import { sandboxClient } from '../../src/sandbox/grpc.ts';
+import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
+import { recordedTrace, until } from '../helpers.ts';
+
+test('real-time pacing follows the recorded timestamps', async (t) => {
+  // Three calls 0 s, 1.5 s and 3 s apart (recordedTrace stamps call i at i ms: scale them).
+  const base = recordedTrace('rt', 'malicious', ['NtOpenFile', 'NtReadFile', 'NtClose']);
+  const trace = { ...base, events: base.events.map((e, i) => ({ ...e, timestamp: i * 1_500 })) };
+  const sandbox = new ReferenceSandbox({
+    name: 'rt',
+    traces: [trace],
+    benign: [],
+    episodes: 1,
+    concurrency: 1,
+    realTime: { speed: 1 },
+    log: silentLogger,
+  });
+  const port = await sandbox.start();
+  const client = sandboxClient(`127.0.0.1:${port}`);
+  const received: number[] = [];
+  const call = (
+    client.raw.watch as (r: unknown) => grpc.ClientReadableStream<{ events?: { kind: string }[] }>
+  )({
+    receiverId: 'test',
+    maxBatch: 64,
+  });
+  const t0 = Date.now();
+  call.on('data', (b) => {
+    for (const e of b.events ?? []) if (e.kind === 'telemetry') received.push(Date.now() - t0);
+  });
+  call.on('error', () => undefined);
+  try {
+    t.true(await until(async () => received.length >= 1, 5_000));
+    t.is(received.length, 1, 'the second call is not due yet');
+    t.true(await until(async () => received.length >= 3, 10_000));
+    t.true(received[1]! >= 1_400, `second call after ${received[1]} ms (recorded 1,500)`);
+    t.true(received[2]! >= 2_900, `third call after ${received[2]} ms (recorded 3,000)`);
+  } finally {
+    call.cancel();
+    client.close();
+    await sandbox.stop();
+  }
+});
