@@ -144,11 +144,15 @@ export async function run(args: string[]): Promise<void> {
         `  ${label.padEnd(22)} ${fmtRate(p.sent / p.elapsed)} events/s sent, ${p.lost === 0 ? 'zero loss' : `${p.lost} not received`}; episodes ${p.actors.episodes?.completed ?? 0}`,
       );
       printLatency(`  event → action (${label})`, p.latency, 'ms');
+      console.log(
+        `    receiver → adapter hand-off (property 1, goal ≤ 100 ms): p99 ${(p.actors.adapter?.handoffP99Ms ?? 0).toFixed(1)} ms, max ${(p.actors.adapter?.handoffMaxMs ?? 0).toFixed(1)} ms (last 4,096 batches)`,
+      );
       const key = rate ? `${rate}/s` : 'max';
       headline[`${key} events/s`] = p.sent / p.elapsed;
       headline[`${key} lost events`] = p.lost;
       headline[`${key} event→action p50 ms`] = p.latency.p50;
       headline[`${key} event→action p99 ms`] = p.latency.p99;
+      headline[`${key} hand-off p99 ms`] = p.actors.adapter?.handoffP99Ms ?? 0;
       details[key] = { actors: p.actors, latency: p.latency, sandboxes: p.sandboxes };
     }
   });

@@ -115,6 +115,9 @@ interface State {
   nextId: number;
   decisions: number;
   ignored: number;
+  /** Recent receiver → adapter hand-off times in ms (a ring of 4096), for property 1. */
+  readonly handoffs: Float64Array;
+  handoffNext: number;
   /** Events past telemetry.maxEventsPerStage (not decided). */
   overLimit: number;
   /** Stages dropped to stay within telemetry.maxOpenStages. */
@@ -122,6 +125,12 @@ interface State {
 }
 
 const key = (episodeId: string, stage: number) => `${episodeId}/${stage}`;
+
+const percentile = (xs: Float64Array, p: number) => {
+  if (xs.length === 0) return 0;
+  const sorted = Float64Array.from(xs).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+};
 
 function topFeatures(state: Float32Array, names: readonly string[], n = 3): FeatureWeight[] {
   // The most active features of the state (the vector the network weighed): a readable rationale.
@@ -374,11 +383,16 @@ export default defineActor<AdapterMessage, State>({
       ignored: 0,
       overLimit: 0,
       evicted: 0,
+      handoffs: new Float64Array(4096),
+      handoffNext: 0,
     };
   },
   async handle(state, message, ctx) {
     switch (message.type) {
       case 'sandbox-events': {
+        // Property 1: from a batch's arrival at its receiver to the adapter taking it (ms).
+        state.handoffs[state.handoffNext++ & 4095] =
+          performance.timeOrigin + performance.now() - message.receivedAt;
         const limits = ctx.config.telemetry;
         for (const e of message.events) {
           if (e.type === 'telemetry') {
@@ -467,6 +481,9 @@ export default defineActor<AdapterMessage, State>({
     backlog: s.backlog.size,
     overStageLimit: s.overLimit,
     evictedStages: s.evicted,
+    handoffP99Ms: percentile(s.handoffs.subarray(0, Math.min(4096, s.handoffNext)), 0.99),
+    handoffMaxMs:
+      s.handoffNext === 0 ? 0 : Math.max(...s.handoffs.subarray(0, Math.min(4096, s.handoffNext))),
     stages: s.stages.size,
     poolRestarts: s.pool.restarts,
     modelAlerts: s.pool.alerts.length,
