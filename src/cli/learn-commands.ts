@@ -1,15 +1,13 @@
 // `warden train` and `warden eval`: offline learning on recorded telemetry and its evaluation
 // against the rule-based policy and a logistic-regression baseline.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { StageConfig } from '../actors/episodes/two-stage.ts';
 import { OnnxPolicy } from '../actors/inference/onnx-policy.ts';
 import { hyperParameters } from '../actors/learner/hyper-parameters.ts';
 import type { QNetParams } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
-import { importCsv } from '../data/import-csv.ts';
-import { readRecorded } from '../data/jsonl.ts';
 import { loadTraces } from '../data/load-traces.ts';
 import { type SplitPart, splitTraces } from '../data/split.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';

@@ -5,7 +5,7 @@ import { configCheck, configDocs, configSchema, configShow } from './config-comm
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
 import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
-import { patternsQueryCommand } from './pattern-commands.ts';
+import { patternsQueryCommand, patternsReindexCommand } from './pattern-commands.ts';
 import {
   configUpdateCommand,
   deployCommand,
@@ -210,6 +210,16 @@ export async function run(
     .option('--json', 'print JSON')
     .action(async (opts) => {
       code = await patternsQueryCommand(opts, out);
+    });
+
+  patterns
+    .command('reindex')
+    .description(
+      'maintenance: train nearest-neighbour cells if needed, file every pattern, store each cell together (run while Warden is stopped, or with DATABASE_URL)',
+    )
+    .option('--config-dir <dir>', 'configuration directory')
+    .action(async (opts: { configDir?: string }) => {
+      code = await patternsReindexCommand(opts, out);
     });
 
   const models = program.command('models').description('model provenance and versions');

@@ -1,6 +1,10 @@
 // `warden patterns query`: asks a running Warden's PatternQuery service (loopback by default;
 // token from WARDEN_TOKEN, TLS with --ca).
 
+import { loadConfig } from '../config/load.ts';
+import { openDatabase } from '../db/connect.ts';
+import { reindexPatterns } from '../db/ivf-store.ts';
+import { componentLogger } from '../runtime/logger.ts';
 import { patternQueryClient } from '../services/pattern-query.ts';
 import { callError, clientOptions, type ServiceFlags, serviceAddress } from './service-commands.ts';
 
@@ -53,5 +57,23 @@ export async function patternsQueryCommand(
     return 1;
   } finally {
     client?.close();
+  }
+}
+
+/** `warden patterns reindex`: nearest-neighbour cells trained, filed and clustered. */
+export async function patternsReindexCommand(
+  opts: { configDir?: string },
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const { config } = loadConfig(opts.configDir ? { dir: opts.configDir } : {});
+  const db = await openDatabase(config, componentLogger('cli'));
+  try {
+    const r = await reindexPatterns(db.pool);
+    out.write(
+      `${r.trained ? 'cells trained; ' : ''}${r.filed} pattern(s) filed; rows clustered by cell in ${r.seconds.toFixed(1)} s\n`,
+    );
+    return 0;
+  } finally {
+    await db.close();
   }
 }

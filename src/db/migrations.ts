@@ -22,7 +22,7 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TABLE attack_patterns (
         pattern_id    text PRIMARY KEY,               -- idempotency key: a replay never duplicates
         features      cube NOT NULL,                  -- the state at the decision (≤ 100 dims)
-        sketch        cube NOT NULL,                  -- 8-dim projection of features (db/sketch.ts)
+        sketch        cube NOT NULL,                  -- 8-dim projection of features (dropped in 4)
         action        smallint NOT NULL CHECK (action BETWEEN 0 AND 5),
         reward        real NOT NULL,
         attack_type   text NOT NULL,
@@ -109,6 +109,26 @@ export const MIGRATIONS: readonly Migration[] = [
         role          text NOT NULL,
         model_version text NOT NULL,
         updated_at    timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 4,
+    name: 'nearest neighbours by inverted file (db/ivf.ts) instead of the sketch R-tree',
+    sql: `
+      -- The GiST index on the 8-dim sketch cost a third of the write rate and gave 27% recall at
+      -- 1M rows; the inverted file needs only a btree on the cell.
+      DROP INDEX IF EXISTS attack_patterns_sketch;
+      ALTER TABLE attack_patterns DROP COLUMN sketch;
+      ALTER TABLE attack_patterns ADD COLUMN cell integer;
+      CREATE INDEX attack_patterns_cell ON attack_patterns (cell);
+      CREATE TABLE ivf_centroids (
+        id          integer PRIMARY KEY CHECK (id = 1),  -- one set of centroids at a time
+        dim         integer NOT NULL,
+        coarse      real[] NOT NULL,
+        fine        real[] NOT NULL,
+        trained_on  bigint NOT NULL,
+        trained_at  timestamptz NOT NULL DEFAULT now()
       );
     `,
   },

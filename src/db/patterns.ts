@@ -3,7 +3,8 @@
 // its confidence score. Parameterised SQL only.
 
 import type pg from 'pg';
-import { candidatesFor, sketch } from './sketch.ts';
+import { probeCells } from './ivf.ts';
+import { loadCentroids } from './ivf-store.ts';
 
 export interface PatternRow {
   readonly patternId: string;
@@ -60,22 +61,32 @@ export async function byTimeRange(
   return rows.map(withFeatures);
 }
 
+/** Cells a nearest-neighbour query reads (of CELLS): more is slower and finds more. */
+export const DEFAULT_PROBES = 8;
+
 /**
- * The k nearest patterns: candidates by the indexed 8-dim sketch (sketch.ts), ranked by the exact
- * distance on the full features. Approximate: a true neighbour whose sketch falls outside the
- * candidate set is missed (recall is measured in bench/db.ts).
+ * The k nearest patterns, ranked by the exact distance on the full features. Once the store has
+ * trained its cells (db/ivf.ts), only the rows of the `probes` nearest cells are ranked (plus any
+ * not yet filed); before that, every row. Approximate past training: a true neighbour in a cell
+ * not probed is missed (recall is measured in bench/db.ts).
  */
 export async function nearest(
   db: pg.Pool,
   features: readonly number[],
   k = 10,
+  probes = DEFAULT_PROBES,
 ): Promise<PatternRow[]> {
+  const centroids = await loadCentroids(db);
+  const filed = centroids !== undefined && centroids.dim === features.length;
+  // Rank by distance on ids only, then fetch the k winners' columns (turning every candidate's
+  // features into text would cost more than the ranking).
+  const candidates = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell = -1' : '';
   const { rows } = await db.query<PatternRow & { distance: number }>(
-    `SELECT * FROM (
-       SELECT ${COLUMNS}, features <-> cube($1::float8[]) AS distance
-         FROM (SELECT * FROM attack_patterns ORDER BY sketch <-> cube($2::float8[]) LIMIT $4) candidates
-     ) ranked ORDER BY distance LIMIT $3`,
-    [features, sketch(features), k, candidatesFor(k)],
+    `SELECT ${COLUMNS}, nn.distance FROM (
+       SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
+         ${candidates} ORDER BY distance LIMIT $2
+     ) nn JOIN attack_patterns p ON p.pattern_id = nn.id ORDER BY nn.distance`,
+    filed ? [features, k, probeCells(centroids, features, probes)] : [features, k],
   );
   return rows.map((r) => ({ ...withFeatures(r), score: r.confidence / (1 + r.distance) }));
 }

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
 import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
+import { reindexPatterns, trainCellsIfDue } from '../../src/db/ivf-store.ts';
 import { Journal } from '../../src/db/journal.ts';
 import { migrate } from '../../src/db/migrations.ts';
 import { byAttackType, byTimeRange, nearest } from '../../src/db/patterns.ts';
 import { makeSanitizer } from '../../src/db/sanitize.ts';
-import { sketch } from '../../src/db/sketch.ts';
 import type { AttackPattern } from '../../src/messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
@@ -56,7 +56,7 @@ test.serial('migrations run twice are a no-op', async (t) => {
     const { rows } = await client.query('SELECT version FROM schema_migrations');
     t.deepEqual(
       rows.map((r) => r.version),
-      [1, 2, 3],
+      [1, 2, 3, 4],
     );
   } finally {
     client.release();
@@ -139,13 +139,31 @@ test.serial(
 
     const plan = async (sql: string, params: unknown[]) =>
       (await db.pool.query(`EXPLAIN ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
-    // kNN candidates come from the GiST index on the 8-dim sketch (db/sketch.ts).
+    // Past a size the store files patterns into cells (db/ivf.ts); kNN then reads a few cells
+    // through their index, and still finds the identical vector first.
+    t.true(await trainCellsIfDue(db.pool, 1_000));
+    const [{ unfiled }] = (
+      await db.pool.query('SELECT count(*)::int AS unfiled FROM attack_patterns WHERE cell IS NULL')
+    ).rows;
+    t.is(unfiled, 0, 'every stored pattern filed into a cell');
+    const filed = await nearest(db.pool, query, 10);
+    t.is(filed[0]!.patternId, 'q-3');
+    t.is(filed.length, 10);
+    // Maintenance: nothing left to file; rows stored by cell; answers unchanged.
+    t.like(await reindexPatterns(db.pool), { trained: false, filed: 0 });
+    const again = await nearest(db.pool, query, 10);
+    t.deepEqual(
+      again.map((r) => r.distance),
+      filed.map((r) => r.distance),
+      'the same neighbours (ties may swap places)',
+    );
+    t.deepEqual(again.map((r) => r.patternId).sort(), filed.map((r) => r.patternId).sort());
     t.regex(
       await plan(
-        `SELECT pattern_id FROM attack_patterns ORDER BY sketch <-> cube($1::float8[]) LIMIT 200`,
-        [sketch(query)],
+        `SELECT pattern_id FROM attack_patterns WHERE cell = ANY($1::int[]) OR cell IS NULL OR cell = -1`,
+        [[1, 2, 3, 4, 5, 6, 7, 8]],
       ),
-      /attack_patterns_sketch/,
+      /attack_patterns_cell/,
     );
     // By type and by time: an index serves them (which one is the planner's call), never a full scan.
     const typePlan = await plan(

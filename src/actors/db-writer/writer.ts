@@ -5,8 +5,9 @@
 
 import type pg from 'pg';
 import { insertExperiences } from '../../cluster/experiences.ts';
+import type { Centroids } from '../../db/ivf.ts';
+import { cellsFor, loadCentroids, trainCellsIfDue } from '../../db/ivf-store.ts';
 import { type Journal, JournalFullError } from '../../db/journal.ts';
-import { sketch } from '../../db/sketch.ts';
 import type { ExperienceRows } from '../../messages/experience.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
@@ -72,13 +73,14 @@ const cubeLiteral = (v: readonly number[]) => `(${v.join(',')})`;
 async function insertPatterns(
   client: pg.PoolClient,
   rows: readonly AttackPattern[],
+  centroids: Centroids | undefined,
 ): Promise<void> {
   if (rows.length === 0) return;
   await client.query(
-    `INSERT INTO attack_patterns (pattern_id, features, sketch, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage)
-     SELECT id, f::cube, k::cube, a, r, t, c, to_timestamp(ts / 1000.0), v, e, s
-       FROM unnest($1::text[], $2::text[], $11::text[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[])
-         AS x(id, f, k, a, r, t, c, ts, v, e, s)
+    `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage, cell)
+     SELECT id, f::cube, a, r, t, c, to_timestamp(ts / 1000.0), v, e, s, cell
+       FROM unnest($1::text[], $2::text[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[], $11::int[])
+         AS x(id, f, a, r, t, c, ts, v, e, s, cell)
      ON CONFLICT (pattern_id) DO NOTHING`,
     [
       rows.map((p) => p.patternId),
@@ -91,7 +93,10 @@ async function insertPatterns(
       rows.map((p) => p.modelVersion),
       rows.map((p) => p.episodeId),
       rows.map((p) => p.stage),
-      rows.map((p) => cubeLiteral(sketch(p.features))),
+      cellsFor(
+        centroids,
+        rows.map((p) => p.features),
+      ),
     ],
   );
 }
@@ -143,6 +148,7 @@ export class DbWriter {
     lastWriteMs: 0,
   };
   #down = false;
+  #training = false;
   #replaying: Promise<void> | undefined;
 
   readonly #clean: (r: DbRecord) => DbRecord;
@@ -197,9 +203,11 @@ export class DbWriter {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
+      const patterns = records.filter((r): r is AttackPattern => r.type === 'attack-pattern');
       await insertPatterns(
         client,
-        records.filter((r): r is AttackPattern => r.type === 'attack-pattern'),
+        patterns,
+        patterns.length > 0 ? await loadCentroids(this.#pool) : undefined,
       );
       await insertEpisodes(
         client,
@@ -219,6 +227,18 @@ export class DbWriter {
     }
     this.stats.batches++;
     this.stats.lastWriteMs = performance.now() - t0;
+    // Nearest-neighbour cells are trained once the store is big enough (in the background).
+    if (!this.#training && records.some((r) => r.type === 'attack-pattern')) {
+      this.#training = true;
+      trainCellsIfDue(this.#pool)
+        .then((trained) => {
+          if (trained) this.#log.info({}, 'nearest-neighbour cells trained; patterns filed');
+        })
+        .catch((error) => this.#log.warn({ err: error }, 'training nearest-neighbour cells failed'))
+        .finally(() => {
+          this.#training = false;
+        });
+    }
   }
 
   /** Persists the records, or queues them durably when the database is unreachable. */
