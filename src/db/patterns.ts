@@ -3,7 +3,7 @@
 // its confidence score. Parameterised SQL only.
 
 import type pg from 'pg';
-import { probeCells } from './ivf.ts';
+import { CELLS, probeCells } from './ivf.ts';
 import { loadCentroids } from './ivf-store.ts';
 
 export interface PatternRow {
@@ -81,12 +81,20 @@ export async function nearest(
   // Rank by distance on ids only, then fetch the k winners' columns (turning every candidate's
   // features into text would cost more than the ranking).
   const candidates = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell = -1' : '';
-  const { rows } = await db.query<PatternRow & { distance: number }>(
-    `SELECT ${COLUMNS}, nn.distance FROM (
-       SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
-         ${candidates} ORDER BY distance LIMIT $2
-     ) nn JOIN attack_patterns p ON p.pattern_id = nn.id ORDER BY nn.distance`,
-    filed ? [features, k, probeCells(centroids, features, probes)] : [features, k],
-  );
+  const query = (cells: number) =>
+    db.query<PatternRow & { distance: number }>(
+      `SELECT ${COLUMNS}, nn.distance FROM (
+         SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
+           ${candidates} ORDER BY distance LIMIT $2
+       ) nn JOIN attack_patterns p ON p.pattern_id = nn.id ORDER BY nn.distance`,
+      filed ? [features, k, probeCells(centroids, features, cells)] : [features, k],
+    );
+  let cells = probes;
+  let { rows } = await query(cells);
+  // Sparse cells (a small store, or a query far from the data): read more cells until k are found.
+  while (filed && rows.length < k && cells < CELLS) {
+    cells = Math.min(CELLS, cells * 4);
+    ({ rows } = await query(cells));
+  }
   return rows.map((r) => ({ ...withFeatures(r), score: r.confidence / (1 + r.distance) }));
 }
