@@ -143,6 +143,11 @@ async function runStarted(
     channelCredentials(s.address, s.tls ?? null, `sandbox ${s.name}`, config.security);
   const role = config.cluster.role;
   const hostId = hostIdOf(config);
+  if (role !== 'all' && !config.database.url) {
+    throw new ConfigError(
+      `cluster.role ${role} shares experiences and models through one PostgreSQL: set DATABASE_URL (the embedded server is local to one host)`,
+    );
+  }
   // A learner host runs no sandboxes: it learns from every inference host's experiences.
   const demo =
     options.demo && role !== 'learner'
@@ -202,11 +207,19 @@ async function runStarted(
       await db.close();
       return 0;
     }
-    const latest = await latestPublished(db.pool);
+    let latest = await latestPublished(db.pool);
     if (latest) {
-      if (!listVersions(config.models.dir).includes(latest))
-        await fetchModel(db.pool, config.models.dir, latest);
-      setLatest(config.models.dir, latest);
+      try {
+        if (!listVersions(config.models.dir).includes(latest))
+          await fetchModel(db.pool, config.models.dir, latest);
+        setLatest(config.models.dir, latest);
+      } catch (error) {
+        log.error(
+          { err: error, version: latest },
+          'latest published model unusable; learning from scratch',
+        );
+        latest = undefined;
+      }
     }
     say(`warden: learner leader; continuing from ${latest ?? 'a new network'}`);
   }
