@@ -122,3 +122,24 @@ export function probeCells(c: Centroids, x: readonly number[], probes: number): 
   const order = Array.from({ length: CELLS }, (_, k) => k).sort((a, b) => d[a]! - d[b]!);
   return order.slice(0, probes);
 }
+
+/**
+ * Cells near a stored vector, cheaply (the writer's path): the two nearest coarse centroids,
+ * then the `probes` nearest fine centroids among theirs.
+ */
+export function nearbyCells(c: Centroids, x: readonly number[], probes: number): number[] {
+  const coarse = Array.from({ length: COARSE }, (_, k) => k)
+    .map((k) => ({ k, d: dist2(x, 0, c.coarse, k * c.dim, c.dim) }))
+    .sort((a, b) => a.d - b.d)
+    .slice(0, 2);
+  return coarse
+    .flatMap(({ k }) =>
+      Array.from({ length: FINE }, (_, f) => k * FINE + f).map((cell) => ({
+        cell,
+        d: dist2(x, 0, c.fine, cell * c.dim, c.dim),
+      })),
+    )
+    .sort((a, b) => a.d - b.d)
+    .slice(0, probes)
+    .map((e) => e.cell);
+}

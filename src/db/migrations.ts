@@ -132,6 +132,18 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'pattern confidence from the agreement of later similar outcomes (db/corroborate.ts)',
+    sql: `
+      ALTER TABLE attack_patterns
+        ADD COLUMN policy_confidence real,
+        ADD COLUMN agreements integer NOT NULL DEFAULT 0,
+        ADD COLUMN disagreements integer NOT NULL DEFAULT 0;
+      UPDATE attack_patterns SET policy_confidence = confidence;
+      ALTER TABLE attack_patterns ALTER COLUMN policy_confidence SET NOT NULL;
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"

@@ -81,8 +81,18 @@ test.serial(
       const injection = await client.byAttackType('injection', 100);
       t.is(injection.length, 20, 'behaviour class when the sandbox names no family');
       t.is((await client.byAttackType('QakBot')).length, 5, 'the family when it does');
+      t.true(injection.every((p) => p.modelVersion === 'v7'));
+      // Confidence: the policy's 0.9, moved by later outcomes on the same state — the newest
+      // pattern has none yet; earlier ones met both later injections and later QakBots.
+      t.true(injection.every((p) => p.confidence >= 0 && p.confidence <= 1));
+      const newest = injection.find((p) => p.episodeId === 'ep-24');
       t.true(
-        injection.every((p) => Math.abs(p.confidence - 0.9) < 1e-6 && p.modelVersion === 'v7'),
+        Math.abs(newest!.confidence - 0.9) < 1e-6,
+        "no later outcome: the policy's confidence",
+      );
+      t.true(
+        injection.some((p) => Math.abs(p.confidence - 0.9) > 0.01),
+        'earlier patterns moved with later similar outcomes',
       );
       const window = await client.byTimeRange(
         Date.UTC(2026, 5, 1, 0, 10),
@@ -147,7 +157,7 @@ test.serial('`warden patterns query` prints patterns with their confidence', asy
   });
   const byType = await runCli([...server, '--type', 'QakBot']);
   t.is(byType.code, 0);
-  t.regex(byType.text, /QakBot\s+action 2\s+confidence 0\.900/);
+  t.regex(byType.text, /QakBot\s+action 2\s+confidence 0\.\d{3}/);
   t.regex(byType.text, /5 pattern\(s\)/);
   const near = await runCli([
     ...server,

@@ -56,7 +56,7 @@ test.serial('migrations run twice are a no-op', async (t) => {
     const { rows } = await client.query('SELECT version FROM schema_migrations');
     t.deepEqual(
       rows.map((r) => r.version),
-      [1, 2, 3, 4],
+      [1, 2, 3, 4, 5],
     );
   } finally {
     client.release();
@@ -361,5 +361,70 @@ test.serial(
       /^stage 2: sandbox-crash after path:[0-9a-f]{16} wrote path:[0-9a-f]{16} and called ip:[0-9a-f]{16} and ip:[0-9a-f]{16}$/,
     );
     t.is(rows[1].r, stored, 'the same value hashes to the same pseudonym');
+  },
+);
+
+test.serial(
+  "a pattern's confidence moves with the agreement of later similar outcomes, once per outcome",
+  async (t) => {
+    const writer = new DbWriter(
+      db.pool,
+      new Journal<DbRecord>(journalDir(), 1 << 20),
+      silentLogger,
+    );
+    const near = [0.9, 0.1, 0.9, 0.1];
+    const at = (m: number) => Date.UTC(2026, 6, 1, 0, m);
+    const a = pattern('agree-a', {
+      features: near,
+      attackType: 'Emotet',
+      confidence: 0.5,
+      timestamp: at(0),
+    });
+    const b = pattern('agree-b', {
+      features: [0.91, 0.1, 0.9, 0.1],
+      attackType: 'Emotet',
+      confidence: 0.5,
+      timestamp: at(1),
+    });
+    const c = pattern('agree-c', {
+      features: [0.9, 0.12, 0.9, 0.1],
+      attackType: 'QakBot',
+      confidence: 0.5,
+      timestamp: at(2),
+    });
+    const far = pattern('agree-far', {
+      features: [0.0, 0.9, 0.0, 0.9],
+      attackType: 'Emotet',
+      confidence: 0.5,
+      timestamp: at(3),
+    });
+    const conf = async (id: string) =>
+      Number(
+        (await db.pool.query('SELECT confidence FROM attack_patterns WHERE pattern_id = $1', [id]))
+          .rows[0].confidence,
+      );
+    t.is(await writer.write([a]), 'persisted');
+    t.is(await conf('agree-a'), 0.5, "alone: the policy's confidence");
+    t.is(await writer.write([b]), 'persisted');
+    t.true(
+      Math.abs((await conf('agree-a')) - 2 / 3) < 1e-6,
+      'a later similar outcome of the same type: (2·0.5 + 1) / 3',
+    );
+    t.is(await writer.write([c, far]), 'persisted');
+    t.true(
+      Math.abs((await conf('agree-a')) - 0.5) < 1e-6,
+      'then one of another type: (2·0.5 + 1) / 4',
+    );
+    t.true(Math.abs((await conf('agree-b')) - 1 / 3) < 1e-6, 'b: one disagreement, (2·0.5) / 3');
+    t.is(await conf('agree-c'), 0.5, 'the newest has no later outcomes yet');
+    // A replayed batch (journal) adds nothing twice.
+    t.is(await writer.write([c, far]), 'persisted');
+    t.true(Math.abs((await conf('agree-a')) - 0.5) < 1e-6);
+    const [row] = (
+      await db.pool.query(
+        "SELECT agreements, disagreements FROM attack_patterns WHERE pattern_id = 'agree-a'",
+      )
+    ).rows;
+    t.deepEqual(row, { agreements: 1, disagreements: 1 });
   },
 );

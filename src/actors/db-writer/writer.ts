@@ -5,7 +5,8 @@
 
 import type pg from 'pg';
 import { insertExperiences } from '../../cluster/experiences.ts';
-import type { Centroids } from '../../db/ivf.ts';
+import { corroborate } from '../../db/corroborate.ts';
+import { type Centroids, nearbyCells } from '../../db/ivf.ts';
 import { cellsFor, loadCentroids, trainCellsIfDue } from '../../db/ivf-store.ts';
 import { type Journal, JournalFullError } from '../../db/journal.ts';
 import type { ExperienceRows } from '../../messages/experience.ts';
@@ -16,6 +17,9 @@ import { type EncryptableField, FieldCipher } from '../../security/field-crypto.
 export type DbRecord = AttackPattern | EpisodeTrajectory | ExperienceRows;
 
 export type WriteOutcome = 'persisted' | 'queued' | 'refused';
+
+/** Patterns per batch whose neighbours' confidence is updated (bulk loads skip the rest, counted). */
+export const MAX_CORROBORATED = 500;
 
 export interface WriterLogger {
   warn(fields: object, message: string): void;
@@ -31,6 +35,8 @@ export interface WriterStats {
   outages: number;
   batches: number;
   lastWriteMs: number;
+  /** New patterns of very large batches that did not move their neighbours' confidence. */
+  uncorroborated: number;
 }
 
 /** PostgreSQL error classes that mean "the database is not there" rather than "this row is wrong". */
@@ -74,14 +80,15 @@ async function insertPatterns(
   client: pg.PoolClient,
   rows: readonly AttackPattern[],
   centroids: Centroids | undefined,
-): Promise<void> {
-  if (rows.length === 0) return;
-  await client.query(
-    `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage, cell)
-     SELECT id, f::cube, a, r, t, c, to_timestamp(ts / 1000.0), v, e, s, cell
+): Promise<string[]> {
+  if (rows.length === 0) return [];
+  const inserted = await client.query<{ id: string }>(
+    `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell)
+     SELECT id, f::cube, a, r, t, c, c, to_timestamp(ts / 1000.0), v, e, s, cell
        FROM unnest($1::text[], $2::text[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[], $11::int[])
          AS x(id, f, a, r, t, c, ts, v, e, s, cell)
-     ON CONFLICT (pattern_id) DO NOTHING`,
+     ON CONFLICT (pattern_id) DO NOTHING
+     RETURNING pattern_id AS id`,
     [
       rows.map((p) => p.patternId),
       rows.map((p) => cubeLiteral(p.features)),
@@ -99,6 +106,7 @@ async function insertPatterns(
       ),
     ],
   );
+  return inserted.rows.map((r) => r.id);
 }
 
 async function insertEpisodes(
@@ -146,6 +154,7 @@ export class DbWriter {
     outages: 0,
     batches: 0,
     lastWriteMs: 0,
+    uncorroborated: 0,
   };
   #down = false;
   #training = false;
@@ -204,11 +213,25 @@ export class DbWriter {
     try {
       await client.query('BEGIN');
       const patterns = records.filter((r): r is AttackPattern => r.type === 'attack-pattern');
-      await insertPatterns(
-        client,
-        patterns,
-        patterns.length > 0 ? await loadCentroids(this.#pool) : undefined,
-      );
+      const centroids = patterns.length > 0 ? await loadCentroids(this.#pool) : undefined;
+      const insertedIds = await insertPatterns(client, patterns, centroids);
+      // Confidence from later similar outcomes, in the same transaction and only for rows this
+      // insert added (a journal replay never counts twice); the newest MAX_CORROBORATED of a batch.
+      const corroborated = insertedIds.slice(-MAX_CORROBORATED);
+      if (corroborated.length > 0) {
+        const byId = new Map(patterns.map((p) => [p.patternId, p.features]));
+        await corroborate(
+          client,
+          corroborated,
+          corroborated.map((id) => {
+            const f = byId.get(id);
+            return centroids && f && f.length === centroids.dim
+              ? nearbyCells(centroids, f, 4)
+              : null;
+          }),
+        );
+      }
+      this.stats.uncorroborated += insertedIds.length - corroborated.length;
       await insertEpisodes(
         client,
         records.filter((r): r is EpisodeTrajectory => r.type === 'episode-trajectory'),
