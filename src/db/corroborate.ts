@@ -69,9 +69,10 @@ async function run(
          FROM nb GROUP BY id
      )
      UPDATE attack_patterns t
-        SET agreements = t.agreements + agg.a,
+        SET policy_confidence = coalesce(t.policy_confidence, t.confidence),
+            agreements = t.agreements + agg.a,
             disagreements = t.disagreements + agg.d,
-            confidence = (t.policy_confidence * $4 + t.agreements + agg.a)
+            confidence = (coalesce(t.policy_confidence, t.confidence) * $4 + t.agreements + agg.a)
                        / ($4 + t.agreements + agg.a + t.disagreements + agg.d)
        FROM agg WHERE t.pattern_id = agg.id`,
     [ids, RADIUS, NEIGHBOURS, PRIOR, ...rest],

@@ -140,8 +140,7 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD COLUMN policy_confidence real,
         ADD COLUMN agreements integer NOT NULL DEFAULT 0,
         ADD COLUMN disagreements integer NOT NULL DEFAULT 0;
-      UPDATE attack_patterns SET policy_confidence = confidence;
-      ALTER TABLE attack_patterns ALTER COLUMN policy_confidence SET NOT NULL;
+      UPDATE attack_patterns SET policy_confidence = confidence;  -- null later: confidence is the policy's
     `,
   },
 ];

@@ -73,6 +73,19 @@ test.serial(
             25,
         ),
       );
+      // Corroboration runs beside the writes (every 100 ms): wait for it to have moved some.
+      t.true(
+        await until(
+          async () =>
+            Number(
+              (
+                await db.pool.query(
+                  'SELECT count(*) AS n FROM attack_patterns WHERE agreements + disagreements > 0',
+                )
+              ).rows[0].n,
+            ) > 0,
+        ),
+      );
     } finally {
       await system.stop();
     }

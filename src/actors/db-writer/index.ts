@@ -13,7 +13,7 @@ import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
 import { FieldCipher, KEYS_ENV } from '../../security/field-crypto.ts';
-import { type DbRecord, DbWriter } from './writer.ts';
+import { CORROBORATE_EVERY_MS, type DbRecord, DbWriter } from './writer.ts';
 
 export type DbWriterMessage =
   | AttackPattern
@@ -32,7 +32,11 @@ interface State {
   readonly pool: pg.Pool;
   readonly journal: Journal<DbRecord>;
   readonly buffer: DbRecord[];
-  readonly timers: { flush?: NodeJS.Timeout; retry?: NodeJS.Timeout };
+  readonly timers: {
+    flush?: NodeJS.Timeout;
+    retry?: NodeJS.Timeout;
+    corroborate?: NodeJS.Timeout;
+  };
 }
 
 async function flush(state: State, ctx: ActorContext): Promise<void> {
@@ -96,6 +100,8 @@ export default defineActor<DbWriterMessage, State>({
     if (journal.hasPending) void writer.retry();
     state.timers.retry = setInterval(() => void writer.retry(), ctx.config.database.retryMs);
     state.timers.retry.unref();
+    state.timers.corroborate = setInterval(() => void writer.corroborate(), CORROBORATE_EVERY_MS);
+    state.timers.corroborate.unref();
     return state;
   },
   async handle(state, message, ctx) {
@@ -122,11 +128,17 @@ export default defineActor<DbWriterMessage, State>({
   },
   stats(state) {
     const s = state.writer.stats;
-    return { ...s, journalBytes: state.writer.journalBytes, buffered: state.buffer.length };
+    return {
+      ...s,
+      journalBytes: state.writer.journalBytes,
+      buffered: state.buffer.length,
+      corroborationBacklog: state.writer.corroborationBacklog,
+    };
   },
   async stop(state, ctx) {
     clearTimeout(state.timers.flush);
     clearInterval(state.timers.retry);
+    clearInterval(state.timers.corroborate);
     await flush(state, ctx);
     state.journal.close();
     await state.pool.end();

@@ -18,8 +18,14 @@ export type DbRecord = AttackPattern | EpisodeTrajectory | ExperienceRows;
 
 export type WriteOutcome = 'persisted' | 'queued' | 'refused';
 
-/** Patterns per batch whose neighbours' confidence is updated (bulk loads skip the rest, counted). */
-export const MAX_CORROBORATED = 500;
+/**
+ * Corroboration (db/corroborate.ts) runs beside the writes, at most CORROBORATE_PER_TURN new
+ * patterns every CORROBORATE_EVERY_MS, so bulk loads keep their write rate; past
+ * MAX_CORROBORATION_QUEUE waiting patterns the oldest are skipped and counted (`uncorroborated`).
+ */
+export const CORROBORATE_PER_TURN = 100;
+export const CORROBORATE_EVERY_MS = 100;
+export const MAX_CORROBORATION_QUEUE = 20_000;
 
 export interface WriterLogger {
   warn(fields: object, message: string): void;
@@ -158,6 +164,8 @@ export class DbWriter {
   };
   #down = false;
   #training = false;
+  readonly #toCorroborate: { id: string; cells: number[] | null }[] = [];
+  #corroborating = false;
   #replaying: Promise<void> | undefined;
 
   readonly #clean: (r: DbRecord) => DbRecord;
@@ -202,6 +210,35 @@ export class DbWriter {
     this.#batch = batch;
   }
 
+  /** New patterns whose neighbours' confidence has not been moved yet. */
+  get corroborationBacklog(): number {
+    return this.#toCorroborate.length;
+  }
+
+  /**
+   * One turn of corroboration (the actor calls it every CORROBORATE_EVERY_MS): the oldest waiting
+   * patterns move their earlier neighbours' confidence. A failed turn puts them back.
+   */
+  async corroborate(): Promise<number> {
+    if (this.#corroborating || this.#down || this.#toCorroborate.length === 0) return 0;
+    this.#corroborating = true;
+    const turn = this.#toCorroborate.splice(0, CORROBORATE_PER_TURN);
+    try {
+      await corroborate(
+        this.#pool,
+        turn.map((t) => t.id),
+        turn.map((t) => t.cells),
+      );
+      return turn.length;
+    } catch (error) {
+      this.#toCorroborate.unshift(...turn);
+      this.#log.warn({ err: error }, 'corroboration failed; retried next turn');
+      return 0;
+    } finally {
+      this.#corroborating = false;
+    }
+  }
+
   get journalBytes(): number {
     return this.#journal.pendingBytes;
   }
@@ -215,23 +252,23 @@ export class DbWriter {
       const patterns = records.filter((r): r is AttackPattern => r.type === 'attack-pattern');
       const centroids = patterns.length > 0 ? await loadCentroids(this.#pool) : undefined;
       const insertedIds = await insertPatterns(client, patterns, centroids);
-      // Confidence from later similar outcomes, in the same transaction and only for rows this
-      // insert added (a journal replay never counts twice); the newest MAX_CORROBORATED of a batch.
-      const corroborated = insertedIds.slice(-MAX_CORROBORATED);
-      if (corroborated.length > 0) {
+      // Confidence from later similar outcomes: queued for the background step, and only for rows
+      // this insert added (a journal replay never counts twice).
+      if (insertedIds.length > 0) {
         const byId = new Map(patterns.map((p) => [p.patternId, p.features]));
-        await corroborate(
-          client,
-          corroborated,
-          corroborated.map((id) => {
-            const f = byId.get(id);
-            return centroids && f && f.length === centroids.dim
-              ? nearbyCells(centroids, f, 4)
-              : null;
-          }),
-        );
+        for (const id of insertedIds) {
+          const f = byId.get(id)!;
+          this.#toCorroborate.push({
+            id,
+            cells: centroids && f.length === centroids.dim ? nearbyCells(centroids, f, 4) : null,
+          });
+        }
+        const over = this.#toCorroborate.length - MAX_CORROBORATION_QUEUE;
+        if (over > 0) {
+          this.#toCorroborate.splice(0, over); // a bulk load: the oldest wait no longer, counted
+          this.stats.uncorroborated += over;
+        }
       }
-      this.stats.uncorroborated += insertedIds.length - corroborated.length;
       await insertEpisodes(
         client,
         records.filter((r): r is EpisodeTrajectory => r.type === 'episode-trajectory'),
