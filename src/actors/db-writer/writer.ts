@@ -23,7 +23,7 @@ export type WriteOutcome = 'persisted' | 'queued' | 'refused';
  * patterns every CORROBORATE_EVERY_MS, so bulk loads keep their write rate; past
  * MAX_CORROBORATION_QUEUE waiting patterns the oldest are skipped and counted (`uncorroborated`).
  */
-export const CORROBORATE_PER_TURN = 100;
+export const CORROBORATE_PER_TURN = 20;
 export const CORROBORATE_EVERY_MS = 100;
 export const MAX_CORROBORATION_QUEUE = 20_000;
 
@@ -164,7 +164,7 @@ export class DbWriter {
   };
   #down = false;
   #training = false;
-  readonly #toCorroborate: { id: string; cells: number[] | null }[] = [];
+  readonly #toCorroborate: { id: string; features: readonly number[] }[] = [];
   #corroborating = false;
   #replaying: Promise<void> | undefined;
 
@@ -224,10 +224,15 @@ export class DbWriter {
     this.#corroborating = true;
     const turn = this.#toCorroborate.splice(0, CORROBORATE_PER_TURN);
     try {
+      const centroids = await loadCentroids(this.#pool);
       await corroborate(
         this.#pool,
         turn.map((t) => t.id),
-        turn.map((t) => t.cells),
+        turn.map((t) =>
+          centroids && t.features.length === centroids.dim
+            ? nearbyCells(centroids, t.features, 4)
+            : null,
+        ),
       );
       return turn.length;
     } catch (error) {
@@ -256,13 +261,7 @@ export class DbWriter {
       // this insert added (a journal replay never counts twice).
       if (insertedIds.length > 0) {
         const byId = new Map(patterns.map((p) => [p.patternId, p.features]));
-        for (const id of insertedIds) {
-          const f = byId.get(id)!;
-          this.#toCorroborate.push({
-            id,
-            cells: centroids && f.length === centroids.dim ? nearbyCells(centroids, f, 4) : null,
-          });
-        }
+        for (const id of insertedIds) this.#toCorroborate.push({ id, features: byId.get(id)! });
         const over = this.#toCorroborate.length - MAX_CORROBORATION_QUEUE;
         if (over > 0) {
           this.#toCorroborate.splice(0, over); // a bulk load: the oldest wait no longer, counted
