@@ -3,11 +3,11 @@
 // rank every pattern exactly (small stores: exact is cheap and recall is 100%).
 
 import type pg from 'pg';
-import { type Centroids, cellOf, trainCentroids } from './ivf.ts';
+import { CELLS, type Centroids, COARSE, cellOf, trainCentroids } from './ivf.ts';
 
 /** Patterns needed before cells are trained (and how many are sampled to train them). */
 export const TRAIN_AT = 20_000;
-const SAMPLE = 8_000;
+const SAMPLE = 32_000;
 
 const cache = new WeakMap<object, { at: number; value: Centroids | undefined }>();
 
@@ -22,9 +22,12 @@ export async function loadCentroids(
     'SELECT dim, coarse, fine FROM ivf_centroids WHERE id = 1',
   );
   const r = rows[0];
-  const value = r
-    ? { dim: r.dim, coarse: Float32Array.from(r.coarse), fine: Float32Array.from(r.fine) }
-    : undefined;
+  // Centroids of another layout (COARSE × FINE changed) are not used: the store is searched
+  // exactly until `warden patterns reindex` retrains.
+  const value =
+    r && r.coarse.length === COARSE * r.dim && r.fine.length === CELLS * r.dim
+      ? { dim: r.dim, coarse: Float32Array.from(r.coarse), fine: Float32Array.from(r.fine) }
+      : undefined;
   cache.set(db, { at: Date.now(), value });
   return value;
 }
@@ -42,6 +45,10 @@ const parseCube = (text: string): number[] => text.slice(1, -1).split(',').map(N
  */
 export async function trainCellsIfDue(db: pg.Pool, minRows = TRAIN_AT): Promise<boolean> {
   if (await loadCentroids(db, 0)) return false;
+  // Centroids of an older layout: forgotten, and every pattern refiled after training.
+  const stale = await db.query('DELETE FROM ivf_centroids WHERE id = 1');
+  if ((stale.rowCount ?? 0) > 0)
+    await db.query('UPDATE attack_patterns SET cell = NULL WHERE cell IS NOT NULL');
   const { rows: count } = await db.query<{ n: string }>(
     'SELECT count(*) AS n FROM attack_patterns',
   );

@@ -4,11 +4,11 @@
 // distance on the full features. pgvector is not in embedded or Debian PostgreSQL; this needs
 // nothing but a column and an index.
 //
-// Cells come from a two-level k-means (COARSE = 64 coarse centroids, FINE = 64 fine centroids within each: 4,096 cells):
+// Cells come from a two-level k-means (COARSE = 128 coarse centroids, FINE = 64 fine centroids within each: 8,192 cells):
 // assigning a row costs (COARSE + FINE) distances instead of COARSE × FINE, which keeps the writer
 // fast; a query compares against all COARSE × FINE centroids (cheap for one vector).
 
-export const COARSE = 64;
+export const COARSE = 128;
 export const FINE = 64;
 export const CELLS = COARSE * FINE;
 
@@ -117,10 +117,25 @@ export function cellOf(c: Centroids, x: readonly number[]): number {
 
 /** The `probes` cells whose centroids are nearest to a query (all CELLS compared). */
 export function probeCells(c: Centroids, x: readonly number[], probes: number): number[] {
-  const d = new Float64Array(CELLS);
-  for (let k = 0; k < CELLS; k++) d[k] = dist2(x, 0, c.fine, k * c.dim, c.dim);
-  const order = Array.from({ length: CELLS }, (_, k) => k).sort((a, b) => d[a]! - d[b]!);
-  return order.slice(0, probes);
+  // The nearest coarse centroids first (enough to hold `probes` cells four times over), then
+  // the nearest fine centroids among theirs.
+  const coarseCount = Math.min(COARSE, Math.max(8, Math.ceil((probes * 4) / FINE)));
+  const coarse = Array.from({ length: COARSE }, (_, k) => ({
+    k,
+    d: dist2(x, 0, c.coarse, k * c.dim, c.dim),
+  }))
+    .sort((a, b) => a.d - b.d)
+    .slice(0, coarseCount);
+  const fine: { cell: number; d: number }[] = [];
+  for (const { k } of coarse)
+    for (let f = 0; f < FINE; f++) {
+      const cell = k * FINE + f;
+      fine.push({ cell, d: dist2(x, 0, c.fine, cell * c.dim, c.dim) });
+    }
+  return fine
+    .sort((a, b) => a.d - b.d)
+    .slice(0, probes)
+    .map((e) => e.cell);
 }
 
 /**
