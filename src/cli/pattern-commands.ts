@@ -6,7 +6,7 @@ import { openDatabase } from '../db/connect.ts';
 import { reindexPatterns } from '../db/ivf-store.ts';
 import { componentLogger } from '../runtime/logger.ts';
 import { patternQueryClient } from '../services/pattern-query.ts';
-import { callError, clientOptions, type ServiceFlags, serviceAddress } from './service-commands.ts';
+import { type ServiceFlags, withClient } from './service-commands.ts';
 
 export async function patternsQueryCommand(
   opts: ServiceFlags & {
@@ -20,9 +20,7 @@ export async function patternsQueryCommand(
   },
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  let client: ReturnType<typeof patternQueryClient> | undefined;
-  try {
-    client = patternQueryClient(serviceAddress(opts), clientOptions(opts));
+  return withClient(patternQueryClient, opts, out, async (client) => {
     const limit = opts.limit ? Number(opts.limit) : 100;
     let rows: Awaited<ReturnType<typeof client.byAttackType>>;
     if (opts.type) rows = await client.byAttackType(opts.type, limit);
@@ -51,13 +49,7 @@ export async function patternsQueryCommand(
       }
       out.write(`${rows.length} pattern(s)\n`);
     }
-    return 0;
-  } catch (error) {
-    out.write(`error: ${callError(error)}\n`);
-    return 1;
-  } finally {
-    client?.close();
-  }
+  });
 }
 
 /** `warden patterns reindex`: nearest-neighbour cells trained, filed and clustered. */

@@ -70,14 +70,19 @@ export function callError(error: unknown): string {
   return e.message;
 }
 
-async function withAdmin(
+/**
+ * Runs `run` with a client of the services (the bearer token and TLS from the flags): exit 0, or
+ * one `error:` line with the server's reason and exit 1; the client is closed either way.
+ */
+export async function withClient<C extends { close(): void }>(
+  create: (address: string, options: ClientOptions) => C,
   flags: ServiceFlags,
   out: Out,
-  run: (client: ReturnType<typeof adminClient>) => Promise<void>,
+  run: (client: C) => Promise<void>,
 ): Promise<number> {
-  let client: ReturnType<typeof adminClient> | undefined;
+  let client: C | undefined;
   try {
-    client = adminClient(serviceAddress(flags), clientOptions(flags));
+    client = create(serviceAddress(flags), clientOptions(flags));
     await run(client);
     return 0;
   } catch (error) {
@@ -87,6 +92,12 @@ async function withAdmin(
     client?.close();
   }
 }
+
+const withAdmin = (
+  flags: ServiceFlags,
+  out: Out,
+  run: (client: ReturnType<typeof adminClient>) => Promise<void>,
+) => withClient(adminClient, flags, out, run);
 
 export const statusCommand = (flags: ServiceFlags, out: Out) =>
   withAdmin(flags, out, async (c) => {

@@ -3,6 +3,7 @@
 // rank every pattern exactly (small stores: exact is cheap and recall is 100%).
 
 import type pg from 'pg';
+import { parseCube } from './cube.ts';
 import { CELLS, type Centroids, COARSE, cellOf, trainCentroids } from './ivf.ts';
 
 /** Patterns needed before cells are trained (and how many are sampled to train them). */
@@ -36,8 +37,6 @@ export async function loadCentroids(
 export function cellsFor(c: Centroids | undefined, features: readonly (readonly number[])[]) {
   return features.map((f) => (c && f.length === c.dim ? cellOf(c, f) : null));
 }
-
-const parseCube = (text: string): number[] => text.slice(1, -1).split(',').map(Number);
 
 /**
  * Trains cells once the store holds TRAIN_AT patterns of one dimension, then files every

@@ -3,6 +3,7 @@
 // its confidence score. Parameterised SQL only.
 
 import type pg from 'pg';
+import { parseCube } from './cube.ts';
 import { CELLS, probeCells } from './ivf.ts';
 import { loadCentroids } from './ivf-store.ts';
 
@@ -27,8 +28,6 @@ const COLUMNS = `pattern_id AS "patternId", features::text AS features, action, 
   attack_type AS "attackType", confidence, created_at AS "createdAt", model_version AS "modelVersion",
   episode_id AS "episodeId", stage`;
 
-/** cube's text form "(0.1, 0.2, …)" → numbers (cheaper than unpacking it in SQL per row). */
-const parseCube = (text: string): number[] => text.slice(1, -1).split(',').map(Number);
 const withFeatures = <R extends { features: unknown }>(r: R): R & { features: number[] } => ({
   ...r,
   features: parseCube(r.features as string),

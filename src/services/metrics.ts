@@ -108,6 +108,41 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ],
   ['dispatcher', 'failed', 'warden_actions_failed', 'Actions that failed after every retry.', 1],
   ['dispatcher', 'retries', 'warden_action_retries', 'Act calls retried.', 1],
+  [
+    'adapter',
+    'backlog',
+    'warden_adapter_backlog',
+    'Events waiting for the inference pool (fair queue).',
+    1,
+  ],
+  [
+    'adapter',
+    'pending',
+    'warden_inference_in_flight',
+    'Requests in the inference rings awaiting an answer.',
+    1,
+  ],
+  [
+    'episodes',
+    'replaySize',
+    'warden_replay_size',
+    'Transitions held in the shared replay storage.',
+    1,
+  ],
+  [
+    'episodes',
+    'replayCapacity',
+    'warden_replay_capacity',
+    'Capacity of the shared replay storage.',
+    1,
+  ],
+  [
+    'adapter',
+    'overStageLimit',
+    'warden_telemetry_over_stage_limit',
+    'Events past telemetry.maxEventsPerStage, not decided.',
+    1,
+  ],
 ];
 
 /** Calls refused by the services' authentication (counted in main, where the services run). */
@@ -275,46 +310,6 @@ export function metricsRegistry(
         this.set({ action }, e[`action:${a}`] ?? 0);
     },
   });
-  const fromActor = (name: string, help: string, actor: string, stat: string) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const v = actors().find((a) => a.actor === actor)?.custom[stat];
-        if (v !== undefined) this.set(v);
-      },
-    });
-  fromActor(
-    'warden_adapter_backlog',
-    'Events waiting for the inference pool (fair queue).',
-    'adapter',
-    'backlog',
-  );
-  fromActor(
-    'warden_inference_in_flight',
-    'Requests in the inference rings awaiting an answer.',
-    'adapter',
-    'pending',
-  );
-  fromActor(
-    'warden_replay_size',
-    'Transitions held in the shared replay storage.',
-    'episodes',
-    'replaySize',
-  );
-  fromActor(
-    'warden_replay_capacity',
-    'Capacity of the shared replay storage.',
-    'episodes',
-    'replayCapacity',
-  );
-  fromActor(
-    'warden_telemetry_over_stage_limit',
-    'Events past telemetry.maxEventsPerStage, not decided.',
-    'adapter',
-    'overStageLimit',
-  );
   new Gauge({
     name: 'warden_model_info',
     help: 'The model version in service (value 1; "rules" when the rule table decides).',

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { insertExperiences } from '../../cluster/experiences.ts';
 import { corroborate } from '../../db/corroborate.ts';
+import { cubeLiteral } from '../../db/cube.ts';
 import { type Centroids, nearbyCells } from '../../db/ivf.ts';
 import { cellsFor, loadCentroids, trainCellsIfDue } from '../../db/ivf-store.ts';
 import { type Journal, JournalFullError } from '../../db/journal.ts';
@@ -79,8 +80,6 @@ export function patternProblem(p: AttackPattern): string | undefined {
   if (!Number.isFinite(p.timestamp)) return 'timestamp invalid';
   return undefined;
 }
-
-const cubeLiteral = (v: readonly number[]) => `(${v.join(',')})`;
 
 async function insertPatterns(
   client: pg.PoolClient,
