@@ -21,6 +21,7 @@ import {
 } from '../src/cluster/experiences.ts';
 import { MODELS_CHANNEL, publishModel } from '../src/cluster/models.ts';
 import { createPool } from '../src/db/connect.ts';
+import type { ActionId } from '../src/messages/action.ts';
 import { exportModel } from '../src/models/store.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
 import { modelDraft } from '../test/helpers.ts';
@@ -39,7 +40,7 @@ const rows = (host: string, batch: number, n: number): ExperienceRow[] =>
     modelVersion: 'v1',
     decidedAt: Date.now(),
     state: Array.from({ length: DIM }, (_, k) => ((i + k) % 97) / 97),
-    action: i % 6,
+    action: (i % 6) as ActionId,
     reward: -0.01,
     nextState: Array.from({ length: DIM }, (_, k) => ((i + k + 1) % 97) / 97),
     done: i % 100 === 99,

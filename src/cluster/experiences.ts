@@ -10,24 +10,24 @@
 // the cursor moves in the same transaction.
 
 import type pg from 'pg';
+import type { TrajectoryStep } from '../messages/trajectory.ts';
 
 /** Advisory lock key shared by experience writers (shared) and the reader (exclusive). */
 export const EXPERIENCE_LOCK = 0x5745_5850; // "WEXP"
 
-export interface ExperienceRow {
+/** One transition of a stage (TrajectoryStep) with where and by which model it was decided. */
+export interface ExperienceRow extends TrajectoryStep {
   readonly hostId: string;
   readonly episodeId: string;
-  readonly stage: 1 | 2;
-  readonly step: number;
   readonly modelVersion: string;
   /** When the decision was made (epoch ms): which model served it, and when. */
   readonly decidedAt: number;
-  readonly state: readonly number[];
-  readonly action: number;
-  readonly reward: number;
-  readonly nextState: readonly number[];
-  readonly done: boolean;
 }
+
+/** A stored row as the feed reads it back (the learner's cursor, rehearsal). */
+const ROW_COLUMNS = `id, host_id AS "hostId", episode_id AS "episodeId", stage, step,
+  model_version AS "modelVersion", extract(epoch FROM decided_at) * 1000 AS "decidedAt",
+  state, action, reward, next_state AS "nextState", done`;
 
 /** Inserts rows inside the caller's transaction (it must hold no other lock order). */
 export async function insertExperiences(
@@ -81,9 +81,7 @@ export async function consumeExperiences(
       return 0;
     }
     const { rows } = await client.query(
-      `SELECT id, host_id AS "hostId", episode_id AS "episodeId", stage, step, model_version AS "modelVersion",
-              extract(epoch FROM decided_at) * 1000 AS "decidedAt", state, action, reward, next_state AS "nextState", done
-         FROM experiences WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`,
+      `SELECT ${ROW_COLUMNS} FROM experiences WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`,
       [last, mark, limit],
     );
     const consumed = rows.map((r) => ({ ...r, id: Number(r.id) })) as ConsumedRow[];
@@ -124,9 +122,7 @@ export async function sampleHistory(
   if (min === 0 || min > maxId) return [];
   const ids = Array.from({ length: k }, () => min + Math.floor(random() * (maxId - min + 1)));
   const { rows } = await pool.query(
-    `SELECT id, host_id AS "hostId", episode_id AS "episodeId", stage, step, model_version AS "modelVersion",
-            extract(epoch FROM decided_at) * 1000 AS "decidedAt", state, action, reward, next_state AS "nextState", done
-       FROM experiences WHERE id = ANY($1::bigint[])`,
+    `SELECT ${ROW_COLUMNS} FROM experiences WHERE id = ANY($1::bigint[])`,
     [[...new Set(ids)]],
   );
   // With replacement: an id drawn twice is rehearsed twice.

@@ -245,17 +245,11 @@ function finishStage(
       rows: r.steps
         .filter((s) => s.stage === stage)
         .map((s) => ({
+          ...s,
           hostId,
           episodeId: r.episodeId,
-          stage,
-          step: s.step,
           modelVersion: decided[s.step]?.modelVersion ?? r.modelVersion,
           decidedAt: decided[s.step]?.decidedAt ?? Date.now(),
-          state: s.state,
-          action: s.action,
-          reward: s.reward,
-          nextState: s.nextState,
-          done: s.done,
         })),
     };
     ctx.send('db-writer', rows);

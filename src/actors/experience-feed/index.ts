@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { type ConsumedRow, consumeExperiences, sampleHistory } from '../../cluster/experiences.ts';
 import { createPool } from '../../db/connect.ts';
-import type { ActionId } from '../../messages/action.ts';
 import type { Experience } from '../../messages/experience.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
@@ -41,7 +40,7 @@ const episodeNumber = (r: ConsumedRow) =>
 function toExperience(r: ConsumedRow): Experience {
   return {
     state: Float32Array.from(r.state),
-    action: r.action as ActionId,
+    action: r.action,
     reward: r.reward,
     nextState: Float32Array.from(r.nextState),
     done: r.done,
