@@ -3,6 +3,7 @@
 // them. The same episodes for every version, so a drop between versions is forgetting, not noise
 // of a different sample.
 
+import type { DegradationAlert } from '../actors/episodes/degradation.ts';
 import { forward, type QNetParams } from '../actors/learner/q-network.ts';
 import type { WardenConfig } from '../config/schema.ts';
 import { loadTraces } from '../data/load-traces.ts';
@@ -47,4 +48,36 @@ export function evaluateParams(
     },
     { dim: config.telemetry.stateDim, horizon: config.telemetry.horizon, rewards: config.rewards },
   );
+}
+
+/** One exported version's result on the held-out set. */
+export interface HeldOutResult {
+  readonly version: string;
+  readonly accuracy: number;
+  readonly auc: number;
+  readonly reward: number;
+  readonly episodes: number;
+}
+
+/**
+ * Forgetting made visible (requirement 7.5): a version whose held-out balanced accuracy fell
+ * more than `maxDrop` below the version before it gives a degradation alert (source held-out).
+ */
+export function forgetting(
+  previous: HeldOutResult | undefined,
+  current: HeldOutResult,
+  maxDrop: number,
+): DegradationAlert | undefined {
+  if (!previous || previous.accuracy - current.accuracy <= maxDrop) return undefined;
+  return {
+    type: 'model-degraded',
+    source: 'held-out',
+    version: current.version,
+    previousVersion: previous.version,
+    accuracy: current.accuracy,
+    previousAccuracy: previous.accuracy,
+    averageReward: current.reward,
+    previousAverageReward: previous.reward,
+    episodes: current.episodes,
+  };
 }

@@ -7,7 +7,6 @@ import fc from 'fast-check';
 import { DqnLearner } from '../../src/actors/learner/dqn.ts';
 import { ADAM, type EngineOptions } from '../../src/actors/learner/engine.ts';
 import { hyperParameters, sampleOptions } from '../../src/actors/learner/hyper-parameters.ts';
-import { heldOutCheck } from '../../src/actors/learner/index.ts';
 import { OrtEngine } from '../../src/actors/learner/ort-engine.ts';
 import {
   forward,
@@ -17,12 +16,12 @@ import {
 } from '../../src/actors/learner/q-network.ts';
 import { TfjsEngine } from '../../src/actors/learner/tfjs-engine.ts';
 import type { Experience } from '../../src/messages/experience.ts';
-import { silentLogger } from '../../src/runtime/logger.ts';
 import {
   createSampleBatch,
   ReplayStorage,
   type SampleBatch,
 } from '../../src/runtime/shared/replay-storage.ts';
+import { forgetting } from '../../src/training/held-out.ts';
 import { testConfig } from '../helpers.ts';
 
 const DIMS = [32, 48, 48, 6];
@@ -304,26 +303,30 @@ test('property 34: loss, epsilon, average reward and update rate are exposed aft
 });
 
 test('requirement 7.5: a version that does worse on the held-out set than the one before raises the degradation alert', (t) => {
-  const sent: unknown[] = [];
-  const ctx = {
-    config: testConfig({ alerts: { maxAccuracyDrop: 0.1 } }),
-    send: (_to: string, m: unknown) => void sent.push(m),
-    log: silentLogger,
-  } as unknown as Parameters<typeof heldOutCheck>[1];
-  const state = { lastHeldOut: undefined, heldOutAlerts: 0 } as unknown as Parameters<
-    typeof heldOutCheck
-  >[0];
-  heldOutCheck(state, ctx, 'v1', 0.8, 0.85, 1, 200);
-  heldOutCheck(state, ctx, 'v2', 0.75, 0.8, 1, 200); // within the allowed drop
-  t.is(sent.length, 0);
-  heldOutCheck(state, ctx, 'v3', 0.6, 0.7, 0.5, 200); // forgot
-  t.is(state.heldOutAlerts, 1);
-  t.like(sent[0] as object, {
+  const result = (version: string, accuracy: number, reward = 1) => ({
+    version,
+    accuracy,
+    auc: accuracy,
+    reward,
+    episodes: 200,
+  });
+  t.is(
+    forgetting(undefined, result('v1', 0.8), 0.1),
+    undefined,
+    'the first version has nothing to compare',
+  );
+  t.is(
+    forgetting(result('v1', 0.8), result('v2', 0.75), 0.1),
+    undefined,
+    'within the allowed drop',
+  );
+  t.like(forgetting(result('v2', 0.75), result('v3', 0.6, 0.5), 0.1), {
     type: 'model-degraded',
     source: 'held-out',
     version: 'v3',
     previousVersion: 'v2',
     accuracy: 0.6,
     previousAccuracy: 0.75,
+    averageReward: 0.5,
   });
 });

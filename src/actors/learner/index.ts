@@ -11,9 +11,13 @@ import { signingKeyFromEnv } from '../../models/signing.ts';
 import { exportModel, latestVersion, modelFile } from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
-import { evaluateParams, loadHeldOut } from '../../training/held-out.ts';
+import {
+  evaluateParams,
+  forgetting,
+  type HeldOutResult,
+  loadHeldOut,
+} from '../../training/held-out.ts';
 import { createEngine } from '../../training/train.ts';
-import type { DegradationAlert } from '../episodes/degradation.ts';
 import { DqnLearner } from './dqn.ts';
 import { hyperParameters, sampleOptions } from './hyper-parameters.ts';
 import { initParams, type QNetParams } from './q-network.ts';
@@ -33,7 +37,7 @@ interface LearnerState {
   /** The fixed held-out episodes every exported version is judged on (empty = off). */
   heldOut: RecordedTrace[];
   /** The previous export's held-out result, to see forgetting between versions. */
-  lastHeldOut: { version: string; accuracy: number; auc: number; reward: number } | undefined;
+  lastHeldOut: HeldOutResult | undefined;
   heldOutAlerts: number;
   readonly loop: { stopped: boolean; done: Promise<void> };
   exported: number;
@@ -82,16 +86,25 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
       },
       'model exported',
     );
-    if (report)
-      heldOutCheck(
-        state,
-        ctx,
-        metadata.version,
-        report.balancedAccuracy,
-        report.auc,
-        m.averageReward,
-        report.episodes,
-      );
+    if (report) {
+      const result: HeldOutResult = {
+        version: metadata.version,
+        accuracy: report.balancedAccuracy,
+        auc: report.auc,
+        reward: m.averageReward,
+        episodes: report.episodes,
+      };
+      const alert = forgetting(state.lastHeldOut, result, ctx.config.alerts.maxAccuracyDrop);
+      state.lastHeldOut = result;
+      if (alert) {
+        state.heldOutAlerts++;
+        ctx.log.error(
+          { alert: 'warden_model_degraded', ...alert },
+          `model ${alert.version} forgot: held-out balanced accuracy ${alert.accuracy.toFixed(3)} vs ${alert.previousAccuracy.toFixed(3)} for ${alert.previousVersion}`,
+        );
+        ctx.send(SYSTEM, alert);
+      }
+    }
     const published: ModelPublished = { type: 'model-published', metadata, path };
     ctx.send(ANNOUNCE_TO, published);
   } catch (error) {
@@ -99,41 +112,6 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
     state.exportFailures++;
     ctx.log.error({ err: error }, 'model export failed; the previous model stays');
   }
-}
-
-/**
- * Forgetting made visible (requirement 7.5): each version's held-out accuracy against the one
- * before; a drop beyond alerts.maxAccuracyDrop raises the degradation alert (source held-out).
- */
-export function heldOutCheck(
-  state: LearnerState,
-  ctx: ActorContext,
-  version: string,
-  accuracy: number,
-  auc: number,
-  reward: number,
-  episodes: number,
-): void {
-  const previous = state.lastHeldOut;
-  state.lastHeldOut = { version, accuracy, auc, reward };
-  if (!previous || previous.accuracy - accuracy <= ctx.config.alerts.maxAccuracyDrop) return;
-  state.heldOutAlerts++;
-  const alert: DegradationAlert = {
-    type: 'model-degraded',
-    source: 'held-out',
-    version,
-    previousVersion: previous.version,
-    accuracy,
-    previousAccuracy: previous.accuracy,
-    averageReward: reward,
-    previousAverageReward: previous.reward,
-    episodes,
-  };
-  ctx.log.error(
-    { alert: 'warden_model_degraded', ...alert },
-    `model ${version} forgot: held-out balanced accuracy ${accuracy.toFixed(3)} vs ${previous.accuracy.toFixed(3)} for ${previous.version}`,
-  );
-  ctx.send(SYSTEM, alert);
 }
 
 /**
