@@ -2,10 +2,13 @@
 
 import { PassThrough } from 'node:stream';
 import { hyperParameters } from '../src/actors/learner/hyper-parameters.ts';
+import type { SandboxEventsBatch } from '../src/actors/receiver/index.ts';
 import { run } from '../src/cli/main.ts';
 import { mergeDeep } from '../src/config/load.ts';
 import type { WardenConfig } from '../src/config/schema.ts';
 import { validateConfig } from '../src/config/validate.ts';
+import type { ActionDecision } from '../src/messages/action.ts';
+import type { SandboxEvent } from '../src/messages/index.ts';
 import type { RecordedTrace } from '../src/messages/recorded.ts';
 import type { MetadataDraft } from '../src/models/store.ts';
 import type { Message } from '../src/runtime/actor.ts';
@@ -130,5 +133,33 @@ export function modelDraft(): MetadataDraft {
       falseNegativeRate: 0,
     },
     engine: 'test',
+  };
+}
+
+/**
+ * Every action decision the adapter sent to the dispatcher, in arrival order, when a `sink`
+ * fixture stands in for the dispatcher (the array fills as the system runs).
+ */
+export function dispatchedDecisions(system: ActorSystem): ActionDecision[] {
+  const decisions: ActionDecision[] = [];
+  system.on('message', ({ message }) => {
+    const m = message as unknown as {
+      type: string;
+      actor: string;
+      message: { type: string; items?: ActionDecision[] };
+    };
+    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'action-batch')
+      decisions.push(...(m.message.items ?? []));
+  });
+  return decisions;
+}
+
+/** Events as a receiver hands them to the adapter, arriving now. */
+export function sandboxBatch(sandbox: string, events: readonly SandboxEvent[]): SandboxEventsBatch {
+  return {
+    type: 'sandbox-events',
+    sandbox,
+    receivedAt: performance.timeOrigin + performance.now(),
+    events,
   };
 }

@@ -5,11 +5,17 @@
 
 import test from 'ava';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
-import type { SandboxEventsBatch } from '../../src/actors/receiver/index.ts';
 import type { ActionDecision } from '../../src/messages/action.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
-import { fixtureActor, Inbox, testConfig, until } from '../helpers.ts';
+import {
+  dispatchedDecisions,
+  fixtureActor,
+  Inbox,
+  sandboxBatch,
+  testConfig,
+  until,
+} from '../helpers.ts';
 
 const events = (sandbox: string, episodeId: string, n: number) =>
   Array.from({ length: n }, (_, i) =>
@@ -38,16 +44,7 @@ async function withAdapter(
       episodes: fixtureActor('sink'),
     },
   });
-  const decisions: ActionDecision[] = [];
-  system.on('message', ({ message }) => {
-    const m = message as unknown as {
-      type: string;
-      actor: string;
-      message: { type: string; items?: ActionDecision[] };
-    };
-    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'action-batch')
-      decisions.push(...(m.message.items ?? []));
-  });
+  const decisions = dispatchedDecisions(system);
   const inbox = new Inbox(system);
   await system.start();
   await inbox.waitFor((m) => m.type === 'model-activated');
@@ -58,12 +55,8 @@ async function withAdapter(
   }
 }
 
-const batch = (sandbox: string, episodeId: string, n: number): SandboxEventsBatch => ({
-  type: 'sandbox-events',
-  sandbox,
-  receivedAt: performance.timeOrigin + performance.now(),
-  events: events(sandbox, episodeId, n),
-});
+const batch = (sandbox: string, episodeId: string, n: number) =>
+  sandboxBatch(sandbox, events(sandbox, episodeId, n));
 
 test('a flooding sandbox cannot delay another sandbox beyond its fair share', async (t) => {
   await withAdapter({ horizon: 1_000_000 }, async (system, decisions) => {

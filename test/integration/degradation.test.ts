@@ -11,14 +11,21 @@ import test from 'ava';
 import type { DegradationAlert } from '../../src/actors/episodes/degradation.ts';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
 import { initParams } from '../../src/actors/learner/q-network.ts';
-import type { SandboxEventsBatch } from '../../src/actors/receiver/index.ts';
-import { ACTIONS, type ActionDecision, type ActionId } from '../../src/messages/action.ts';
+import { ACTIONS, type ActionId } from '../../src/messages/action.ts';
 import type { SandboxEvent } from '../../src/messages/index.ts';
 import type { ModelActivated, ModelPublished } from '../../src/messages/model.ts';
 import { exportModel, modelFile, setLatest } from '../../src/models/store.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
-import { fixtureActor, Inbox, modelDraft, testConfig, until } from '../helpers.ts';
+import {
+  dispatchedDecisions,
+  fixtureActor,
+  Inbox,
+  modelDraft,
+  sandboxBatch,
+  testConfig,
+  until,
+} from '../helpers.ts';
 
 const DIM = 64;
 
@@ -59,29 +66,12 @@ test('a degraded version raises the alert and is rolled back automatically', asy
       learner: fixtureActor('sink'),
     },
   });
-  const decisions: ActionDecision[] = [];
-  system.on('message', ({ message }) => {
-    const m = message as unknown as {
-      type: string;
-      actor: string;
-      message: { type: string; items?: ActionDecision[] };
-    };
-    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'action-batch')
-      decisions.push(...(m.message.items ?? []));
-  });
+  const decisions = dispatchedDecisions(system);
   const inbox = new Inbox(system);
   await system.start();
 
   let n = 0;
-  const send = (events: SandboxEvent[]) => {
-    const batch: SandboxEventsBatch = {
-      type: 'sandbox-events',
-      sandbox: 'lab',
-      receivedAt: performance.timeOrigin + performance.now(),
-      events,
-    };
-    system.send('adapter', batch);
-  };
+  const send = (events: SandboxEvent[]) => system.send('adapter', sandboxBatch('lab', events));
   /** One benign stage-1 episode: telemetry, the model's decision, then the sandbox's outcome. */
   const benignEpisode = async () => {
     const base = { sandboxId: 'lab', episodeId: `ep-${++n}`, stage: 1 as const };

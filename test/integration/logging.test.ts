@@ -8,12 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
-import type { SandboxEventsBatch } from '../../src/actors/receiver/index.ts';
-import type { ActionDecision } from '../../src/messages/action.ts';
 import type { SandboxEvent } from '../../src/messages/index.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
-import { fixtureActor, Inbox, testConfig, until } from '../helpers.ts';
+import {
+  dispatchedDecisions,
+  fixtureActor,
+  Inbox,
+  sandboxBatch,
+  testConfig,
+  until,
+} from '../helpers.ts';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 
@@ -51,28 +56,11 @@ test('every decision, transition and actor error is in the daily log files of it
       a: fixtureActor('echo'),
     },
   });
-  const decisions: ActionDecision[] = [];
-  system.on('message', ({ message }) => {
-    const m = message as unknown as {
-      type: string;
-      actor: string;
-      message: { type: string; items?: ActionDecision[] };
-    };
-    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'action-batch')
-      decisions.push(...(m.message.items ?? []));
-  });
+  const decisions = dispatchedDecisions(system);
   const inbox = new Inbox(system);
   await system.start();
   const base = { sandboxId: 'lab', episodeId: 'ep-log', stage: 1 as const };
-  const send = (events: SandboxEvent[]) => {
-    const batch: SandboxEventsBatch = {
-      type: 'sandbox-events',
-      sandbox: 'lab',
-      receivedAt: performance.timeOrigin + performance.now(),
-      events,
-    };
-    system.send('adapter', batch);
-  };
+  const send = (events: SandboxEvent[]) => system.send('adapter', sandboxBatch('lab', events));
   try {
     await inbox.waitFor((m) => m.type === 'model-activated');
     send([
