@@ -36,9 +36,8 @@ test('real-time pacing follows the recorded timestamps', async (t) => {
   });
   call.on('error', () => undefined);
   try {
-    t.true(await until(async () => received.length >= 1, 5_000));
-    t.is(received.length, 1, 'the second call is not due yet');
     t.true(await until(async () => received.length >= 3, 10_000));
+    // Never early (a slow machine can only make them later): each call after its recorded gap.
     t.true(received[1]! >= 1_400, `second call after ${received[1]} ms (recorded 1,500)`);
     t.true(received[2]! >= 2_900, `third call after ${received[2]} ms (recorded 3,000)`);
   } finally {

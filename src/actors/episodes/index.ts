@@ -37,6 +37,14 @@ export const LATENCY_BUCKETS_S = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ] as const;
 
+const cumulative = (xs: readonly number[]) => {
+  let sum = 0;
+  return xs.map((x) => {
+    sum += x;
+    return sum;
+  });
+};
+
 interface Decided {
   readonly state: readonly number[];
   readonly action: ActionId;
@@ -78,7 +86,8 @@ interface State {
   readonly episodes: Map<string, EpisodeRecord>;
   readonly detection: Record<Stage, DetectionCounts>;
   readonly latencies: number[];
-  /** Cumulative decision-latency histogram (LATENCY_BUCKETS_S), for Prometheus. */
+  /** Decisions per latency bucket (LATENCY_BUCKETS_S; beyond the last: not counted here), made
+   *  cumulative in stats() for Prometheus — one increment per decision. */
   readonly latencyBuckets: number[];
   latencySumS: number;
   /** Decisions by action id. */
@@ -158,8 +167,8 @@ function onDecision(state: State, message: DecisionForEpisodes, ctx: ActorContex
   state.latencies.push(message.latencyMs);
   const seconds = message.latencyMs / 1000;
   state.latencySumS += seconds;
-  for (let b = 0; b < LATENCY_BUCKETS_S.length; b++)
-    if (seconds <= LATENCY_BUCKETS_S[b]!) state.latencyBuckets[b]!++;
+  const b = LATENCY_BUCKETS_S.findIndex((le) => seconds <= le);
+  if (b >= 0) state.latencyBuckets[b]!++;
   state.byAction[d.action] = (state.byAction[d.action] ?? 0) + 1;
   if (state.latencies.length > 4_096) state.latencies.splice(0, 2_048);
 }
@@ -445,7 +454,7 @@ export default defineActor<EpisodesMessage, State>({
       latencyP99Ms: q(0.99),
       latencySumS: s.latencySumS,
       ...Object.fromEntries(
-        s.latencyBuckets.map((n, b) => [`latency_le:${LATENCY_BUCKETS_S[b]}`, n]),
+        cumulative(s.latencyBuckets).map((n, b) => [`latency_le:${LATENCY_BUCKETS_S[b]}`, n]),
       ),
       ...Object.fromEntries(s.byAction.map((n, a) => [`action:${a}`, n])),
       replaySize: s.replay?.size ?? 0,
