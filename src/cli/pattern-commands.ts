@@ -54,15 +54,15 @@ export async function patternsQueryCommand(
 
 /** `warden patterns reindex`: nearest-neighbour cells trained, filed and clustered. */
 export async function patternsReindexCommand(
-  opts: { configDir?: string },
+  opts: { configDir?: string; retrain?: boolean },
   out: NodeJS.WritableStream,
 ): Promise<number> {
   const { config } = loadConfig(opts.configDir ? { dir: opts.configDir } : {});
   const db = await openDatabase(config, componentLogger('cli'));
   try {
-    const r = await reindexPatterns(db.pool);
+    const r = await reindexPatterns(db.pool, { retrain: opts.retrain === true });
     out.write(
-      `${r.trained ? 'cells trained; ' : ''}${r.filed} pattern(s) filed; rows clustered by cell in ${r.seconds.toFixed(1)} s\n`,
+      `${r.trained ? `cells trained (generation ${r.generation}); ` : ''}${r.filed} pattern(s) filed; rows clustered by cell in ${r.seconds.toFixed(1)} s\n`,
     );
     return 0;
   } finally {

@@ -402,6 +402,11 @@ const Database = Type.Object(
       description: 'How often queued rows are retried while the database is away.',
     }),
     batchRows: Int(1_000, 1, 100_000, { description: 'Rows per insert batch.' }),
+    writeConnections: Int(2, 1, 16, {
+      description:
+        'Insert batches the DB writer has in flight at once, each on its own connection (one per core suits the embedded server).',
+      ...restart,
+    }),
   },
   { default: {} },
 );

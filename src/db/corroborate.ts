@@ -18,6 +18,8 @@ export const NEIGHBOURS = 10;
 /** Updates the confidence of earlier patterns near the given new ones; returns patterns moved. */
 export async function corroborate(
   db: pg.Pool | pg.PoolClient,
+  /** Cell ids below this (db/ivf.ts staleBelow) were filed under older centroids: searched too. */
+  staleBelow: number,
   newPatternIds: readonly string[],
   /** Per new pattern, the cells to look in (db/ivf.ts nearbyCells); null before cells exist. */
   cells: readonly (readonly number[] | null)[],
@@ -31,8 +33,8 @@ export async function corroborate(
       db,
       'FROM unnest($1::text[], $5::text[]) AS n(id, cells) JOIN attack_patterns p ON p.pattern_id = n.id',
       '',
-      '(q.cell = ANY(n.cells::int[]) OR q.cell IS NULL)',
-      [filed, cells.filter(Boolean).map((c) => `{${c!.join(',')}}`)],
+      '(q.cell = ANY(n.cells::int[]) OR q.cell IS NULL OR q.cell < $6)',
+      [filed, cells.filter(Boolean).map((c) => `{${c!.join(',')}}`), staleBelow],
     );
   if (unfiled.length > 0)
     moved += await run(

@@ -1,41 +1,97 @@
 // The inverted file's state in PostgreSQL (db/ivf.ts): centroids trained once the store holds
-// enough patterns, every pattern's cell, and the lookup a query needs. Until training, queries
-// rank every pattern exactly (small stores: exact is cheap and recall is 100%).
+// enough patterns and retrained by maintenance as it grows, every pattern's cell, and the lookup a
+// query needs. Until training, queries rank every pattern exactly (small stores: exact is cheap
+// and recall is 100%).
 
 import type pg from 'pg';
 import { parseCube } from './cube.ts';
-import { CELLS, type Centroids, COARSE, cellOf, trainCentroids } from './ivf.ts';
+import { assignCells, CELLS, type Centroids, COARSE, staleBelow, trainCentroids } from './ivf.ts';
+import { ortNearest } from './ivf-assign.ts';
 
 /** Patterns needed before cells are trained (and how many are sampled to train them). */
 export const TRAIN_AT = 20_000;
 const SAMPLE = 32_000;
+/** Retraining samples: 16 per cell, so cells hold similar shares of the store. */
+const RETRAIN_SAMPLE = 16 * CELLS;
+/** `reindex` retrains once the store has grown this many times over since the last training. */
+export const RETRAIN_GROWTH = 2;
 
-const cache = new WeakMap<object, { at: number; value: Centroids | undefined }>();
+interface Cached {
+  /** When the generation was last checked. */
+  at: number;
+  value: Centroids | undefined;
+}
+const cache = new WeakMap<object, Cached>();
 
-/** The stored centroids (cached per pool for a few seconds). */
+function fromRow(r: {
+  dim: number;
+  generation: number;
+  coarse: number[];
+  fine: number[];
+}): Centroids | undefined {
+  // Centroids of another layout (COARSE × FINE changed) are not used: the store is searched
+  // exactly until `warden patterns reindex` retrains.
+  return r.coarse.length === COARSE * r.dim && r.fine.length === CELLS * r.dim
+    ? {
+        dim: r.dim,
+        generation: r.generation,
+        coarse: Float32Array.from(r.coarse),
+        fine: Float32Array.from(r.fine),
+      }
+    : undefined;
+}
+
+/**
+ * The stored centroids, cached per pool; every `maxAgeMs` a one-row check sees whether another
+ * process retrained (then they are read again).
+ */
 export async function loadCentroids(
   db: pg.Pool | pg.PoolClient,
   maxAgeMs = 5_000,
 ): Promise<Centroids | undefined> {
   const hit = cache.get(db);
-  if (hit && (hit.value || Date.now() - hit.at < maxAgeMs)) return hit.value;
-  const { rows } = await db.query<{ dim: number; coarse: number[]; fine: number[] }>(
-    'SELECT dim, coarse, fine FROM ivf_centroids WHERE id = 1',
-  );
-  const r = rows[0];
-  // Centroids of another layout (COARSE × FINE changed) are not used: the store is searched
-  // exactly until `warden patterns reindex` retrains.
-  const value =
-    r && r.coarse.length === COARSE * r.dim && r.fine.length === CELLS * r.dim
-      ? { dim: r.dim, coarse: Float32Array.from(r.coarse), fine: Float32Array.from(r.fine) }
-      : undefined;
+  if (hit && Date.now() - hit.at < maxAgeMs) return hit.value;
+  if (hit?.value) {
+    const { rows } = await db.query<{ generation: number }>(
+      'SELECT generation FROM ivf_centroids WHERE id = 1',
+    );
+    if (rows[0]?.generation === hit.value.generation) {
+      hit.at = Date.now();
+      return hit.value;
+    }
+  }
+  const { rows } = await db.query<{
+    dim: number;
+    generation: number;
+    coarse: number[];
+    fine: number[];
+  }>('SELECT dim, generation, coarse, fine FROM ivf_centroids WHERE id = 1');
+  const value = rows[0] ? fromRow(rows[0]) : undefined;
   cache.set(db, { at: Date.now(), value });
   return value;
 }
 
-/** Cells for rows about to be inserted (null before training, or for another dimension). */
-export function cellsFor(c: Centroids | undefined, features: readonly (readonly number[])[]) {
-  return features.map((f) => (c && f.length === c.dim ? cellOf(c, f) : null));
+/** Cells (stored ids) for rows about to be inserted (null before training, or another dimension). */
+export async function cellsFor(
+  c: Centroids | undefined,
+  features: readonly (readonly number[])[],
+): Promise<(number | null)[]> {
+  return c ? assignCells(c, features, ortNearest) : features.map(() => null);
+}
+
+async function sample(db: pg.Pool, n: number, size: number): Promise<number[][]> {
+  const { rows } = await db.query<{ f: string }>(
+    `SELECT features::text AS f FROM attack_patterns TABLESAMPLE SYSTEM ($1) LIMIT $2`,
+    [Math.min(100, (200 * size) / n), size],
+  );
+  const samples = rows.map((r) => parseCube(r.f));
+  const dim = samples[0]?.length ?? 0;
+  return samples.filter((s) => s.length === dim);
+}
+
+async function storedCount(db: pg.Pool): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM attack_patterns');
+  return Number(rows[0]!.n);
 }
 
 /**
@@ -48,22 +104,13 @@ export async function trainCellsIfDue(db: pg.Pool, minRows = TRAIN_AT): Promise<
   const stale = await db.query('DELETE FROM ivf_centroids WHERE id = 1');
   if ((stale.rowCount ?? 0) > 0)
     await db.query('UPDATE attack_patterns SET cell = NULL WHERE cell IS NOT NULL');
-  const { rows: count } = await db.query<{ n: string }>(
-    'SELECT count(*) AS n FROM attack_patterns',
-  );
-  const n = Number(count[0]!.n);
+  const n = await storedCount(db);
   if (n < minRows) return false;
-  const { rows } = await db.query<{ f: string }>(
-    `SELECT features::text AS f FROM attack_patterns TABLESAMPLE SYSTEM ($1) LIMIT $2`,
-    [Math.min(100, (200 * SAMPLE) / n), SAMPLE],
-  );
-  const samples = rows.map((r) => parseCube(r.f));
-  const dim = samples[0]?.length ?? 0;
-  const centroids = trainCentroids(samples.filter((s) => s.length === dim));
+  const centroids = await trainCentroids(await sample(db, n, SAMPLE), ortNearest);
   const inserted = await db.query(
-    `INSERT INTO ivf_centroids (id, dim, coarse, fine, trained_on) VALUES (1, $1, $2, $3, $4)
+    `INSERT INTO ivf_centroids (id, dim, generation, coarse, fine, trained_on) VALUES (1, $1, 0, $2, $3, $4)
      ON CONFLICT (id) DO NOTHING`,
-    [dim, Array.from(centroids.coarse), Array.from(centroids.fine), n],
+    [centroids.dim, Array.from(centroids.coarse), Array.from(centroids.fine), n],
   );
   if (inserted.rowCount === 0) return false; // another writer trained first
   cache.set(db, { at: Date.now(), value: centroids });
@@ -72,17 +119,24 @@ export async function trainCellsIfDue(db: pg.Pool, minRows = TRAIN_AT): Promise<
   return true;
 }
 
-/** Files patterns stored before training (or while centroids were not yet seen) into cells. */
+/**
+ * Files patterns without a current cell: stored before training, or filed under an older
+ * generation (by a writer that had not yet seen a retraining). Returns the rows filed.
+ */
 export async function assignMissingCells(db: pg.Pool, centroids: Centroids): Promise<number> {
   let total = 0;
   for (;;) {
     const { rows } = await db.query<{ id: string; f: string }>(
-      'SELECT pattern_id AS id, features::text AS f FROM attack_patterns WHERE cell IS NULL LIMIT 5000',
+      `SELECT pattern_id AS id, features::text AS f FROM attack_patterns
+        WHERE cell IS NULL OR (cell >= 0 AND cell < $1) LIMIT 5000`,
+      [staleBelow(centroids)],
     );
     if (rows.length === 0) return total;
-    const cells = cellsFor(
-      centroids,
-      rows.map((r) => parseCube(r.f)),
+    const cells = (
+      await cellsFor(
+        centroids,
+        rows.map((r) => parseCube(r.f)),
+      )
     ).map((c) => c ?? -1); // another dimension: cell -1, searched exactly
     await db.query(
       `UPDATE attack_patterns p SET cell = u.cell
@@ -94,19 +148,73 @@ export async function assignMissingCells(db: pg.Pool, centroids: Centroids): Pro
 }
 
 /**
+ * The writer's upkeep after a batch: trains cells when due, else files any pattern left without
+ * a current cell (one indexed probe when there is none).
+ */
+export async function maintainCells(db: pg.Pool): Promise<'trained' | 'filed' | 'none'> {
+  const centroids = await loadCentroids(db);
+  if (!centroids) return (await trainCellsIfDue(db)) ? 'trained' : 'none';
+  const { rows } = await db.query(
+    'SELECT 1 FROM attack_patterns WHERE cell IS NULL OR (cell >= 0 AND cell < $1) LIMIT 1',
+    [staleBelow(centroids)],
+  );
+  if (rows.length === 0) return 'none';
+  return (await assignMissingCells(db, centroids)) > 0 ? 'filed' : 'none';
+}
+
+/**
+ * New centroids (the next generation) from a fresh sample of the whole store. Every pattern is
+ * then stale until refiled; queries rank stale rows exactly meanwhile, so answers stay right.
+ */
+async function retrain(db: pg.Pool, n: number): Promise<Centroids> {
+  const samples = await sample(db, n, RETRAIN_SAMPLE);
+  const { rows } = await db.query<{ generation: number }>(
+    'SELECT generation FROM ivf_centroids WHERE id = 1',
+  );
+  const trained = await trainCentroids(samples, ortNearest, (rows[0]?.generation ?? -1) + 1);
+  const { rows: stored } = await db.query<{ generation: number }>(
+    `INSERT INTO ivf_centroids (id, dim, generation, coarse, fine, trained_on) VALUES (1, $1, $2, $3, $4, $5)
+     ON CONFLICT (id) DO UPDATE SET dim = $1, generation = ivf_centroids.generation + 1,
+       coarse = $3, fine = $4, trained_on = $5, trained_at = now()
+     RETURNING generation`,
+    [trained.dim, trained.generation, Array.from(trained.coarse), Array.from(trained.fine), n],
+  );
+  const centroids = { ...trained, generation: stored[0]!.generation };
+  cache.set(db, { at: Date.now(), value: centroids });
+  return centroids;
+}
+
+/**
  * Maintenance (`warden patterns reindex`): trains cells if the store has none yet (at any size
- * of at least 32 patterns), files every unfiled pattern, and stores each cell's rows together
- * (CLUSTER) so a query reads a few contiguous pages per cell. Measured at 1M patterns: 10-NN p99
- * 64 → 18 ms. CLUSTER locks the table while it runs.
+ * of at least 32 patterns) or retrains them once the store has grown RETRAIN_GROWTH times since
+ * (or when `retrain` is asked), files every pattern without a current cell, and stores each
+ * cell's rows together (CLUSTER) so a query reads a few contiguous pages per cell. CLUSTER locks
+ * the table while it runs.
  */
 export async function reindexPatterns(
   db: pg.Pool,
-): Promise<{ trained: boolean; filed: number; seconds: number }> {
+  opts: { retrain?: boolean } = {},
+): Promise<{ trained: boolean; generation: number | null; filed: number; seconds: number }> {
   const t0 = performance.now();
-  const trained = await trainCellsIfDue(db, 32);
-  const centroids = await loadCentroids(db, 0);
+  let trained = await trainCellsIfDue(db, 32);
+  let centroids = await loadCentroids(db, 0);
+  if (centroids && !trained) {
+    const n = await storedCount(db);
+    const { rows } = await db.query<{ on: string }>(
+      'SELECT trained_on AS on FROM ivf_centroids WHERE id = 1',
+    );
+    if (opts.retrain || n >= RETRAIN_GROWTH * Number(rows[0]!.on)) {
+      centroids = await retrain(db, n);
+      trained = true;
+    }
+  }
   const filed = centroids ? await assignMissingCells(db, centroids) : 0;
   if (centroids) await db.query('CLUSTER attack_patterns USING attack_patterns_cell');
   await db.query('ANALYZE attack_patterns');
-  return { trained, filed, seconds: (performance.now() - t0) / 1000 };
+  return {
+    trained,
+    generation: centroids?.generation ?? null,
+    filed,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }

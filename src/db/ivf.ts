@@ -4,9 +4,14 @@
 // distance on the full features. pgvector is not in embedded or Debian PostgreSQL; this needs
 // nothing but a column and an index.
 //
-// Cells come from a two-level k-means (COARSE = 128 coarse centroids, FINE = 64 fine centroids within each: 8,192 cells):
-// assigning a row costs (COARSE + FINE) distances instead of COARSE × FINE, which keeps the writer
-// fast; a query compares against all COARSE × FINE centroids (cheap for one vector).
+// Cells come from a two-level k-means (COARSE = 128 coarse centroids, FINE = 64 fine centroids
+// within each: 8,192 cells): assigning a row costs COARSE + FINE distances instead of
+// COARSE × FINE; a query compares against the fine centroids of its nearest coarse ones.
+//
+// Generations: every retraining (db/ivf-store.ts reindex) numbers its cells anew — stored cell id
+// = generation × CELLS + index — so a row filed under older centroids is recognisably stale
+// (id below generation × CELLS): queries rank stale rows exactly until they are refiled, and no
+// row is ever looked for in the wrong cell.
 
 export const COARSE = 128;
 export const FINE = 64;
@@ -14,11 +19,31 @@ export const CELLS = COARSE * FINE;
 
 export interface Centroids {
   readonly dim: number;
+  /** Retraining count: this set's cell ids are generation × CELLS + index. */
+  readonly generation: number;
   /** COARSE × dim */
   readonly coarse: Float32Array;
-  /** CELLS × dim; cell = coarseIndex × FINE + fineIndex */
+  /** CELLS × dim; index = coarseIndex × FINE + fineIndex */
   readonly fine: Float32Array;
 }
+
+/**
+ * For each of `n` points (rows of `points`, n × dim), the index of its nearest of `k` centroids
+ * (rows of `centroids`). Batched: db/ivf-assign.ts runs it as one ONNX Runtime GEMM.
+ */
+export type NearestFn = (
+  points: Float32Array,
+  n: number,
+  centroids: Float32Array,
+  k: number,
+  dim: number,
+) => Promise<Int32Array>;
+
+/** Stored cell id of a cell index under these centroids. */
+export const cellId = (c: Centroids, index: number): number => c.generation * CELLS + index;
+
+/** Stored ids below this (and ≥ 0) were filed under older centroids. */
+export const staleBelow = (c: Centroids): number => c.generation * CELLS;
 
 function dist2(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, dim: number) {
   let s = 0;
@@ -29,43 +54,24 @@ function dist2(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: numbe
   return s;
 }
 
-function nearestOf(
-  x: ArrayLike<number>,
-  xo: number,
-  c: Float32Array,
-  from: number,
-  count: number,
-  dim: number,
-) {
-  let best = from;
-  let bestD = Number.POSITIVE_INFINITY;
-  for (let k = from; k < from + count; k++) {
-    const d = dist2(x, xo, c, k * dim, dim);
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best;
-}
-
 /** Lloyd's k-means on rows of `data` (n × dim); empty clusters take a random point. */
-function kmeans(
+async function kmeans(
   data: Float32Array,
   n: number,
   dim: number,
   k: number,
   rand: () => number,
-  iterations = 8,
+  nearest: NearestFn,
+  iterations: number,
 ) {
   const c = new Float32Array(k * dim);
   for (let j = 0; j < k; j++) {
     const i = Math.floor(rand() * n);
     c.set(data.subarray(i * dim, i * dim + dim), j * dim);
   }
-  const assign = new Int32Array(n);
+  let assign: Int32Array = new Int32Array(n);
   for (let it = 0; it < iterations; it++) {
-    for (let i = 0; i < n; i++) assign[i] = nearestOf(data, i * dim, c, 0, k, dim);
+    assign = await nearest(data, n, c, k, dim);
     const sums = new Float64Array(k * dim);
     const counts = new Int32Array(k);
     for (let i = 0; i < n; i++) {
@@ -80,11 +86,16 @@ function kmeans(
       } else for (let d = 0; d < dim; d++) c[j * dim + d] = sums[j * dim + d]! / counts[j]!;
     }
   }
-  return { centroids: c, assign };
+  return { centroids: c, assign: await nearest(data, n, c, k, dim) };
 }
 
 /** Trains the two-level centroids on a sample of stored feature vectors. */
-export function trainCentroids(samples: readonly (readonly number[])[], seed = 1): Centroids {
+export async function trainCentroids(
+  samples: readonly (readonly number[])[],
+  nearest: NearestFn,
+  generation = 0,
+  seed = 1,
+): Promise<Centroids> {
   const n = samples.length;
   const dim = samples[0]?.length ?? 0;
   if (n < COARSE || dim === 0) throw new Error(`need at least ${COARSE} samples to train cells`);
@@ -95,7 +106,7 @@ export function trainCentroids(samples: readonly (readonly number[])[], seed = 1
   };
   const data = new Float32Array(n * dim);
   for (const [i, v] of samples.entries()) data.set(v, i * dim);
-  const top = kmeans(data, n, dim, COARSE, rand);
+  const top = await kmeans(data, n, dim, COARSE, rand, nearest, 8);
   const fine = new Float32Array(CELLS * dim);
   for (let c = 0; c < COARSE; c++) {
     const members: number[] = [];
@@ -103,23 +114,47 @@ export function trainCentroids(samples: readonly (readonly number[])[], seed = 1
     const sub = new Float32Array(Math.max(members.length, 1) * dim);
     for (const [m, i] of members.entries()) sub.set(data.subarray(i * dim, i * dim + dim), m * dim);
     if (members.length === 0) sub.set(top.centroids.subarray(c * dim, c * dim + dim));
-    const f = kmeans(sub, Math.max(members.length, 1), dim, FINE, rand, 6);
+    const f = await kmeans(sub, Math.max(members.length, 1), dim, FINE, rand, nearest, 6);
     fine.set(f.centroids, c * FINE * dim);
   }
-  return { dim, coarse: top.centroids, fine };
+  return { dim, generation, coarse: top.centroids, fine };
 }
 
-/** The cell a stored vector belongs to: nearest coarse centroid, then nearest fine within it. */
-export function cellOf(c: Centroids, x: readonly number[]): number {
-  const coarse = nearestOf(x, 0, c.coarse, 0, COARSE, c.dim);
-  return nearestOf(x, 0, c.fine, coarse * FINE, FINE, c.dim);
+/**
+ * Stored cell ids of vectors about to be stored (null for another dimension): nearest coarse
+ * centroid, then nearest fine centroid within it — both as batched `nearest` calls.
+ */
+export async function assignCells(
+  c: Centroids,
+  vectors: readonly (readonly number[])[],
+  nearest: NearestFn,
+): Promise<(number | null)[]> {
+  const out: (number | null)[] = vectors.map(() => null);
+  const rows = vectors.flatMap((v, i) => (v.length === c.dim ? [i] : []));
+  if (rows.length === 0) return out;
+  const points = new Float32Array(rows.length * c.dim);
+  for (const [j, i] of rows.entries()) points.set(vectors[i]!, j * c.dim);
+  const coarse = await nearest(points, rows.length, c.coarse, COARSE, c.dim);
+  const groups = new Map<number, number[]>();
+  for (let j = 0; j < rows.length; j++) {
+    const k = coarse[j]!;
+    const group = groups.get(k);
+    if (group) group.push(j);
+    else groups.set(k, [j]);
+  }
+  for (const [k, members] of groups) {
+    const sub = new Float32Array(members.length * c.dim);
+    for (const [m, j] of members.entries())
+      sub.set(points.subarray(j * c.dim, (j + 1) * c.dim), m * c.dim);
+    const fineCentroids = c.fine.subarray(k * FINE * c.dim, (k + 1) * FINE * c.dim);
+    const fine = await nearest(sub, members.length, fineCentroids, FINE, c.dim);
+    for (const [m, j] of members.entries()) out[rows[j]!] = cellId(c, k * FINE + fine[m]!);
+  }
+  return out;
 }
 
-/** The `probes` cells whose centroids are nearest to a query (all CELLS compared). */
-export function probeCells(c: Centroids, x: readonly number[], probes: number): number[] {
-  // The nearest coarse centroids first (enough to hold `probes` cells four times over), then
-  // the nearest fine centroids among theirs.
-  const coarseCount = Math.min(COARSE, Math.max(8, Math.ceil((probes * 4) / FINE)));
+/** Cells whose centroids are nearest to `x` among the fine centroids of the `coarseCount` nearest coarse ones. */
+function rankCells(c: Centroids, x: readonly number[], coarseCount: number, take: number) {
   const coarse = Array.from({ length: COARSE }, (_, k) => ({
     k,
     d: dist2(x, 0, c.coarse, k * c.dim, c.dim),
@@ -134,27 +169,16 @@ export function probeCells(c: Centroids, x: readonly number[], probes: number): 
     }
   return fine
     .sort((a, b) => a.d - b.d)
-    .slice(0, probes)
-    .map((e) => e.cell);
+    .slice(0, take)
+    .map((e) => cellId(c, e.cell));
 }
 
-/**
- * Cells near a stored vector, cheaply (the writer's path): the two nearest coarse centroids,
- * then the `probes` nearest fine centroids among theirs.
- */
+/** The `probes` cells (stored ids) a query reads: nearest coarse first, enough to hold them 4×. */
+export function probeCells(c: Centroids, x: readonly number[], probes: number): number[] {
+  return rankCells(c, x, Math.min(COARSE, Math.max(8, Math.ceil((probes * 4) / FINE))), probes);
+}
+
+/** Cells near a stored vector, cheaply (corroboration): within its two nearest coarse centroids. */
 export function nearbyCells(c: Centroids, x: readonly number[], probes: number): number[] {
-  const coarse = Array.from({ length: COARSE }, (_, k) => k)
-    .map((k) => ({ k, d: dist2(x, 0, c.coarse, k * c.dim, c.dim) }))
-    .sort((a, b) => a.d - b.d)
-    .slice(0, 2);
-  return coarse
-    .flatMap(({ k }) =>
-      Array.from({ length: FINE }, (_, f) => k * FINE + f).map((cell) => ({
-        cell,
-        d: dist2(x, 0, c.fine, cell * c.dim, c.dim),
-      })),
-    )
-    .sort((a, b) => a.d - b.d)
-    .slice(0, probes)
-    .map((e) => e.cell);
+  return rankCells(c, x, 2, probes);
 }

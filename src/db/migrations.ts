@@ -143,6 +143,14 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE attack_patterns SET policy_confidence = confidence;  -- null later: confidence is the policy's
     `,
   },
+  {
+    version: 6,
+    name: 'inverted-file generations: cells retrained as the store grows (db/ivf.ts)',
+    sql: `
+      -- Cell ids are generation × 8192 + index; the cells stored so far are generation 0.
+      ALTER TABLE ivf_centroids ADD COLUMN generation integer NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"

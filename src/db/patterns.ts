@@ -4,7 +4,7 @@
 
 import type pg from 'pg';
 import { parseCube } from './cube.ts';
-import { CELLS, probeCells } from './ivf.ts';
+import { CELLS, probeCells, staleBelow } from './ivf.ts';
 import { loadCentroids } from './ivf-store.ts';
 
 export interface PatternRow {
@@ -79,14 +79,18 @@ export async function nearest(
   const filed = centroids !== undefined && centroids.dim === features.length;
   // Rank by distance on ids only, then fetch the k winners' columns (turning every candidate's
   // features into text would cost more than the ranking).
-  const candidates = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell = -1' : '';
+  // Unfiled rows, rows of another dimension (-1) and rows filed under older centroids (below the
+  // generation's first id) are ranked exactly: none is ever missed for being in the wrong cell.
+  const candidates = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell < $4' : '';
   const query = (cells: number) =>
     db.query<PatternRow & { distance: number }>(
       `SELECT ${COLUMNS}, nn.distance FROM (
          SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
            ${candidates} ORDER BY distance LIMIT $2
        ) nn JOIN attack_patterns p ON p.pattern_id = nn.id ORDER BY nn.distance`,
-      filed ? [features, k, probeCells(centroids, features, cells)] : [features, k],
+      filed
+        ? [features, k, probeCells(centroids, features, cells), staleBelow(centroids)]
+        : [features, k],
     );
   let cells = probes;
   let { rows } = await query(cells);

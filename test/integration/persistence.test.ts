@@ -9,9 +9,16 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
 import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
-import { reindexPatterns, trainCellsIfDue } from '../../src/db/ivf-store.ts';
+import { createPool } from '../../src/db/connect.ts';
+import { CELLS } from '../../src/db/ivf.ts';
+import {
+  loadCentroids,
+  maintainCells,
+  reindexPatterns,
+  trainCellsIfDue,
+} from '../../src/db/ivf-store.ts';
 import { Journal } from '../../src/db/journal.ts';
-import { migrate } from '../../src/db/migrations.ts';
+import { MIGRATIONS, migrate } from '../../src/db/migrations.ts';
 import { byAttackType, byTimeRange, nearest } from '../../src/db/patterns.ts';
 import { makeSanitizer } from '../../src/db/sanitize.ts';
 import type { AttackPattern } from '../../src/messages/pattern.ts';
@@ -56,7 +63,7 @@ test.serial('migrations run twice are a no-op', async (t) => {
     const { rows } = await client.query('SELECT version FROM schema_migrations');
     t.deepEqual(
       rows.map((r) => r.version),
-      [1, 2, 3, 4, 5],
+      MIGRATIONS.map((m) => m.version),
     );
   } finally {
     client.release();
@@ -160,8 +167,8 @@ test.serial(
     t.deepEqual(again.map((r) => r.patternId).sort(), filed.map((r) => r.patternId).sort());
     t.regex(
       await plan(
-        `SELECT pattern_id FROM attack_patterns WHERE cell = ANY($1::int[]) OR cell IS NULL OR cell = -1`,
-        [[1, 2, 3, 4, 5, 6, 7, 8]],
+        `SELECT pattern_id FROM attack_patterns WHERE cell = ANY($1::int[]) OR cell IS NULL OR cell < $2`,
+        [[1, 2, 3, 4, 5, 6, 7, 8], 0],
       ),
       /attack_patterns_cell/,
     );
@@ -181,6 +188,42 @@ test.serial(
       /Index (Only )?Scan using attack_patterns_time|Bitmap Index Scan on attack_patterns_time/,
     );
     t.notRegex(timePlan, /Seq Scan/);
+  },
+);
+
+test.serial(
+  'retraining as the store grows: new cells for every row; a row filed by a writer still holding the old cells is found, then refiled',
+  async (t) => {
+    const query = [3 / 97, 3 / 89, 3 / 83, 3 / 79];
+    // Another process's writer that read the centroids before the retraining.
+    const elsewhere = createPool(db.server.url, silentLogger, 2);
+    t.teardown(() => elsewhere.end());
+    t.is((await loadCentroids(elsewhere))?.generation, 0);
+    const before = await nearest(db.pool, query, 10);
+
+    t.like(await reindexPatterns(db.pool, { retrain: true }), { trained: true, generation: 1 });
+    t.is(await count('cell IS NULL OR (cell >= 0 AND cell < $1)', [CELLS]), 0, 'all refiled');
+    const after = await nearest(db.pool, query, 10);
+    t.is(after[0]!.patternId, 'q-3');
+    t.deepEqual(
+      after.map((r) => r.distance),
+      before.map((r) => r.distance),
+    );
+
+    const writer = new DbWriter(
+      elsewhere,
+      new Journal<DbRecord>(journalDir(), 1 << 20),
+      silentLogger,
+    );
+    t.is(await writer.write([pattern('late-1', { features: query })]), 'persisted');
+    t.is(await count(`pattern_id = 'late-1' AND cell < $1`, [CELLS]), 1, 'filed in an old cell');
+    const found = await nearest(db.pool, query, 10);
+    t.true(
+      found.some((r) => r.patternId === 'late-1' && r.distance === 0),
+      'a row in an old cell is still ranked',
+    );
+    t.is(await maintainCells(db.pool), 'filed');
+    t.is(await count(`pattern_id = 'late-1' AND cell >= $1`, [CELLS]), 1, 'refiled');
   },
 );
 

@@ -43,8 +43,18 @@ async function flush(state: State, ctx: ActorContext): Promise<void> {
   if (state.buffer.length === 0) return;
   const batch = state.buffer.splice(0);
   const startTime = Date.now();
-  const outcome = await state.writer.write(batch);
-  // The trajectory's write joins its episode's trace (tracing on).
+  // Resolves once another batch may start (database.writeConnections in flight); the spans are
+  // ended when this batch is done.
+  await state.writer.submit(batch, (outcome) => traceWrite(batch, outcome, startTime, ctx));
+}
+
+/** The trajectory's write joins its episode's trace (tracing on). */
+function traceWrite(
+  batch: readonly DbRecord[],
+  outcome: string,
+  startTime: number,
+  ctx: ActorContext,
+): void {
   for (const r of batch) {
     if (r.type !== 'episode-trajectory' || !r.trace) continue;
     ctx.tracer
@@ -77,7 +87,7 @@ export default defineActor<DbWriterMessage, State>({
     // A missing or wrong key is a configuration error before anything is opened.
     const { encryption } = ctx.config.security;
     const cipher = new FieldCipher(encryption.fields, process.env[KEYS_ENV], encryption.keyId);
-    const pool = createPool(url, ctx.log);
+    const pool = createPool(url, ctx.log, ctx.config.database.writeConnections + 2);
     const journal = new Journal<DbRecord>(
       ctx.config.database.journalDir,
       ctx.config.database.journalMaxBytes,
@@ -94,6 +104,7 @@ export default defineActor<DbWriterMessage, State>({
       ctx.config.database.batchRows,
       sanitize,
       cipher,
+      ctx.config.database.writeConnections,
     );
     const state: State = { writer, pool, journal, buffer: [], timers: {} };
     // Rows queued by an earlier run (or before a crash) go in first.
@@ -140,6 +151,7 @@ export default defineActor<DbWriterMessage, State>({
     clearInterval(state.timers.retry);
     clearInterval(state.timers.corroborate);
     await flush(state, ctx);
+    await state.writer.drained();
     state.journal.close();
     await state.pool.end();
   },
