@@ -17,29 +17,37 @@ const RETRAIN_SAMPLE = 16 * CELLS;
 export const RETRAIN_GROWTH = 2;
 
 interface Cached {
-  /** When the generation was last checked. */
+  /** When the version was last checked. */
   at: number;
+  /** Generation and when cells were counted: either changing means read them again. */
+  version: string;
   value: Centroids | undefined;
 }
 const cache = new WeakMap<object, Cached>();
 
-function fromRow(r: {
+interface Row {
   dim: number;
   generation: number;
   coarse: number[];
   fine: number[];
-}): Centroids | undefined {
+  sizes: number[] | null;
+  version: string;
+}
+
+function fromRow(r: Row): Centroids | undefined {
   // Centroids of another layout (COARSE × FINE changed) are not used: the store is searched
   // exactly until `warden patterns reindex` retrains.
-  return r.coarse.length === COARSE * r.dim && r.fine.length === CELLS * r.dim
-    ? {
-        dim: r.dim,
-        generation: r.generation,
-        coarse: Float32Array.from(r.coarse),
-        fine: Float32Array.from(r.fine),
-      }
-    : undefined;
+  if (r.coarse.length !== COARSE * r.dim || r.fine.length !== CELLS * r.dim) return undefined;
+  return {
+    dim: r.dim,
+    generation: r.generation,
+    coarse: Float32Array.from(r.coarse),
+    fine: Float32Array.from(r.fine),
+    ...(r.sizes?.length === CELLS ? { sizes: Int32Array.from(r.sizes) } : {}),
+  };
 }
+
+const VERSION = `generation || '/' || coalesce(counted_at::text, '') AS version`;
 
 /**
  * The stored centroids, cached per pool; every `maxAgeMs` a one-row check sees whether another
@@ -52,23 +60,37 @@ export async function loadCentroids(
   const hit = cache.get(db);
   if (hit && Date.now() - hit.at < maxAgeMs) return hit.value;
   if (hit?.value) {
-    const { rows } = await db.query<{ generation: number }>(
-      'SELECT generation FROM ivf_centroids WHERE id = 1',
+    const { rows } = await db.query<{ version: string }>(
+      `SELECT ${VERSION} FROM ivf_centroids WHERE id = 1`,
     );
-    if (rows[0]?.generation === hit.value.generation) {
+    if (rows[0]?.version === hit.version) {
       hit.at = Date.now();
       return hit.value;
     }
   }
-  const { rows } = await db.query<{
-    dim: number;
-    generation: number;
-    coarse: number[];
-    fine: number[];
-  }>('SELECT dim, generation, coarse, fine FROM ivf_centroids WHERE id = 1');
+  const { rows } = await db.query<Row>(
+    `SELECT dim, generation, coarse, fine, sizes, ${VERSION} FROM ivf_centroids WHERE id = 1`,
+  );
   const value = rows[0] ? fromRow(rows[0]) : undefined;
-  cache.set(db, { at: Date.now(), value });
+  cache.set(db, { at: Date.now(), version: rows[0]?.version ?? '', value });
   return value;
+}
+
+/** Counts the rows of every current cell and stores the counts (queries budget by them). */
+export async function countCells(db: pg.Pool, centroids: Centroids): Promise<void> {
+  const base = staleBelow(centroids);
+  const { rows } = await db.query<{ i: number; n: number }>(
+    `SELECT cell - $1 AS i, count(*)::int AS n FROM attack_patterns
+      WHERE cell >= $1 AND cell < $2 GROUP BY cell`,
+    [base, base + CELLS],
+  );
+  const sizes = new Int32Array(CELLS);
+  for (const r of rows) sizes[r.i] = r.n;
+  await db.query(
+    'UPDATE ivf_centroids SET sizes = $1, counted_at = clock_timestamp() WHERE id = 1 AND generation = $2',
+    [Array.from(sizes), centroids.generation],
+  );
+  cache.delete(db); // read again, with the counts
 }
 
 /** Cells (stored ids) for rows about to be inserted (null before training, or another dimension). */
@@ -113,8 +135,8 @@ export async function trainCellsIfDue(db: pg.Pool, minRows = TRAIN_AT): Promise<
     [centroids.dim, Array.from(centroids.coarse), Array.from(centroids.fine), n],
   );
   if (inserted.rowCount === 0) return false; // another writer trained first
-  cache.set(db, { at: Date.now(), value: centroids });
   await assignMissingCells(db, centroids);
+  await countCells(db, centroids);
   await db.query('ANALYZE attack_patterns'); // the planner must see that cells are now selective
   return true;
 }
@@ -179,9 +201,8 @@ async function retrain(db: pg.Pool, n: number): Promise<Centroids> {
      RETURNING generation`,
     [trained.dim, trained.generation, Array.from(trained.coarse), Array.from(trained.fine), n],
   );
-  const centroids = { ...trained, generation: stored[0]!.generation };
-  cache.set(db, { at: Date.now(), value: centroids });
-  return centroids;
+  cache.delete(db);
+  return { ...trained, generation: stored[0]!.generation };
 }
 
 /**
@@ -209,7 +230,10 @@ export async function reindexPatterns(
     }
   }
   const filed = centroids ? await assignMissingCells(db, centroids) : 0;
-  if (centroids) await db.query('CLUSTER attack_patterns USING attack_patterns_cell');
+  if (centroids) {
+    await countCells(db, centroids);
+    await db.query('CLUSTER attack_patterns USING attack_patterns_cell');
+  }
   await db.query('ANALYZE attack_patterns');
   return {
     trained,

@@ -25,7 +25,12 @@ export interface Centroids {
   readonly coarse: Float32Array;
   /** CELLS × dim; index = coarseIndex × FINE + fineIndex */
   readonly fine: Float32Array;
+  /** Rows per cell when last counted (training or reindex); absent before the first count. */
+  readonly sizes?: Int32Array;
 }
+
+/** Rows assumed per cell when cells have not been counted yet. */
+const UNCOUNTED_CELL_ROWS = 150;
 
 /**
  * For each of `n` points (rows of `points`, n × dim), the index of its nearest of `k` centroids
@@ -181,4 +186,23 @@ export function probeCells(c: Centroids, x: readonly number[], probes: number): 
 /** Cells near a stored vector, cheaply (corroboration): within its two nearest coarse centroids. */
 export function nearbyCells(c: Centroids, x: readonly number[], probes: number): number[] {
   return rankCells(c, x, 2, probes);
+}
+
+/**
+ * The cells (stored ids) a query reads, nearest first, until they hold about `rows` rows (at
+ * least one cell). Cells are uneven — k-means gives dense regions small cells in volume but not
+ * in rows — so a budget in rows, not in cells, is what bounds a query's time.
+ */
+export function queryCells(c: Centroids, x: readonly number[], rows: number): number[] {
+  const base = staleBelow(c);
+  for (let ranked = 16; ; ranked = Math.min(CELLS, ranked * 4)) {
+    const out: number[] = [];
+    let covered = 0;
+    for (const id of probeCells(c, x, ranked)) {
+      if (out.length > 0 && covered >= rows) return out;
+      out.push(id);
+      covered += c.sizes ? c.sizes[id - base]! : UNCOUNTED_CELL_ROWS;
+    }
+    if (ranked >= CELLS) return out;
+  }
 }

@@ -145,10 +145,12 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
-    name: 'inverted-file generations: cells retrained as the store grows (db/ivf.ts)',
+    name: 'inverted-file generations and cell sizes: cells retrained as the store grows (db/ivf.ts)',
     sql: `
       -- Cell ids are generation × 8192 + index; the cells stored so far are generation 0.
       ALTER TABLE ivf_centroids ADD COLUMN generation integer NOT NULL DEFAULT 0;
+      -- Rows per cell when last counted: a query reads cells until it has enough rows.
+      ALTER TABLE ivf_centroids ADD COLUMN sizes integer[], ADD COLUMN counted_at timestamptz;
     `,
   },
 ];

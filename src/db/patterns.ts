@@ -4,7 +4,7 @@
 
 import type pg from 'pg';
 import { parseCube } from './cube.ts';
-import { CELLS, probeCells, staleBelow } from './ivf.ts';
+import { CELLS, queryCells, staleBelow } from './ivf.ts';
 import { loadCentroids } from './ivf-store.ts';
 
 export interface PatternRow {
@@ -60,20 +60,24 @@ export async function byTimeRange(
   return rows.map(withFeatures);
 }
 
-/** Cells a nearest-neighbour query reads (of CELLS): more is slower and finds more. */
-export const DEFAULT_PROBES = 8;
+/**
+ * Rows a nearest-neighbour query ranks once the store has cells: more is slower and finds more.
+ * Measured at 1M patterns (bench/db.ts): see docs/patterns.md.
+ */
+export const DEFAULT_CANDIDATES = 1_200;
 
 /**
  * The k nearest patterns, ranked by the exact distance on the full features. Once the store has
- * trained its cells (db/ivf.ts), only the rows of the `probes` nearest cells are ranked (plus any
- * not yet filed); before that, every row. Approximate past training: a true neighbour in a cell
- * not probed is missed (recall is measured in bench/db.ts).
+ * trained its cells (db/ivf.ts), only the rows of the nearest cells are ranked, about
+ * `candidates` of them (plus any not filed under the current cells); before that, every row.
+ * Approximate past training: a true neighbour in a cell not read is missed (recall is measured
+ * in bench/db.ts).
  */
 export async function nearest(
   db: pg.Pool,
   features: readonly number[],
   k = 10,
-  probes = DEFAULT_PROBES,
+  candidates = DEFAULT_CANDIDATES,
 ): Promise<PatternRow[]> {
   const centroids = await loadCentroids(db);
   const filed = centroids !== undefined && centroids.dim === features.length;
@@ -81,22 +85,22 @@ export async function nearest(
   // features into text would cost more than the ranking).
   // Unfiled rows, rows of another dimension (-1) and rows filed under older centroids (below the
   // generation's first id) are ranked exactly: none is ever missed for being in the wrong cell.
-  const candidates = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell < $4' : '';
-  const query = (cells: number) =>
+  const where = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell < $4' : '';
+  const query = (cells: readonly number[]) =>
     db.query<PatternRow & { distance: number }>(
       `SELECT ${COLUMNS}, nn.distance FROM (
          SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
-           ${candidates} ORDER BY distance LIMIT $2
+           ${where} ORDER BY distance LIMIT $2
        ) nn JOIN attack_patterns p ON p.pattern_id = nn.id ORDER BY nn.distance`,
-      filed
-        ? [features, k, probeCells(centroids, features, cells), staleBelow(centroids)]
-        : [features, k],
+      filed ? [features, k, cells, staleBelow(centroids)] : [features, k],
     );
-  let cells = probes;
+  let budget = candidates;
+  let cells = filed ? queryCells(centroids, features, budget) : [];
   let { rows } = await query(cells);
-  // Sparse cells (a small store, or a query far from the data): read more cells until k are found.
-  while (filed && rows.length < k && cells < CELLS) {
-    cells = Math.min(CELLS, cells * 4);
+  // Sparse cells (a small store, or a query far from the data): read more until k are found.
+  while (filed && rows.length < k && cells.length < CELLS) {
+    budget *= 4;
+    cells = queryCells(centroids, features, budget);
     ({ rows } = await query(cells));
   }
   return rows.map((r) => ({ ...withFeatures(r), score: r.confidence / (1 + r.distance) }));
