@@ -1,5 +1,5 @@
 // Pattern store on the embedded PostgreSQL: sustained writes through DbWriter (batched unnest,
-// binary features, two batches in flight, idempotent keys) against row-at-a-time INSERTs in the
+// binary features, three batches in flight, idempotent keys) against row-at-a-time INSERTs in the
 // same run, then p50/p99 of a 10-nearest-neighbour query, a by-type query and a time-range query
 // with 1,000,000 stored patterns.
 
@@ -87,7 +87,7 @@ export async function run(args: string[]): Promise<void> {
   const dir = join(mkdtempSync(join(tmpdir(), 'warden-bench-pg-')), 'data');
   const journalDir = mkdtempSync(join(tmpdir(), 'warden-bench-j-'));
   const server = await startEmbedded(dir, silentLogger);
-  const pool = createPool(server.url, silentLogger, 4);
+  const pool = createPool(server.url, silentLogger, 6);
   const client = await pool.connect();
   await migrate(client);
   client.release();
@@ -130,7 +130,7 @@ export async function run(args: string[]): Promise<void> {
     let windowStart = t;
     for (let i = 0; i < total; i += batch) {
       const rows = Array.from({ length: Math.min(batch, total - i) }, (_, k) => pattern(i + k));
-      // As the actor does: up to two batches in flight (database.writeConnections).
+      // As the actor does: up to three batches in flight (database.writeConnections).
       await writer.submit(rows, (outcome) => {
         if (outcome !== 'persisted') failed.push(`batch ${i}: ${outcome}`);
       });

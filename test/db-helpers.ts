@@ -18,7 +18,8 @@ export interface TestDatabase {
 
 export async function startTestDatabase(): Promise<TestDatabase> {
   const dir = join(mkdtempSync(join(tmpdir(), 'warden-pg-')), 'data');
-  const server = await startEmbedded(dir, silentLogger);
+  // Stock server settings: a test's store is small (the embedded default sizes for bulk writes).
+  const server = await startEmbedded(dir, silentLogger, undefined, {});
   const pool = createPool(server.url, silentLogger);
   const client = await pool.connect();
   try {

@@ -369,6 +369,17 @@ const Logging = Type.Object(
   { default: {} },
 );
 
+/**
+ * Server settings of the embedded PostgreSQL (a server of its own, so sized for Warden's writes):
+ * measured with 3 writers, 400k 64-dim patterns: 45.8k → 50.0k rows/s over the stock settings
+ * (128 MB buffers, 1 GB of WAL between checkpoints). WAL may take up to max_wal_size on disk.
+ */
+export const EMBEDDED_POSTGRES_SETTINGS: Readonly<Record<string, string>> = {
+  shared_buffers: '512MB',
+  wal_buffers: '64MB',
+  max_wal_size: '4GB',
+};
+
 const Database = Type.Object(
   {
     url: Type.Union([Type.String(), Type.Null()], {
@@ -377,6 +388,16 @@ const Database = Type.Object(
       ...restart,
     }),
     dataDir: Type.String({ default: 'var/postgres', minLength: 1, ...restart }),
+    embeddedSettings: Type.Record(
+      Type.String({ pattern: '^[a-z_]+$' }),
+      Type.String({ pattern: '^[A-Za-z0-9_.]+$' }),
+      {
+        default: EMBEDDED_POSTGRES_SETTINGS,
+        description:
+          'postgresql.conf settings of the embedded server (name → value); unused with DATABASE_URL.',
+        ...restart,
+      },
+    ),
     queryPort: Int(50_151, 0, 65_535, {
       description: 'Port of the PatternQuery and Admin gRPC services (0 = any free port).',
       ...restart,
@@ -402,9 +423,9 @@ const Database = Type.Object(
       description: 'How often queued rows are retried while the database is away.',
     }),
     batchRows: Int(1_000, 1, 100_000, { description: 'Rows per insert batch.' }),
-    writeConnections: Int(2, 1, 16, {
+    writeConnections: Int(3, 1, 16, {
       description:
-        'Insert batches the DB writer has in flight at once, each on its own connection (one per core suits the embedded server).',
+        'Insert batches the DB writer has in flight at once, each on its own connection (measured on 2 cores: 1 → 2 → 3 gave ×1.8, then +10%).',
       ...restart,
     }),
   },

@@ -35,7 +35,12 @@ export function createPool(url: string, log: Logger, max = 4): pg.Pool {
 export async function openDatabase(config: WardenConfig, log: Logger): Promise<Database> {
   const embedded = config.database.url
     ? undefined
-    : await startEmbedded(config.database.dataDir, log);
+    : await startEmbedded(
+        config.database.dataDir,
+        log,
+        undefined,
+        config.database.embeddedSettings,
+      );
   const url = config.database.url ?? embedded!.url;
   const pool = createPool(url, log);
   const client = await pool.connect();

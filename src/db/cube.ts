@@ -19,11 +19,12 @@ export function float8ArrayBinary(vectors: readonly (readonly number[])[]): {
   for (const v of vectors) n += v.length;
   // Header: dimensions, has-nulls flag, element type (float8 = 701), then length and lower bound.
   const buffer = Buffer.allocUnsafe(20 + n * 12);
-  buffer.writeInt32BE(1, 0);
-  buffer.writeInt32BE(0, 4);
-  buffer.writeInt32BE(701, 8);
-  buffer.writeInt32BE(n, 12);
-  buffer.writeInt32BE(1, 16);
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  view.setInt32(0, 1);
+  view.setInt32(4, 0);
+  view.setInt32(8, 701);
+  view.setInt32(12, n);
+  view.setInt32(16, 1);
   const from: number[] = [];
   const to: number[] = [];
   let at = 20;
@@ -32,9 +33,9 @@ export function float8ArrayBinary(vectors: readonly (readonly number[])[]): {
     from.push(index);
     index += v.length;
     to.push(index - 1);
-    for (const x of v) {
-      buffer.writeInt32BE(8, at); // every element: its byte length, then the big-endian double
-      buffer.writeDoubleBE(x, at + 4);
+    for (let i = 0; i < v.length; i++) {
+      view.setInt32(at, 8); // every element: its byte length, then the big-endian double
+      view.setFloat64(at + 4, v[i]!);
       at += 12;
     }
   }

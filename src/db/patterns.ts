@@ -62,7 +62,7 @@ export async function byTimeRange(
 
 /**
  * Rows a nearest-neighbour query ranks once the store has cells: more is slower and finds more.
- * Measured at 1M patterns (bench/db.ts): see docs/patterns.md.
+ * Measured at 1M patterns by bench/db.ts (docs/operations.md, Pattern store).
  */
 export const DEFAULT_CANDIDATES = 1_200;
 

@@ -82,6 +82,11 @@ test.serial(
     t.is(await writer.write([p]), 'persisted');
     t.is(await writer.write([p]), 'persisted', 'same key again');
     t.is(await count('pattern_id = $1', ['p-fields']), 1);
+    // A batch mixing a stored pattern with new ones: the new ones are stored, the old one once.
+    const fresh = pattern('p-fresh', { features: [0.1, 0.2, 0.3, 0.4], attackType: 'QakBot' });
+    t.is(await writer.write([fresh, p]), 'persisted');
+    t.is(await count('pattern_id = ANY($1)', [['p-fields', 'p-fresh']]), 2);
+    await db.pool.query(`DELETE FROM attack_patterns WHERE pattern_id = 'p-fresh'`);
     const [row] = await byAttackType(db.pool, 'QakBot');
     t.like(row, {
       patternId: 'p-fields',
