@@ -1,5 +1,5 @@
 // Pattern store on the embedded PostgreSQL: sustained writes through DbWriter (batched unnest,
-// binary features, three batches in flight, idempotent keys) against row-at-a-time INSERTs in the
+// binary features, four batches in flight, idempotent keys) against row-at-a-time INSERTs in the
 // same run, then p50/p99 of a 10-nearest-neighbour query, a by-type query and a time-range query
 // with 1,000,000 stored patterns.
 
@@ -123,14 +123,14 @@ export async function run(args: string[]): Promise<void> {
     headline['baseline single-row inserts rows/s'] = baseline;
 
     const writer = new DbWriter(pool, new Journal<DbRecord>(journalDir, 1 << 30), silentLogger);
-    const batch = 5_000;
+    const batch = 5_000; // database.batchRows' default
     const failed: string[] = [];
     const rates: number[] = [];
     t = performance.now();
     let windowStart = t;
     for (let i = 0; i < total; i += batch) {
       const rows = Array.from({ length: Math.min(batch, total - i) }, (_, k) => pattern(i + k));
-      // As the actor does: up to three batches in flight (database.writeConnections).
+      // As the actor does: up to four batches in flight (database.writeConnections).
       await writer.submit(rows, (outcome) => {
         if (outcome !== 'persisted') failed.push(`batch ${i}: ${outcome}`);
       });

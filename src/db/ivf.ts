@@ -189,19 +189,22 @@ export function nearbyCells(c: Centroids, x: readonly number[], probes: number):
 }
 
 /**
- * The cells (stored ids) a query reads, nearest first, until they hold about `rows` rows (at
- * least one cell). Cells are uneven — k-means gives dense regions small cells in volume but not
- * in rows — so a budget in rows, not in cells, is what bounds a query's time.
+ * The cells (stored ids) a query reads, nearest first, until they hold about `rows` rows. Cells
+ * are uneven — k-means gives dense regions cells small in volume but not in rows — so a budget in
+ * rows, not in cells, is what bounds a query's time: a cell that would take the total past 1.5 ×
+ * `rows` is passed over (unless nothing was taken yet), and the next nearest considered.
  */
 export function queryCells(c: Centroids, x: readonly number[], rows: number): number[] {
   const base = staleBelow(c);
+  const size = (id: number) => (c.sizes ? c.sizes[id - base]! : UNCOUNTED_CELL_ROWS);
   for (let ranked = 16; ; ranked = Math.min(CELLS, ranked * 4)) {
     const out: number[] = [];
     let covered = 0;
     for (const id of probeCells(c, x, ranked)) {
-      if (out.length > 0 && covered >= rows) return out;
+      if (covered >= rows) return out;
+      if (out.length > 0 && covered + size(id) > 1.5 * rows) continue;
       out.push(id);
-      covered += c.sizes ? c.sizes[id - base]! : UNCOUNTED_CELL_ROWS;
+      covered += size(id);
     }
     if (ranked >= CELLS) return out;
   }

@@ -64,7 +64,7 @@ export async function byTimeRange(
  * Rows a nearest-neighbour query ranks once the store has cells: more is slower and finds more.
  * Measured at 1M patterns by bench/db.ts (docs/operations.md, Pattern store).
  */
-export const DEFAULT_CANDIDATES = 1_200;
+export const DEFAULT_CANDIDATES = 1_000;
 
 /**
  * The k nearest patterns, ranked by the exact distance on the full features. Once the store has
@@ -81,17 +81,16 @@ export async function nearest(
 ): Promise<PatternRow[]> {
   const centroids = await loadCentroids(db);
   const filed = centroids !== undefined && centroids.dim === features.length;
-  // Rank by distance on ids only, then fetch the k winners' columns (turning every candidate's
-  // features into text would cost more than the ranking).
+  // Ranked in one pass; only the k winners' features are turned into text.
   // Unfiled rows, rows of another dimension (-1) and rows filed under older centroids (below the
   // generation's first id) are ranked exactly: none is ever missed for being in the wrong cell.
   const where = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell < $4' : '';
   const query = (cells: readonly number[]) =>
     db.query<PatternRow & { distance: number }>(
-      `SELECT ${COLUMNS}, nn.distance FROM (
-         SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
+      `SELECT ${COLUMNS}, distance FROM (
+         SELECT *, features <-> cube($1::float8[]) AS distance FROM attack_patterns
            ${where} ORDER BY distance LIMIT $2
-       ) nn JOIN attack_patterns p ON p.pattern_id = nn.id ORDER BY nn.distance`,
+       ) nn ORDER BY distance`,
       filed ? [features, k, cells, staleBelow(centroids)] : [features, k],
     );
   let budget = candidates;

@@ -193,7 +193,7 @@ export class DbWriter {
     batch = 1_000,
     sanitize: (text: string) => string = (t) => t,
     cipher: FieldCipher = FieldCipher.none(),
-    connections = 3, // database.writeConnections' default
+    connections = 4, // database.writeConnections' default
   ) {
     this.#connections = Math.max(1, connections);
     // A chosen field is encrypted (reversible for key holders); any other text is sanitised.
