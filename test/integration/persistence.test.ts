@@ -100,6 +100,25 @@ test.serial(
     t.deepEqual(row!.features, [0.5, 0.25, 1, 0]);
     t.true(Math.abs(row!.confidence - 0.8) < 1e-6);
     t.is(row!.createdAt.getTime(), Date.UTC(2026, 0, 1));
+    // Servers whose cube reads text only take new rows by INSERT: the same row results.
+    const byInsert = new DbWriter(
+      db.pool,
+      new Journal<DbRecord>(journalDir(), 1 << 20),
+      silentLogger,
+      {
+        copy: false,
+      },
+    );
+    t.is(
+      await byInsert.write([{ ...p, patternId: 'p-insert', attackType: 'QakBot-i' }]),
+      'persisted',
+    );
+    const [inserted] = await byAttackType(db.pool, 'QakBot-i');
+    t.deepEqual(
+      { ...inserted, patternId: 'p-fields', attackType: 'QakBot' },
+      row,
+      'COPY and INSERT store the same values',
+    );
     t.is(await writer.write([pattern('bad', { features: [Number.NaN] })]), 'refused');
     t.is(writer.stats.refused, 1, 'a malformed row is refused and counted, not stored');
   },
@@ -292,7 +311,7 @@ test.serial(
       db.pool,
       new Journal<DbRecord>(journalDir(), 1 << 24),
       silentLogger,
-      100,
+      { batchRows: 100 },
     );
     const outcomes: string[] = [];
     for (let b = 0; b < 30; b++) {
@@ -379,8 +398,7 @@ test.serial(
       db.pool,
       new Journal<DbRecord>(journalDir(), 1 << 20),
       silentLogger,
-      100,
-      makeSanitizer({ paths: true, ips: true, key: 'k' }),
+      { batchRows: 100, sanitize: makeSanitizer({ paths: true, ips: true, key: 'k' }) },
     );
     const reason =
       'stage 2: sandbox-crash after C:\\Users\\bob\\AppData\\evil.exe wrote /tmp/x/y.bin and called 10.1.2.3 and fe80::1:2:3:4';

@@ -96,14 +96,10 @@ test.serial(
     const fields = ['episodeId', 'attackType', 'failureReason', 'artifactHash'] as const;
     const journalDir = mkdtempSync(join(tmpdir(), 'warden-enc-journal-'));
     const writerWith = (keys: string, keyId: string) =>
-      new DbWriter(
-        db.pool,
-        new Journal<DbRecord>(journalDir, 1 << 20),
-        silentLogger,
-        100,
-        (s) => s,
-        new FieldCipher([...fields], keys, keyId),
-      );
+      new DbWriter(db.pool, new Journal<DbRecord>(journalDir, 1 << 20), silentLogger, {
+        batchRows: 100,
+        cipher: new FieldCipher([...fields], keys, keyId),
+      });
     const before = writerWith(OLD, 'k2025');
     const secretEpisode = 'case-4711-host-FINANCE-PC';
     const trajectory: EpisodeTrajectory = {
@@ -145,9 +141,7 @@ test.serial(
       unreachable,
       new Journal<DbRecord>(journalDir, 1 << 20),
       silentLogger,
-      100,
-      (s) => s,
-      new FieldCipher([...fields], OLD, 'k2025'),
+      { batchRows: 100, cipher: new FieldCipher([...fields], OLD, 'k2025') },
     );
     t.is(await queued.write([pattern('p3', secretEpisode, 'QakBot'), trajectory]), 'queued');
     await unreachable.end();

@@ -97,15 +97,12 @@ export default defineActor<DbWriterMessage, State>({
       ips: ctx.config.database.sanitizeIps,
       ...(process.env.WARDEN_SANITIZER_KEY ? { key: process.env.WARDEN_SANITIZER_KEY } : {}),
     });
-    const writer = new DbWriter(
-      pool,
-      journal,
-      ctx.log,
-      ctx.config.database.batchRows,
+    const writer = new DbWriter(pool, journal, ctx.log, {
+      batchRows: ctx.config.database.batchRows,
       sanitize,
       cipher,
-      ctx.config.database.writeConnections,
-    );
+      connections: ctx.config.database.writeConnections,
+    });
     const state: State = { writer, pool, journal, buffer: [], timers: {} };
     // Rows queued by an earlier run (or before a crash) go in first.
     if (journal.hasPending) void writer.retry();

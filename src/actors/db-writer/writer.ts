@@ -3,8 +3,12 @@
 // retried every database.retryMs and replayed in order (properties 24, 26). Every row handed to
 // write() is either in the database, in the journal, or refused with a counted, logged reason.
 
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { insertExperiences } from '../../cluster/experiences.ts';
+import { encodePatterns, PATTERN_COPY_COLUMNS } from '../../db/copy-binary.ts';
 import { corroborate } from '../../db/corroborate.ts';
 import { float8ArrayBinary } from '../../db/cube.ts';
 import { type Centroids, nearbyCells, staleBelow } from '../../db/ivf.ts';
@@ -90,20 +94,30 @@ async function insertPatterns(
   client: pg.PoolClient,
   rows: readonly AttackPattern[],
   centroids: Centroids | undefined,
-  fresh: boolean,
+  /** 'copy': new rows by binary COPY; 'insert': new rows by INSERT; 'idempotent': ON CONFLICT. */
+  mode: 'copy' | 'insert' | 'idempotent',
 ): Promise<string[]> {
   if (rows.length === 0) return [];
-  const features = float8ArrayBinary(rows.map((p) => p.features));
   const cells = await cellsFor(
     centroids,
     rows.map((p) => p.features),
   );
+  if (mode === 'copy') {
+    await pipeline(
+      Readable.from([encodePatterns(rows, cells)]),
+      client.query(
+        copyFrom(`COPY attack_patterns (${PATTERN_COPY_COLUMNS}) FROM STDIN (FORMAT binary)`),
+      ),
+    );
+    return rows.map((p) => p.patternId);
+  }
+  const features = float8ArrayBinary(rows.map((p) => p.features));
   const inserted = await client.query<{ id: string }>(
     `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell)
      SELECT id, cube(($2::float8[])[f0:f1]), a, r, t, c, c, to_timestamp(ts / 1000.0), v, e, s, cell
        FROM unnest($1::text[], $12::int[], $13::int[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[], $11::int[])
          AS x(id, f0, f1, a, r, t, c, ts, v, e, s, cell)
-     ${fresh ? '' : 'ON CONFLICT (pattern_id) DO NOTHING RETURNING pattern_id AS id'}`,
+     ${mode === 'idempotent' ? 'ON CONFLICT (pattern_id) DO NOTHING RETURNING pattern_id AS id' : ''}`,
     [
       rows.map((p) => p.patternId),
       features.buffer,
@@ -120,7 +134,15 @@ async function insertPatterns(
       features.to,
     ],
   );
-  return fresh ? rows.map((p) => p.patternId) : inserted.rows.map((r) => r.id);
+  return mode === 'idempotent' ? inserted.rows.map((r) => r.id) : rows.map((p) => p.patternId);
+}
+
+/** Whether the server's cube reads binary values (cube ≥ 1.5): then new rows go by COPY. */
+async function readsBinaryCube(db: pg.Pool | pg.PoolClient): Promise<boolean> {
+  const { rows } = await db.query<{ ok: boolean }>(
+    `SELECT typreceive::text <> '-' AS ok FROM pg_type WHERE typname = 'cube'`,
+  );
+  return rows[0]?.ok === true;
 }
 
 /** A unique violation on a pattern id: the batch holds a pattern stored before. */
@@ -160,6 +182,18 @@ async function insertEpisodes(
   }
 }
 
+export interface WriterOptions {
+  /** Rows per journal replay batch (database.batchRows). */
+  readonly batchRows?: number;
+  /** Applied to every stored text field not encrypted (db/sanitize.ts). */
+  readonly sanitize?: (text: string) => string;
+  readonly cipher?: FieldCipher;
+  /** Batches in flight at once (database.writeConnections). */
+  readonly connections?: number;
+  /** New patterns by binary COPY when the server's cube reads binary values (else INSERT). */
+  readonly copy?: boolean;
+}
+
 export class DbWriter {
   readonly #pool: pg.Pool;
   readonly #journal: Journal<DbRecord>;
@@ -183,6 +217,8 @@ export class DbWriter {
   readonly #toCorroborate: { id: string; features: readonly number[] }[] = [];
   #corroborating = false;
   #replaying: Promise<void> | undefined;
+  /** Whether new patterns can go by binary COPY (asked once). */
+  #copy: Promise<boolean> | undefined;
 
   readonly #clean: (r: DbRecord) => DbRecord;
 
@@ -190,12 +226,17 @@ export class DbWriter {
     pool: pg.Pool,
     journal: Journal<DbRecord>,
     log: WriterLogger,
-    batch = 1_000,
-    sanitize: (text: string) => string = (t) => t,
-    cipher: FieldCipher = FieldCipher.none(),
-    connections = 4, // database.writeConnections' default
+    options: WriterOptions = {},
   ) {
+    const {
+      batchRows = 5_000,
+      sanitize = (t: string) => t,
+      cipher = FieldCipher.none(),
+      connections = 4,
+      copy = true,
+    } = options;
     this.#connections = Math.max(1, connections);
+    if (!copy) this.#copy = Promise.resolve(false);
     // A chosen field is encrypted (reversible for key holders); any other text is sanitised.
     const text = (field: EncryptableField, value: string) =>
       cipher.encrypts(field) ? cipher.protect(field, value) : sanitize(value);
@@ -225,7 +266,7 @@ export class DbWriter {
     this.#pool = pool;
     this.#journal = journal;
     this.#log = log;
-    this.#batch = batch;
+    this.#batch = batchRows;
   }
 
   /** New patterns whose neighbours' confidence has not been moved yet. */
@@ -269,15 +310,22 @@ export class DbWriter {
 
   /** New rows the fast way; a batch holding an already stored pattern is redone idempotently. */
   async #insertNew(records: readonly DbRecord[]): Promise<void> {
+    this.#copy ??= readsBinaryCube(this.#pool).catch((error: unknown) => {
+      this.#copy = undefined; // asked again next time
+      throw error;
+    });
     try {
-      await this.#insert(records, true);
+      await this.#insert(records, (await this.#copy) ? 'copy' : 'insert');
     } catch (error) {
       if (!isDuplicatePattern(error)) throw error;
-      await this.#insert(records, false);
+      await this.#insert(records, 'idempotent');
     }
   }
 
-  async #insert(records: readonly DbRecord[], fresh = false): Promise<void> {
+  async #insert(
+    records: readonly DbRecord[],
+    mode: 'copy' | 'insert' | 'idempotent' = 'idempotent',
+  ): Promise<void> {
     const t0 = performance.now();
     const client = await this.#pool.connect();
     let broken: Error | undefined;
@@ -285,7 +333,7 @@ export class DbWriter {
       await client.query('BEGIN');
       const patterns = records.filter((r): r is AttackPattern => r.type === 'attack-pattern');
       const centroids = patterns.length > 0 ? await loadCentroids(this.#pool) : undefined;
-      const insertedIds = await insertPatterns(client, patterns, centroids, fresh);
+      const insertedIds = await insertPatterns(client, patterns, centroids, mode);
       // Confidence from later similar outcomes: queued for the background step, and only for rows
       // this insert added (a journal replay never counts twice).
       if (insertedIds.length > 0) {
