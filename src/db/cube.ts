@@ -1,7 +1,18 @@
-// Vectors to and from the cube extension: its text form "(0.1,0.2,…)" back to numbers (cheaper
-// than unpacking cubes in SQL per row), and a binary float8[] for bulk inserts.
+// Vectors to and from the cube extension: cubes read back in their binary form (`cube_send`,
+// a bytea: a header word — point flag | dimensions — then big-endian doubles; printing 64 doubles
+// as text cost more than ranking a thousand rows), and a binary float8[] for bulk inserts.
 
-export const parseCube = (text: string): number[] => text.slice(1, -1).split(',').map(Number);
+/** SQL for a cube column read back as bytes for parseCube: `${cubeBytes('features')} AS f`. */
+export const cubeBytes = (column: string): string => `cube_send(${column})`;
+
+/** A cube from `cube_send` bytes: its coordinates (the lower corner when it is not a point). */
+export function parseCube(bytes: Buffer): number[] {
+  const header = bytes.readUInt32BE(0);
+  const dim = header & 0x7fffffff;
+  const out = new Array<number>(dim);
+  for (let i = 0; i < dim; i++) out[i] = bytes.readDoubleBE(4 + 8 * i);
+  return out;
+}
 
 /**
  * Vectors as one PostgreSQL `float8[]` in binary form (sent as a Buffer, node-pg binds it with

@@ -4,7 +4,7 @@
 // and recall is 100%).
 
 import type pg from 'pg';
-import { parseCube } from './cube.ts';
+import { cubeBytes, parseCube } from './cube.ts';
 import { assignCells, CELLS, type Centroids, COARSE, staleBelow, trainCentroids } from './ivf.ts';
 import { ortNearest } from './ivf-assign.ts';
 
@@ -102,8 +102,8 @@ export async function cellsFor(
 }
 
 async function sample(db: pg.Pool, n: number, size: number): Promise<number[][]> {
-  const { rows } = await db.query<{ f: string }>(
-    `SELECT features::text AS f FROM attack_patterns TABLESAMPLE SYSTEM ($1) LIMIT $2`,
+  const { rows } = await db.query<{ f: Buffer }>(
+    `SELECT ${cubeBytes('features')} AS f FROM attack_patterns TABLESAMPLE SYSTEM ($1) LIMIT $2`,
     [Math.min(100, (200 * size) / n), size],
   );
   const samples = rows.map((r) => parseCube(r.f));
@@ -148,8 +148,8 @@ export async function trainCellsIfDue(db: pg.Pool, minRows = TRAIN_AT): Promise<
 export async function assignMissingCells(db: pg.Pool, centroids: Centroids): Promise<number> {
   let total = 0;
   for (;;) {
-    const { rows } = await db.query<{ id: string; f: string }>(
-      `SELECT pattern_id AS id, features::text AS f FROM attack_patterns
+    const { rows } = await db.query<{ id: string; f: Buffer }>(
+      `SELECT pattern_id AS id, ${cubeBytes('features')} AS f FROM attack_patterns
         WHERE cell IS NULL OR (cell >= 0 AND cell < $1) LIMIT 5000`,
       [staleBelow(centroids)],
     );

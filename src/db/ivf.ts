@@ -158,24 +158,34 @@ export async function assignCells(
   return out;
 }
 
+/** Indexes of the `take` smallest of d[0..n), nearest first (insertion into a short sorted list). */
+function smallest(d: Float64Array, n: number, take: number): number[] {
+  const idx: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (idx.length === take && d[i]! >= d[idx[take - 1]!]!) continue;
+    let at = idx.length === take ? take - 1 : idx.length;
+    while (at > 0 && d[idx[at - 1]!]! > d[i]!) {
+      idx[at] = idx[at - 1]!;
+      at--;
+    }
+    idx[at] = i;
+  }
+  return idx;
+}
+
 /** Cells whose centroids are nearest to `x` among the fine centroids of the `coarseCount` nearest coarse ones. */
 function rankCells(c: Centroids, x: readonly number[], coarseCount: number, take: number) {
-  const coarse = Array.from({ length: COARSE }, (_, k) => ({
-    k,
-    d: dist2(x, 0, c.coarse, k * c.dim, c.dim),
-  }))
-    .sort((a, b) => a.d - b.d)
-    .slice(0, coarseCount);
-  const fine: { cell: number; d: number }[] = [];
-  for (const { k } of coarse)
-    for (let f = 0; f < FINE; f++) {
-      const cell = k * FINE + f;
-      fine.push({ cell, d: dist2(x, 0, c.fine, cell * c.dim, c.dim) });
-    }
-  return fine
-    .sort((a, b) => a.d - b.d)
-    .slice(0, take)
-    .map((e) => cellId(c, e.cell));
+  const q = Float64Array.from(x);
+  const dc = new Float64Array(COARSE);
+  for (let k = 0; k < COARSE; k++) dc[k] = dist2(q, 0, c.coarse, k * c.dim, c.dim);
+  const coarse = smallest(dc, COARSE, coarseCount);
+  const df = new Float64Array(coarse.length * FINE);
+  for (const [j, k] of coarse.entries())
+    for (let f = 0; f < FINE; f++)
+      df[j * FINE + f] = dist2(q, 0, c.fine, (k * FINE + f) * c.dim, c.dim);
+  return smallest(df, df.length, Math.min(take, df.length)).map((i) =>
+    cellId(c, coarse[Math.floor(i / FINE)]! * FINE + (i % FINE)),
+  );
 }
 
 /** The `probes` cells (stored ids) a query reads: nearest coarse first, enough to hold them 4×. */
