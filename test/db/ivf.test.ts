@@ -1,0 +1,106 @@
+// The inverted file's arithmetic (src/db/ivf.ts): principal directions for sketches, cells read
+// within a row budget, and batched cell assignment that agrees with the exact nearest centroid.
+
+import test from 'ava';
+import fc from 'fast-check';
+import {
+  assignCells,
+  CELLS,
+  type Centroids,
+  cellId,
+  FINE,
+  principalDirections,
+  queryCells,
+  SKETCH_DIMS,
+  sketchOf,
+  trainCentroids,
+} from '../../src/db/ivf.ts';
+import { ortNearest } from '../../src/db/ivf-assign.ts';
+
+function lcg(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1_103_515_245 + 12_345) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+test('principal directions: orthonormal, largest variance first', (t) => {
+  // Points spread along three known axes with variances 9, 4 and 1, plus tiny noise elsewhere.
+  const dim = 8;
+  const r = lcg(7);
+  const n = 4_000;
+  const data = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    data[i * dim + 2] = 3 * (r() - 0.5) * Math.sqrt(12);
+    data[i * dim + 5] = 2 * (r() - 0.5) * Math.sqrt(12);
+    data[i * dim + 0] = (r() - 0.5) * Math.sqrt(12);
+    for (const d of [1, 3, 4, 6, 7]) data[i * dim + d] = (r() - 0.5) * 0.01;
+  }
+  const { projection } = principalDirections(data, n, dim, 3);
+  const row = (j: number) => Array.from(projection.subarray(j * dim, (j + 1) * dim));
+  for (let a = 0; a < 3; a++)
+    for (let b = 0; b < 3; b++) {
+      const dot = row(a).reduce((s, v, d) => s + v * row(b)[d]!, 0);
+      t.true(Math.abs(dot - (a === b ? 1 : 0)) < 1e-6, `rows ${a}·${b} = ${dot}`);
+    }
+  t.deepEqual(
+    [0, 1, 2].map((j) => row(j).findIndex((v) => Math.abs(v) > 0.99)),
+    [2, 5, 0],
+    'axes in order of variance',
+  );
+});
+
+test('a query reads the nearest cells until its row budget, passing over cells that would overshoot it', (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 4, maxLength: 4 }),
+      fc.integer({ min: 1, max: 5_000 }),
+      (x, budget) => {
+        const r = lcg(3);
+        const c: Centroids = {
+          dim: 4,
+          generation: 2,
+          coarse: Float32Array.from({ length: 128 * 4 }, r),
+          fine: Float32Array.from({ length: CELLS * 4 }, r),
+          sizes: Int32Array.from({ length: CELLS }, () => Math.floor(r() * 400)),
+        };
+        const cells = queryCells(c, x, budget);
+        const size = (id: number) => c.sizes![id - 2 * CELLS]!;
+        const rows = cells.reduce((s, id) => s + size(id), 0);
+        return (
+          cells.length >= 1 &&
+          cells.every((id) => id >= 2 * CELLS && id < 3 * CELLS) &&
+          new Set(cells).size === cells.length &&
+          (cells.length === 1 || rows <= 1.5 * budget)
+        );
+      },
+    ),
+    { numRuns: 200 },
+  );
+  t.pass();
+});
+
+test('cells assigned in batches by ONNX Runtime agree with the exact nearest coarse, then fine, centroid', async (t) => {
+  const r = lcg(11);
+  const samples = Array.from({ length: 3_000 }, () => Array.from({ length: 6 }, r));
+  const c = await trainCentroids(samples, ortNearest, 3);
+  t.is(c.generation, 3);
+  t.is(c.projection?.length, SKETCH_DIMS * 6);
+  const queries = Array.from({ length: 500 }, () => Array.from({ length: 6 }, r));
+  const cells = await assignCells(c, [...queries, [1, 2]], ortNearest);
+  t.is(cells.at(-1), null, 'another dimension gets no cell');
+  const d2 = (x: number[], m: Float32Array, o: number) =>
+    x.reduce((s, v, i) => s + (v - m[o + i]!) ** 2, 0);
+  let agree = 0;
+  for (const [i, x] of queries.entries()) {
+    let k = 0;
+    for (let j = 1; j < 128; j++) if (d2(x, c.coarse, j * 6) < d2(x, c.coarse, k * 6)) k = j;
+    let f = 0;
+    for (let j = 1; j < FINE; j++)
+      if (d2(x, c.fine, (k * FINE + j) * 6) < d2(x, c.fine, (k * FINE + f) * 6)) f = j;
+    if (cells[i] === cellId(c, k * FINE + f)) agree++;
+  }
+  t.true(agree >= 495, `${agree} of 500 agree (float32 ties may differ)`);
+  t.is(sketchOf(c, queries[0]!)?.length, SKETCH_DIMS);
+});
