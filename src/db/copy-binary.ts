@@ -7,11 +7,10 @@
 // big-endian doubles.
 
 import type { AttackPattern } from '../messages/pattern.ts';
-import type { Filing } from './ivf-store.ts';
 
 /** The columns, in the order the encoder writes them. */
 export const PATTERN_COPY_COLUMNS =
-  'pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell, sketch';
+  'pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const POINT_BIT = 0x80000000;
@@ -19,16 +18,17 @@ const POINT_BIT = 0x80000000;
 const PG_EPOCH_MS = 946_684_800_000;
 
 /** One COPY stream's bytes: header, a tuple per pattern, trailer. */
-export function encodePatterns(rows: readonly AttackPattern[], filing: Filing): Buffer {
-  const { cells, sketches } = filing;
+export function encodePatterns(
+  rows: readonly AttackPattern[],
+  cells: readonly (number | null)[],
+): Buffer {
   let size = SIGNATURE.length + 8 + 2;
   const texts = rows.map((p) =>
     [p.patternId, p.attackType, p.modelVersion, p.episodeId].map((t) => Buffer.from(t, 'utf8')),
   );
   for (const [i, p] of rows.entries()) {
-    size += 2 + 13 * 4; // field count, then a length word per field
+    size += 2 + 12 * 4; // field count, then a length word per field
     size += 4 + 8 * p.features.length + 2 + 4 + 4 + 4 + 8 + 2 + (cells[i] === null ? 0 : 4);
-    size += sketches[i] ? 4 + 8 * sketches[i]!.length : 0;
     for (const t of texts[i]!) size += t.length;
   }
   const buf = Buffer.allocUnsafe(size);
@@ -53,21 +53,18 @@ export function encodePatterns(rows: readonly AttackPattern[], filing: Filing): 
     view.setFloat32(at + 4, v);
     at += 8;
   };
-  const point = (v: readonly number[]) => {
-    view.setInt32(at, 4 + 8 * v.length);
-    view.setUint32(at + 4, (POINT_BIT | v.length) >>> 0);
+  for (const [i, p] of rows.entries()) {
+    const [id, attackType, modelVersion, episodeId] = texts[i]!;
+    view.setInt16(at, 12);
+    at += 2;
+    text(id!);
+    view.setInt32(at, 4 + 8 * p.features.length);
+    view.setUint32(at + 4, (POINT_BIT | p.features.length) >>> 0);
     at += 8;
-    for (const x of v) {
+    for (const x of p.features) {
       view.setFloat64(at, x);
       at += 8;
     }
-  };
-  for (const [i, p] of rows.entries()) {
-    const [id, attackType, modelVersion, episodeId] = texts[i]!;
-    view.setInt16(at, 13);
-    at += 2;
-    text(id!);
-    point(p.features);
     int16(p.action);
     float4(p.reward);
     text(attackType!);
@@ -87,12 +84,6 @@ export function encodePatterns(rows: readonly AttackPattern[], filing: Filing): 
       view.setInt32(at, 4);
       view.setInt32(at + 4, cell);
       at += 8;
-    }
-    const sketch = sketches[i];
-    if (sketch) point(sketch);
-    else {
-      view.setInt32(at, -1);
-      at += 4;
     }
   }
   view.setInt16(at, -1);

@@ -4,17 +4,8 @@
 // and recall is 100%).
 
 import type pg from 'pg';
-import { cubeBytes, float8ArrayBinary, parseCube } from './cube.ts';
-import {
-  assignCells,
-  CELLS,
-  type Centroids,
-  COARSE,
-  SKETCH_DIMS,
-  sketchOf,
-  staleBelow,
-  trainCentroids,
-} from './ivf.ts';
+import { cubeBytes, parseCube } from './cube.ts';
+import { assignCells, CELLS, type Centroids, COARSE, staleBelow, trainCentroids } from './ivf.ts';
 import { ortNearest } from './ivf-assign.ts';
 
 /** Patterns needed before cells are trained (and how many are sampled to train them). */
@@ -40,8 +31,6 @@ interface Row {
   coarse: number[];
   fine: number[];
   sizes: number[] | null;
-  mean: number[] | null;
-  projection: number[] | null;
   version: string;
 }
 
@@ -55,9 +44,6 @@ function fromRow(r: Row): Centroids | undefined {
     coarse: Float32Array.from(r.coarse),
     fine: Float32Array.from(r.fine),
     ...(r.sizes?.length === CELLS ? { sizes: Int32Array.from(r.sizes) } : {}),
-    ...(r.mean?.length === r.dim && r.projection?.length === SKETCH_DIMS * r.dim
-      ? { mean: Float32Array.from(r.mean), projection: Float32Array.from(r.projection) }
-      : {}),
   };
 }
 
@@ -83,7 +69,7 @@ export async function loadCentroids(
     }
   }
   const { rows } = await db.query<Row>(
-    `SELECT dim, generation, coarse, fine, sizes, mean, projection, ${VERSION} FROM ivf_centroids WHERE id = 1`,
+    `SELECT dim, generation, coarse, fine, sizes, ${VERSION} FROM ivf_centroids WHERE id = 1`,
   );
   const value = rows[0] ? fromRow(rows[0]) : undefined;
   cache.set(db, { at: Date.now(), version: rows[0]?.version ?? '', value });
@@ -107,28 +93,13 @@ export async function countCells(db: pg.Pool, centroids: Centroids): Promise<voi
   cache.delete(db); // read again, with the counts
 }
 
-/** Where rows about to be stored go: cell ids and sketches (null before training, or another dimension). */
-export interface Filing {
-  readonly cells: (number | null)[];
-  readonly sketches: (number[] | null)[];
-}
-
-export async function fileRows(
+/** Cells (stored ids) for rows about to be inserted (null before training, or another dimension). */
+export async function cellsFor(
   c: Centroids | undefined,
   features: readonly (readonly number[])[],
-): Promise<Filing> {
-  if (!c) return { cells: features.map(() => null), sketches: features.map(() => null) };
-  return {
-    cells: await assignCells(c, features, ortNearest),
-    sketches: features.map((f) => sketchOf(c, f)),
-  };
+): Promise<(number | null)[]> {
+  return c ? assignCells(c, features, ortNearest) : features.map(() => null);
 }
-
-const arrays = (c: Centroids) => [Array.from(c.coarse), Array.from(c.fine)];
-const sketchArrays = (c: Centroids) => [
-  c.mean ? Array.from(c.mean) : null,
-  c.projection ? Array.from(c.projection) : null,
-];
 
 async function sample(db: pg.Pool, n: number, size: number): Promise<number[][]> {
   const { rows } = await db.query<{ f: Buffer }>(
@@ -159,9 +130,9 @@ export async function trainCellsIfDue(db: pg.Pool, minRows = TRAIN_AT): Promise<
   if (n < minRows) return false;
   const centroids = await trainCentroids(await sample(db, n, SAMPLE), ortNearest);
   const inserted = await db.query(
-    `INSERT INTO ivf_centroids (id, dim, generation, coarse, fine, trained_on, mean, projection)
-     VALUES (1, $1, 0, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-    [centroids.dim, ...arrays(centroids), n, ...sketchArrays(centroids)],
+    `INSERT INTO ivf_centroids (id, dim, generation, coarse, fine, trained_on) VALUES (1, $1, 0, $2, $3, $4)
+     ON CONFLICT (id) DO NOTHING`,
+    [centroids.dim, Array.from(centroids.coarse), Array.from(centroids.fine), n],
   );
   if (inserted.rowCount === 0) return false; // another writer trained first
   await assignMissingCells(db, centroids);
@@ -183,23 +154,16 @@ export async function assignMissingCells(db: pg.Pool, centroids: Centroids): Pro
       [staleBelow(centroids)],
     );
     if (rows.length === 0) return total;
-    const filing = await fileRows(
-      centroids,
-      rows.map((r) => parseCube(r.f)),
-    );
-    const sketches = float8ArrayBinary(filing.sketches.map((s) => s ?? []));
+    const cells = (
+      await cellsFor(
+        centroids,
+        rows.map((r) => parseCube(r.f)),
+      )
+    ).map((c) => c ?? -1); // another dimension: cell -1, searched exactly
     await db.query(
-      `UPDATE attack_patterns p
-          SET cell = u.cell, sketch = CASE WHEN u.s1 >= u.s0 THEN cube(($3::float8[])[u.s0:u.s1]) END
-         FROM unnest($1::text[], $2::int[], $4::int[], $5::int[]) AS u(id, cell, s0, s1)
-        WHERE p.pattern_id = u.id`,
-      [
-        rows.map((r) => r.id),
-        filing.cells.map((c) => c ?? -1), // another dimension: cell -1, searched exactly
-        sketches.buffer,
-        sketches.from,
-        sketches.to,
-      ],
+      `UPDATE attack_patterns p SET cell = u.cell
+         FROM unnest($1::text[], $2::int[]) AS u(id, cell) WHERE p.pattern_id = u.id`,
+      [rows.map((r) => r.id), cells],
     );
     total += rows.length;
   }
@@ -231,13 +195,11 @@ async function retrain(db: pg.Pool, n: number): Promise<Centroids> {
   );
   const trained = await trainCentroids(samples, ortNearest, (rows[0]?.generation ?? -1) + 1);
   const { rows: stored } = await db.query<{ generation: number }>(
-    `INSERT INTO ivf_centroids (id, dim, generation, coarse, fine, trained_on, mean, projection)
-     VALUES (1, $1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO ivf_centroids (id, dim, generation, coarse, fine, trained_on) VALUES (1, $1, $2, $3, $4, $5)
      ON CONFLICT (id) DO UPDATE SET dim = $1, generation = ivf_centroids.generation + 1,
-       coarse = $3, fine = $4, trained_on = $5, mean = $6, projection = $7, trained_at = now(),
-       sizes = NULL, counted_at = NULL
+       coarse = $3, fine = $4, trained_on = $5, trained_at = now()
      RETURNING generation`,
-    [trained.dim, trained.generation, ...arrays(trained), n, ...sketchArrays(trained)],
+    [trained.dim, trained.generation, Array.from(trained.coarse), Array.from(trained.fine), n],
   );
   cache.delete(db);
   return { ...trained, generation: stored[0]!.generation };

@@ -27,21 +27,7 @@ export interface Centroids {
   readonly fine: Float32Array;
   /** Rows per cell when last counted (training or reindex); absent before the first count. */
   readonly sizes?: Int32Array;
-  /**
-   * The sample's mean and its SKETCH_DIMS principal directions (SKETCH_DIMS × dim): a stored
-   * row's sketch is projection · (features − mean). Absent for centroids trained before sketches.
-   */
-  readonly mean?: Float32Array;
-  readonly projection?: Float32Array;
 }
-
-/**
- * Dimensions of a row's sketch. A query ranks its candidate rows by the sketch distance first (a
- * 16-dim cube distance costs a quarter of the 64-dim one, which was two thirds of a query's time)
- * and the best SKETCH_RERANK × k of them by the exact distance.
- */
-export const SKETCH_DIMS = 16;
-export const SKETCH_RERANK = 10;
 
 /** Rows assumed per cell when cells have not been counted yet. */
 const UNCOUNTED_CELL_ROWS = 150;
@@ -108,79 +94,6 @@ async function kmeans(
   return { centroids: c, assign: await nearest(data, n, c, k, dim) };
 }
 
-/**
- * Mean and the top `k` principal directions of rows of `data` (n × dim): eigenvectors of the
- * covariance by cyclic Jacobi rotations (dim ≤ 100, so the dim × dim matrix is small).
- */
-export function principalDirections(data: Float32Array, n: number, dim: number, k: number) {
-  const mean = new Float64Array(dim);
-  for (let i = 0; i < n; i++) for (let d = 0; d < dim; d++) mean[d]! += data[i * dim + d]! / n;
-  const a = new Float64Array(dim * dim);
-  const row = new Float64Array(dim);
-  for (let i = 0; i < n; i++) {
-    for (let d = 0; d < dim; d++) row[d] = data[i * dim + d]! - mean[d]!;
-    for (let p = 0; p < dim; p++) {
-      const rp = row[p]!;
-      if (rp === 0) continue;
-      for (let q = p; q < dim; q++) a[p * dim + q]! += rp * row[q]!;
-    }
-  }
-  for (let p = 0; p < dim; p++) for (let q = 0; q < p; q++) a[p * dim + q] = a[q * dim + p]!;
-  const v = new Float64Array(dim * dim);
-  for (let d = 0; d < dim; d++) v[d * dim + d] = 1;
-  for (let sweep = 0; sweep < 50; sweep++) {
-    let off = 0;
-    for (let p = 0; p < dim; p++) for (let q = p + 1; q < dim; q++) off += a[p * dim + q]! ** 2;
-    if (off < 1e-18) break;
-    for (let p = 0; p < dim; p++)
-      for (let q = p + 1; q < dim; q++) {
-        const apq = a[p * dim + q]!;
-        if (Math.abs(apq) < 1e-30) continue;
-        const theta = (a[q * dim + q]! - a[p * dim + p]!) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let r = 0; r < dim; r++) {
-          const arp = a[r * dim + p]!;
-          const arq = a[r * dim + q]!;
-          a[r * dim + p] = c * arp - s * arq;
-          a[r * dim + q] = s * arp + c * arq;
-        }
-        for (let r = 0; r < dim; r++) {
-          const apr = a[p * dim + r]!;
-          const aqr = a[q * dim + r]!;
-          a[p * dim + r] = c * apr - s * aqr;
-          a[q * dim + r] = s * apr + c * aqr;
-        }
-        for (let r = 0; r < dim; r++) {
-          const vrp = v[r * dim + p]!;
-          const vrq = v[r * dim + q]!;
-          v[r * dim + p] = c * vrp - s * vrq;
-          v[r * dim + q] = s * vrp + c * vrq;
-        }
-      }
-  }
-  const order = Array.from({ length: dim }, (_, d) => d).sort(
-    (x, y) => a[y * dim + y]! - a[x * dim + x]!,
-  );
-  const projection = new Float32Array(k * dim);
-  for (let j = 0; j < Math.min(k, dim); j++)
-    for (let d = 0; d < dim; d++) projection[j * dim + d] = v[d * dim + order[j]!]!;
-  return { mean: Float32Array.from(mean), projection };
-}
-
-/** A row's sketch (SKETCH_DIMS numbers), or null without a projection or for another dimension. */
-export function sketchOf(c: Centroids, x: readonly number[]): number[] | null {
-  if (!c.projection || !c.mean || x.length !== c.dim) return null;
-  const out = new Array<number>(SKETCH_DIMS);
-  for (let j = 0; j < SKETCH_DIMS; j++) {
-    let s = 0;
-    for (let d = 0; d < c.dim; d++) s += c.projection[j * c.dim + d]! * (x[d]! - c.mean[d]!);
-    out[j] = s;
-  }
-  return out;
-}
-
 /** Trains the two-level centroids on a sample of stored feature vectors. */
 export async function trainCentroids(
   samples: readonly (readonly number[])[],
@@ -209,13 +122,7 @@ export async function trainCentroids(
     const f = await kmeans(sub, Math.max(members.length, 1), dim, FINE, rand, nearest, 6);
     fine.set(f.centroids, c * FINE * dim);
   }
-  return {
-    dim,
-    generation,
-    coarse: top.centroids,
-    fine,
-    ...principalDirections(data, n, dim, SKETCH_DIMS),
-  };
+  return { dim, generation, coarse: top.centroids, fine };
 }
 
 /**

@@ -153,14 +153,6 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ivf_centroids ADD COLUMN sizes integer[], ADD COLUMN counted_at timestamptz;
     `,
   },
-  {
-    version: 7,
-    name: 'pattern sketches: 16 principal components, ranked before the exact distance (db/ivf.ts)',
-    sql: `
-      ALTER TABLE attack_patterns ADD COLUMN sketch cube;  -- null until filed under centroids with a projection
-      ALTER TABLE ivf_centroids ADD COLUMN mean real[], ADD COLUMN projection real[];
-    `,
-  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"

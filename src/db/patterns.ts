@@ -4,7 +4,7 @@
 
 import type pg from 'pg';
 import { cubeBytes, parseCube } from './cube.ts';
-import { CELLS, queryCells, SKETCH_RERANK, sketchOf, staleBelow } from './ivf.ts';
+import { CELLS, queryCells, staleBelow } from './ivf.ts';
 import { loadCentroids } from './ivf-store.ts';
 
 export interface PatternRow {
@@ -81,33 +81,18 @@ export async function nearest(
 ): Promise<PatternRow[]> {
   const centroids = await loadCentroids(db);
   const filed = centroids !== undefined && centroids.dim === features.length;
-  const sketch = filed ? sketchOf(centroids, features) : null;
-  // Rows of the current cells are ranked by their sketch first (when the centroids have a
-  // projection), the best SKETCH_RERANK × k of them by the exact distance; unfiled rows, rows of
-  // another dimension (-1) and rows filed under older centroids (below the generation's first id)
-  // are ranked exactly: none is ever missed for being in the wrong cell. The winners' columns are
-  // fetched last (carrying every candidate's whole row through the sort doubled the time).
-  const candidatesSql = !filed
-    ? 'SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns'
-    : sketch
-      ? `SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM (
-           SELECT pattern_id, features FROM attack_patterns WHERE cell = ANY($3::int[])
-            ORDER BY sketch <-> cube($5::float8[]) LIMIT $6) s
-         UNION ALL
-         SELECT pattern_id, features <-> cube($1::float8[]) FROM attack_patterns
-          WHERE cell IS NULL OR cell < $4`
-      : `SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
-          WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell < $4`;
+  // Ranked on ids and distances only, then the k winners' columns fetched (carrying every
+  // candidate's whole row through the sort doubled the time: measured p50 2.9 → 1.5 ms).
+  // Unfiled rows, rows of another dimension (-1) and rows filed under older centroids (below the
+  // generation's first id) are ranked exactly: none is ever missed for being in the wrong cell.
+  const where = filed ? 'WHERE cell = ANY($3::int[]) OR cell IS NULL OR cell < $4' : '';
   const query = (cells: readonly number[]) =>
     db.query<PatternRow & { distance: number }>(
       `SELECT ${COLUMNS}, nn.distance FROM (
-         SELECT id, distance FROM (${candidatesSql}) c ORDER BY distance LIMIT $2
+         SELECT pattern_id AS id, features <-> cube($1::float8[]) AS distance FROM attack_patterns
+           ${where} ORDER BY distance LIMIT $2
        ) nn JOIN attack_patterns p ON p.pattern_id = nn.id ORDER BY nn.distance`,
-      !filed
-        ? [features, k]
-        : sketch
-          ? [features, k, cells, staleBelow(centroids), sketch, SKETCH_RERANK * k]
-          : [features, k, cells, staleBelow(centroids)],
+      filed ? [features, k, cells, staleBelow(centroids)] : [features, k],
     );
   let budget = candidates;
   let cells = filed ? queryCells(centroids, features, budget) : [];

@@ -227,7 +227,6 @@ test.serial(
 
     t.like(await reindexPatterns(db.pool, { retrain: true }), { trained: true, generation: 1 });
     t.is(await count('cell IS NULL OR (cell >= 0 AND cell < $1)', [CELLS]), 0, 'all refiled');
-    t.is(await count('sketch IS NULL'), 0, 'every filed row has its sketch');
     const after = await nearest(db.pool, query, 10);
     t.is(after[0]!.patternId, 'q-3');
     t.deepEqual(

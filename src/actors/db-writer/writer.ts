@@ -12,7 +12,7 @@ import { encodePatterns, PATTERN_COPY_COLUMNS } from '../../db/copy-binary.ts';
 import { corroborate } from '../../db/corroborate.ts';
 import { float8ArrayBinary } from '../../db/cube.ts';
 import { type Centroids, nearbyCells, staleBelow } from '../../db/ivf.ts';
-import { fileRows, loadCentroids, maintainCells } from '../../db/ivf-store.ts';
+import { cellsFor, loadCentroids, maintainCells } from '../../db/ivf-store.ts';
 import { type Journal, JournalFullError } from '../../db/journal.ts';
 import type { ExperienceRows } from '../../messages/experience.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
@@ -98,13 +98,13 @@ async function insertPatterns(
   mode: 'copy' | 'insert' | 'idempotent',
 ): Promise<string[]> {
   if (rows.length === 0) return [];
-  const filing = await fileRows(
+  const cells = await cellsFor(
     centroids,
     rows.map((p) => p.features),
   );
   if (mode === 'copy') {
     await pipeline(
-      Readable.from([encodePatterns(rows, filing)]),
+      Readable.from([encodePatterns(rows, cells)]),
       client.query(
         copyFrom(`COPY attack_patterns (${PATTERN_COPY_COLUMNS}) FROM STDIN (FORMAT binary)`),
       ),
@@ -112,13 +112,11 @@ async function insertPatterns(
     return rows.map((p) => p.patternId);
   }
   const features = float8ArrayBinary(rows.map((p) => p.features));
-  const sketches = float8ArrayBinary(filing.sketches.map((v) => v ?? []));
   const inserted = await client.query<{ id: string }>(
-    `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell, sketch)
-     SELECT id, cube(($2::float8[])[f0:f1]), a, r, t, c, c, to_timestamp(ts / 1000.0), v, e, s, cell,
-            CASE WHEN s1 >= s0 THEN cube(($14::float8[])[s0:s1]) END
-       FROM unnest($1::text[], $12::int[], $13::int[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[], $11::int[], $15::int[], $16::int[])
-         AS x(id, f0, f1, a, r, t, c, ts, v, e, s, cell, s0, s1)
+    `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell)
+     SELECT id, cube(($2::float8[])[f0:f1]), a, r, t, c, c, to_timestamp(ts / 1000.0), v, e, s, cell
+       FROM unnest($1::text[], $12::int[], $13::int[], $3::int2[], $4::real[], $5::text[], $6::real[], $7::float8[], $8::text[], $9::text[], $10::int2[], $11::int[])
+         AS x(id, f0, f1, a, r, t, c, ts, v, e, s, cell)
      ${mode === 'idempotent' ? 'ON CONFLICT (pattern_id) DO NOTHING RETURNING pattern_id AS id' : ''}`,
     [
       rows.map((p) => p.patternId),
@@ -131,12 +129,9 @@ async function insertPatterns(
       rows.map((p) => p.modelVersion),
       rows.map((p) => p.episodeId),
       rows.map((p) => p.stage),
-      filing.cells,
+      cells,
       features.from,
       features.to,
-      sketches.buffer,
-      sketches.from,
-      sketches.to,
     ],
   );
   return mode === 'idempotent' ? inserted.rows.map((r) => r.id) : rows.map((p) => p.patternId);
