@@ -219,3 +219,26 @@ export function queryCells(c: Centroids, x: readonly number[], rows: number): nu
     if (ranked >= CELLS) return out;
   }
 }
+
+/**
+ * The cells split in two halves of about equal rows (largest first, each to the lighter half), so
+ * two server processes can rank them at once. A single cell, or too few rows to be worth a second
+ * query, stays whole.
+ */
+export function splitCells(c: Centroids, cells: readonly number[]): [number[], number[]] {
+  const base = staleBelow(c);
+  const size = (id: number) => (c.sizes ? c.sizes[id - base]! : UNCOUNTED_CELL_ROWS);
+  const total = cells.reduce((s, id) => s + size(id), 0);
+  if (cells.length < 2 || total < MIN_SPLIT_ROWS) return [[...cells], []];
+  const halves: [number[], number[]] = [[], []];
+  const rows = [0, 0];
+  for (const id of [...cells].sort((x, y) => size(y) - size(x))) {
+    const h = rows[0]! <= rows[1]! ? 0 : 1;
+    halves[h].push(id);
+    rows[h]! += size(id);
+  }
+  return halves;
+}
+
+/** Below this many candidate rows one query is quicker than two. */
+const MIN_SPLIT_ROWS = 400;

@@ -10,6 +10,7 @@ import {
   cellId,
   FINE,
   queryCells,
+  splitCells,
   trainCentroids,
 } from '../../src/db/ivf.ts';
 import { ortNearest } from '../../src/db/ivf-assign.ts';
@@ -22,7 +23,7 @@ function lcg(seed: number) {
   };
 }
 
-test('a query reads the nearest cells until its row budget, passing over cells that would overshoot it', (t) => {
+test('a query reads the nearest cells until its row budget, passing over cells that would overshoot it, in two balanced halves', (t) => {
   fc.assert(
     fc.property(
       fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 4, maxLength: 4 }),
@@ -39,11 +40,17 @@ test('a query reads the nearest cells until its row budget, passing over cells t
         const cells = queryCells(c, x, budget);
         const size = (id: number) => c.sizes![id - 2 * CELLS]!;
         const rows = cells.reduce((s, id) => s + size(id), 0);
+        // Split for two connections: every cell in exactly one half, halves of similar rows.
+        const [a, b] = splitCells(c, cells);
+        const rowsOf = (h: number[]) => h.reduce((s, id) => s + size(id), 0);
+        const largest = Math.max(0, ...cells.map(size));
         return (
           cells.length >= 1 &&
           cells.every((id) => id >= 2 * CELLS && id < 3 * CELLS) &&
           new Set(cells).size === cells.length &&
-          (cells.length === 1 || rows <= 1.5 * budget)
+          (cells.length === 1 || rows <= 1.5 * budget) &&
+          [...a, ...b].sort().join() === [...cells].sort().join() &&
+          (b.length === 0 || Math.abs(rowsOf(a) - rowsOf(b)) <= largest)
         );
       },
     ),
