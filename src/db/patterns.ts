@@ -1,6 +1,6 @@
 // Queries for detection systems (requirements 6.4, 6.5; properties 27, 28): learned patterns by
-// attack type, by time range, and the k nearest to a feature vector (cube GiST index), each with
-// its confidence score. Parameterised SQL only.
+// attack type, by time range, and the k nearest to a feature vector (inverted file, db/ivf.ts),
+// each with its confidence score. Parameterised SQL only.
 
 import type pg from 'pg';
 import { cubeBytes, parseCube } from './cube.ts';
