@@ -64,7 +64,7 @@ export async function byTimeRange(
  * Rows a nearest-neighbour query ranks once the store has cells: more is slower and finds more.
  * Measured at 1M patterns by bench/db.ts (docs/operations.md, Pattern store).
  */
-export const DEFAULT_CANDIDATES = 1_500;
+export const DEFAULT_CANDIDATES = 2_400;
 
 /**
  * The k nearest patterns, ranked by the exact distance on the full features. Once the store has
