@@ -188,7 +188,7 @@ export async function run(args: string[]): Promise<void> {
     }
     printLatency('10-NN exact scan (baseline)', summarize(exactLat));
     let knn = summarize([]);
-    for (const candidates of new Set([1_000, 1_500, DEFAULT_CANDIDATES])) {
+    for (const candidates of new Set([1_000, DEFAULT_CANDIDATES, 2_400])) {
       const lat = await timeQueries(500, (i) => nearest(pool, query(i), 10, candidates));
       let hits = 0;
       for (let i = 0; i < 20; i++) {
