@@ -111,6 +111,17 @@ export async function runCli(argv: readonly string[]): Promise<{ code: number; t
 }
 
 /** Polls `probe` every 50 ms until it is truthy or `ms` pass; returns whether it became true. */
+/** The pipeline's actors on the threads `warden start` gives them (tests add the learner). */
+export const PIPELINE_PLACEMENT = {
+  io: ['receiver', 'dispatcher'],
+  hot: ['adapter'],
+  control: ['episodes', 'db-writer'],
+};
+
+/** Configured sandboxes for reference sandboxes listening on these loopback ports. */
+export const sandboxesAt = (sandboxes: readonly { name: string }[], ports: readonly number[]) =>
+  sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` }));
+
 export async function until(probe: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {

@@ -20,7 +20,7 @@ import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { evaluatePolicy, rulesAsPolicy } from '../../src/training/evaluate.ts';
 import { loadHeldOut } from '../../src/training/held-out.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { testConfig, until } from '../helpers.ts';
+import { PIPELINE_PLACEMENT, sandboxesAt, testConfig, until } from '../helpers.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 let db: TestDatabase;
@@ -56,14 +56,9 @@ test('online learning on real telemetry: the served policy detects better than i
   const ports = await Promise.all(sandboxes.map((s) => s.start()));
   const config = testConfig({
     runtime: {
-      placement: {
-        io: ['receiver', 'dispatcher'],
-        hot: ['adapter'],
-        control: ['episodes', 'db-writer'],
-        learner: ['learner'],
-      },
+      placement: { ...PIPELINE_PLACEMENT, learner: ['learner'] },
     },
-    sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
+    sandboxes: sandboxesAt(sandboxes, ports),
     database: { url: db.server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-learn-j-')) },
     models: { dir: mkdtempSync(join(tmpdir(), 'warden-learn-models-')) },
     inference: { workers: 1, epsilon: 0.1 },

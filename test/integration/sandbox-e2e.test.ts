@@ -15,7 +15,7 @@ import { ActorSystem } from '../../src/runtime/system.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startMetricsServer } from '../../src/services/metrics.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { testConfig, until } from '../helpers.ts';
+import { PIPELINE_PLACEMENT, sandboxesAt, testConfig, until } from '../helpers.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 let traces: RecordedTrace[];
@@ -70,13 +70,9 @@ test.serial(
     const ports = await Promise.all(sandboxes.map((s) => s.start()));
     const config = testConfig({
       runtime: {
-        placement: {
-          io: ['receiver', 'dispatcher'],
-          hot: ['adapter'],
-          control: ['episodes', 'db-writer'],
-        },
+        placement: PIPELINE_PLACEMENT,
       },
-      sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
+      sandboxes: sandboxesAt(sandboxes, ports),
       dispatch: { retryDelaysMs: [20, 40, 80] },
       database: { url: db.server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
       models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
@@ -237,11 +233,7 @@ test.serial(
     const port = await sandbox.start();
     const config = testConfig({
       runtime: {
-        placement: {
-          io: ['receiver', 'dispatcher'],
-          hot: ['adapter'],
-          control: ['episodes', 'db-writer'],
-        },
+        placement: PIPELINE_PLACEMENT,
       },
       sandboxes: [{ name: 'crashy', address: `127.0.0.1:${port}` }],
       dispatch: {
@@ -312,7 +304,7 @@ test.serial(
       runtime: {
         placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
       },
-      sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
+      sandboxes: sandboxesAt(sandboxes, ports),
       models: { dir: mkdtempSync(join(tmpdir(), 'warden-ten-models-')) },
     });
     const system = new ActorSystem({

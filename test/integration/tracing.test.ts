@@ -15,7 +15,7 @@ import { ActorSystem } from '../../src/runtime/system.ts';
 import { exporterFromEnv, parentFrom, traceparentOf } from '../../src/runtime/tracing.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { testConfig, until } from '../helpers.ts';
+import { PIPELINE_PLACEMENT, testConfig, until } from '../helpers.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 let db: TestDatabase;
@@ -48,11 +48,7 @@ test.serial(
     const system = new ActorSystem({
       config: testConfig({
         runtime: {
-          placement: {
-            io: ['receiver', 'dispatcher'],
-            hot: ['adapter'],
-            control: ['episodes', 'db-writer'],
-          },
+          placement: PIPELINE_PLACEMENT,
         },
         sandboxes: [{ name: 'sb', address: `127.0.0.1:${port}` }],
         dispatch: { retryDelaysMs: [20, 40] },
