@@ -197,7 +197,7 @@ async function retrain(db: pg.Pool, n: number): Promise<Centroids> {
   const { rows: stored } = await db.query<{ generation: number }>(
     `INSERT INTO ivf_centroids (id, dim, generation, coarse, fine, trained_on) VALUES (1, $1, $2, $3, $4, $5)
      ON CONFLICT (id) DO UPDATE SET dim = $1, generation = ivf_centroids.generation + 1,
-       coarse = $3, fine = $4, trained_on = $5, trained_at = now()
+       coarse = $3, fine = $4, trained_on = $5, trained_at = now(), sizes = NULL, counted_at = NULL
      RETURNING generation`,
     [trained.dim, trained.generation, Array.from(trained.coarse), Array.from(trained.fine), n],
   );

@@ -86,15 +86,15 @@ export function patternProblem(p: AttackPattern): string | undefined {
 }
 
 /**
- * Inserts patterns; returns the ids stored now. `fresh`: a plain INSERT (new rows are the normal
- * case; a duplicate fails the whole batch with a unique violation and the caller redoes it
- * idempotently) — measured ~18% faster than ON CONFLICT … RETURNING, which journal replays use.
+ * Inserts patterns; returns the ids stored now. New rows are the normal case: 'copy' (binary COPY)
+ * or 'insert' store them without ON CONFLICT, and a duplicate fails the whole batch with a unique
+ * violation, which the caller redoes 'idempotent' (ON CONFLICT … RETURNING, as journal replays
+ * do). Measured with 400k rows and four writers: idempotent 40k, insert 46–58k, copy 66–76k rows/s.
  */
 async function insertPatterns(
   client: pg.PoolClient,
   rows: readonly AttackPattern[],
   centroids: Centroids | undefined,
-  /** 'copy': new rows by binary COPY; 'insert': new rows by INSERT; 'idempotent': ON CONFLICT. */
   mode: 'copy' | 'insert' | 'idempotent',
 ): Promise<string[]> {
   if (rows.length === 0) return [];
