@@ -5,7 +5,7 @@
 // sandbox to its action arriving back. No model is loaded, so every event gets a decision
 // (the rule table decides at the end of the run): the heaviest decision load per event.
 
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
@@ -113,10 +113,8 @@ export async function runPoint(
 }
 
 export async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
-  const server = await startEmbedded(
-    join(mkdtempSync(join(tmpdir(), 'warden-e2e-pg-')), 'data'),
-    silentLogger,
-  );
+  const dir = mkdtempSync(join(tmpdir(), 'warden-e2e-pg-'));
+  const server = await startEmbedded(join(dir, 'data'), silentLogger);
   try {
     const pool = createPool(server.url, silentLogger);
     const c = await pool.connect();
@@ -126,6 +124,7 @@ export async function withDatabase<T>(run: (url: string) => Promise<T>): Promise
     return await run(server.url);
   } finally {
     await server.stop();
+    rmSync(dir, { recursive: true, force: true }); // the store of a run: up to a gigabyte
   }
 }
 
