@@ -62,7 +62,7 @@ export async function patternsReindexCommand(
   try {
     const r = await reindexPatterns(db.pool, { retrain: opts.retrain === true });
     out.write(
-      `${r.trained ? `cells trained (generation ${r.generation}); ` : ''}${r.filed} pattern(s) filed; rows clustered by cell in ${r.seconds.toFixed(1)} s\n`,
+      `${r.trained ? `cells trained (generation ${r.generation}), every pattern filed` : `${r.filed} pattern(s) filed`}; rows clustered by cell in ${r.seconds.toFixed(1)} s\n`,
     );
     return 0;
   } finally {
