@@ -1,93 +1,196 @@
-// PostgreSQL's binary COPY format for attack patterns — the DB writer's fast path for new rows.
-// COPY takes the server's bulk-insert path (several rows per page and per WAL record, the heap
-// extended many pages at a time) and reads values without parsing; INSERT … SELECT unnest(…)
-// contended on extending the table and evaluated an expression per column per row. pg-copy-streams
-// carries the bytes; PostgreSQL defines the layout (docs: COPY, "Binary Format"), and the cube
-// extension's cube_recv (cube ≥ 1.5) its value: a header word (point flag | dimensions) then
-// big-endian doubles.
+// PostgreSQL's binary COPY format — the DB writer's path for new patterns and trajectories. COPY
+// takes the server's bulk-insert path (several rows per page and per WAL record, the heap extended
+// many pages at a time) and reads values without parsing; INSERT … SELECT unnest(…) contended on
+// extending the table and evaluated an expression per column per row. pg-copy-streams carries the
+// bytes; PostgreSQL defines the layout (docs: COPY, "Binary Format"), the cube extension's
+// cube_recv (cube ≥ 1.5) its value: a header word (point flag | dimensions), big-endian doubles.
 
 import type { AttackPattern } from '../messages/pattern.ts';
-
-/** The columns, in the order the encoder writes them. */
-export const PATTERN_COPY_COLUMNS =
-  'pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell';
+import type { EpisodeTrajectory } from '../messages/trajectory.ts';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const POINT_BIT = 0x80000000;
-/** Microseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+const FLOAT4_OID = 700;
+/** Milliseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 const PG_EPOCH_MS = 946_684_800_000;
 
-/** One COPY stream's bytes: header, a tuple per pattern, trailer. */
+/** A COPY … (FORMAT binary) stream's bytes, tuple by tuple (the buffer grows as needed). */
+class CopyWriter {
+  #buf: Buffer;
+  #view: DataView;
+  #at = 0;
+
+  constructor(estimate: number) {
+    this.#buf = Buffer.allocUnsafe(Math.max(64, estimate));
+    this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
+    this.#ensure(SIGNATURE.length + 8);
+    SIGNATURE.copy(this.#buf, 0);
+    this.#at = SIGNATURE.length;
+    this.#int32(0); // flags
+    this.#int32(0); // header extension length
+  }
+
+  #ensure(n: number): void {
+    if (this.#at + n <= this.#buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#at + n));
+    this.#buf.copy(next, 0, 0, this.#at);
+    this.#buf = next;
+    this.#view = new DataView(next.buffer, next.byteOffset, next.byteLength);
+  }
+
+  #int32(v: number): void {
+    this.#view.setInt32(this.#at, v);
+    this.#at += 4;
+  }
+
+  tuple(fields: number): this {
+    this.#ensure(2);
+    this.#view.setInt16(this.#at, fields);
+    this.#at += 2;
+    return this;
+  }
+
+  null(): this {
+    this.#ensure(4);
+    this.#int32(-1);
+    return this;
+  }
+
+  text(s: string | null | undefined): this {
+    if (s == null) return this.null();
+    const bytes = Buffer.byteLength(s, 'utf8');
+    this.#ensure(4 + bytes);
+    this.#int32(bytes);
+    this.#at += this.#buf.write(s, this.#at, 'utf8');
+    return this;
+  }
+
+  int16(v: number): this {
+    this.#ensure(6);
+    this.#int32(2);
+    this.#view.setInt16(this.#at, v);
+    this.#at += 2;
+    return this;
+  }
+
+  int32(v: number | null): this {
+    if (v === null) return this.null();
+    this.#ensure(8);
+    this.#int32(4);
+    this.#int32(v);
+    return this;
+  }
+
+  float4(v: number): this {
+    this.#ensure(8);
+    this.#int32(4);
+    this.#view.setFloat32(this.#at, v);
+    this.#at += 4;
+    return this;
+  }
+
+  bool(v: boolean): this {
+    this.#ensure(5);
+    this.#int32(1);
+    this.#buf[this.#at++] = v ? 1 : 0;
+    return this;
+  }
+
+  /** timestamptz from epoch milliseconds. */
+  timestamp(ms: number): this {
+    this.#ensure(12);
+    this.#int32(8);
+    this.#view.setBigInt64(this.#at, BigInt(Math.round((ms - PG_EPOCH_MS) * 1000)));
+    this.#at += 8;
+    return this;
+  }
+
+  /** A point cube (cube_recv). */
+  cube(v: readonly number[]): this {
+    this.#ensure(8 + 8 * v.length);
+    this.#int32(4 + 8 * v.length);
+    this.#view.setUint32(this.#at, (POINT_BIT | v.length) >>> 0);
+    this.#at += 4;
+    for (const x of v) {
+      this.#view.setFloat64(this.#at, x);
+      this.#at += 8;
+    }
+    return this;
+  }
+
+  /** A one-dimensional real[] (array_recv: dims, null flag, element type, length, lower bound). */
+  float4Array(v: readonly number[]): this {
+    this.#ensure(24 + 8 * v.length);
+    this.#int32(20 + 8 * v.length);
+    this.#int32(1);
+    this.#int32(0);
+    this.#int32(FLOAT4_OID);
+    this.#int32(v.length);
+    this.#int32(1);
+    for (const x of v) {
+      this.#int32(4);
+      this.#view.setFloat32(this.#at, x);
+      this.#at += 4;
+    }
+    return this;
+  }
+
+  finish(): Buffer {
+    this.#ensure(2);
+    this.#view.setInt16(this.#at, -1);
+    this.#at += 2;
+    return this.#buf.subarray(0, this.#at);
+  }
+}
+
+/** The columns, in the order encodePatterns writes them. */
+export const PATTERN_COPY_COLUMNS =
+  'pattern_id, features, action, reward, attack_type, confidence, policy_confidence, created_at, model_version, episode_id, stage, cell';
+
 export function encodePatterns(
   rows: readonly AttackPattern[],
   cells: readonly (number | null)[],
 ): Buffer {
-  let size = SIGNATURE.length + 8 + 2;
-  const texts = rows.map((p) =>
-    [p.patternId, p.attackType, p.modelVersion, p.episodeId].map((t) => Buffer.from(t, 'utf8')),
-  );
+  const out = new CopyWriter(rows.length * (120 + 8 * (rows[0]?.features.length ?? 0)));
   for (const [i, p] of rows.entries()) {
-    size += 2 + 12 * 4; // field count, then a length word per field
-    size += 4 + 8 * p.features.length + 2 + 4 + 4 + 4 + 8 + 2 + (cells[i] === null ? 0 : 4);
-    for (const t of texts[i]!) size += t.length;
+    out
+      .tuple(12)
+      .text(p.patternId)
+      .cube(p.features)
+      .int16(p.action)
+      .float4(p.reward)
+      .text(p.attackType)
+      .float4(p.confidence)
+      .float4(p.confidence)
+      .timestamp(p.timestamp)
+      .text(p.modelVersion)
+      .text(p.episodeId)
+      .int16(p.stage)
+      .int32(cells[i] ?? null);
   }
-  const buf = Buffer.allocUnsafe(size);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  SIGNATURE.copy(buf, 0);
-  let at = SIGNATURE.length;
-  view.setInt32(at, 0); // flags
-  view.setInt32(at + 4, 0); // header extension length
-  at += 8;
-  const text = (b: Buffer) => {
-    view.setInt32(at, b.length);
-    b.copy(buf, at + 4);
-    at += 4 + b.length;
-  };
-  const int16 = (v: number) => {
-    view.setInt32(at, 2);
-    view.setInt16(at + 4, v);
-    at += 6;
-  };
-  const float4 = (v: number) => {
-    view.setInt32(at, 4);
-    view.setFloat32(at + 4, v);
-    at += 8;
-  };
-  for (const [i, p] of rows.entries()) {
-    const [id, attackType, modelVersion, episodeId] = texts[i]!;
-    view.setInt16(at, 12);
-    at += 2;
-    text(id!);
-    view.setInt32(at, 4 + 8 * p.features.length);
-    view.setUint32(at + 4, (POINT_BIT | p.features.length) >>> 0);
-    at += 8;
-    for (const x of p.features) {
-      view.setFloat64(at, x);
-      at += 8;
-    }
-    int16(p.action);
-    float4(p.reward);
-    text(attackType!);
-    float4(p.confidence);
-    float4(p.confidence);
-    view.setInt32(at, 8);
-    view.setBigInt64(at + 4, BigInt(Math.round((p.timestamp - PG_EPOCH_MS) * 1000)));
-    at += 12;
-    text(modelVersion!);
-    text(episodeId!);
-    int16(p.stage);
-    const cell = cells[i];
-    if (cell === null || cell === undefined) {
-      view.setInt32(at, -1);
-      at += 4;
-    } else {
-      view.setInt32(at, 4);
-      view.setInt32(at + 4, cell);
-      at += 8;
-    }
-  }
-  view.setInt16(at, -1);
-  at += 2;
-  if (at !== size) throw new Error(`COPY encoding: wrote ${at} of ${size} bytes`);
-  return buf;
+  return out.finish();
+}
+
+/** The columns, in the order encodeTrajectories writes them. */
+export const TRAJECTORY_COPY_COLUMNS =
+  'episode_id, stage, step, state, action, reward, next_state, done';
+
+/** Every step of these episodes as trajectory rows. */
+export function encodeTrajectories(episodes: readonly EpisodeTrajectory[]): Buffer {
+  const steps = episodes.reduce((n, e) => n + e.steps.length, 0);
+  const dim = episodes[0]?.steps[0]?.state.length ?? 0;
+  const out = new CopyWriter(steps * (100 + 16 * dim));
+  for (const e of episodes)
+    for (const s of e.steps)
+      out
+        .tuple(8)
+        .text(e.episodeId)
+        .int16(s.stage)
+        .int32(s.step)
+        .float4Array(s.state)
+        .int16(s.action)
+        .float4(s.reward)
+        .float4Array(s.nextState)
+        .bool(s.done);
+  return out.finish();
 }

@@ -8,7 +8,12 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { insertExperiences } from '../../cluster/experiences.ts';
-import { encodePatterns, PATTERN_COPY_COLUMNS } from '../../db/copy-binary.ts';
+import {
+  encodePatterns,
+  encodeTrajectories,
+  PATTERN_COPY_COLUMNS,
+  TRAJECTORY_COPY_COLUMNS,
+} from '../../db/copy-binary.ts';
 import { corroborate } from '../../db/corroborate.ts';
 import { float8ArrayBinary } from '../../db/cube.ts';
 import { type Centroids, nearbyCells, staleBelow } from '../../db/ivf.ts';
@@ -150,36 +155,47 @@ const isDuplicatePattern = (error: unknown): boolean =>
   (error as { code?: string; constraint?: string })?.code === '23505' &&
   (error as { constraint?: string }).constraint === 'attack_patterns_pkey';
 
+/**
+ * Episodes, then the steps of those stored now (an episode stored by an earlier attempt keeps
+ * its trajectory): one INSERT for the episode rows, one binary COPY for every step. Per episode
+ * an INSERT and a JSON document of its steps cost the DB writer's thread most of its time in the
+ * e2e bench's profile.
+ */
 async function insertEpisodes(
   client: pg.PoolClient,
   rows: readonly EpisodeTrajectory[],
 ): Promise<void> {
-  for (const e of rows) {
-    const inserted = await client.query(
-      `INSERT INTO episodes (episode_id, label, partial, failure_reason, model_version, total_reward, transitions, started_at, ended_at, artifact_hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8 / 1000.0), to_timestamp($9 / 1000.0), $10)
-       ON CONFLICT (episode_id) DO NOTHING`,
-      [
-        e.episodeId,
-        e.label,
-        e.partial,
-        e.failureReason,
-        e.modelVersion,
-        e.totalReward,
-        e.steps.length,
-        e.startedAt,
-        e.endedAt,
-        e.artifactHash ?? null,
-      ],
-    );
-    if (inserted.rowCount === 0) continue; // already stored by an earlier attempt
-    await client.query(
-      `INSERT INTO trajectories (episode_id, stage, step, state, action, reward, next_state, done)
-       SELECT $1, x.stage, x.step, x.state, x.action, x.reward, x."nextState", x.done
-         FROM jsonb_to_recordset($2::jsonb) AS x(stage int2, step int, state real[], action int2, reward real, "nextState" real[], done bool)`,
-      [e.episodeId, JSON.stringify(e.steps)],
-    );
-  }
+  if (rows.length === 0) return;
+  const unique = [...new Map(rows.map((e) => [e.episodeId, e] as const).reverse()).values()];
+  const { rows: stored } = await client.query<{ id: string }>(
+    `INSERT INTO episodes (episode_id, label, partial, failure_reason, model_version, total_reward, transitions, started_at, ended_at, artifact_hash)
+     SELECT id, l, p, f, v, r, n, to_timestamp(t0 / 1000.0), to_timestamp(t1 / 1000.0), h
+       FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::real[], $7::int[], $8::float8[], $9::float8[], $10::text[])
+         AS x(id, l, p, f, v, r, n, t0, t1, h)
+     ON CONFLICT (episode_id) DO NOTHING
+     RETURNING episode_id AS id`,
+    [
+      unique.map((e) => e.episodeId),
+      unique.map((e) => e.label),
+      unique.map((e) => e.partial),
+      unique.map((e) => e.failureReason),
+      unique.map((e) => e.modelVersion),
+      unique.map((e) => e.totalReward),
+      unique.map((e) => e.steps.length),
+      unique.map((e) => e.startedAt),
+      unique.map((e) => e.endedAt),
+      unique.map((e) => e.artifactHash ?? null),
+    ],
+  );
+  const fresh = new Set(stored.map((r) => r.id));
+  const withSteps = unique.filter((e) => fresh.has(e.episodeId) && e.steps.length > 0);
+  if (withSteps.length === 0) return;
+  await pipeline(
+    Readable.from([encodeTrajectories(withSteps)]),
+    client.query(
+      copyFrom(`COPY trajectories (${TRAJECTORY_COPY_COLUMNS}) FROM STDIN (FORMAT binary)`),
+    ),
+  );
 }
 
 export interface WriterOptions {
