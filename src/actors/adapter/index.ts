@@ -122,9 +122,42 @@ interface State {
   overLimit: number;
   /** Stages dropped to stay within telemetry.maxOpenStages. */
   evicted: number;
+  /**
+   * Model switches (hot reloads, rollbacks) in order, off the mailbox: loading a model into the
+   * inference workers takes hundreds of milliseconds, and telemetry waited behind it (property 1).
+   */
+  switching: Promise<void>;
 }
 
 const key = (episodeId: string, stage: number) => `${episodeId}/${stage}`;
+
+/** Queues a model switch after the ones before it; the mailbox goes on meanwhile. */
+function switchModel(state: State, ctx: ActorContext, run: () => Promise<void>): void {
+  state.switching = state.switching
+    .then(run)
+    .catch((error: unknown) => ctx.log.error({ err: error }, 'model switch failed'));
+}
+
+/** A published model loaded into the pool (the old one serves until the switch), then announced. */
+async function hotReload(state: State, ctx: ActorContext, version: string): Promise<void> {
+  const previous = state.pool.activeVersion;
+  if (await state.pool.activate(ctx.config.models.dir, version)) {
+    const activated: ModelActivated = {
+      type: 'model-activated',
+      version: state.pool.activeVersion,
+      previousVersion: previous,
+      reason: 'hot-reload',
+    };
+    ctx.send(SYSTEM, activated);
+  } else {
+    const refused: ModelRefused = {
+      type: 'model-refused',
+      version,
+      reason: state.pool.alerts.at(-1)?.message ?? 'refused',
+    };
+    ctx.send(SYSTEM, refused);
+  }
+}
 
 const percentile = (xs: Float64Array, p: number) => {
   if (xs.length === 0) return 0;
@@ -385,6 +418,7 @@ export default defineActor<AdapterMessage, State>({
       evicted: 0,
       handoffs: new Float64Array(4096),
       handoffNext: 0,
+      switching: Promise.resolve(),
     };
   },
   async handle(state, message, ctx) {
@@ -431,41 +465,25 @@ export default defineActor<AdapterMessage, State>({
         void pump(state, ctx);
         return state;
       }
-      case 'model-published': {
-        const previous = state.pool.activeVersion;
-        if (await state.pool.activate(ctx.config.models.dir, message.metadata.version)) {
-          const activated: ModelActivated = {
-            type: 'model-activated',
-            version: state.pool.activeVersion,
-            previousVersion: previous,
-            reason: 'hot-reload',
-          };
-          ctx.send(SYSTEM, activated);
-        } else {
-          const refused: ModelRefused = {
-            type: 'model-refused',
-            version: message.metadata.version,
-            reason: state.pool.alerts.at(-1)?.message ?? 'refused',
-          };
-          ctx.send(SYSTEM, refused);
-        }
+      case 'model-published':
+        switchModel(state, ctx, () => hotReload(state, ctx, message.metadata.version));
         return state;
-      }
       case 'pump':
         void pump(state, ctx);
         return state;
-      case 'rollback': {
-        const previous = state.pool.activeVersion;
-        const now = await state.pool.rollback(ctx.config.models.dir);
-        const activated: ModelActivated = {
-          type: 'model-activated',
-          version: now,
-          previousVersion: previous,
-          reason: 'rollback',
-        };
-        ctx.send(SYSTEM, activated);
+      case 'rollback':
+        switchModel(state, ctx, async () => {
+          const previous = state.pool.activeVersion;
+          const now = await state.pool.rollback(ctx.config.models.dir);
+          const activated: ModelActivated = {
+            type: 'model-activated',
+            version: now,
+            previousVersion: previous,
+            reason: 'rollback',
+          };
+          ctx.send(SYSTEM, activated);
+        });
         return state;
-      }
       default:
         return assertNever(message);
     }
@@ -489,6 +507,7 @@ export default defineActor<AdapterMessage, State>({
     modelAlerts: s.pool.alerts.length,
   }),
   async stop(state, ctx) {
+    await state.switching;
     for (const d of state.drained.values()) emitDecide(ctx, d);
     state.drained.clear();
     for (const spans of state.spans.values()) endEpisode(spans, 'unfinished');
