@@ -144,7 +144,7 @@ export async function run(args: string[]): Promise<void> {
       );
       printLatency(`  event → action (${label})`, p.latency, 'ms');
       console.log(
-        `    receiver → adapter hand-off (property 1, goal ≤ 100 ms): p99 ${(p.actors.adapter?.handoffP99Ms ?? 0).toFixed(1)} ms, max ${(p.actors.adapter?.handoffMaxMs ?? 0).toFixed(1)} ms (last 4,096 batches)`,
+        `    receiver → adapter hand-off (property 1, goal ≤ 100 ms): p99 ${(p.actors.adapter?.handoffP99Ms ?? 0).toFixed(1)} ms, max ${(p.actors.adapter?.handoffMaxMs ?? 0).toFixed(1)} ms (batches of the last 5 s, steady state)`,
       );
       const key = rate ? `${rate}/s` : 'max';
       headline[`${key} events/s`] = p.sent / p.elapsed;
