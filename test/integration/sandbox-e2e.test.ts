@@ -337,3 +337,44 @@ test.serial(
     }
   },
 );
+
+test.serial(
+  'property 1: in steady state the receiver → adapter hand-off stays within 100 ms (p99 of the last 5 s)',
+  async (t) => {
+    const malware = traces.filter((x) => x.episode.label === 'malicious').slice(0, 40);
+    const sandbox = new ReferenceSandbox({
+      name: 'steady',
+      traces: malware,
+      benign: [],
+      concurrency: 4,
+      eventsPerSecond: 1_000,
+      log: silentLogger,
+    });
+    const port = await sandbox.start();
+    const config = testConfig({
+      runtime: {
+        placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
+      },
+      sandboxes: sandboxesAt([sandbox], [port]),
+      models: { dir: mkdtempSync(join(tmpdir(), 'warden-steady-models-')) },
+    });
+    const system = new ActorSystem({
+      config,
+      shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
+    });
+    await system.start();
+    try {
+      // The adapter judges the batches of its last 5 s: after 6 s of streaming, none of start-up.
+      await new Promise((r) => setTimeout(r, 6_000));
+      const adapter = (await actorStats(system)).adapter!;
+      t.true(adapter.decisions! > 1_000, `decisions: ${adapter.decisions}`);
+      t.true(
+        adapter.handoffP99Ms! > 0 && adapter.handoffP99Ms! <= 100,
+        `receiver → adapter hand-off p99 ${adapter.handoffP99Ms} ms (max ${adapter.handoffMaxMs} ms)`,
+      );
+    } finally {
+      await system.stop();
+      await sandbox.stop();
+    }
+  },
+);
