@@ -125,8 +125,8 @@ interface State {
   /** Stages dropped to stay within telemetry.maxOpenStages. */
   evicted: number;
   /**
-   * Model switches (hot reloads, rollbacks) in order, off the mailbox: loading a model into the
-   * inference workers takes hundreds of milliseconds, and telemetry waited behind it (property 1).
+   * Model switches (hot reloads, rollbacks) in order, off the mailbox: loading a model means an
+   * ONNX Runtime session in every inference worker, and telemetry waited behind it (property 1).
    */
   switching: Promise<void>;
 }
@@ -162,7 +162,7 @@ async function hotReload(state: State, ctx: ActorContext, version: string): Prom
 }
 
 /** Hand-offs of the last HANDOFF_WINDOW_MS (at most the ring's 4096): what property 1 is judged on now. */
-export const HANDOFF_WINDOW_MS = 5_000;
+const HANDOFF_WINDOW_MS = 5_000;
 function recentHandoffs(s: State): Float64Array {
   const since = performance.now() - HANDOFF_WINDOW_MS;
   const out: number[] = [];
@@ -507,19 +507,22 @@ export default defineActor<AdapterMessage, State>({
     void state.pool.configure(config);
     return state;
   },
-  stats: (s) => ({
-    decisions: s.decisions,
-    ignoredAfterVerdict: s.ignored,
-    pending: s.pending.size,
-    backlog: s.backlog.size,
-    overStageLimit: s.overLimit,
-    evictedStages: s.evicted,
-    handoffP99Ms: percentile(recentHandoffs(s), 0.99),
-    handoffMaxMs: recentHandoffs(s).reduce((m, v) => Math.max(m, v), 0),
-    stages: s.stages.size,
-    poolRestarts: s.pool.restarts,
-    modelAlerts: s.pool.alerts.length,
-  }),
+  stats: (s) => {
+    const handoffs = recentHandoffs(s);
+    return {
+      decisions: s.decisions,
+      ignoredAfterVerdict: s.ignored,
+      pending: s.pending.size,
+      backlog: s.backlog.size,
+      overStageLimit: s.overLimit,
+      evictedStages: s.evicted,
+      handoffP99Ms: percentile(handoffs, 0.99),
+      handoffMaxMs: handoffs.reduce((m, v) => Math.max(m, v), 0),
+      stages: s.stages.size,
+      poolRestarts: s.pool.restarts,
+      modelAlerts: s.pool.alerts.length,
+    };
+  },
   async stop(state, ctx) {
     await state.switching;
     for (const d of state.drained.values()) emitDecide(ctx, d);
