@@ -8,6 +8,7 @@ import { mergeDeep } from '../src/config/load.ts';
 import type { WardenConfig } from '../src/config/schema.ts';
 import { validateConfig } from '../src/config/validate.ts';
 import type { ActionDecision } from '../src/messages/action.ts';
+import type { EpisodeStarted } from '../src/messages/episode.ts';
 import type { SandboxEvent } from '../src/messages/index.ts';
 import type { RecordedTrace } from '../src/messages/recorded.ts';
 import type { MetadataDraft } from '../src/models/store.ts';
@@ -163,6 +164,22 @@ export function dispatchedDecisions(system: ActorSystem): ActionDecision[] {
       decisions.push(...(m.message.items ?? []));
   });
   return decisions;
+}
+
+/** A stage starting now for an uncleaned executable (the artifact fields tests do not vary). */
+export function episodeStarted(base: {
+  sandboxId: string;
+  episodeId: string;
+  stage: 1 | 2;
+}): EpisodeStarted {
+  return {
+    type: 'episode-started',
+    ...base,
+    timestamp: Date.now(),
+    artifactHash: 'h',
+    artifactType: 'exe',
+    cleaned: false,
+  };
 }
 
 /** Events as a receiver hands them to the adapter, arriving now. */

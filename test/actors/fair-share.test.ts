@@ -10,6 +10,7 @@ import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
 import {
   dispatchedDecisions,
+  episodeStarted,
   fixtureActor,
   Inbox,
   sandboxBatch,
@@ -108,16 +109,7 @@ test('an episode that never ends is closed at dispatch.maxEpisodeDurationMs and 
     // The sample keeps the episode busy: it is never silent, it just never ends.
     const busy = setInterval(
       () =>
-        system.send('episodes', {
-          type: 'episode-started',
-          sandboxId: 's',
-          episodeId: 'endless',
-          stage: 1,
-          timestamp: Date.now(),
-          artifactHash: 'h',
-          artifactType: 'exe',
-          cleaned: false,
-        }),
+        system.send('episodes', episodeStarted({ sandboxId: 's', episodeId: 'endless', stage: 1 })),
       100,
     );
     t.teardown(() => clearInterval(busy));

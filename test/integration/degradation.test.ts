@@ -19,6 +19,7 @@ import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
 import {
   dispatchedDecisions,
+  episodeStarted,
   fixtureActor,
   Inbox,
   modelDraft,
@@ -76,14 +77,7 @@ test('a degraded version raises the alert and is rolled back automatically', asy
   const benignEpisode = async () => {
     const base = { sandboxId: 'lab', episodeId: `ep-${++n}`, stage: 1 as const };
     send([
-      {
-        type: 'episode-started',
-        ...base,
-        timestamp: Date.now(),
-        artifactHash: 'h',
-        artifactType: 'exe',
-        cleaned: false,
-      },
+      episodeStarted(base),
       ...[0, 1, 2].map((i) =>
         callEvent({ ...base, artifactHash: 'h', artifactType: 'exe' }, i, i, 'NtClose'),
       ),

@@ -13,6 +13,7 @@ import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
 import {
   dispatchedDecisions,
+  episodeStarted,
   fixtureActor,
   Inbox,
   sandboxBatch,
@@ -64,14 +65,7 @@ test('every decision, transition and actor error is in the daily log files of it
   try {
     await inbox.waitFor((m) => m.type === 'model-activated');
     send([
-      {
-        type: 'episode-started',
-        ...base,
-        timestamp: Date.now(),
-        artifactHash: 'h',
-        artifactType: 'exe',
-        cleaned: false,
-      },
+      episodeStarted(base),
       ...Array.from({ length: 12 }, (_, i) =>
         callEvent(
           { ...base, artifactHash: 'h', artifactType: 'exe' },
