@@ -1,8 +1,18 @@
 // What the main thread and a worker host say to each other. Types only.
 //
-//   Two MessagePorts per worker:
-//     data port     envelopes (actor → actor through main, crash reports, READY)
+//   Two MessagePorts per worker to main, and one to every other worker:
+//     data port     envelopes from and to main (SYSTEM, messages to a peer that is restarting),
+//                   crash reports, READY, and the peer mesh's own messages below
 //     control port  comlink RPC: HostControl below
+//     peer ports    envelopes actor → actor straight from one worker to another (main is not on
+//                   the hot path); one MessageChannel per pair of threads
+//
+//   The peer mesh: every thread gets a port to every other thread at start. When a worker exits,
+//   its peers are told ('peer-down') and send to it through main, which holds the envelopes while
+//   it restarts. The new worker gets fresh ports to the live threads, and each of them gets its end
+//   ('peer-up'). A sender switches back to the direct port only after it has sent a 'fence' through
+//   main, and the new worker reads that peer's port only after the fence has arrived: whatever the
+//   sender routed through main is delivered first, so delivery stays in order per sender → receiver.
 //
 //   Lifecycle handshake: main spawns → host imports actor modules and runs init → host posts
 //   'ready' → main delivers buffered envelopes. Stop: main calls control.stop() (actors' stop
@@ -29,6 +39,10 @@ export interface HostInit {
   readonly routes: Readonly<Record<string, string>>;
   readonly dataPort: MessagePort;
   readonly controlPort: MessagePort;
+  /** Thread name → this thread's end of the channel to that thread (the live threads only). */
+  readonly peers: Readonly<Record<string, MessagePort>>;
+  /** A restarted worker reads each peer port only after that peer's fence (see above). */
+  readonly awaitFences: boolean;
   /** Whether actors here record spans (forwarded to main as 'spans'). */
   readonly tracing: boolean;
 }
@@ -64,8 +78,28 @@ export interface Spans {
   readonly spans: readonly WireSpan[];
 }
 
-export type HostToMain = Envelope | Ready | Crashed | DeadLetter | Spans;
-export type MainToHost = Envelope;
+/** A thread restarted: here is this thread's end of the new channel to it. */
+export interface PeerUp {
+  readonly kind: 'peer-up';
+  readonly thread: string;
+  readonly port: MessagePort;
+}
+
+/** A thread's worker exited: send to it through main until it is back. */
+export interface PeerDown {
+  readonly kind: 'peer-down';
+  readonly thread: string;
+}
+
+/** Sent through main by `from` after its last envelope routed through main to thread `to`. */
+export interface Fence {
+  readonly kind: 'fence';
+  readonly from: string;
+  readonly to: string;
+}
+
+export type HostToMain = Envelope | Ready | Crashed | DeadLetter | Spans | Fence;
+export type MainToHost = Envelope | PeerUp | PeerDown | Fence;
 
 export interface HostControl {
   ping(): string;

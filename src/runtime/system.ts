@@ -1,7 +1,10 @@
-// The actor system: turns the configured placement into worker threads, routes envelopes between
-// them, and is the one place the rest of the program starts, stops, configures and asks for stats.
+// The actor system: turns the configured placement into worker threads, wires them into a peer mesh
+// (actor → actor envelopes go straight from worker to worker; host-protocol.ts), routes what
+// still comes through main (SYSTEM, sends to a restarting thread), and is the one place the rest
+// of the program starts, stops, configures and asks for stats.
 
 import { EventEmitter } from 'node:events';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { ACTOR_MODULES } from '../actors/index.ts';
 import type { WardenConfig } from '../config/schema.ts';
@@ -37,6 +40,8 @@ export interface ActorSystemOptions {
 export interface SystemStats {
   readonly threads: readonly { readonly thread: string; readonly actors: readonly ActorStats[] }[];
   readonly deadLetters: number;
+  /** Actor → actor envelopes main had to route (a peer was restarting); the rest went direct. */
+  readonly routedByMain: number;
   readonly workerRestarts: number;
   readonly failedActors: readonly string[];
 }
@@ -55,6 +60,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   readonly #log: Logger;
   #config: WardenConfig;
   #deadLetters = 0;
+  #routedByMain = 0;
   readonly #failed = new Set<string>();
   readonly #traces: TraceHub | undefined;
   /** Placed actors with no module yet: named once at start. */
@@ -86,6 +92,16 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
       }
     }
     this.skipped = skipped;
+    // The initial mesh: one channel per pair of threads, handed out at their first start.
+    const threads = [...placements.keys()];
+    const mesh = new Map<string, Record<string, MessagePort>>(threads.map((t) => [t, {}]));
+    for (const [i, a] of threads.entries()) {
+      for (const b of threads.slice(i + 1)) {
+        const { port1, port2 } = new MessageChannel();
+        mesh.get(a)![b] = port1;
+        mesh.get(b)![a] = port2;
+      }
+    }
     for (const [thread, actors] of placements) {
       const supervisor = new ThreadSupervisor(
         {
@@ -96,10 +112,15 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
           log: this.#log,
           spawnTimeoutMs: options.spawnTimeoutMs ?? 30_000,
           tracing: this.#traces !== undefined,
+          peers: (restart) => (restart ? this.#connect(thread) : mesh.get(thread)!),
         },
         this.#config,
       );
       supervisor.on('envelope', (e) => this.#route(e));
+      supervisor.on('fence', ({ from, to }) => this.#supervisors.get(to)?.fence(from));
+      supervisor.on('down', () => {
+        for (const s of this.#supervisors.values()) if (s !== supervisor) s.peerDown(thread);
+      });
       supervisor.on('spans', (spans) => this.#traces?.receive(spans));
       supervisor.on('dead-letter', ({ to, reason }) => {
         this.#deadLetters++;
@@ -151,6 +172,18 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     return thread === undefined ? undefined : this.#supervisors.get(thread)?.threadId;
   }
 
+  /** Fresh channels from a restarting thread to every live thread; each peer gets its end. */
+  #connect(thread: string): Record<string, MessagePort> {
+    const ports: Record<string, MessagePort> = {};
+    for (const s of this.#supervisors.values()) {
+      if (s.thread === thread || !s.alive) continue;
+      const { port1, port2 } = new MessageChannel();
+      ports[s.thread] = port1;
+      s.peerUp(thread, port2);
+    }
+    return ports;
+  }
+
   #route(envelope: Envelope): void {
     if (envelope.to === SYSTEM) {
       this.emit('message', { from: envelope.from, message: envelope.message });
@@ -166,6 +199,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
       );
       return;
     }
+    if (envelope.from !== SYSTEM) this.#routedByMain++;
     supervisor.deliver(envelope);
   }
 
@@ -179,6 +213,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     return {
       threads,
       deadLetters: this.#deadLetters,
+      routedByMain: this.#routedByMain,
       workerRestarts: [...this.#supervisors.values()].reduce((n, s) => n + s.workerRestarts, 0),
       failedActors: [...this.#failed],
     };

@@ -21,6 +21,7 @@ import type {
   HostControl,
   HostInit,
   HostToMain,
+  MainToHost,
 } from './host-protocol.ts';
 import type { Logger } from './logger.ts';
 import { RestartPolicy } from './restart-policy.ts';
@@ -34,6 +35,10 @@ const HOST = new URL(
 
 export interface ThreadSupervisorEvents {
   envelope: [Envelope];
+  /** The worker sent its last envelope for thread `to` through main (host-protocol.ts). */
+  fence: [{ from: string; to: string }];
+  /** The worker exited (not on stop): its peers must send through main until it is back. */
+  down: [];
   'dead-letter': [{ to: string; reason: string }];
   'actor-restarted': [{ actor: string; thread: string; attempt: number; error: Error }];
   'actor-failed': [{ actor: string; thread: string; error: CrashLoopError }];
@@ -49,6 +54,11 @@ export interface ThreadSupervisorOptions {
   readonly log: Logger;
   readonly spawnTimeoutMs: number;
   readonly tracing?: boolean;
+  /**
+   * This thread's ends of the peer mesh for a worker about to start: the first start gets the
+   * system's initial mesh, a restart fresh channels to the live threads (host-protocol.ts).
+   */
+  readonly peers?: (restart: boolean) => Record<string, MessagePort>;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -70,10 +80,12 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
   #data: MessagePort | undefined;
   #control: Remote<HostControl> | undefined;
   #ready = false;
+  #alive = false;
+  #starts = 0;
   #stopping = false;
   #gaveUp = false;
-  /** Envelopes waiting while the worker (re)starts; bounded by the mailbox capacity. */
-  #outbox: Envelope[] = [];
+  /** Envelopes (and fences) waiting while the worker (re)starts; bounded by the mailbox capacity. */
+  #outbox: MainToHost[] = [];
   readonly #workerPolicy: RestartPolicy;
   readonly #actorPolicies = new Map<string, RestartPolicy>();
   readonly #failedActors = new Set<string>();
@@ -100,9 +112,16 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
     return this.#worker?.threadId;
   }
 
+  /** Whether a worker is running or starting (so a peer port handed to it will be read). */
+  get alive(): boolean {
+    return this.#alive && !this.#stopping;
+  }
+
   async start(): Promise<void> {
     const data = new MessageChannel();
     const control = new MessageChannel();
+    const restart = this.#starts++ > 0;
+    const peers = this.#opts.peers?.(restart) ?? {};
     const init: HostInit = {
       thread: this.thread,
       actors: this.#opts.actors,
@@ -111,10 +130,22 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
       routes: this.#opts.routes,
       dataPort: data.port2,
       controlPort: control.port2,
+      peers,
+      awaitFences: restart,
       tracing: this.#opts.tracing === true,
     };
-    const worker = spawnWorker(HOST, init, `warden:${this.thread}`, [data.port2, control.port2]);
+    const worker = spawnWorker(HOST, init, `warden:${this.thread}`, [
+      data.port2,
+      control.port2,
+      ...Object.values(peers),
+    ]);
     this.#worker = worker;
+    this.#alive = true;
+    worker.once('exit', () => {
+      if (worker !== this.#worker) return;
+      this.#alive = false;
+      if (!this.#stopping) this.emit('down');
+    });
     this.#data = data.port1;
     this.#control = wrap<HostControl>(nodeEndpoint(control.port1));
     this.#ready = false;
@@ -156,7 +187,10 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
     worker.once('exit', (code) => this.#onExit(worker, code));
     const pending = this.#outbox;
     this.#outbox = [];
-    for (const e of pending) this.deliver(e);
+    for (const e of pending) {
+      if (e.kind === 'deliver') this.deliver(e);
+      else this.#post(e);
+    }
   }
 
   deliver(envelope: Envelope): void {
@@ -164,10 +198,37 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
       this.emit('dead-letter', { to: envelope.to, reason: 'actor-failed' });
       return;
     }
-    if (this.#ready && this.#data) {
-      this.#data.postMessage(envelope);
+    this.#post(envelope);
+  }
+
+  /** Hands a live peer this thread's end of a new channel to `thread` (host-protocol.ts). */
+  peerUp(thread: string, port: MessagePort): void {
+    if (!this.alive || !this.#data) {
+      port.close();
       return;
     }
+    this.#data.postMessage({ kind: 'peer-up', thread, port } satisfies MainToHost, [port]);
+  }
+
+  peerDown(thread: string): void {
+    if (this.alive) this.#data?.postMessage({ kind: 'peer-down', thread } satisfies MainToHost);
+  }
+
+  /** A peer's fence, in order behind the envelopes it routed here through main. */
+  fence(from: string): void {
+    this.#post({ kind: 'fence', from, to: this.thread });
+  }
+
+  #post(message: MainToHost): void {
+    if (this.#ready && this.#data) {
+      this.#data.postMessage(message);
+      return;
+    }
+    if (message.kind !== 'deliver') {
+      if (!this.#gaveUp) this.#outbox.push(message);
+      return;
+    }
+    const envelope = message;
     if (this.#gaveUp || this.#outbox.length >= this.#config.runtime.mailboxCapacity) {
       this.emit('dead-letter', {
         to: envelope.to,
@@ -185,7 +246,7 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
         handled: 0,
         failed: 0,
         restarts: this.#actorPolicies.get(a.name)!.restarts + this.#workerPolicy.restarts,
-        mailboxDepth: this.#outbox.filter((e) => e.to === a.name).length,
+        mailboxDepth: this.#outbox.filter((e) => e.kind === 'deliver' && e.to === a.name).length,
         custom: {},
       }));
     }
@@ -237,6 +298,9 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
         break;
       case 'spans':
         this.emit('spans', m.spans);
+        break;
+      case 'fence':
+        this.emit('fence', { from: m.from, to: m.to });
         break;
       case 'ready':
         break;
@@ -294,7 +358,7 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
         this.emit('actor-failed', { actor: a.name, thread: this.thread, error: failure });
       }
       for (const e of this.#outbox.splice(0))
-        this.emit('dead-letter', { to: e.to, reason: 'actor-failed' });
+        if (e.kind === 'deliver') this.emit('dead-letter', { to: e.to, reason: 'actor-failed' });
       return;
     }
     this.#opts.log.warn(

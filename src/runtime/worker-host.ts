@@ -1,14 +1,16 @@
 // The part of the runtime that lives inside a worker thread: loads the actors placed here, routes
-// their messages (locally when the target is in this thread, through main otherwise), answers
-// control calls over comlink, and reports crashes to the supervisor.
+// their messages (locally when the target is in this thread, straight to the target's thread over
+// the peer mesh, through main to SYSTEM or to a thread that is restarting), answers control calls
+// over comlink, and reports crashes to the supervisor.
 
+import type { MessagePort } from 'node:worker_threads';
 import { expose } from 'comlink/dist/esm/comlink.mjs';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { WardenConfig } from '../config/schema.ts';
 import type { ActorStats } from '../messages/control.ts';
 import type { ActorContext, ActorDefinition, Message } from './actor.ts';
 import { ActorCell } from './actor-cell.ts';
-import type { HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
+import type { Envelope, HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
 import { closeLogOutput, componentLogger, configureLogOutput, setLogLevel } from './logger.ts';
 import { NOOP_TRACER, workerTracing } from './tracing.ts';
 
@@ -44,6 +46,25 @@ export async function main(init: HostInit): Promise<void> {
     }
   };
 
+  // The peer mesh (host-protocol.ts): thread → port for sends; ports waiting for a fence are not
+  // read until it arrives.
+  const peers = new Map<string, MessagePort>();
+  const awaitingFence = new Map<string, MessagePort>();
+  const read = (port: MessagePort) =>
+    port.on('message', (e: Envelope) => deliverLocal(e.to, e.message));
+  const attach = (thread: string, port: MessagePort, awaitFence: boolean) => {
+    peers.get(thread)?.close();
+    peers.set(thread, port);
+    // The peer's worker is gone (exit or stop): send through main until it is back.
+    port.once('close', () => {
+      if (peers.get(thread) === port) peers.delete(thread);
+      if (awaitingFence.get(thread) === port) awaitingFence.delete(thread);
+    });
+    if (awaitFence) awaitingFence.set(thread, port);
+    else read(port);
+  };
+  for (const [thread, port] of Object.entries(init.peers)) attach(thread, port, init.awaitFences);
+
   for (const placement of init.actors) {
     const mod = (await import(placement.module)) as { default: ActorDefinition<Message, unknown> };
     const definition = mod.default;
@@ -55,8 +76,15 @@ export async function main(init: HostInit): Promise<void> {
       shared: init.shared,
       tracer: tracing?.tracer ?? NOOP_TRACER,
       send(to, message) {
-        if (init.routes[to] === init.thread) deliverLocal(to, message);
-        else post({ kind: 'deliver', from: placement.name, to, message });
+        const thread = init.routes[to];
+        if (thread === init.thread) {
+          deliverLocal(to, message);
+          return;
+        }
+        const envelope: Envelope = { kind: 'deliver', from: placement.name, to, message };
+        const port = thread === undefined ? undefined : peers.get(thread);
+        if (port) port.postMessage(envelope);
+        else post(envelope);
       },
     };
     const cell = new ActorCell(
@@ -82,7 +110,27 @@ export async function main(init: HostInit): Promise<void> {
   }
 
   dataPort.on('message', (m: MainToHost) => {
-    if (m.kind === 'deliver') deliverLocal(m.to, m.message);
+    switch (m.kind) {
+      case 'deliver':
+        deliverLocal(m.to, m.message);
+        break;
+      case 'peer-up':
+        // Everything this thread routed through main to m.thread goes before the fence.
+        post({ kind: 'fence', from: init.thread, to: m.thread });
+        attach(m.thread, m.port, false);
+        break;
+      case 'peer-down':
+        peers.get(m.thread)?.close();
+        peers.delete(m.thread);
+        awaitingFence.delete(m.thread);
+        break;
+      case 'fence': {
+        const port = awaitingFence.get(m.from);
+        awaitingFence.delete(m.from);
+        if (port) read(port);
+        break;
+      }
+    }
   });
 
   const control: HostControl = {
@@ -104,6 +152,7 @@ export async function main(init: HostInit): Promise<void> {
     async stop() {
       for (const cell of cells.values()) await cell.stop();
       await tracing?.shutdown(); // the last spans go out before the port closes
+      for (const port of peers.values()) port.close();
       dataPort.close();
       closeLogOutput();
     },

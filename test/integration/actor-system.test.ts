@@ -58,6 +58,57 @@ test('messages between two actors arrive complete and in order', async (t) => {
   }
 });
 
+test('actor → actor envelopes go straight between workers; a restarted worker rejoins in order', async (t) => {
+  const config = testConfig({
+    runtime: {
+      placement: { one: ['a'], two: ['c'] },
+      // Long enough a restart that the relays below are sent while c's worker is down.
+      supervision: { backoffInitialMs: 400, backoffMaxMs: 400 },
+    },
+  });
+  const system = new ActorSystem({ config, modules });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    const relay = (from: number, to: number) => {
+      for (let id = from; id < to; id++) system.send('a', { type: 'relay', to: 'c', id });
+    };
+    relay(0, 500);
+    await inbox.waitFor((m) => m.type === 'pong' && m.id === 499);
+    t.is((await system.stats()).routedByMain, 0, 'no relay went through main');
+
+    const oldThread = (await inbox.waitFor((m) => m.type === 'pong' && m.id === 0)).threadId;
+    const respawned = new Promise((resolve) => system.once('worker-restarted', resolve));
+    system.send('c', { type: 'exit-thread' });
+    // One relay every 2 ms across the whole restart: while c is down (main holds them), while its
+    // new worker starts, and after it is ready.
+    let next = 1_000;
+    const marks: number[] = [];
+    const timer = setInterval(() => relay(next, ++next), 2);
+    setTimeout(() => marks.push(next), 150); // c's worker is gone by now, its restart not yet due
+    await respawned;
+    await new Promise((r) => setTimeout(r, 300));
+    clearInterval(timer);
+    const last = next - 1;
+    await inbox.waitFor((m) => m.type === 'pong' && m.id === last);
+
+    const ids = inbox.messages
+      .filter((m) => m.type === 'pong' && m.threadId !== oldThread)
+      .map((m) => m.id as number);
+    t.deepEqual(
+      ids,
+      Array.from({ length: last - ids[0]! + 1 }, (_, i) => ids[0]! + i),
+      'the new worker gets the relays once each, in the order a sent them',
+    );
+    t.true(ids[0]! <= marks[0]!, 'only relays sent into the dying worker are lost');
+    const { routedByMain } = await system.stats();
+    t.true(routedByMain > 0, 'relays sent while c was down went through main');
+    t.true(routedByMain < last - 1_000 - 100, 'the rest went straight to the new worker');
+  } finally {
+    await system.stop();
+  }
+});
+
 test('supervision: an actor that throws is restarted with fresh state, counted, and keeps serving', async (t) => {
   const config = testConfig({ runtime: { placement: { one: ['a', 'b'] } } });
   const system = new ActorSystem({ config, modules });
