@@ -24,6 +24,7 @@ import {
   serverCredentials,
   type TransportPolicy,
 } from '../security/tls.ts';
+import { type BatchItem, encodeEventBatch, withEncodedWatch } from './event-batch.ts';
 import {
   type ActionAckWire,
   type ActionRequestWire,
@@ -70,7 +71,7 @@ interface StageRun {
   readonly startedAt: number;
 }
 
-type WireEvent = Record<string, unknown>;
+type WireEvent = BatchItem;
 
 const RELEASE = 5 as ActionId;
 
@@ -143,7 +144,7 @@ export class ReferenceSandbox {
       seed: 1,
       ...options,
     };
-    this.#server.addService(sandboxPackage().Sandbox.service, {
+    this.#server.addService(withEncodedWatch(sandboxPackage().Sandbox.service), {
       watch: (call: grpc.ServerWritableStream<unknown, unknown>) => void this.#watch(call),
       act: (
         call: grpc.ServerUnaryCall<{ actions?: ActionRequestWire[] }, unknown>,
@@ -308,15 +309,12 @@ export class ReferenceSandbox {
       this.#sentAt.set(`${run.episodeId}/${run.stage}/${run.next}`, performance.now());
     return {
       telemetry: {
-        ...e,
         sandboxId: this.name,
         episodeId: run.episodeId,
         stage: run.stage,
         seq: run.next,
         timestampMs: Date.now(),
-        api: e.api ? { name: e.api.name, category: e.api.category, args: e.api.args } : undefined,
-        timestamp: undefined,
-        type: undefined,
+        event: e,
       },
     };
   }
@@ -405,7 +403,7 @@ export class ReferenceSandbox {
         call.destroy(new Error('fault injection: stream cut'));
         return;
       }
-      if (!call.write({ events: batch }))
+      if (!call.write(encodeEventBatch(batch)))
         await new Promise((resolve) => call.once('drain', resolve));
       const rate = this.#o.eventsPerSecond;
       if (rate) {
