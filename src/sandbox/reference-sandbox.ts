@@ -345,13 +345,23 @@ export class ReferenceSandbox {
         await new Promise((r) => setTimeout(r, 20));
         continue;
       }
+      // At a fixed rate, the events due by now (a sandbox streams them as they happen; a full
+      // batch at once would make the last event of each burst wait for the 31 before it).
+      const rate = this.#o.eventsPerSecond;
+      const limit = rate
+        ? Math.min(this.#o.batchSize, Math.floor(((Date.now() - started) / 1000) * rate) - sent)
+        : this.#o.batchSize;
+      if (limit < 1) {
+        await new Promise((r) => setTimeout(r, 1));
+        continue;
+      }
       const batch: WireEvent[] = this.#pending.splice(0, this.#o.batchSize);
       const runs = [...this.#runs.values()];
       let progressed = true;
       while (batch.length < this.#o.batchSize && progressed) {
         progressed = false;
         for (const run of runs) {
-          if (batch.length >= this.#o.batchSize) break;
+          if (batch.length >= this.#o.batchSize || batch.length >= limit) break;
           if (run.ended || run.next >= run.trace.events.length) continue;
           if (!this.#due(run)) continue;
           batch.push(this.#telemetry(run, run.trace.events[run.next]!));
@@ -405,12 +415,6 @@ export class ReferenceSandbox {
       }
       if (!call.write(encodeEventBatch(batch)))
         await new Promise((resolve) => call.once('drain', resolve));
-      const rate = this.#o.eventsPerSecond;
-      if (rate) {
-        const due = started + (sent / rate) * 1000;
-        const wait = due - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      }
     }
   }
 
