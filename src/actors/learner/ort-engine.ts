@@ -23,13 +23,12 @@ function forwardGraph(
   input: string,
   weights: readonly string[],
   layers: number,
-  keep?: { z: string[]; h: string[] },
+  keep?: { h: string[] },
 ): string {
   let h = input;
   for (let l = 0; l < layers; l++) {
     keep?.h.push(h);
     const z = g.op('Gemm', [h, weights[2 * l]!, weights[2 * l + 1]!]);
-    keep?.z.push(z);
     h = l < layers - 1 ? g.op('Relu', [z]) : z;
   }
   return h;
@@ -76,7 +75,7 @@ export function buildTrainingGraph(dims: readonly number[], opts: EngineOptions)
   const y = g.op('Add', [r, g.op('Mul', [gam, boot])]);
 
   // Forward and loss
-  const keep = { z: [] as string[], h: [] as string[] };
+  const keep = { h: [] as string[] };
   const q = forwardGraph(g, x, P, layers, keep);
   const depth = g.int64Constant('depth', [A], []);
   const onOff = g.constant('on_off', Float32Array.of(0, 1), [2]);
@@ -113,12 +112,9 @@ export function buildTrainingGraph(dims: readonly number[], opts: EngineOptions)
     grads[2 * l + 1] = g.op('ReduceSum', [dz, axis0], { keepdims: 0 });
     if (l > 0) {
       const dh = g.op('Gemm', [dz, P[2 * l]!], { transB: 1 });
-      const active = g.op(
-        'Cast',
-        [g.op('Greater', [keep.z[l - 1]!, g.constant(`zero_${l}`, f32(0), [])])],
-        { to: 1 },
-      );
-      dz = g.op('Mul', [dh, active]);
+      // ReLU′(z) = 1 where z > 0 = Sign(ReLU(z)), read off the layer's input h: z itself then
+      // feeds only its ReLU, and ORT fuses the two into one FusedGemm.
+      dz = g.op('Mul', [dh, g.op('Sign', [keep.h[l]!])]);
     }
   }
   const grad = g.op(
