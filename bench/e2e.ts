@@ -14,6 +14,7 @@ import { importCsv } from '../src/data/import-csv.ts';
 import { createPool } from '../src/db/connect.ts';
 import { startEmbedded } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrations.ts';
+import type { ThreadLoad } from '../src/runtime/host-protocol.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
 import { ReplayStorage } from '../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../src/runtime/system.ts';
@@ -43,7 +44,18 @@ export interface PointResult {
   readonly latency: ReturnType<typeof summarize>;
   readonly actors: Record<string, Record<string, number>>;
   readonly sandboxes: unknown[];
+  /**
+   * Per thread over the measured seconds (main runs the sandboxes too): event-loop utilisation
+   * and, on Linux, CPU in cores (the thread's own CPU time over the wall time).
+   */
+  readonly utilisation: Record<string, { eventLoop: number; cores?: number }>;
 }
+
+type Loads = Record<string, ThreadLoad>;
+const loadsOf = (s: Awaited<ReturnType<ActorSystem['stats']>>): Loads => ({
+  'main (sandboxes, bench)': s.mainLoad,
+  ...Object.fromEntries(s.threads.flatMap((t) => (t.load ? [[t.thread, t.load]] : []))),
+});
 
 /** One run of the whole system against two reference sandboxes (rate undefined = max). */
 export async function runPoint(
@@ -91,7 +103,9 @@ export async function runPoint(
   const sentBefore = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0);
   for (const s of sandboxes) s.latencies.length = 0;
   const t0 = Date.now();
+  const loadsBefore = loadsOf(await system.stats());
   await new Promise((r) => setTimeout(r, seconds * 1000));
+  const loadsAfter = loadsOf(await system.stats());
   for (const s of sandboxes) s.pause();
   const sentTotal = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0);
   const sent = sentTotal - sentBefore;
@@ -115,6 +129,25 @@ export async function runPoint(
     latency,
     actors,
     sandboxes: sandboxes.map((s) => s.stats),
+    utilisation: Object.fromEntries(
+      Object.entries(loadsAfter).flatMap(([thread, a]) => {
+        const b = loadsBefore[thread];
+        if (!b) return [];
+        const active = a.activeMs - b.activeMs;
+        const idle = a.idleMs - b.idleMs;
+        if (active + idle <= 0) return [];
+        const cores =
+          a.cpuMs !== undefined && b.cpuMs !== undefined
+            ? (a.cpuMs - b.cpuMs) / (active + idle)
+            : undefined;
+        return [
+          [
+            thread,
+            { eventLoop: active / (active + idle), ...(cores === undefined ? {} : { cores }) },
+          ],
+        ];
+      }),
+    ),
   };
 }
 
@@ -155,13 +188,28 @@ export async function run(args: string[]): Promise<void> {
       console.log(
         `    receiver → adapter hand-off (property 1, goal ≤ 100 ms): p99 ${(p.actors.adapter?.handoffP99Ms ?? 0).toFixed(1)} ms, max ${(p.actors.adapter?.handoffMaxMs ?? 0).toFixed(1)} ms (batches of the last 5 s, steady state)`,
       );
+      console.log(
+        `    where the time goes (thread: CPU in cores / event-loop busy): ${Object.entries(
+          p.utilisation,
+        )
+          .map(
+            ([thread, u]) =>
+              `${thread} ${u.cores === undefined ? '—' : u.cores.toFixed(2)} / ${(u.eventLoop * 100).toFixed(0)}%`,
+          )
+          .join(', ')}`,
+      );
       const key = rate ? `${rate}/s` : 'max';
       headline[`${key} events/s`] = p.sent / p.elapsed;
       headline[`${key} lost events`] = p.lost;
       headline[`${key} event→action p50 ms`] = p.latency.p50;
       headline[`${key} event→action p99 ms`] = p.latency.p99;
       headline[`${key} hand-off p99 ms`] = p.actors.adapter?.handoffP99Ms ?? 0;
-      details[key] = { actors: p.actors, latency: p.latency, sandboxes: p.sandboxes };
+      details[key] = {
+        actors: p.actors,
+        latency: p.latency,
+        sandboxes: p.sandboxes,
+        utilisation: p.utilisation,
+      };
     }
   });
   writeResult('e2e', headline, details);

@@ -101,8 +101,20 @@ export interface Fence {
 export type HostToMain = Envelope | Ready | Crashed | DeadLetter | Spans | Fence;
 export type MainToHost = Envelope | PeerUp | PeerDown | Fence;
 
+/**
+ * How busy a thread has been since it started: its event loop (performance.eventLoopUtilization;
+ * wall time, so it also counts time the thread was runnable but had no core) and, on Linux, the
+ * CPU time the kernel charged to the thread itself (/proc/thread-self/stat).
+ */
+export interface ThreadLoad {
+  readonly activeMs: number;
+  readonly idleMs: number;
+  readonly cpuMs?: number;
+}
+
 export interface HostControl {
   ping(): string;
+  load(): ThreadLoad;
   configure(config: WardenConfig): Promise<void>;
   stats(): Promise<ActorStats[]>;
   /** Re-runs init for a crashed actor and resumes its mailbox. */

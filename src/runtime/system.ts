@@ -11,8 +11,9 @@ import type { WardenConfig } from '../config/schema.ts';
 import type { ActorStats } from '../messages/control.ts';
 import { type MailboxOf, type Message, SYSTEM } from './actor.ts';
 import { type CrashLoopError, UnknownActorError } from './errors.ts';
-import type { ActorPlacement, Envelope } from './host-protocol.ts';
+import type { ActorPlacement, Envelope, ThreadLoad } from './host-protocol.ts';
 import { componentLogger, type Logger } from './logger.ts';
+import { threadLoad } from './thread-load.ts';
 import { ThreadSupervisor } from './thread-supervisor.ts';
 import { TraceHub } from './tracing.ts';
 
@@ -38,7 +39,14 @@ export interface ActorSystemOptions {
 }
 
 export interface SystemStats {
-  readonly threads: readonly { readonly thread: string; readonly actors: readonly ActorStats[] }[];
+  readonly threads: readonly {
+    readonly thread: string;
+    readonly actors: readonly ActorStats[];
+    /** Event-loop time since the worker (re)started: where the CPU goes, thread by thread. */
+    readonly load?: ThreadLoad;
+  }[];
+  /** The main thread's event loop (gRPC services, metrics, messages to SYSTEM). */
+  readonly mainLoad: ThreadLoad;
   readonly deadLetters: number;
   /** Actor → actor envelopes main had to route (a peer was restarting); the rest went direct. */
   readonly routedByMain: number;
@@ -205,13 +213,15 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
 
   async stats(): Promise<SystemStats> {
     const threads = await Promise.all(
-      [...this.#supervisors.values()].map(async (s) => ({
-        thread: s.thread,
-        actors: await s.stats(),
-      })),
+      [...this.#supervisors.values()].map(async (s) => {
+        const [actors, load] = await Promise.all([s.stats(), s.load().catch(() => undefined)]);
+        return { thread: s.thread, actors, ...(load ? { load } : {}) };
+      }),
     );
+
     return {
       threads,
+      mainLoad: threadLoad(),
       deadLetters: this.#deadLetters,
       routedByMain: this.#routedByMain,
       workerRestarts: [...this.#supervisors.values()].reduce((n, s) => n + s.workerRestarts, 0),

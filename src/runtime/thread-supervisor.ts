@@ -22,6 +22,7 @@ import type {
   HostInit,
   HostToMain,
   MainToHost,
+  ThreadLoad,
 } from './host-protocol.ts';
 import type { Logger } from './logger.ts';
 import { RestartPolicy } from './restart-policy.ts';
@@ -256,6 +257,12 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
       ...s,
       restarts: this.#actorPolicies.get(s.actor)!.restarts + this.#workerPolicy.restarts,
     }));
+  }
+
+  /** The worker's event-loop load since it (re)started; undefined while it is not running. */
+  async load(): Promise<ThreadLoad | undefined> {
+    if (!this.#ready || !this.#control) return undefined;
+    return withTimeout(this.#control.load(), 5_000, `load of "${this.thread}"`);
   }
 
   async configure(config: WardenConfig): Promise<void> {

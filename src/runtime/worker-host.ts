@@ -12,6 +12,7 @@ import type { ActorContext, ActorDefinition, Message } from './actor.ts';
 import { ActorCell } from './actor-cell.ts';
 import type { Envelope, HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
 import { closeLogOutput, componentLogger, configureLogOutput, setLogLevel } from './logger.ts';
+import { threadLoad } from './thread-load.ts';
 import { NOOP_TRACER, workerTracing } from './tracing.ts';
 
 /** Worker entry (see worker-boot.mjs). */
@@ -135,6 +136,7 @@ export async function main(init: HostInit): Promise<void> {
 
   const control: HostControl = {
     ping: () => init.thread,
+    load: threadLoad,
     async configure(next) {
       config = next;
       setLogLevel(next.logging.level);

@@ -213,6 +213,31 @@ export function metricsRegistry(
     'Messages waiting in an actor’s mailbox.',
     (a) => a.mailboxDepth,
   );
+  new Counter({
+    name: 'warden_thread_busy_seconds_total',
+    help: 'Event-loop busy time per thread since it (re)started; rate() is its utilisation.',
+    labelNames: ['thread'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      if (snapshot) this.inc({ thread: 'main' }, snapshot.mainLoad.activeMs / 1000);
+      for (const t of snapshot?.threads ?? [])
+        if (t.load) this.inc({ thread: t.thread }, t.load.activeMs / 1000);
+    },
+  });
+  new Counter({
+    name: 'warden_thread_cpu_seconds_total',
+    help: 'CPU time the kernel charged to each thread since it (re)started (Linux).',
+    labelNames: ['thread'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const main = snapshot?.mainLoad.cpuMs;
+      if (main !== undefined) this.inc({ thread: 'main' }, main / 1000);
+      for (const t of snapshot?.threads ?? [])
+        if (t.load?.cpuMs !== undefined) this.inc({ thread: t.thread }, t.load.cpuMs / 1000);
+    },
+  });
   new Gauge({
     name: 'warden_dead_letters',
     help: 'Messages that could not be delivered (counted, never silent).',

@@ -159,6 +159,17 @@ test.serial(
         t.regex(body, /^warden_detection_verdicts\{stage="1",outcome="tp"\} \d+$/m);
         t.regex(body, /^warden_telemetry_defaults_applied\{sandbox="sb1"\} \d+$/m);
         t.regex(body, /^warden_process_resident_memory_bytes \d+/m);
+        // Where the CPU goes: busy seconds of every worker thread's event loop, and main's.
+        for (const thread of ['main', 'io', 'hot', 'control']) {
+          const busy = body.match(
+            new RegExp(
+              `^warden_thread_busy_seconds_total\\{thread="${thread}"\\} ([\\d.e-]+)$`,
+              'm',
+            ),
+          );
+          t.true(Number(busy?.[1]) > 0, `thread ${thread} reports its busy time`);
+        }
+        t.regex(body, /^warden_thread_cpu_seconds_total\{thread="hot"\} [\d.e-]+$/m);
         // Decision latency as a histogram: buckets cumulative, +Inf = count = decisions.
         const buckets = [
           ...body.matchAll(/^warden_decision_latency_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm),
