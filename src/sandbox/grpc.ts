@@ -67,8 +67,120 @@ export interface ActionAckWire {
 
 export interface SandboxClient {
   readonly raw: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  /** Sends a batch of actions and resolves with their acks (ActStream, else Act). */
   act(actions: ActionRequestWire[], deadlineMs: number): Promise<ActionAckWire[]>;
+  /** Whether act() goes over the stream (false once the sandbox answered UNIMPLEMENTED). */
+  readonly streaming: boolean;
   close(): void;
+}
+
+type Acks = { acks?: ActionAckWire[] };
+type ActCall = grpc.ClientDuplexStream<{ actions: ActionRequestWire[] }, Acks>;
+
+/** A batch sent on the action stream, waiting for its acks (they come back in order). */
+interface InFlight {
+  readonly actions: ActionRequestWire[];
+  readonly deadline: number;
+  readonly resolve: (acks: ActionAckWire[]) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+const streamError = (code: grpc.status, details: string): grpc.ServiceError =>
+  Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), {
+    code,
+    details,
+    metadata: new grpc.Metadata(),
+  });
+
+/**
+ * Actions over one long-lived ActStream per sandbox (proto: answered in order). Any failure of
+ * the stream — an error, the sandbox ending it, a batch past its deadline — fails every batch
+ * still waiting, as a failed Act call would, and the next batch opens a new stream.
+ */
+class ActionStream {
+  readonly #raw: SandboxClient['raw'];
+  #call: ActCall | undefined;
+  readonly #waiting: InFlight[] = [];
+  unary = false;
+
+  constructor(raw: SandboxClient['raw']) {
+    this.#raw = raw;
+  }
+
+  act(actions: ActionRequestWire[], deadlineMs: number): Promise<ActionAckWire[]> {
+    if (this.unary) return unaryAct(this.#raw, actions, Date.now() + deadlineMs);
+    const call = this.#open();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          this.#fail(
+            call,
+            streamError(grpc.status.DEADLINE_EXCEEDED, `no acks within ${deadlineMs} ms`),
+          ),
+        deadlineMs,
+      );
+      this.#waiting.push({ actions, deadline: Date.now() + deadlineMs, resolve, reject, timer });
+      call.write({ actions });
+    });
+  }
+
+  close(): void {
+    if (this.#call) this.#fail(this.#call, streamError(grpc.status.CANCELLED, 'client closed'));
+  }
+
+  #open(): ActCall {
+    if (this.#call) return this.#call;
+    const call = (this.#raw.actStream as () => ActCall)();
+    call.on('data', (reply: Acks) => {
+      const head = this.#waiting.shift();
+      if (!head) {
+        this.#fail(call, streamError(grpc.status.INTERNAL, 'acks for no batch in flight'));
+        return;
+      }
+      clearTimeout(head.timer);
+      head.resolve(reply.acks ?? []);
+    });
+    call.on('error', (error: grpc.ServiceError) => this.#fail(call, error));
+    call.on('end', () =>
+      this.#fail(call, streamError(grpc.status.UNAVAILABLE, 'the sandbox ended the stream')),
+    );
+    this.#call = call;
+    return call;
+  }
+
+  #fail(call: ActCall, error: grpc.ServiceError): void {
+    if (this.#call !== call) return;
+    this.#call = undefined;
+    call.cancel();
+    const waiting = this.#waiting.splice(0);
+    for (const w of waiting) clearTimeout(w.timer);
+    if (error.code === grpc.status.UNIMPLEMENTED) {
+      // A sandbox with Act only: these batches, and every later one, go as unary calls.
+      this.unary = true;
+      for (const w of waiting) unaryAct(this.#raw, w.actions, w.deadline).then(w.resolve, w.reject);
+      return;
+    }
+    for (const w of waiting) w.reject(error);
+  }
+}
+
+function unaryAct(
+  raw: SandboxClient['raw'],
+  actions: ActionRequestWire[],
+  deadline: number,
+): Promise<ActionAckWire[]> {
+  return new Promise((resolve, reject) =>
+    (
+      raw.act as (
+        req: unknown,
+        opts: unknown,
+        cb: (e: grpc.ServiceError | null, r: Acks) => void,
+      ) => void
+    )({ actions }, { deadline }, (error, reply) =>
+      error ? reject(error) : resolve(reply.acks ?? []),
+    ),
+  );
 }
 
 /** A client for one sandbox; plaintext off loopback is refused unless the policy allows it. */
@@ -82,20 +194,16 @@ export function sandboxClient(
     ...channelOptions,
     ...options,
   }) as SandboxClient['raw'];
+  const stream = new ActionStream(raw);
   return {
     raw,
-    act: (actions, deadlineMs) =>
-      new Promise((resolve, reject) =>
-        (
-          raw.act as (
-            req: unknown,
-            opts: unknown,
-            cb: (e: grpc.ServiceError | null, r: { acks?: ActionAckWire[] }) => void,
-          ) => void
-        )({ actions }, { deadline: Date.now() + deadlineMs }, (error, reply) =>
-          error ? reject(error) : resolve(reply.acks ?? []),
-        ),
-      ),
-    close: () => raw.close(),
+    act: (actions, deadlineMs) => stream.act(actions, deadlineMs),
+    get streaming() {
+      return !stream.unary;
+    },
+    close: () => {
+      stream.close();
+      raw.close();
+    },
   };
 }

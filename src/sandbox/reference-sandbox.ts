@@ -150,6 +150,8 @@ export class ReferenceSandbox {
         call: grpc.ServerUnaryCall<{ actions?: ActionRequestWire[] }, unknown>,
         cb: grpc.sendUnaryData<unknown>,
       ) => this.#act(call, cb),
+      actStream: (call: grpc.ServerDuplexStream<{ actions?: ActionRequestWire[] }, unknown>) =>
+        this.#actStream(call),
     });
   }
 
@@ -418,20 +420,44 @@ export class ReferenceSandbox {
     }
   }
 
+  /** Fault injection: whether to refuse this Act call or stream message (UNAVAILABLE). */
+  #refuse(): boolean {
+    const refuse = this.#o.faults?.refuseActCalls;
+    if (refuse === undefined || this.#refusals >= refuse) return false;
+    this.#refusals++;
+    return true;
+  }
+
   #act(
     call: grpc.ServerUnaryCall<{ actions?: ActionRequestWire[] }, unknown>,
     cb: grpc.sendUnaryData<unknown>,
   ): void {
-    if (
-      this.#o.faults?.refuseActCalls !== undefined &&
-      this.#refusals < this.#o.faults.refuseActCalls
-    ) {
-      this.#refusals++;
+    if (this.#refuse()) {
       cb({ code: grpc.status.UNAVAILABLE, details: 'fault injection: actions refused' });
       return;
     }
+    cb(null, { acks: this.#apply(call.request.actions ?? []) });
+  }
+
+  /** ActStream: one ack batch per action batch, in order (a refusal ends the stream). */
+  #actStream(call: grpc.ServerDuplexStream<{ actions?: ActionRequestWire[] }, unknown>): void {
+    call.on('data', (request: { actions?: ActionRequestWire[] }) => {
+      if (this.#refuse()) {
+        call.emit('error', {
+          code: grpc.status.UNAVAILABLE,
+          details: 'fault injection: actions refused',
+        });
+        return;
+      }
+      call.write({ acks: this.#apply(request.actions ?? []) });
+    });
+    call.on('end', () => call.end());
+    call.on('error', () => undefined); // the client went away; nothing is waiting for acks
+  }
+
+  #apply(actions: readonly ActionRequestWire[]): ActionAckWire[] {
     const acks: ActionAckWire[] = [];
-    for (const a of call.request.actions ?? []) {
+    for (const a of actions) {
       this.stats.actionsReceived++;
       const c = a.context;
       const complete =
@@ -489,6 +515,6 @@ export class ReferenceSandbox {
         this.#seenActions.delete(this.#seenActions.keys().next().value!);
       acks.push(ack);
     }
-    cb(null, { acks });
+    return acks;
   }
 }
