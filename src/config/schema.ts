@@ -263,7 +263,9 @@ const Sandboxes = Type.Array(
 
 const Dispatch = Type.Object(
   {
-    deadlineMs: Int(2_000, 10, 60_000, { description: 'Deadline of one Act call.' }),
+    deadlineMs: Int(2_000, 10, 60_000, {
+      description: 'Deadline of one batch of actions (its acks on ActStream, or one Act call).',
+    }),
     retryDelaysMs: Type.Array(Type.Integer({ minimum: 0, maximum: 600_000 }), {
       default: [1_000, 2_000, 4_000],
       maxItems: 10,
