@@ -1,20 +1,41 @@
 // Full DQN update throughput (sample from replay, targets, loss, backward, optimizer, target sync)
 // through DqnLearner at batch 64 and 256, one core, for the ONNX Runtime engine and the
 // TensorFlow.js reference engine; baseline in the same run: stock tf.layers + optimizer.minimize.
+// The ORT engine is timed on a worker thread of its own, as Warden runs the learner, and on the
+// main thread too, where TensorFlow.js's heap and wasm memory live beside it; both figures are
+// printed and recorded.
 
 import * as tf from '@tensorflow/tfjs';
-import { DqnLearner } from '../src/actors/learner/dqn.ts';
-import { ADAM, type DqnEngine, type EngineOptions } from '../src/actors/learner/engine.ts';
+import { ADAM, type EngineOptions } from '../src/actors/learner/engine.ts';
 import { OrtEngine } from '../src/actors/learner/ort-engine.ts';
 import { initParams } from '../src/actors/learner/q-network.ts';
 import { TfjsEngine, tfjsBackend } from '../src/actors/learner/tfjs-engine.ts';
 import type { Experience } from '../src/messages/experience.ts';
-import type { HyperParameters } from '../src/messages/model.ts';
 import { createSampleBatch, ReplayStorage } from '../src/runtime/shared/replay-storage.ts';
+import { spawnWorker } from '../src/runtime/spawn.ts';
+import { DIMS, measureLearner, type OrtThreadInit } from './learner-measure.ts';
 import { fmtRate, median, printLatency, summarize, writeResult } from './lib.ts';
 
 const DIM = 64;
-const DIMS = [DIM, 256, 256, 6];
+const ORT_THREAD = new URL('./learner-measure.ts', import.meta.url);
+
+/** The ORT engine on a thread of its own (as deployed), over the same replay storage. */
+function onItsOwnThread(
+  storage: ReplayStorage,
+  batch: number,
+  seconds: number,
+  seed: number,
+): Promise<Awaited<ReturnType<typeof measureLearner>>> {
+  const init: OrtThreadInit = { replay: storage.buffer, batch, seconds, seed };
+  const worker = spawnWorker(ORT_THREAD, init, 'bench-learner');
+  return new Promise((resolve, reject) => {
+    worker.once('message', (result) => {
+      resolve(result);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+  });
+}
 
 function replay(): ReplayStorage {
   const r = ReplayStorage.create({ capacity: 100_000, dim: DIM });
@@ -35,48 +56,6 @@ function replay(): ReplayStorage {
     );
   }
   return r;
-}
-
-const hp = (batchSize: number): HyperParameters => ({
-  learningRate: 1e-3,
-  gamma: 0.99,
-  epsilonStart: 1,
-  epsilonEnd: 0.05,
-  epsilonDecay: 0.995,
-  batchSize,
-  minReplay: 64,
-  targetSyncEvery: 1000,
-  tau: 0,
-  loss: 'huber',
-  doubleDqn: true,
-  dueling: false,
-  gradClip: 10,
-  hiddenUnits: [256, 256],
-});
-
-async function measureLearner(
-  engine: DqnEngine,
-  storage: ReplayStorage,
-  batch: number,
-  seconds: number,
-) {
-  const learner = new DqnLearner(
-    engine,
-    hp(batch),
-    { prioritized: false, nStep: 3, gamma: 0.99, alpha: 0.6, beta: 0.4 },
-    storage,
-    { warn: () => undefined },
-  );
-  for (let i = 0; i < 20; i++) await learner.update();
-  const lat: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  while (performance.now() < end) {
-    const t0 = performance.now();
-    await learner.update();
-    lat.push((performance.now() - t0) * 1000);
-  }
-  const total = lat.reduce((a, b) => a + b, 0) / 1e6;
-  return { samplesPerSecond: (lat.length * batch) / total, latency: summarize(lat) };
 }
 
 /** The stock way: tf.layers model, target model predict, optimizer.minimize. */
@@ -153,21 +132,25 @@ export async function run(args: string[]): Promise<void> {
   const headline: Record<string, number> = {};
   const details: Record<string, unknown> = {};
   for (const batch of [64, 256]) {
-    const results: Record<string, number[]> = { ort: [], tfjs: [], stock: [] };
+    const results: Record<string, number[]> = { ort: [], ortMain: [], tfjs: [], stock: [] };
     for (let r = 0; r < runs; r++) {
+      const o = await onItsOwnThread(storage, batch, seconds, r + 1);
+      // The same engine on the main thread, beside TensorFlow.js's heap and wasm memory.
       const ort = await OrtEngine.create(initParams(DIMS, false, r + 1), opts);
-      const o = await measureLearner(ort, storage, batch, seconds);
+      const om = await measureLearner(ort, storage, batch, seconds / 2);
       ort.dispose();
       const ref = await TfjsEngine.create(initParams(DIMS, false, r + 1), opts);
       const f = await measureLearner(ref, storage, batch, seconds / 2);
       ref.dispose();
       const s = await measureStock(storage, batch, seconds / 2);
       results.ort!.push(o.samplesPerSecond);
+      results.ortMain!.push(om.samplesPerSecond);
       results.tfjs!.push(f.samplesPerSecond);
       results.stock!.push(s.samplesPerSecond);
-      details[`batch ${batch} run ${r + 1}`] = { ort: o, tfjs: f, stock: s };
+      details[`batch ${batch} run ${r + 1}`] = { ort: o, ortMain: om, tfjs: f, stock: s };
       if (r === runs - 1) {
-        printLatency(`batch ${batch} onnxruntime update`, o.latency);
+        printLatency(`batch ${batch} onnxruntime update (own thread)`, o.latency);
+        printLatency(`batch ${batch} onnxruntime update (main thread)`, om.latency);
         printLatency(`batch ${batch} tfjs-${backend} reference update`, f.latency);
         printLatency(`batch ${batch} stock tf.layers + minimize`, s.latency);
       }
@@ -176,7 +159,7 @@ export async function run(args: string[]): Promise<void> {
       headline[`batch ${batch} ${k} samples/s (median)`] = median(v);
     const m = (k: string) => median(results[k]!);
     console.log(
-      `  batch ${batch}: onnxruntime ${fmtRate(m('ort'))}, tfjs reference ${fmtRate(m('tfjs'))}, stock ${fmtRate(m('stock'))} → ×${(m('ort') / m('stock')).toFixed(1)} over stock`,
+      `  batch ${batch}: onnxruntime ${fmtRate(m('ort'))} on its own thread (${fmtRate(m('ortMain'))} on main beside TensorFlow.js), tfjs reference ${fmtRate(m('tfjs'))}, stock ${fmtRate(m('stock'))} → ×${(m('ort') / m('stock')).toFixed(1)} over stock`,
     );
     headline[`batch ${batch} speed-up over stock`] = m('ort') / m('stock');
   }
