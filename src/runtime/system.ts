@@ -42,10 +42,10 @@ export interface SystemStats {
   readonly threads: readonly {
     readonly thread: string;
     readonly actors: readonly ActorStats[];
-    /** Event-loop time since the worker (re)started: where the CPU goes, thread by thread. */
+    /** Event-loop and CPU time since the worker (re)started: where the time goes, by thread. */
     readonly load?: ThreadLoad;
   }[];
-  /** The main thread's event loop (gRPC services, metrics, messages to SYSTEM). */
+  /** The main thread's load (gRPC services, metrics, messages to SYSTEM). */
   readonly mainLoad: ThreadLoad;
   readonly deadLetters: number;
   /** Actor → actor envelopes main had to route (a peer was restarting); the rest went direct. */
@@ -218,7 +218,6 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
         return { thread: s.thread, actors, ...(load ? { load } : {}) };
       }),
     );
-
     return {
       threads,
       mainLoad: threadLoad(),

@@ -145,6 +145,8 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
     worker.once('exit', () => {
       if (worker !== this.#worker) return;
       this.#alive = false;
+      // Fences still held were for this worker's ports; the next start gets new ones.
+      this.#outbox = this.#outbox.filter((m) => m.kind !== 'fence');
       if (!this.#stopping) this.emit('down');
     });
     this.#data = data.port1;
