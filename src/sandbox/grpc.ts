@@ -71,7 +71,11 @@ export interface SandboxClient {
   act(actions: ActionRequestWire[], deadlineMs: number): Promise<ActionAckWire[]>;
   /** Whether act() goes over the stream (false once the sandbox answered UNIMPLEMENTED). */
   readonly streaming: boolean;
-  close(): void;
+  /**
+   * Refuses new batches and half-closes the action stream; resolves once the batches in flight
+   * have their acks (or failed), at the latest after `graceMs`. Then the channel is closed.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 type Acks = { acks?: ActionAckWire[] };
@@ -102,6 +106,8 @@ class ActionStream {
   readonly #raw: SandboxClient['raw'];
   #call: ActCall | undefined;
   readonly #waiting: InFlight[] = [];
+  #closed = false;
+  #drained: (() => void) | undefined;
   unary = false;
 
   constructor(raw: SandboxClient['raw']) {
@@ -109,6 +115,8 @@ class ActionStream {
   }
 
   act(actions: ActionRequestWire[], deadlineMs: number): Promise<ActionAckWire[]> {
+    if (this.#closed)
+      return Promise.reject(streamError(grpc.status.CANCELLED, 'the client is closing'));
     if (this.unary) return unaryAct(this.#raw, actions, Date.now() + deadlineMs);
     const call = this.#open();
     return new Promise((resolve, reject) => {
@@ -125,8 +133,21 @@ class ActionStream {
     });
   }
 
-  close(): void {
-    if (this.#call) this.#fail(this.#call, streamError(grpc.status.CANCELLED, 'client closed'));
+  /** Half-closes the stream: the sandbox answers what it has, then ends it. */
+  async close(graceMs: number): Promise<void> {
+    this.#closed = true;
+    const call = this.#call;
+    if (!call) return;
+    call.end();
+    if (this.#waiting.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve;
+        timer = setTimeout(resolve, graceMs);
+      });
+      clearTimeout(timer);
+    }
+    this.#fail(call, streamError(grpc.status.CANCELLED, 'the client closed'));
   }
 
   #open(): ActCall {
@@ -140,6 +161,7 @@ class ActionStream {
       }
       clearTimeout(head.timer);
       head.resolve(reply.acks ?? []);
+      if (this.#waiting.length === 0) this.#drained?.();
     });
     call.on('error', (error: grpc.ServiceError) => this.#fail(call, error));
     call.on('end', () =>
@@ -155,6 +177,7 @@ class ActionStream {
     call.cancel();
     const waiting = this.#waiting.splice(0);
     for (const w of waiting) clearTimeout(w.timer);
+    this.#drained?.();
     if (error.code === grpc.status.UNIMPLEMENTED) {
       // A sandbox with Act only: these batches, and every later one, go as unary calls.
       this.unary = true;
@@ -201,8 +224,8 @@ export function sandboxClient(
     get streaming() {
       return !stream.unary;
     },
-    close: () => {
-      stream.close();
+    close: async (graceMs = 0) => {
+      await stream.close(graceMs);
       raw.close();
     },
   };

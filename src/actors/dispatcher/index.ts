@@ -208,7 +208,10 @@ export default defineActor<DispatcherMessage, State>({
     failed: s.failed,
     inFlight: s.inFlight,
   }),
-  stop(state) {
-    for (const c of state.clients.values()) c.close();
+  async stop(state, ctx) {
+    // Batches in flight get their acks before the channels close (up to one deadline).
+    await Promise.all(
+      [...state.clients.values()].map((c) => c.close(ctx.config.dispatch.deadlineMs)),
+    );
   },
 });
