@@ -15,8 +15,9 @@
 //   sender routed through main is delivered first, so delivery stays in order per sender → receiver.
 //
 //   Lifecycle handshake: main spawns → host imports actor modules and runs init → host posts
-//   'ready' → main delivers buffered envelopes. Stop: main calls control.stop() (actors' stop
-//   hooks run), waits up to shutdownTimeoutMs, then terminates the worker.
+//   'ready' → main delivers buffered envelopes. Stop: main calls control.stopActors() for the
+//   actors in pipeline order (across threads), then control.stop() per thread, waits up to
+//   shutdownTimeoutMs for each, then terminates the worker.
 
 import type { MessagePort } from 'node:worker_threads';
 import type { WardenConfig } from '../config/schema.ts';
@@ -121,5 +122,7 @@ export interface HostControl {
   restartActor(name: string): Promise<void>;
   /** Drops a crashed actor's mailbox after the supervisor gave up; returns how many were dropped. */
   abandonActor(name: string): number;
+  /** Runs these actors' stop hooks; the thread and its other actors keep running. */
+  stopActors(names: string[]): Promise<void>;
   stop(): Promise<void>;
 }

@@ -234,24 +234,33 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   }
 
   /**
-   * Stops threads in pipeline order — sources first, sinks last — so what an actor flushes while
-   * stopping (the episodes actor's open episodes) still reaches a running DB writer. Threads that
-   * host none of the known actors stop with the first group.
+   * Stops actors in pipeline order — sources first, sinks last — and then the threads, in the same
+   * order. Actor by actor, not thread by thread: the receivers stop before the dispatcher that
+   * shares their thread, so decisions still on their way reach it and get their acks, and what an
+   * actor flushes while stopping (the episodes actor's open episodes) still reaches a running DB
+   * writer. Actors outside SHUTDOWN_ORDER (feeds, the registry) stop first. A stop hook that does
+   * not finish within shutdownTimeoutMs is left behind, and its thread terminated at the end.
    */
   async stop(): Promise<void> {
     const timeout = this.#config.runtime.shutdownTimeoutMs;
-    const rankOf = (thread: ThreadSupervisor) =>
-      Math.min(
-        ...Object.entries(this.#routes)
-          .filter(([, t]) => t === thread.thread)
-          .map(([actor]) => {
-            const i = (SHUTDOWN_ORDER as readonly string[]).indexOf(actor.split(':')[0]!);
-            return Math.max(i, 0); // threads with no known actor stop first
-          }),
+    const rankOf = (actor: string) =>
+      (SHUTDOWN_ORDER as readonly string[]).indexOf(actor.split(':')[0]!); // −1: first
+    const actors = Object.entries(this.#routes);
+    for (const rank of [...new Set(actors.map(([a]) => rankOf(a)))].sort((a, b) => a - b)) {
+      const byThread = new Map<string, string[]>();
+      for (const [actor, thread] of actors)
+        if (rankOf(actor) === rank) byThread.set(thread, [...(byThread.get(thread) ?? []), actor]);
+      await Promise.all(
+        [...byThread].map(([thread, names]) =>
+          this.#supervisors.get(thread)!.stopActors(names, timeout),
+        ),
       );
+    }
+    const threadRank = (s: ThreadSupervisor) =>
+      Math.min(...actors.filter(([, t]) => t === s.thread).map(([a]) => rankOf(a)));
     const groups = new Map<number, ThreadSupervisor[]>();
     for (const s of this.#supervisors.values()) {
-      const rank = rankOf(s);
+      const rank = threadRank(s);
       groups.set(rank, [...(groups.get(rank) ?? []), s]);
     }
     for (const rank of [...groups.keys()].sort((a, b) => a - b)) {

@@ -274,6 +274,23 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
     if (this.#ready && this.#control) await this.#control.configure(config);
   }
 
+  /** Runs these actors' stop hooks (the thread keeps running); gives up waiting after timeoutMs. */
+  async stopActors(names: readonly string[], timeoutMs: number): Promise<void> {
+    if (!this.#ready || !this.#control) return;
+    try {
+      await withTimeout(
+        this.#control.stopActors([...names]),
+        timeoutMs,
+        `stop of ${names.join(', ')} in "${this.thread}"`,
+      );
+    } catch (error) {
+      this.#opts.log.warn(
+        { err: error, thread: this.thread, actors: names },
+        'actors did not stop in time',
+      );
+    }
+  }
+
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
     const worker = this.#worker;

@@ -151,6 +151,9 @@ export async function main(init: HostInit): Promise<void> {
     abandonActor(name) {
       return cells.get(name)?.abandon() ?? 0;
     },
+    async stopActors(names) {
+      for (const name of names) await cells.get(name)?.stop();
+    },
     async stop() {
       for (const cell of cells.values()) await cell.stop();
       await tracing?.shutdown(); // the last spans go out before the port closes
