@@ -212,6 +212,25 @@ test('unbuilt actors in the placement are left out and named', async (t) => {
   t.deepEqual(system.placement, { one: ['a'] });
 });
 
+test('shutdown stops actors in pipeline order across threads: a source before the sink that shares its thread', async (t) => {
+  const config = testConfig({
+    sandboxes: [{ name: 's1', address: '127.0.0.1:1' }],
+    runtime: { placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'] } },
+  });
+  const echo = fixtureActor('echo');
+  const system = new ActorSystem({
+    config,
+    modules: { receiver: echo, adapter: echo, dispatcher: echo },
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  await system.stop();
+  t.deepEqual(
+    inbox.messages.filter((m) => m.type === 'stopping').map((m) => m.actor),
+    ['receiver:s1', 'adapter', 'dispatcher'],
+  );
+});
+
 test('shutdown is a handshake: stop hooks run; a stop that hangs is terminated after the timeout', async (t) => {
   const config = testConfig({
     runtime: { placement: { one: ['a'], two: ['c'] }, shutdownTimeoutMs: 300 },
