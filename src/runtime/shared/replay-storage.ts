@@ -80,6 +80,13 @@ export interface SampleBatch {
   readonly weights: Float32Array;
 }
 
+/** Whether every value is finite: x·0 is 0 for finite x, NaN for NaN and ±∞ (a plain loop, no callback). */
+function allFinite(v: Float32Array): boolean {
+  let zero = 0;
+  for (let i = 0; i < v.length; i++) zero += v[i]! * 0;
+  return zero === 0;
+}
+
 export function createSampleBatch(maxBatch: number, dim: number): SampleBatch {
   return {
     size: 0,
@@ -239,8 +246,8 @@ export class ReplayStorage {
       e.action < 256 &&
       Number.isFinite(e.reward) &&
       Number.isInteger(e.episode) &&
-      e.state.every(Number.isFinite) &&
-      e.nextState.every(Number.isFinite)
+      allFinite(e.state) &&
+      allFinite(e.nextState)
     );
   }
 
