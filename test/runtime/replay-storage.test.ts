@@ -92,10 +92,19 @@ test('property 6: every valid transition is stored exactly as given; malformed o
           episode: r.episode,
           stage: 1,
         }));
-        const malformed = Array.from({ length: bad }, (_, i) => ({
-          ...exp(i),
-          reward: Number.NaN,
-        }));
+        // A NaN reward, a NaN in the state, an infinity in the next state (anywhere in the vector).
+        const poisoned = (i: number, value: number) => {
+          const v = exp(i).state.slice();
+          v[(i * 7) % DIM] = value;
+          return v;
+        };
+        const malformed = Array.from({ length: bad }, (_, i) =>
+          i % 3 === 0
+            ? { ...exp(i), reward: Number.NaN }
+            : i % 3 === 1
+              ? { ...exp(i), state: poisoned(i, Number.NaN) }
+              : { ...exp(i), nextState: poisoned(i, Number.NEGATIVE_INFINITY) },
+        );
         replay.append([...valid, ...malformed]);
         if (replay.size !== valid.length || replay.rejected !== bad) return false;
         return valid.every((e, slot) => {
