@@ -9,7 +9,8 @@
 //   review) cleans the file — successfully with probability cleanSuccessRate for malware — and a
 //   cleaned file behaves like goodware in stage 2 (a benign trace is replayed, truth benign).
 //   Outcomes report the sandbox's detection, the cleaning, and the ground truth.
-//   Fault injection for tests: cut the stream after N batches; refuse the first N Act calls.
+//   Fault injection for tests: cut the stream after N batches; refuse the first N batches of
+//   actions (an Act call, or a message on ActStream, which ends that stream).
 
 import * as grpc from '@grpc/grpc-js';
 import { fnv1a } from '../actors/adapter/state-vector.ts';

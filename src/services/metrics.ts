@@ -107,7 +107,13 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
     1,
   ],
   ['dispatcher', 'failed', 'warden_actions_failed', 'Actions that failed after every retry.', 1],
-  ['dispatcher', 'retries', 'warden_action_retries', 'Act calls retried.', 1],
+  [
+    'dispatcher',
+    'retries',
+    'warden_action_retries',
+    'Batches of actions sent again after a failure.',
+    1,
+  ],
   [
     'adapter',
     'backlog',

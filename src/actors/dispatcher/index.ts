@@ -1,5 +1,5 @@
 // The dispatcher: sends every decided action to the sandbox it came from (property 19) with its
-// context (20), in one Act call per sandbox per turn; confirmations and feedback go to the
+// context (20), in one batch per sandbox per turn (on its ActStream, or an Act call); confirmations and feedback go to the
 // episodes actor (21). A failed call is retried after dispatch.retryDelaysMs (1 s, 2 s, 4 s by
 // default: at most 3 retries), then its actions are reported failed (23). Retried actions keep
 // their id, so a sandbox applies each once.
@@ -56,7 +56,7 @@ async function send(
   const delays = ctx.config.dispatch.retryDelaysMs;
   let lastError = client ? '' : `no sandbox named "${sandbox}"`;
   state.inFlight += batch.length;
-  // One span per episode stage in this Act call (each stage has its own trace), retries as
+  // One span per episode stage in this batch (each stage has its own trace), retries as
   // span events.
   const byStage = new Map<string, ActionDecision[]>();
   for (const d of batch) {
@@ -185,7 +185,7 @@ export default defineActor<DispatcherMessage, State>({
           state.queues.set(d.sandboxId, q);
         }
         if (!state.scheduled) {
-          // Everything that arrives in this turn goes out in one Act per sandbox.
+          // Everything that arrives in this turn goes out as one batch per sandbox.
           state.scheduled = true;
           setImmediate(() => {
             state.scheduled = false;
