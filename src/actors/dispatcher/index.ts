@@ -1,8 +1,8 @@
 // The dispatcher: sends every decided action to the sandbox it came from (property 19) with its
-// context (20), in one batch per sandbox per turn (on its ActStream, or an Act call); confirmations and feedback go to the
-// episodes actor (21). A failed call is retried after dispatch.retryDelaysMs (1 s, 2 s, 4 s by
-// default: at most 3 retries), then its actions are reported failed (23). Retried actions keep
-// their id, so a sandbox applies each once.
+// context (20), in one batch per sandbox per turn (on its ActStream, or an Act call);
+// confirmations and feedback go to the episodes actor (21). A failed batch is retried after
+// dispatch.retryDelaysMs (1 s, 2 s, 4 s by default: at most 3 retries), then its actions are
+// reported failed (23). Retried actions keep their id, so a sandbox applies each once.
 
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ActionDecision } from '../../messages/action.ts';
