@@ -1,6 +1,7 @@
 // Offline training (`warden train`): replays recorded episodes through the two-stage workflow,
 // acting epsilon-greedily with the policy network, storing every transition of both stages in
-// the replay storage, and updating the network with the DQN learner after each episode.
+// the replay storage together with the trace's hindsight transitions (below), and updating the
+// network with the DQN learner after each episode.
 
 import { StateAccumulator } from '../actors/adapter/state-vector.ts';
 import { stepCost, verdictOf, verdictReward } from '../actors/episodes/rewards.ts';
