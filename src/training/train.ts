@@ -95,9 +95,9 @@ const HINDSIGHT_EPISODES = 1 << 30;
  * of the run (where the file is released), and at every step each verdict as its own one-step
  * episode with the reward it would have earned. Exploration alone ends most stages in a few
  * steps, so the later states were seldom seen and waiting was never learned: the agent decided
- * after 2–6 calls. On the Oliveira split (2,000 episodes, 2 seeds) held-out balanced accuracy
- * went from 0.65–0.68 to 0.76–0.80 and decisions came after 9–16 calls; more updates without
- * hindsight did not do it (0.65–0.67).
+ * after 2–6 calls. On the Oliveira split (1,500 episodes, seeds 1 and 2) held-out balanced
+ * accuracy went from 0.64–0.67 to 0.76, with decisions after 7–16 calls; 20× more updates
+ * without hindsight did not do it (0.65–0.67).
  */
 export function hindsightTransitions(
   trace: RecordedTrace,
