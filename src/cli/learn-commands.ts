@@ -79,6 +79,8 @@ export async function trainCommand(
     engine: EngineChoice;
     seed: number;
     resume?: boolean;
+    /** false with --no-hindsight. */
+    hindsight?: boolean;
     names?: string;
   },
   out: Out,
@@ -106,6 +108,7 @@ export async function trainCommand(
     episodes: opts.episodes,
     engine: opts.engine,
     seed: opts.seed,
+    hindsight: opts.hindsight !== false,
     ...(initial ? { initial } : {}),
     progressEvery: Math.max(1, Math.floor(opts.episodes / 100)),
     onProgress: (p) => {

@@ -178,6 +178,10 @@ export async function run(
       1,
     )
     .option('--resume', 'continue from the latest model in --out (incremental learning)')
+    .option(
+      '--no-hindsight',
+      'learn only from the played episodes, not from every step of each labelled trace',
+    )
     .option('--names <json>', 'id → API name table for an ids CSV')
     .action(async (opts) => {
       code = await trainCommand(opts, out);
