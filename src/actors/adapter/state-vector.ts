@@ -22,6 +22,14 @@
 //                                          linear model gains 0.79 → 0.81 AUC at dim 64, 0.84 → 0.88 at 100)
 //
 // Every value is clamped to [0, 1]; NaN cannot arise (inputs are validated counts).
+//
+// What this layout can tell, measured on the Oliveira split with a logistic regression on the
+// state after the first k calls (held-out AUC): 0.735 at k = 5, 0.740 at 20, 0.744 at 50, 0.833 at
+// 100. The hashed buckets fill up early, so after a few calls more calls add little until the
+// whole trace is in. Features learned from labelled traces would: two naive-Bayes evidence
+// features (token log-odds from the training split) on top of these 64 gave 0.849 at 50 and
+// 0.901 at 100; a 1,000-token logistic regression 0.896 at 50 and 0.953 at 100. Not built: such
+// a vocabulary is an artefact the adapter and every model would have to agree on.
 
 import { API_CATEGORIES, type TelemetryEvent } from '../../messages/telemetry.ts';
 import { LayoutError } from '../../runtime/errors.ts';
