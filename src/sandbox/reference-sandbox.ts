@@ -442,8 +442,11 @@ export class ReferenceSandbox {
 
   /** ActStream: one ack batch per action batch, in order (a refusal ends the stream). */
   #actStream(call: grpc.ServerDuplexStream<{ actions?: ActionRequestWire[] }, unknown>): void {
+    let ended = false;
     call.on('data', (request: { actions?: ActionRequestWire[] }) => {
+      if (ended) return; // batches already on their way when the stream was refused
       if (this.#refuse()) {
+        ended = true;
         call.emit('error', {
           code: grpc.status.UNAVAILABLE,
           details: 'fault injection: actions refused',
