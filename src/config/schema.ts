@@ -115,7 +115,10 @@ const Replay = Type.Object(
 const Learning = Type.Object(
   {
     learningRate: Num(1e-3, 1e-7, 1),
-    gamma: Num(0.99, 0, 1),
+    gamma: Num(1, 0, 1, {
+      description:
+        'Discount. 1 = none: a stage ends by its horizon, and with 0.99 a verdict 100 calls away was worth a third, so the agent decided after a few calls (held-out balanced accuracy 0.72–0.76 vs 0.80–0.82 with 1 and rewards.perEvent −0.003).',
+    }),
     epsilonStart: Num(1, 0, 1),
     epsilonEnd: Num(0.05, 0, 1),
     epsilonDecay: Num(0.995, 0, 1, { description: 'Multiplied into epsilon after every episode.' }),
@@ -175,7 +178,10 @@ const Rewards = Type.Object(
     falseNegative: Num(-2, -1e6, 0, {
       description: 'Malicious file released; costs more than FP.',
     }),
-    perEvent: Num(-0.01, -1e6, 0, { description: 'Time cost per observed event.' }),
+    perEvent: Num(-0.003, -1e6, 0, {
+      description:
+        'Time cost per observed event: what waiting one more call for a surer verdict costs (−0.01 ended stages after about 12 calls, −0.003 after about 20).',
+    }),
     isolation: Num(-0.05, -1e6, 0, { description: 'Cost of raising isolation.' }),
     review: Num(-0.3, -1e6, 0, { description: 'Cost of human review.' }),
     unapplied: Num(-0.1, -1e6, 0, {

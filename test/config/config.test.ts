@@ -45,7 +45,7 @@ test('docs/configuration.md is generated from the schema and in sync', (t) => {
   t.is(readFileSync(path, 'utf8'), configurationReference(), 'run `npm run config:schema`');
   t.regex(
     configurationReference(),
-    /\| `learning\.gamma` \| number \| `0\.99` \| ≥ 0, ≤ 1 \| live \|/,
+    /\| `learning\.gamma` \| number \| `1` \| ≥ 0, ≤ 1 \| live \| Discount\./,
   );
 });
 
@@ -108,7 +108,7 @@ test('9.3: invalid values fall back to safe defaults with a warning naming each 
     'telemetry.stateDim',
   ]);
   t.is(config.learning.learningRate, 1e-3);
-  t.is(config.learning.gamma, 0.99);
+  t.is(config.learning.gamma, 1);
   t.is(config.replay.capacity, 1_000_000);
   t.is(config.telemetry.stateDim, 64);
   t.is(config.runtime.shutdownTimeoutMs, 5_000);

@@ -89,7 +89,7 @@ test('online learning on real telemetry: the served policy detects better than i
   try {
     // Enough exported versions for the learning to show (each judged on the held-out set).
     t.true(
-      await until(async () => ((await learner()).exported ?? 0) >= 4, 180_000),
+      await until(async () => ((await learner()).exported ?? 0) >= 6, 200_000),
       'the learner exported versions while the sandboxes ran',
     );
     const after = await learner();
