@@ -56,19 +56,28 @@ function pick(raw: Raw, key: string): unknown {
   return Object.hasOwn(raw, alt) ? raw[alt] : undefined;
 }
 
-/** Rejects nesting deeper than maxDepth or more than MAX_NODES values, without recursion. */
+/**
+ * Rejects nesting deeper than maxDepth or more than MAX_NODES values. Recursion is bounded by
+ * maxDepth (the check throws before going deeper), and nothing is allocated per value: this runs
+ * for every event a receiver takes.
+ */
 function checkShape(value: unknown, maxDepth: number): void {
-  const stack: [unknown, number][] = [[value, 1]];
-  let nodes = 0;
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!;
-    if (++nodes > MAX_NODES)
-      throw new InputTooLargeError(`telemetry event has more than ${MAX_NODES} values`);
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth > maxDepth)
-      throw new InputTooLargeError(`telemetry event nests deeper than ${maxDepth} levels`);
-    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  const seen = { nodes: 0 };
+  visit(value, 1, maxDepth, seen);
+}
+
+function visit(v: unknown, depth: number, maxDepth: number, seen: { nodes: number }): void {
+  if (++seen.nodes > MAX_NODES)
+    throw new InputTooLargeError(`telemetry event has more than ${MAX_NODES} values`);
+  if (typeof v !== 'object' || v === null) return;
+  if (depth > maxDepth)
+    throw new InputTooLargeError(`telemetry event nests deeper than ${maxDepth} levels`);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) visit(v[i], depth + 1, maxDepth, seen);
+    return;
   }
+  const o = v as Raw;
+  for (const key in o) if (Object.hasOwn(o, key)) visit(o[key], depth + 1, maxDepth, seen);
 }
 
 class FieldReader {

@@ -163,6 +163,11 @@ test('oversize, too deep, non-object and non-JSON input is rejected with a clear
     code: 'WARDEN_INPUT_TOO_LARGE',
     message: /deeper than 8/,
   });
+  // Parsed input (from protobuf, with no byte count) with too many values.
+  t.throws(() => validateTelemetry({ syscallTypes: Array(100_001).fill('x') }, opts), {
+    code: 'WARDEN_INPUT_TOO_LARGE',
+    message: /more than 100000 values/,
+  });
   t.throws(() => parseTelemetryJson('[1,2]', opts), {
     code: 'WARDEN_INVALID_INPUT',
     message: /must be an object/,
@@ -173,7 +178,7 @@ test('oversize, too deep, non-object and non-JSON input is rejected with a clear
   });
   t.deepEqual(counter.rejected(), {
     'too-large': 1,
-    'too-deep': 1,
+    'too-deep': 2,
     'not-an-object': 1,
     'not-json': 1,
   });
