@@ -10,6 +10,7 @@ import { validateConfig } from '../src/config/validate.ts';
 import type { ActionDecision } from '../src/messages/action.ts';
 import type { EpisodeStarted } from '../src/messages/episode.ts';
 import type { SandboxEvent } from '../src/messages/index.ts';
+import { packEvents } from '../src/messages/packed-telemetry.ts';
 import type { RecordedTrace } from '../src/messages/recorded.ts';
 import type { MetadataDraft } from '../src/models/store.ts';
 import type { Message } from '../src/runtime/actor.ts';
@@ -188,6 +189,6 @@ export function sandboxBatch(sandbox: string, events: readonly SandboxEvent[]): 
     type: 'sandbox-events',
     sandbox,
     receivedAt: performance.timeOrigin + performance.now(),
-    events,
+    ...packEvents(events),
   };
 }

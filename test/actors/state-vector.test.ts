@@ -105,3 +105,33 @@ test('the same calls in another order differ only in the bigram features', (t) =
     differing.join(', '),
   );
 });
+
+test('each counter of an event moves its own feature and no other', (t) => {
+  const names = featureNames(64);
+  const fields = {
+    syscallCount: 'syscalls',
+    fileReadCount: 'file_reads',
+    fileWriteCount: 'file_writes',
+    fileDeleteCount: 'file_deletes',
+    networkConnections: 'network_connections',
+    bytesSent: 'bytes_sent',
+    bytesReceived: 'bytes_received',
+    childProcesses: 'child_processes',
+    cpuUsage: 'cpu',
+    memoryUsage: 'memory',
+    registryModification: 'registry_modification',
+    privilegeEscalation: 'privilege_escalation',
+    codeInjection: 'code_injection',
+  } as const;
+  for (const [field, feature] of Object.entries(fields)) {
+    const acc = new StateAccumulator(64, 100);
+    const e = validateTelemetry(
+      { episodeId: 'e', [field]: /^(registry|privilege|code)_/.test(feature) ? true : 7 },
+      { limits, counter: new DefaultsCounter() },
+    );
+    acc.add(e);
+    const v = acc.vector(1, 0, false);
+    const moved = names.filter((n, i) => v[i] !== 0 && n !== 'progress');
+    t.deepEqual(moved, [feature], field);
+  }
+});

@@ -14,6 +14,13 @@ import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { EpisodeLifecycle } from '../../messages/episode.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
 import type { ModelActivated, ModelPublished, ModelRefused } from '../../messages/model.ts';
+import {
+  apiNameAt,
+  COLUMNS,
+  episodeIdAt,
+  seqAt,
+  stageAt,
+} from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { FairQueue } from '../../runtime/fair-queue.ts';
 import { NOOP_TRACER, type Span, traceparentOf } from '../../runtime/tracing.ts';
@@ -472,32 +479,13 @@ export default defineActor<AdapterMessage, State>({
         state.handoffs[state.handoffNext++ & 4095] =
           performance.timeOrigin + now - message.receivedAt;
         const limits = ctx.config.telemetry;
-        for (const e of message.events) {
-          if (e.type === 'telemetry') {
-            const k = key(e.episodeId, e.stage);
-            const s = state.stages.get(k) ?? openStage(state, ctx, k, false);
-            if (s.decided || e.seq < s.nextSeq) continue; // decided, or a replay after a reconnect
-            s.nextSeq = e.seq + 1;
-            if (++s.events > limits.maxEventsPerStage) {
-              // A flooding sample: counted, not decided on (the stage keeps its last decision).
-              state.overLimit++;
-              if (s.events === limits.maxEventsPerStage + 1)
-                ctx.log.warn(
-                  { sandbox: message.sandbox, episodeId: e.episodeId, stage: e.stage },
-                  `stage passed telemetry.maxEventsPerStage (${limits.maxEventsPerStage}); later events are counted, not decided`,
-                );
-              continue;
-            }
-            s.acc.add(e);
-            state.backlog.push(message.sandbox, k, {
-              sandbox: message.sandbox,
-              episodeId: e.episodeId,
-              stage: e.stage,
-              seq: e.seq,
-              state: s.acc.vector(e.stage, s.isolation, s.cleaned),
-              receivedAt: message.receivedAt,
-            });
-          } else {
+        const p = message.telemetry;
+        const lifecycle = message.lifecycle;
+        let next = 0;
+        for (let i = 0; i <= p.count; i++) {
+          // Lifecycle events in their place among the telemetry.
+          for (; next < lifecycle.length && lifecycle[next]!.at <= i; next++) {
+            const e = lifecycle[next]!.event;
             const k = key(e.episodeId, e.stage);
             if (e.type === 'episode-started') {
               state.stages.delete(k);
@@ -505,6 +493,33 @@ export default defineActor<AdapterMessage, State>({
             } else state.stages.delete(k);
             ctx.send('episodes', traceLifecycle(state, ctx, e));
           }
+          if (i === p.count) break;
+          const episodeId = episodeIdAt(p, i);
+          const stage = stageAt(p, i);
+          const seq = seqAt(p, i);
+          const k = key(episodeId, stage);
+          const s = state.stages.get(k) ?? openStage(state, ctx, k, false);
+          if (s.decided || seq < s.nextSeq) continue; // decided, or a replay after a reconnect
+          s.nextSeq = seq + 1;
+          if (++s.events > limits.maxEventsPerStage) {
+            // A flooding sample: counted, not decided on (the stage keeps its last decision).
+            state.overLimit++;
+            if (s.events === limits.maxEventsPerStage + 1)
+              ctx.log.warn(
+                { sandbox: message.sandbox, episodeId, stage },
+                `stage passed telemetry.maxEventsPerStage (${limits.maxEventsPerStage}); later events are counted, not decided`,
+              );
+            continue;
+          }
+          s.acc.addColumns(p.numbers, i * COLUMNS, apiNameAt(p, i));
+          state.backlog.push(message.sandbox, k, {
+            sandbox: message.sandbox,
+            episodeId,
+            stage,
+            seq,
+            state: s.acc.vector(stage, s.isolation, s.cleaned),
+            receivedAt: message.receivedAt,
+          });
         }
         void pump(state, ctx);
         return state;

@@ -31,6 +31,14 @@
 // 0.901 at 100; a 1,000-token logistic regression 0.896 at 50 and 0.953 at 100. Not built: such
 // a vocabulary is an artefact the adapter and every model would have to agree on.
 
+import {
+  COL,
+  COLUMNS,
+  FLAG_INJECTION,
+  FLAG_PRIVILEGE,
+  FLAG_REGISTRY,
+  writeColumns,
+} from '../../messages/packed-telemetry.ts';
 import { API_CATEGORIES, type TelemetryEvent } from '../../messages/telemetry.ts';
 import { LayoutError } from '../../runtime/errors.ts';
 
@@ -88,8 +96,6 @@ const LOG = (v: number, scale: number) => {
 /** Presence first, magnitude second: 0 when never seen, 0.5 at one, → 1 at the horizon. */
 const PRESENCE = (v: number, scale: number) => (v > 0 ? 0.5 + 0.5 * LOG(v - 1, scale) : 0);
 
-const CATEGORY_INDEX = new Map(API_CATEGORIES.map((c, i) => [c, 13 + i] as const));
-
 /** Running state of one (episode, stage); add() is O(1), write() is O(dim). */
 export class StateAccumulator {
   readonly dim: number;
@@ -102,6 +108,7 @@ export class StateAccumulator {
   readonly #nameBuckets: Float64Array;
   readonly #bigramBuckets: Float64Array;
   #previousApi = '';
+  readonly #scratch = new Float64Array(COLUMNS);
 
   constructor(dim: number, horizon: number) {
     if (!Number.isInteger(dim) || dim < MIN_STATE_DIM || dim > 100) {
@@ -120,31 +127,40 @@ export class StateAccumulator {
     return this.#events;
   }
 
+  /** One validated event (offline training and evaluation). */
   add(e: TelemetryEvent): void {
+    writeColumns(e, this.#scratch, 0);
+    this.addColumns(this.#scratch, 0, e.api?.name ?? null);
+  }
+
+  /** One event in the receiver → adapter columns (messages/packed-telemetry.ts) at row offset `off`. */
+  addColumns(n: Float64Array, off: number, api: string | null): void {
     this.#events++;
     const s = this.#sums;
-    s[0]! += e.syscallCount;
-    s[1]! += e.fileReadCount;
-    s[2]! += e.fileWriteCount;
-    s[3]! += e.fileDeleteCount;
-    s[4]! += e.networkConnections;
-    s[5]! += e.bytesSent;
-    s[6]! += e.bytesReceived;
-    s[7]! += e.childProcesses;
-    if (e.registryModification) s[10]!++;
-    if (e.privilegeEscalation) s[11]!++;
-    if (e.codeInjection) s[12]!++;
-    this.#cpu = e.cpuUsage;
-    if (e.memoryUsage > this.#memory) this.#memory = e.memoryUsage;
-    const api = e.api;
-    if (api) {
-      this.#categories[CATEGORY_INDEX.get(api.category)! - 13]!++;
+    s[0]! += n[off + COL.syscallCount]!;
+    s[1]! += n[off + COL.fileReadCount]!;
+    s[2]! += n[off + COL.fileWriteCount]!;
+    s[3]! += n[off + COL.fileDeleteCount]!;
+    s[4]! += n[off + COL.networkConnections]!;
+    s[5]! += n[off + COL.bytesSent]!;
+    s[6]! += n[off + COL.bytesReceived]!;
+    s[7]! += n[off + COL.childProcesses]!;
+    const flags = n[off + COL.flags]!;
+    if (flags & FLAG_REGISTRY) s[10]!++;
+    if (flags & FLAG_PRIVILEGE) s[11]!++;
+    if (flags & FLAG_INJECTION) s[12]!++;
+    this.#cpu = n[off + COL.cpuUsage]!;
+    const memory = n[off + COL.memoryUsage]!;
+    if (memory > this.#memory) this.#memory = memory;
+    const category = n[off + COL.category]!;
+    if (api !== null && category >= 0) {
+      this.#categories[category]!++;
       const nb = this.#nameBuckets;
-      nb[fnv1a(api.name) % nb.length]!++;
+      nb[fnv1a(api) % nb.length]!++;
       const bb = this.#bigramBuckets;
       if (this.#previousApi !== '' && bb.length > 0)
-        bb[fnv1a(`${this.#previousApi}>${api.name}`) % bb.length]!++;
-      this.#previousApi = api.name;
+        bb[fnv1a(`${this.#previousApi}>${api}`) % bb.length]!++;
+      this.#previousApi = api;
     }
   }
 

@@ -1,15 +1,20 @@
 // A receiver (one per sandbox, "receiver:<name>"): subscribes to the sandbox's Watch stream,
 // validates every event as untrusted input (defaults counted per field), and hands the batch to
-// the adapter with its arrival time. A cut stream is resubscribed with exponential backoff.
+// the adapter with its arrival time, its telemetry in columns (messages/packed-telemetry.ts). A cut stream is resubscribed with exponential backoff.
 
 import type * as grpc from '@grpc/grpc-js';
 import type {
+  EpisodeLifecycle,
   EpisodeStarted,
   Label,
-  SandboxEvent,
   StageFailed,
   StageOutcome,
 } from '../../messages/index.ts';
+import {
+  type PackedTelemetry,
+  type SequencedLifecycle,
+  TelemetryPacker,
+} from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import { DefaultsCounter } from '../../validation/defaults-counter.ts';
@@ -20,7 +25,10 @@ export interface SandboxEventsBatch {
   readonly sandbox: string;
   /** performance.timeOrigin + performance.now() when the batch arrived (property 1). */
   readonly receivedAt: number;
-  readonly events: readonly SandboxEvent[];
+  /** The batch's validated telemetry, in columns (messages/packed-telemetry.ts). */
+  readonly telemetry: PackedTelemetry;
+  /** Its lifecycle events, each placed among the telemetry by `at`. */
+  readonly lifecycle: readonly SequencedLifecycle[];
 }
 
 export type ReceiverMessage = { readonly type: 'reconnect' };
@@ -50,7 +58,7 @@ const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) 
 const stageOf = (v: unknown) => (v === 2 ? 2 : 1) as 1 | 2;
 const LABELS: Record<number, Label> = { 0: 'unknown', 1: 'malicious', 2: 'benign' };
 
-function lifecycle(kind: string, w: Wire, sandbox: string): SandboxEvent | undefined {
+function lifecycleEvent(kind: string, w: Wire, sandbox: string): EpisodeLifecycle | undefined {
   const base = {
     sandboxId: sandbox,
     episodeId: str(w.episodeId, 'unknown'),
@@ -105,34 +113,37 @@ function subscribe(state: State, ctx: ActorContext): void {
     const receivedAt = performance.timeOrigin + performance.now();
     state.failures = 0;
     state.batches++;
-    const events: SandboxEvent[] = [];
-    for (const item of batch.events ?? []) {
+    const items = batch.events ?? [];
+    const packer = new TelemetryPacker(items.length);
+    const lifecycle: SequencedLifecycle[] = [];
+    for (const item of items) {
       const kind = str(item.kind);
       const body = item[kind] as Wire | undefined;
       if (!body) continue;
       try {
         if (kind === 'telemetry')
-          events.push(
+          packer.add(
             validateTelemetry(
               { ...body, sandboxId: state.sandbox },
               { limits, counter: state.counter, absentIsDefault: true, now: Date.now() },
             ),
           );
         else {
-          const e = lifecycle(kind, body, state.sandbox);
-          if (e) events.push(e);
+          const e = lifecycleEvent(kind, body, state.sandbox);
+          if (e) lifecycle.push({ at: packer.count, event: e });
         }
       } catch (error) {
         state.rejected++;
         ctx.log.warn({ err: error, sandbox: state.sandbox }, 'sandbox event rejected');
       }
     }
-    state.events += events.length;
+    state.events += packer.count + lifecycle.length;
     const message: SandboxEventsBatch = {
       type: 'sandbox-events',
       sandbox: state.sandbox,
       receivedAt,
-      events,
+      telemetry: packer.finish(),
+      lifecycle,
     };
     ctx.send('adapter', message);
   });
