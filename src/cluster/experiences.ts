@@ -17,6 +17,8 @@ export const EXPERIENCE_LOCK = 0x5745_5850; // "WEXP"
 
 /** One transition of a stage (TrajectoryStep) with where and by which model it was decided. */
 export interface ExperienceRow extends TrajectoryStep {
+  /** Stored with the row: the learner host reads rows one by one in id order. */
+  readonly nextState: readonly number[];
   readonly hostId: string;
   readonly episodeId: string;
   readonly modelVersion: string;

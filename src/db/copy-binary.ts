@@ -172,25 +172,23 @@ export function encodePatterns(
 }
 
 /** The columns, in the order encodeTrajectories writes them. */
-export const TRAJECTORY_COPY_COLUMNS =
-  'episode_id, stage, step, state, action, reward, next_state, done';
+export const TRAJECTORY_COPY_COLUMNS = 'episode_id, stage, step, state, action, reward, done';
 
-/** Every step of these episodes as trajectory rows. */
+/** Every step of these episodes as trajectory rows (next_state is left NULL: see migration 7). */
 export function encodeTrajectories(episodes: readonly EpisodeTrajectory[]): Buffer {
   const steps = episodes.reduce((n, e) => n + e.steps.length, 0);
   const dim = episodes[0]?.steps[0]?.state.length ?? 0;
-  const out = new CopyWriter(steps * (100 + 16 * dim));
+  const out = new CopyWriter(steps * (100 + 8 * dim));
   for (const e of episodes)
     for (const s of e.steps)
       out
-        .tuple(8)
+        .tuple(7)
         .text(e.episodeId)
         .int16(s.stage)
         .int32(s.step)
         .float4Array(s.state)
         .int16(s.action)
         .float4(s.reward)
-        .float4Array(s.nextState)
         .bool(s.done);
   return out.finish();
 }

@@ -153,6 +153,22 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ivf_centroids ADD COLUMN sizes integer[], ADD COLUMN counted_at timestamptz;
     `,
   },
+  {
+    version: 7,
+    name: 'trajectories store each state once; the view trajectory_transitions gives next_state',
+    sql: `
+      -- A step's next state is the next step's state in its stage (its own at the stage's end).
+      -- New rows leave next_state NULL; rows stored before keep theirs.
+      ALTER TABLE trajectories ALTER COLUMN next_state DROP NOT NULL;
+      CREATE VIEW trajectory_transitions AS
+        SELECT episode_id, stage, step, state, action, reward,
+               COALESCE(next_state,
+                        lead(state) OVER (PARTITION BY episode_id, stage ORDER BY step),
+                        state) AS next_state,
+               done
+          FROM trajectories;
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"

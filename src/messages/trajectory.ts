@@ -4,13 +4,17 @@
 import type { ActionId } from './action.ts';
 import type { Label, Stage } from './episode.ts';
 
+/**
+ * One transition. Its next state is the next step's state in the same stage (its own at the
+ * stage's last step), so it is not stored twice: PostgreSQL's view `trajectory_transitions`
+ * gives every row with its `next_state` (migration 7).
+ */
 export interface TrajectoryStep {
   readonly stage: Stage;
   readonly step: number;
   readonly state: readonly number[];
   readonly action: ActionId;
   readonly reward: number;
-  readonly nextState: readonly number[];
   readonly done: boolean;
 }
 

@@ -266,7 +266,6 @@ test.serial(
         state: [step / 5, stage],
         action: (step === 4 ? 3 : 0) as 0 | 3,
         reward: step === 4 ? 1 : -0.01,
-        nextState: [(step + 1) / 5, stage],
         done: step === 4,
       })),
     );
@@ -296,6 +295,37 @@ test.serial(
     );
     t.is(stored.rows.length, 10);
     t.deepEqual(stored.rows[9], { stage: 2, step: 4, state: [0.8, 2], action: 3, done: true });
+    // Each state is stored once; the view gives every transition its next state: the next
+    // step's in the same stage, its own at the stage's end.
+    const transitions = await db.pool.query(
+      'SELECT stage, step, next_state FROM trajectory_transitions WHERE episode_id = $1 ORDER BY stage, step',
+      ['traj-1'],
+    );
+    t.deepEqual(
+      transitions.rows.map((r) => r.next_state),
+      [1, 2].flatMap((stage) => [1, 2, 3, 4, 4].map((next) => [next / 5, stage])),
+    );
+    const bytes = await db.pool.query(
+      'SELECT next_state IS NULL AS derived FROM trajectories WHERE episode_id = $1',
+      ['traj-1'],
+    );
+    t.true(
+      bytes.rows.every((r) => r.derived),
+      'next_state is not stored a second time',
+    );
+    // A row stored before migration 7, with its next_state, keeps it.
+    await db.pool.query(
+      `INSERT INTO episodes (episode_id, label, partial, model_version, total_reward, transitions, started_at, ended_at)
+       VALUES ('traj-old', 'benign', false, 'v0', 0, 1, now(), now())`,
+    );
+    await db.pool.query(
+      `INSERT INTO trajectories (episode_id, stage, step, state, action, reward, next_state, done)
+       VALUES ('traj-old', 1, 0, '{0.1}', 0, 0, '{0.9}', false)`,
+    );
+    const old = await db.pool.query(
+      `SELECT next_state FROM trajectory_transitions WHERE episode_id = 'traj-old'`,
+    );
+    t.deepEqual(old.rows[0].next_state, [0.9]);
     const ep = await db.pool.query(
       'SELECT partial, failure_reason FROM episodes WHERE episode_id = $1',
       ['traj-2'],

@@ -220,7 +220,6 @@ function finishStage(
       state: vectors[i]!,
       action: d.action,
       reward,
-      nextState: vectors[i + 1] ?? vectors[i]!,
       done: isLast,
     });
     r.totalReward += reward;
@@ -257,8 +256,9 @@ function finishStage(
       type: 'experience-rows',
       rows: r.steps
         .filter((s) => s.stage === stage)
-        .map((s) => ({
+        .map((s, i, steps) => ({
           ...s,
+          nextState: steps[i + 1]?.state ?? s.state,
           hostId,
           episodeId: r.episodeId,
           modelVersion: decided[s.step]?.modelVersion ?? r.modelVersion,
