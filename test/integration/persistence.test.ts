@@ -49,6 +49,8 @@ const pattern = (id: string, over: Partial<AttackPattern> = {}): AttackPattern =
   stage: 1,
   ...over,
 });
+const countWhere = async (table: string, where: string) =>
+  Number((await db.pool.query(`SELECT count(*) AS n FROM ${table} WHERE ${where}`)).rows[0].n);
 const count = async (where = 'true', params: unknown[] = []) =>
   Number(
     (await db.pool.query(`SELECT count(*) AS n FROM attack_patterns WHERE ${where}`, params))
@@ -362,6 +364,58 @@ test.serial(
     t.is(writer.journalBytes, 0, 'the journal drained');
     t.is(await count(`pattern_id LIKE 'outage-%'`), 600);
     t.is(await writer.write([pattern('after-outage')]), 'persisted', 'back to direct writes');
+  },
+);
+
+test.serial(
+  'stopping while a write is stuck: its rows go to the journal, and the next start stores them exactly once',
+  async (t) => {
+    const dir = journalDir();
+    const trajectory = (id: string): EpisodeTrajectory => ({
+      type: 'episode-trajectory',
+      episodeId: id,
+      label: 'benign',
+      partial: false,
+      failureReason: null,
+      modelVersion: 'v1',
+      totalReward: 0,
+      startedAt: 1,
+      endedAt: 2,
+      steps: [0, 1, 2].map((step) => ({
+        stage: 1 as const,
+        step,
+        state: [step],
+        action: 0 as const,
+        reward: 0,
+        done: step === 2,
+      })),
+    });
+    // Another session holds the episodes table: the writer's INSERT waits on it.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE episodes IN ACCESS EXCLUSIVE MODE');
+      const journal = new Journal<DbRecord>(dir, 1 << 20);
+      const writer = new DbWriter(db.pool, journal, silentLogger);
+      await writer.submit([trajectory('stuck-1'), trajectory('stuck-2')]);
+      t.is(await writer.settle(200), 2, 'the two episodes still being written are journaled');
+      journal.close();
+      // The process ends before the write commits: its connection is cut, the write rolls back.
+      await db.pool.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO episodes%'`,
+      );
+      await writer.drained();
+    } finally {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    }
+    t.is(await countWhere('episodes', `episode_id LIKE 'stuck-%'`), 0, 'nothing was written');
+    // The next start replays the journal.
+    const next = new DbWriter(db.pool, new Journal<DbRecord>(dir, 1 << 20), silentLogger);
+    await next.retry();
+    t.is(await countWhere('episodes', `episode_id LIKE 'stuck-%'`), 2);
+    t.is(await countWhere('trajectories', `episode_id LIKE 'stuck-%'`), 6, 'every step once');
   },
 );
 

@@ -148,8 +148,24 @@ export default defineActor<DbWriterMessage, State>({
     clearInterval(state.timers.retry);
     clearInterval(state.timers.corroborate);
     await flush(state, ctx);
-    await state.writer.drained();
+    // Half the shutdown time for the writes in flight; what is still running then goes to the
+    // journal (written at the next start), so the thread can end without losing a row.
+    const budget = ctx.config.runtime.shutdownTimeoutMs / 2;
+    const journaled = await state.writer.settle(budget);
+    if (journaled > 0)
+      ctx.log.warn(
+        { rows: journaled, budgetMs: budget },
+        'writes still running at stop: their rows are in the local journal for the next start',
+      );
     state.journal.close();
-    await state.pool.end();
+    // A connection stuck in a write must not hold the stop past its time.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      state.pool.end(),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, budget / 2);
+      }),
+    ]);
+    clearTimeout(timer);
   },
 });

@@ -227,8 +227,10 @@ export class DbWriter {
   };
   #down = false;
   #training = false;
-  /** Writes started by submit() and not yet finished (at most #connections). */
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Writes started by submit() and not yet finished (at most #connections), with their records. */
+  readonly #inFlight = new Map<Promise<void>, readonly DbRecord[]>();
+  /** settle() journaled the batches still in flight: their later outcome no longer matters. */
+  #abandoned = false;
   readonly #connections: number;
   readonly #toCorroborate: { id: string; features: readonly number[] }[] = [];
   #corroborating = false;
@@ -397,15 +399,7 @@ export class DbWriter {
 
   /** Persists the records, or queues them durably when the database is unreachable. */
   async write(records: readonly DbRecord[]): Promise<WriteOutcome> {
-    // Sanitised before the database or the journal sees them: nothing raw is ever at rest.
-    const good = records.map(this.#clean).filter((r) => {
-      const problem = r.type === 'attack-pattern' ? patternProblem(r) : undefined;
-      if (problem) {
-        this.stats.refused++;
-        this.#log.warn({ patternId: (r as AttackPattern).patternId, problem }, 'pattern refused');
-      }
-      return problem === undefined;
-    });
+    const good = this.#prepare(records, true);
     if (good.length === 0) return 'refused';
     // Order matters: while older rows wait in the journal, new ones queue behind them.
     if (!this.#down && !this.#journal.hasPending) {
@@ -414,6 +408,7 @@ export class DbWriter {
         this.stats.persisted += good.length;
         return 'persisted';
       } catch (error) {
+        if (this.#abandoned) return 'queued'; // settle() already put the batch in the journal
         if (!isUnavailable(error)) {
           this.stats.refused += good.length;
           this.#log.error(
@@ -454,7 +449,7 @@ export class DbWriter {
     records: readonly DbRecord[],
     done?: (outcome: WriteOutcome) => void,
   ): Promise<void> {
-    while (this.#inFlight.size >= this.#connections) await Promise.race(this.#inFlight);
+    while (this.#inFlight.size >= this.#connections) await Promise.race(this.#inFlight.keys());
     const writing: Promise<void> = this.write(records).then(
       (outcome) => done?.(outcome),
       (error: unknown) => {
@@ -463,12 +458,53 @@ export class DbWriter {
       },
     );
     const tracked = writing.finally(() => this.#inFlight.delete(tracked));
-    this.#inFlight.add(tracked);
+    this.#inFlight.set(tracked, records);
   }
 
   /** Resolves when every submitted batch has been persisted, queued or refused. */
   async drained(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight.keys());
+  }
+
+  /**
+   * For stopping: waits up to `budgetMs` for the batches in flight; those still running then go
+   * to the journal as well (a replay is idempotent: a batch that commits after all is stored
+   * once), so none is lost when the process ends before they commit. Returns the rows journaled.
+   */
+  async settle(budgetMs: number): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.drained(),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, budgetMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (this.#inFlight.size === 0) return 0;
+    this.#abandoned = true;
+    let rows = 0;
+    for (const records of this.#inFlight.values()) {
+      const good = this.#prepare(records, false);
+      this.#journal.append(good);
+      rows += good.length;
+    }
+    this.stats.queued += rows;
+    return rows;
+  }
+
+  /**
+   * Sanitised (and encrypted) before the database or the journal sees them: nothing raw is ever
+   * at rest. Patterns that fail the checks are refused (counted once, when `count`).
+   */
+  #prepare(records: readonly DbRecord[], count: boolean): DbRecord[] {
+    return records.map(this.#clean).filter((r) => {
+      const problem = r.type === 'attack-pattern' ? patternProblem(r) : undefined;
+      if (problem && count) {
+        this.stats.refused++;
+        this.#log.warn({ patternId: (r as AttackPattern).patternId, problem }, 'pattern refused');
+      }
+      return problem === undefined;
+    });
   }
 
   /** Replays the journal in order; stops at the first sign the database is still away. */
