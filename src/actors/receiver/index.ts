@@ -1,6 +1,7 @@
 // A receiver (one per sandbox, "receiver:<name>"): subscribes to the sandbox's Watch stream,
 // validates every event as untrusted input (defaults counted per field), and hands the batch to
-// the adapter with its arrival time, its telemetry in columns (messages/packed-telemetry.ts). A cut stream is resubscribed with exponential backoff.
+// the adapter with its arrival time, its telemetry in columns (messages/packed-telemetry.ts).
+// A cut stream is resubscribed with exponential backoff.
 
 import type * as grpc from '@grpc/grpc-js';
 import type {
