@@ -17,23 +17,22 @@ import { API_CATEGORIES, type ApiCategory, type TelemetryEvent } from './telemet
 export const COL = {
   stage: 0,
   seq: 1,
-  timestamp: 2,
-  syscallCount: 3,
-  fileReadCount: 4,
-  fileWriteCount: 5,
-  fileDeleteCount: 6,
-  networkConnections: 7,
-  bytesSent: 8,
-  bytesReceived: 9,
-  childProcesses: 10,
-  cpuUsage: 11,
-  memoryUsage: 12,
+  syscallCount: 2,
+  fileReadCount: 3,
+  fileWriteCount: 4,
+  fileDeleteCount: 5,
+  networkConnections: 6,
+  bytesSent: 7,
+  bytesReceived: 8,
+  childProcesses: 9,
+  cpuUsage: 10,
+  memoryUsage: 11,
   /** Bit 0 registry modification, bit 1 privilege escalation, bit 2 code injection. */
-  flags: 13,
+  flags: 12,
   /** Index into API_CATEGORIES, −1 when the event has no API call. */
-  category: 14,
+  category: 13,
 } as const;
-export const COLUMNS = 15;
+export const COLUMNS = 14;
 export const FLAG_REGISTRY = 1;
 export const FLAG_PRIVILEGE = 2;
 export const FLAG_INJECTION = 4;
@@ -59,7 +58,6 @@ export interface SequencedLifecycle {
 export function writeColumns(e: TelemetryEvent, out: Float64Array, off: number): void {
   out[off + COL.stage] = e.stage;
   out[off + COL.seq] = e.seq;
-  out[off + COL.timestamp] = e.timestamp;
   out[off + COL.syscallCount] = e.syscallCount;
   out[off + COL.fileReadCount] = e.fileReadCount;
   out[off + COL.fileWriteCount] = e.fileWriteCount;

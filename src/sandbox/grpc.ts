@@ -3,6 +3,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { settlesWithin } from '../runtime/within.ts';
 import {
   type ClientTls,
   channelCredentials,
@@ -139,14 +140,13 @@ class ActionStream {
     const call = this.#call;
     if (!call) return;
     call.end();
-    if (this.#waiting.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.#drained = resolve;
-        timer = setTimeout(resolve, graceMs);
-      });
-      clearTimeout(timer);
-    }
+    if (this.#waiting.length > 0)
+      await settlesWithin(
+        new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        }),
+        graceMs,
+      );
     this.#fail(call, streamError(grpc.status.CANCELLED, 'the client closed'));
   }
 

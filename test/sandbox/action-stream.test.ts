@@ -78,7 +78,7 @@ test('batches on one stream: each gets its own acks, in order, however many are 
     t.is(streams, 1, 'one stream carried every batch');
     t.is(unary, 0);
   } finally {
-    client.close();
+    await client.close();
     server.forceShutdown();
   }
 });
@@ -99,7 +99,7 @@ test('a sandbox without ActStream gets unary Act calls, the first batch included
     t.false(client.streaming);
     t.is(unary, 2);
   } finally {
-    client.close();
+    await client.close();
     server.forceShutdown();
   }
 });
@@ -128,7 +128,7 @@ test('a batch past its deadline fails with the stream; the next batch goes out o
     );
     t.is(streams, 2);
   } finally {
-    client.close();
+    await client.close();
     server.forceShutdown();
   }
 });

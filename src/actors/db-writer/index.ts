@@ -12,6 +12,7 @@ import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
+import { settlesWithin } from '../../runtime/within.ts';
 import { FieldCipher, KEYS_ENV } from '../../security/field-crypto.ts';
 import { CORROBORATE_EVERY_MS, type DbRecord, DbWriter } from './writer.ts';
 
@@ -159,13 +160,6 @@ export default defineActor<DbWriterMessage, State>({
       );
     state.journal.close();
     // A connection stuck in a write must not hold the stop past its time.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      state.pool.end(),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, budget / 2);
-      }),
-    ]);
-    clearTimeout(timer);
+    await settlesWithin(state.pool.end(), budget / 2);
   },
 });

@@ -22,6 +22,7 @@ import { type Journal, JournalFullError } from '../../db/journal.ts';
 import type { ExperienceRows } from '../../messages/experience.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
+import { settlesWithin } from '../../runtime/within.ts';
 import { type EncryptableField, FieldCipher } from '../../security/field-crypto.ts';
 
 export type DbRecord = AttackPattern | EpisodeTrajectory | ExperienceRows;
@@ -472,15 +473,7 @@ export class DbWriter {
    * once), so none is lost when the process ends before they commit. Returns the rows journaled.
    */
   async settle(budgetMs: number): Promise<number> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.drained(),
-      new Promise<void>((r) => {
-        timer = setTimeout(r, budgetMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (this.#inFlight.size === 0) return 0;
+    if (await settlesWithin(this.drained(), budgetMs)) return 0;
     this.#abandoned = true;
     let rows = 0;
     for (const records of this.#inFlight.values()) {
