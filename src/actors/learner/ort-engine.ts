@@ -1,18 +1,20 @@
 // The fast DQN engine: one training step is one ONNX graph run by onnxruntime-node — target
-// computation (double DQN), forward, loss, backward GEMMs, global-norm clipping and Adam as
-// elementwise ops. Weights and Adam moments go in as inputs and come back as outputs, so the
-// engine holds them as plain Float32Arrays between steps: one flat vector each (every layer's
-// weights and biases end to end, in tensorShapes order). The network reads the weights through
-// per-tensor views of the same buffer; clipping and Adam run once over the whole vector, with
-// their scalars folded first. Per tensor, Adam was 6 × 15 small elementwise nodes whose per-node
-// overhead in ORT cost more than their arithmetic (ORT's profiler: 1.7 ms per step before, 1.4 ms
-// after, at batch 64). Same maths as the TensorFlow.js reference (tfjs-engine.ts);
-// test/actors/learner.test.ts holds the two to it.
+// computation (double DQN), forward, loss, backward GEMMs and the global gradient norm — and
+// then Adam as one WebAssembly SIMD pass (adam-kernel.ts). The weights and Adam moments live in
+// that kernel's memory as one flat vector each (every layer's weights and biases end to end, in
+// tensorShapes order); the graph reads the weights through per-tensor views of it and returns
+// the gradient as one flat vector and the clipping factor as one number. Same maths as the
+// TensorFlow.js reference (tfjs-engine.ts); test/actors/learner.test.ts holds the two to it.
+// History, at batch 64: Adam per tensor inside the graph was 6 × 15 small elementwise nodes
+// whose per-node overhead cost more than their arithmetic (1.7 ms per step); over the flat
+// vector it was 14 passes plus three vector outputs (1.4 ms, of which Adam 0.25); the kernel
+// does Adam in 0.05 ms.
 // Dueling heads are served by the reference engine only (the learner chooses it for them).
 
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../onnx/builder.ts';
 import type { SampleBatch } from '../../runtime/shared/replay-storage.ts';
+import { AdamKernel } from './adam-kernel.ts';
 import type { DqnEngine, EngineOptions, StepResult } from './engine.ts';
 import { type QNetParams, tensorShapes } from './q-network.ts';
 
@@ -48,17 +50,9 @@ export function buildTrainingGraph(dims: readonly number[], opts: EngineOptions)
   const gam = g.input('g', ['B']); // γⁿ·(1 − done)
   const w = g.input('w', ['B']);
   const invN = g.input('inv_n', []);
-  const lr = g.input('lr', []);
-  const c1 = g.input('c1', []); // 1 / (1 − β1ᵗ)
-  const c2 = g.input('c2', []); // 1 / (1 − β2ᵗ)
-  // The weights come twice: per tensor for the network, and as the flat vector Adam updates. The
-  // engine feeds both from one buffer (the tensors are views of it), so neither is copied.
   const { total } = flatLayout(shapes);
   const P = shapes.map((s, i) => g.input(`p${i}`, s));
   const T = shapes.map((s, i) => g.input(`t${i}`, s));
-  const pFlat = g.input('p', [total]);
-  const mFlat = g.input('m', [total]);
-  const vFlat = g.input('v', [total]);
 
   const one = () => g.scalar(1);
   const half = () => g.scalar(0.5);
@@ -117,47 +111,27 @@ export function buildTrainingGraph(dims: readonly number[], opts: EngineOptions)
       dz = g.op('Mul', [dh, g.op('Sign', [keep.h[l]!])]);
     }
   }
-  const grad = g.op(
+  g.op(
     'Concat',
     grads.map((gr) => g.op('Reshape', [gr, flat])),
     { axis: 0 },
+    ['grad'],
   );
-  // Clipping multiplies the gradient by one number: folded into Adam's scalars below.
-  let scale = one();
+  // Clipping multiplies the whole gradient by one number, which Adam (adam-kernel.ts) applies.
   if (opts.gradClip > 0) {
-    const norm = g.op('Sqrt', [g.op('ReduceSumSquare', [grad], { keepdims: 0 })]);
-    scale = g.op('Min', [
-      one(),
-      g.op('Div', [g.scalar(opts.gradClip), g.op('Max', [norm, g.scalar(1e-12)])]),
-    ]);
+    const norm = g.op('Sqrt', [g.op('ReduceSumSquare', ['grad'], { keepdims: 0 })]);
+    g.op(
+      'Min',
+      [one(), g.op('Div', [g.scalar(opts.gradClip), g.op('Max', [norm, g.scalar(1e-12)])])],
+      {},
+      ['grad_scale'],
+    );
+  } else {
+    g.op('Identity', [one()], {}, ['grad_scale']);
   }
 
-  // Adam, as TensorFlow.js computes it: p −= lr·m̂ / (√v̂ + ε), with m̂ = m·c1 and v̂ = v·c2, as
-  //   p −= m·(lr·c1/√c2) / (√v + ε/√c2)
-  // so that every scalar is folded before the four passes over the whole vector.
-  const s1 = g.op('Mul', [g.scalar(1 - opts.adam.beta1), scale]);
-  const s2 = g.op('Mul', [g.scalar(1 - opts.adam.beta2), g.op('Mul', [scale, scale])]);
-  const m = g.op(
-    'Add',
-    [g.op('Mul', [g.scalar(opts.adam.beta1), mFlat]), g.op('Mul', [s1, grad])],
-    {},
-    ['m_out'],
-  );
-  const v = g.op(
-    'Add',
-    [g.op('Mul', [g.scalar(opts.adam.beta2), vFlat]), g.op('Mul', [s2, g.op('Mul', [grad, grad])])],
-    {},
-    ['v_out'],
-  );
-  const rootC2 = g.op('Sqrt', [c2]);
-  const k1 = g.op('Div', [g.op('Mul', [lr, c1]), rootC2]);
-  const k2 = g.op('Div', [g.scalar(opts.adam.epsilon), rootC2]);
-  const step = g.op('Div', [g.op('Mul', [m, k1]), g.op('Add', [g.op('Sqrt', [v]), k2])]);
-  g.op('Sub', [pFlat, step], {}, ['p_out']);
-
-  g.output('p_out', [total]);
-  g.output('m_out', [total]);
-  g.output('v_out', [total]);
+  g.output('grad', [total]);
+  g.output('grad_scale', []);
   g.output('loss', []);
   g.output('absd', ['B']);
   return g.build('warden_dqn_train_step');
@@ -200,11 +174,10 @@ export class OrtEngine implements DqnEngine {
   readonly #offsets: number[];
   readonly #dims: readonly number[];
   readonly #opts: EngineOptions;
-  /** Weights, target weights and Adam moments, each one flat vector (flatLayout). */
-  #p: Float32Array;
+  /** Weights and Adam moments (flat vectors, flatLayout) and the Adam step. */
+  readonly #adam: AdamKernel;
+  /** Target weights, one flat vector. */
   #target: Float32Array;
-  #m: Float32Array;
-  #v: Float32Array;
   #t = 0;
   #lr: number;
 
@@ -236,20 +209,18 @@ export class OrtEngine implements DqnEngine {
     this.#shapes = tensorShapes(params.dims, false);
     const { total, offsets } = flatLayout(this.#shapes);
     this.#offsets = offsets;
-    this.#p = this.#flatten(params);
-    this.#target = this.#p.slice();
-    this.#m = new Float32Array(total);
-    this.#v = new Float32Array(total);
+    this.#adam = new AdamKernel(total, opts.adam);
+    this.#load(params);
+    this.#target = this.#adam.params.slice();
   }
 
-  #flatten(params: QNetParams): Float32Array {
-    const flat = new Float32Array(this.#offsets.at(-1)!);
-    for (const [i, t] of params.tensors.entries()) flat.set(t, this.#offsets[i]!);
-    return flat;
+  /** Writes every tensor of `params` into the weight vector. */
+  #load(params: QNetParams): void {
+    for (const [i, t] of params.tensors.entries()) this.#adam.params.set(t, this.#offsets[i]!);
   }
 
   /** Views of the weight vector, one per tensor. */
-  #tensors(flat = this.#p): Float32Array[] {
+  #tensors(flat = this.#adam.params): Float32Array[] {
     return this.#shapes.map((_, i) => flat.subarray(this.#offsets[i]!, this.#offsets[i + 1]!));
   }
 
@@ -269,8 +240,6 @@ export class OrtEngine implements DqnEngine {
     const actions = new BigInt64Array(n);
     for (let i = 0; i < n; i++) actions[i] = BigInt(batch.actions[i]!);
     this.#t++;
-    const { beta1, beta2 } = this.#opts.adam;
-    const total = this.#p.length;
     const out = await this.#train.run({
       x: new ort.Tensor('float32', batch.states.subarray(0, n * d), [n, d]),
       xn: new ort.Tensor('float32', batch.nextStates.subarray(0, n * d), [n, d]),
@@ -279,18 +248,11 @@ export class OrtEngine implements DqnEngine {
       g: new ort.Tensor('float32', gam, [n]),
       w: new ort.Tensor('float32', batch.weights.subarray(0, n), [n]),
       inv_n: new ort.Tensor('float32', f32(1 / n), []),
-      lr: new ort.Tensor('float32', f32(this.#lr), []),
-      c1: new ort.Tensor('float32', f32(1 / (1 - beta1 ** this.#t)), []),
-      c2: new ort.Tensor('float32', f32(1 / (1 - beta2 ** this.#t)), []),
-      p: new ort.Tensor('float32', this.#p, [total]),
-      m: new ort.Tensor('float32', this.#m, [total]),
-      v: new ort.Tensor('float32', this.#v, [total]),
-      ...this.#perTensor('p', this.#p),
+      ...this.#perTensor('p', this.#adam.params),
       ...this.#perTensor('t', this.#target),
     });
-    this.#p = out.p_out!.data as Float32Array;
-    this.#m = out.m_out!.data as Float32Array;
-    this.#v = out.v_out!.data as Float32Array;
+    this.#adam.grad.set(out.grad!.data as Float32Array);
+    this.#adam.apply(this.#t, this.#lr, (out.grad_scale!.data as Float32Array)[0]!);
     return { loss: (out.loss!.data as Float32Array)[0]!, tdErrors: out.absd!.data as Float32Array };
   }
 
@@ -298,13 +260,13 @@ export class OrtEngine implements DqnEngine {
     const d = this.#dims[0]!;
     const out = await this.#predict.run({
       state: new ort.Tensor('float32', states.subarray(0, n * d), [n, d]),
-      ...this.#perTensor('p', this.#p),
+      ...this.#perTensor('p', this.#adam.params),
     });
     return out.q_values!.data as Float32Array;
   }
 
   syncTarget(tau: number): void {
-    const p = this.#p;
+    const p = this.#adam.params;
     if (tau >= 1) {
       this.#target = p.slice();
       return;
@@ -324,10 +286,9 @@ export class OrtEngine implements DqnEngine {
   }
 
   setParams(params: QNetParams): void {
-    this.#p = this.#flatten(params);
-    this.#target = this.#p.slice();
-    this.#m = new Float32Array(this.#p.length);
-    this.#v = new Float32Array(this.#p.length);
+    this.#load(params);
+    this.#target = this.#adam.params.slice();
+    this.#adam.reset();
     this.#t = 0;
   }
 
