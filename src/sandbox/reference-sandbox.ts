@@ -19,6 +19,7 @@ import type { Label, Stage } from '../messages/episode.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import type { TelemetryEvent } from '../messages/telemetry.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { OldestFirstMap } from '../runtime/oldest-first-map.ts';
 import {
   DEFAULT_TRANSPORT,
   type ServerTls,
@@ -121,7 +122,7 @@ export class ReferenceSandbox {
   readonly #server = new grpc.Server(channelOptions);
   readonly #runs = new Map<string, StageRun>();
   readonly #pending: WireEvent[] = [];
-  readonly #seenActions = new Map<string, ActionAckWire>();
+  readonly #seenActions = new OldestFirstMap<string, ActionAckWire>();
   #traceIndex = 0;
   #episodeCounter = 0;
   #wake: (() => void) | undefined;
@@ -515,8 +516,7 @@ export class ReferenceSandbox {
         };
       }
       this.#seenActions.set(a.actionId, ack);
-      if (this.#seenActions.size > 100_000)
-        this.#seenActions.delete(this.#seenActions.keys().next().value!);
+      if (this.#seenActions.size > 100_000) this.#seenActions.shift();
       acks.push(ack);
     }
     return acks;

@@ -23,6 +23,7 @@ import {
 } from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { FairQueue } from '../../runtime/fair-queue.ts';
+import { OldestFirstMap } from '../../runtime/oldest-first-map.ts';
 import { NOOP_TRACER, type Span, traceparentOf } from '../../runtime/tracing.ts';
 import { InferencePool, type PoolDecision } from '../inference/pool.ts';
 import type { SandboxEventsBatch } from '../receiver/index.ts';
@@ -126,10 +127,10 @@ interface State {
   readonly pool: InferencePool;
   /** Whether spans are recorded (the tracer is not the no-op one). */
   readonly tracing: boolean;
-  readonly spans: Map<string, EpisodeSpans>;
+  readonly spans: OldestFirstMap<string, EpisodeSpans>;
   /** Per stage key: decisions not yet in a decide span, and the earliest arrival among them. */
   readonly drained: Map<string, Drained>;
-  readonly stages: Map<string, StageState>;
+  readonly stages: OldestFirstMap<string, StageState>;
   readonly pending: Map<number, Pending>;
   /** Events waiting for the pool, served round robin by sandbox, then by (episode, stage). */
   readonly backlog: FairQueue<Pending>;
@@ -231,8 +232,7 @@ function topFeatures(state: Float32Array, names: readonly string[], n = 3): Feat
 function openStage(state: State, ctx: ActorContext, k: string, cleaned: boolean): StageState {
   const { stateDim, horizon, maxOpenStages } = ctx.config.telemetry;
   while (state.stages.size >= maxOpenStages) {
-    const oldest = state.stages.keys().next().value as string;
-    state.stages.delete(oldest);
+    state.stages.shift();
     if (state.evicted++ === 0)
       ctx.log.warn(
         { maxOpenStages },
@@ -275,9 +275,7 @@ function traceLifecycle(state: State, ctx: ActorContext, e: EpisodeLifecycle): E
   if (e.type === 'episode-started') {
     if (!spans) {
       while (state.spans.size >= ctx.config.telemetry.maxOpenStages) {
-        const [oldest, open] = state.spans.entries().next().value as [string, EpisodeSpans];
-        endEpisode(open, 'evicted');
-        state.spans.delete(oldest);
+        endEpisode(state.spans.shift()![1], 'evicted');
       }
       spans = {
         episode: ctx.tracer.startSpan(
@@ -448,11 +446,11 @@ export default defineActor<AdapterMessage, State>({
     ctx.send(SYSTEM, activated);
     return {
       pool,
-      stages: new Map(),
+      stages: new OldestFirstMap(),
       pending: new Map(),
       backlog: new FairQueue(),
       tracing: ctx.tracer !== NOOP_TRACER,
-      spans: new Map(),
+      spans: new OldestFirstMap(),
       drained: new Map(),
       names: featureNames(ctx.config.telemetry.stateDim),
       pumping: false,
