@@ -170,6 +170,18 @@ export async function withDatabase<T>(run: (url: string) => Promise<T>): Promise
   }
 }
 
+/** The points: E2E_POINTS="max,10000" picks some (default max, 2,000/s and 10,000/s). */
+function pointsToRun(): (number | undefined)[] {
+  const chosen = process.env.E2E_POINTS?.split(',').map((p) => p.trim());
+  if (!chosen) return [undefined, 2_000, 10_000];
+  return chosen.map((p) => {
+    if (p === 'max') return undefined;
+    const rate = Number(p);
+    if (!(rate > 0)) throw new Error(`E2E_POINTS: '${p}' is neither max nor a rate in events/s`);
+    return rate;
+  });
+}
+
 export async function run(args: string[]): Promise<void> {
   const seconds = Number(args[0] ?? 10);
   const headline: Record<string, number> = {};
@@ -178,7 +190,7 @@ export async function run(args: string[]): Promise<void> {
     `e2e bench: 2 reference sandboxes → Warden (all actors) on this ${(await import('node:os')).cpus().length}-core machine, ${seconds} s per point`,
   );
   await withDatabase(async (url) => {
-    for (const rate of process.env.E2E_ONLY_MAX ? [undefined] : [undefined, 2_000, 10_000]) {
+    for (const rate of pointsToRun()) {
       const p = await runPoint(url, seconds, rate);
       const label = rate ? `${fmtRate(rate)} offered` : 'as fast as possible';
       console.log(
