@@ -3,6 +3,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configCheck, configDocs, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
+import { dbPruneCommand } from './db-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
 import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
 import { patternsQueryCommand, patternsReindexCommand } from './pattern-commands.ts';
@@ -225,6 +226,20 @@ export async function run(
     .option('--retrain', 'retrain the cells on a fresh sample whatever the growth')
     .action(async (opts: { configDir?: string; retrain?: boolean }) => {
       code = await patternsReindexCommand(opts, out);
+    });
+
+  program
+    .command('db')
+    .description('the episode history in PostgreSQL')
+    .command('prune')
+    .description(
+      'delete episodes that ended before the cutoff, their trajectories, and shared experiences every consumer has read; attack patterns and models stay (needs a role with DELETE: run with DATABASE_URL, or while Warden is stopped)',
+    )
+    .requiredOption('--older-than <age>', 'age of the newest history to delete, e.g. 30d, 12h')
+    .option('--dry-run', 'count what would be deleted, delete nothing')
+    .option('--config-dir <dir>', 'configuration directory')
+    .action(async (opts: { olderThan: string; dryRun?: boolean; configDir?: string }) => {
+      code = await dbPruneCommand(opts, out);
     });
 
   const models = program.command('models').description('model provenance and versions');

@@ -3,6 +3,7 @@
 import pg from 'pg';
 import type { WardenConfig } from '../config/schema.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { settlesWithin } from '../runtime/within.ts';
 import { type EmbeddedDatabase, startEmbedded } from './embedded.ts';
 import { migrate } from './migrations.ts';
 
@@ -43,6 +44,13 @@ export async function openDatabase(config: WardenConfig, log: Logger): Promise<D
       );
   const url = config.database.url ?? embedded!.url;
   const pool = createPool(url, log);
+  // pool.end() resolves once every connection was asked to close, before they have: an embedded
+  // server stopped right then cuts them, and each logs 'connection lost'. close() waits for them.
+  const open = new Set<pg.Client>();
+  pool.on('connect', (c) => {
+    open.add(c);
+    c.once('end', () => open.delete(c));
+  });
   const client = await pool.connect();
   try {
     const applied = await migrate(client);
@@ -55,7 +63,9 @@ export async function openDatabase(config: WardenConfig, log: Logger): Promise<D
     url,
     embedded,
     async close() {
+      const closing = [...open].map((c) => new Promise((resolve) => c.once('end', resolve)));
       await pool.end();
+      await settlesWithin(Promise.all(closing), 2_000);
       await embedded?.stop();
     },
   };

@@ -1,7 +1,8 @@
 // Versioned schema migrations, applied at start inside one transaction under an advisory lock
 // (several Warden processes may start at once). Applying them twice is a no-op. The role needs:
 // CONNECT, CREATE on the schema for migrations (or run them once as owner), then only
-// SELECT/INSERT/UPDATE on the tables below — no DELETE, no superuser; `cube` must be installed
+// SELECT/INSERT/UPDATE on the tables below — no DELETE (only the operator's `warden db prune`
+// needs it), no superuser; `cube` must be installed
 // (CREATE EXTENSION needs an owner once; embedded PostgreSQL runs as its owner).
 
 import type pg from 'pg';
@@ -168,6 +169,11 @@ export const MIGRATIONS: readonly Migration[] = [
                done
           FROM trajectories;
     `,
+  },
+  {
+    version: 8,
+    name: 'episodes by end time, for pruning history (warden db prune)',
+    sql: `CREATE INDEX episodes_ended_at ON episodes (ended_at);`,
   },
 ];
 
