@@ -202,11 +202,13 @@ function readApi(raw: unknown, opts: ValidateOptions): ApiCall | null {
     opts.counter.addDefault('api');
     return null;
   }
+  // A call names itself and its category: their absence is a defect whatever the source.
   const r = new FieldReader(raw, { ...opts, absentIsDefault: false }, 'api.');
   return {
     name: r.string('name', 'unknown'),
     category: r.oneOf<ApiCategory>('category', API_CATEGORIES, 'other'),
-    args: r.strings('args'),
+    // A call without arguments: protobuf leaves the empty list out, so on the wire it is absent.
+    args: opts.absentIsDefault && pick(raw, 'args') === undefined ? [] : r.strings('args'),
   };
 }
 

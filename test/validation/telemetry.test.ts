@@ -229,7 +229,25 @@ test('protobuf TelemetryEvent bytes decode to the same event; zero values are no
   });
   t.deepEqual(event.contactedIps, ['1.2.3.4']);
   t.deepEqual(event.api, { name: 'connect', category: 'network', args: ['1.2.3.4', '443'] });
+  // A call without arguments (an empty list is left off the wire) is no defect either; a call
+  // without a name is.
+  const bare = (api: object) =>
+    decodeTelemetryProto(
+      type.encode(type.fromObject({ episodeId: 'ep', stage: 1, api })).finish(),
+      {
+        limits,
+        counter,
+        now: 1,
+      },
+    ).api;
+  t.deepEqual(bare({ name: 'Sleep', category: 'system' }), {
+    name: 'Sleep',
+    category: 'system',
+    args: [],
+  });
   t.deepEqual(counter.defaults(), {});
+  t.is(bare({ category: 'system' })?.name, 'unknown');
+  t.deepEqual(counter.defaults(), { 'api.name': 1 });
 });
 
 test('property 3: random bytes as protobuf never crash the decoder', (t) => {
