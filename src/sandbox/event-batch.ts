@@ -69,6 +69,15 @@ function staticPart(e: TelemetryEvent): Uint8Array {
   return bytes;
 }
 
+/**
+ * Encodes the shared part of every recorded event up front (the reference sandbox does at start):
+ * a first replay then costs what every later one does, instead of 3.5 µs more per event on the
+ * cores it shares with Warden.
+ */
+export function prepareRecorded(events: readonly TelemetryEvent[]): void {
+  for (const e of events) staticPart(e);
+}
+
 function varint(n: number): Buffer {
   const out: number[] = [];
   while (n > 0x7f) {

@@ -26,7 +26,12 @@ import {
   serverCredentials,
   type TransportPolicy,
 } from '../security/tls.ts';
-import { type BatchItem, encodeEventBatch, withEncodedWatch } from './event-batch.ts';
+import {
+  type BatchItem,
+  encodeEventBatch,
+  prepareRecorded,
+  withEncodedWatch,
+} from './event-batch.ts';
 import {
   type ActionAckWire,
   type ActionRequestWire,
@@ -178,6 +183,12 @@ export class ReferenceSandbox {
       ),
     );
     this.#port = bound;
+    const prepareStarted = performance.now();
+    for (const trace of [...this.#o.traces, ...this.#o.benign]) prepareRecorded(trace.events);
+    this.#o.log.debug(
+      { sandbox: this.name, ms: Math.round(performance.now() - prepareStarted) },
+      'recorded telemetry encoded',
+    );
     while (this.#runs.size < this.#o.concurrency && this.#startEpisode()) {
       // fill the first slots
     }
