@@ -173,7 +173,6 @@ export class OrtEngine implements DqnEngine {
   readonly #shapes: number[][];
   readonly #offsets: number[];
   readonly #dims: readonly number[];
-  readonly #opts: EngineOptions;
   /** Weights and Adam moments (flat vectors, flatLayout) and the Adam step. */
   readonly #adam: AdamKernel;
   /** Target weights, one flat vector. */
@@ -203,7 +202,6 @@ export class OrtEngine implements DqnEngine {
   ) {
     this.#train = train;
     this.#predict = predict;
-    this.#opts = opts;
     this.#lr = opts.learningRate;
     this.#dims = [...params.dims];
     this.#shapes = tensorShapes(params.dims, false);
