@@ -155,6 +155,11 @@ const Learning = Type.Object(
         'Held-out episodes each exported version is evaluated on (0 = off); a drop beyond alerts.maxAccuracyDrop raises the degradation alert.',
       ...restart,
     }),
+    revertOnForgetting: Type.Boolean({
+      default: true,
+      description:
+        'A candidate whose held-out balanced accuracy falls more than alerts.maxAccuracyDrop below the version in service is not exported, and the learner goes back to the weights in service (the degradation alert is raised either way).',
+    }),
     engine: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('tfjs')], {
       default: 'auto',
       description: 'Training engine: auto = ONNX Runtime graph (TensorFlow.js for dueling heads).',

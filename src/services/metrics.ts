@@ -75,14 +75,21 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
     'learner',
     'heldOutAccuracy',
     'warden_model_heldout_balanced_accuracy',
-    'Balanced accuracy of the latest exported version on the fixed held-out set (-1 before one).',
+    'Balanced accuracy of the version in service (resumed or last exported) on the fixed held-out set (-1 before one).',
     1,
   ],
   [
     'learner',
     'heldOutAlerts',
     'warden_model_heldout_alerts',
-    'Exported versions whose held-out accuracy fell beyond alerts.maxAccuracyDrop (forgetting).',
+    'Candidates whose held-out accuracy fell beyond alerts.maxAccuracyDrop below the version in service (forgetting).',
+    1,
+  ],
+  [
+    'learner',
+    'reverted',
+    'warden_learner_reverted',
+    'Candidates that forgot and were not exported; learning went back to the weights in service (learning.revertOnForgetting).',
     1,
   ],
   [

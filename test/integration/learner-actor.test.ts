@@ -1,17 +1,25 @@
 // The learner actor in its own worker thread: trains from the replay storage the main thread
 // fills (shared memory, no copies through messages), only once 64 samples are held (property 7),
-// exports validated models and announces them, and reports training metrics (property 34).
+// exports validated models and announces them, and reports training metrics (property 34); a
+// candidate that forgot what the version in service knew is held back (requirement 7.5).
 
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import type { DegradationAlert } from '../../src/actors/episodes/degradation.ts';
+import { loadTraces } from '../../src/data/load-traces.ts';
+import { splitTraces } from '../../src/data/split.ts';
+import { ACTIONS } from '../../src/messages/action.ts';
 import type { Experience } from '../../src/messages/experience.ts';
 import type { ModelPublished } from '../../src/messages/model.ts';
-import { sha256 } from '../../src/models/store.ts';
+import { exportModel, listVersions, sha256 } from '../../src/models/store.ts';
 import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
-import { Inbox, testConfig } from '../helpers.ts';
+import { evaluatePolicy } from '../../src/training/evaluate.ts';
+import { BUNDLED_HELD_OUT, evaluateParams, loadHeldOut } from '../../src/training/held-out.ts';
+import { train } from '../../src/training/train.ts';
+import { Inbox, modelDraft, testConfig } from '../helpers.ts';
 
 function transitions(n: number, dim: number, from = 0): Experience[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -97,6 +105,92 @@ test('the learner trains in its own thread from shared replay, exports and annou
       (s) => s.averageReward === 2,
     );
     t.is(after.averageReward, 2, 'episode rewards reach the learner');
+  } finally {
+    await system.stop();
+  }
+});
+
+test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
+  const models = mkdtempSync(join(tmpdir(), 'warden-forget-'));
+  const config = testConfig({
+    telemetry: { stateDim: 32 },
+    runtime: { placement: { learner: ['learner'] } },
+    learning: {
+      hiddenUnits: [16, 16],
+      batchSize: 16,
+      learningRate: 0.01,
+      exportEvery: 300,
+      heldOutEpisodes: 40,
+      updatesPerTransition: 1,
+      maxUpdatesPerSecond: 100_000,
+    },
+    replay: { prioritized: false },
+    alerts: { maxAccuracyDrop: 0.05 },
+    models: { dir: models },
+  });
+  // The version in service: trained offline on the training split, better than chance.
+  const heldOut = await loadHeldOut(config);
+  const trained = await train({
+    traces: splitTraces(await loadTraces(BUNDLED_HELD_OUT), 'train'),
+    config,
+    episodes: 400,
+    seed: 1,
+  });
+  const good = await exportModel(models, trained.params, modelDraft());
+  const goodAccuracy = (await evaluateParams(trained.params, heldOut, config)).balancedAccuracy;
+  t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
+
+  // Online data that teaches "never decide" on exactly the held-out states: a candidate trained
+  // on it calls every sample benign (balanced accuracy 0.5).
+  const states: Float32Array[] = [];
+  await evaluatePolicy(
+    heldOut,
+    (state) => {
+      states.push(state.slice());
+      return { action: ACTIONS.CONTINUE, qValues: new Float32Array(6) };
+    },
+    { dim: 32, horizon: config.telemetry.horizon, rewards: config.rewards },
+  );
+  const poison: Experience[] = states.flatMap((state, i) =>
+    ([0, 1, 2, 3, 4, 5] as const).map((action) => ({
+      state,
+      nextState: state,
+      action,
+      reward: action === ACTIONS.CONTINUE ? 1 : -1,
+      done: true,
+      episode: i,
+      stage: 1 as const,
+    })),
+  );
+  const replay = ReplayStorage.create({ capacity: 100_000, dim: 32 });
+  const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    replay.append(poison); // the learner learns from what arrives after it started
+    const alert = await inbox.waitFor<DegradationAlert>(
+      (m) => m.type === 'model-degraded' && m.source === 'held-out',
+      60_000,
+    );
+    t.is(alert.previousVersion, good.metadata.version);
+    t.true(
+      Math.abs(alert.previousAccuracy - goodAccuracy) < 1e-9,
+      'judged against the version in service',
+    );
+    t.true(alert.accuracy < goodAccuracy - 0.05, `the candidate forgot: ${alert.accuracy}`);
+    const stats = await until(
+      () => learnerStats(system),
+      (s) => (s.reverted ?? 0) >= 1,
+    );
+    t.is(stats.reverted, 1);
+    t.is(stats.exported, 0, 'the candidate was not exported');
+    t.deepEqual(
+      listVersions(models),
+      [good.metadata.version],
+      'only the version in service on disk',
+    );
+    t.true(Math.abs(stats.heldOutAccuracy! - goodAccuracy) < 1e-9);
+    t.false(inbox.messages.some((m) => m.type === 'model-published'));
   } finally {
     await system.stop();
   }
