@@ -246,6 +246,10 @@ export default defineActor<LearnerMessage, LearnerState>({
         reward: readMetadata(ctx.config.models.dir, resumed.version).metrics.averageReward,
         episodes: report.episodes,
       };
+      ctx.log.info(
+        { version: resumed.version, heldOutBalancedAccuracy: report.balancedAccuracy },
+        'the version in service is the bar for every candidate',
+      );
     }
     const partial: Omit<LearnerState, 'loop'> = {
       learner,
