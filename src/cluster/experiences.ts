@@ -10,6 +10,7 @@
 // the cursor moves in the same transaction.
 
 import type pg from 'pg';
+import { inTransaction } from '../db/transaction.ts';
 import type { TrajectoryStep } from '../messages/trajectory.ts';
 
 /** Advisory lock key shared by experience writers (shared) and the reader (exclusive). */
@@ -64,9 +65,7 @@ export async function consumeExperiences(
   limit: number,
   apply: (rows: readonly ConsumedRow[]) => void | Promise<void>,
 ): Promise<number> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query(
       'INSERT INTO consumer_cursors (consumer) VALUES ($1) ON CONFLICT (consumer) DO NOTHING',
       [consumer],
@@ -78,10 +77,7 @@ export async function consumeExperiences(
     const last = Number(cursor.rows[0]!.last_id);
     // The high-water mark, read while no writer is between its insert and its commit.
     const mark = await highWaterMark(pool);
-    if (mark <= last) {
-      await client.query('COMMIT');
-      return 0;
-    }
+    if (mark <= last) return 0;
     const { rows } = await client.query(
       `SELECT ${ROW_COLUMNS} FROM experiences WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`,
       [last, mark, limit],
@@ -95,14 +91,8 @@ export async function consumeExperiences(
         [consumer, consumed.at(-1)!.id, consumed.length],
       );
     }
-    await client.query('COMMIT');
     return consumed.length;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /**
@@ -133,19 +123,11 @@ export async function sampleHistory(
 }
 
 async function highWaterMark(pool: pg.Pool): Promise<number> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [EXPERIENCE_LOCK]);
     const { rows } = await client.query<{ mark: string | null }>(
       'SELECT max(id) AS mark FROM experiences',
     );
-    await client.query('COMMIT');
     return Number(rows[0]!.mark ?? 0);
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
+import { inTransaction } from '../db/transaction.ts';
 import type { ModelMetadata } from '../messages/model.ts';
 import { modelFile, readMetadata, sha256, storeReceivedModel } from '../models/store.ts';
 import { InvalidModelError } from '../runtime/errors.ts';
@@ -19,12 +20,10 @@ export async function publishModel(db: pg.Pool, dir: string, version: string): P
   const bytes = readFileSync(modelFile(dir, version));
   if (sha256(bytes) !== metadata.sha256)
     throw new InvalidModelError(`${version}: file does not match its sha256; not published`);
-  const client = await db.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(db, async (client) => {
     await client.query(
       `INSERT INTO model_registry (version, created_at, metadata, sha256, onnx, signature)
-       VALUES ($1, to_timestamp($2 / 1000.0), $3, $4, $5, $6) ON CONFLICT (version) DO NOTHING`,
+         VALUES ($1, to_timestamp($2 / 1000.0), $3, $4, $5, $6) ON CONFLICT (version) DO NOTHING`,
       [
         version,
         metadata.timestamp,
@@ -36,13 +35,7 @@ export async function publishModel(db: pg.Pool, dir: string, version: string): P
     );
     // Delivered when the transaction commits, so listeners always find the row.
     await client.query('SELECT pg_notify($1, $2)', [MODELS_CHANNEL, version]);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The newest published version, if any. */

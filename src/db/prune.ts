@@ -8,6 +8,7 @@
 // Warden keeps writing meanwhile and an interrupted prune has removed whole episodes only.
 
 import type pg from 'pg';
+import { inTransaction } from './transaction.ts';
 
 export interface PruneOptions {
   /** Episodes that ended before this time (ms since the epoch) go. */
@@ -56,10 +57,7 @@ export async function pruneHistory(pool: pg.Pool, options: PruneOptions): Promis
   let episodes = 0;
   let trajectorySteps = 0;
   for (;;) {
-    const client = await pool.connect();
-    let removed = 0;
-    try {
-      await client.query('BEGIN');
+    const removed = await inTransaction(pool, async (client) => {
       // SKIP LOCKED: an episode Warden is rewriting right now (a journal replay) waits for the next run.
       const ids = await client.query<{ episode_id: string }>(
         `SELECT episode_id FROM episodes WHERE ended_at < $1
@@ -67,21 +65,14 @@ export async function pruneHistory(pool: pg.Pool, options: PruneOptions): Promis
         [cutoff, batch],
       );
       const list = ids.rows.map((r) => r.episode_id);
-      if (list.length > 0) {
-        const steps = await client.query('DELETE FROM trajectories WHERE episode_id = ANY($1)', [
-          list,
-        ]);
-        const eps = await client.query('DELETE FROM episodes WHERE episode_id = ANY($1)', [list]);
-        trajectorySteps += steps.rowCount ?? 0;
-        removed = eps.rowCount ?? 0;
-      }
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+      if (list.length === 0) return 0;
+      const steps = await client.query('DELETE FROM trajectories WHERE episode_id = ANY($1)', [
+        list,
+      ]);
+      const eps = await client.query('DELETE FROM episodes WHERE episode_id = ANY($1)', [list]);
+      trajectorySteps += steps.rowCount ?? 0;
+      return eps.rowCount ?? 0;
+    });
     episodes += removed;
     if (removed < batch) break;
   }
