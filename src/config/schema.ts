@@ -342,6 +342,10 @@ const Models = Type.Object(
       description:
         'Refuse models without a valid signature (needs publicKey). The signing key comes from WARDEN_MODEL_SIGNING_KEY.',
     }),
+    keepVersions: Int(100, 0, 1_000_000, {
+      description:
+        'Versions the learner keeps in models.dir: after each export the oldest beyond this many are deleted, never the latest (about 340 KB each at the default network; one export per exportEvery updates). 0 keeps all.',
+    }),
   },
   { default: {} },
 );

@@ -54,6 +54,26 @@ export function listVersions(dir: string): string[] {
     .map((t) => `v${t}`);
 }
 
+/**
+ * Deletes the oldest versions (model and metadata) until at most `keep` remain, never the one
+ * `latest` points at (after a rollback it is not the newest). Returns the versions deleted.
+ */
+export function pruneVersions(dir: string, keep: number): string[] {
+  const versions = listVersions(dir);
+  const latest = latestVersion(dir);
+  const deleted: string[] = [];
+  let excess = versions.length - keep;
+  for (const version of versions) {
+    if (excess <= 0) break;
+    if (version === latest) continue;
+    rmSync(modelFile(dir, version), { force: true });
+    rmSync(metadataFile(dir, version), { force: true });
+    deleted.push(version);
+    excess--;
+  }
+  return deleted;
+}
+
 export function latestVersion(dir: string): string | undefined {
   try {
     const v = readFileSync(join(dir, 'latest'), 'utf8').trim();

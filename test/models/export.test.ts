@@ -15,8 +15,10 @@ import {
   latestVersion,
   listVersions,
   type MetadataDraft,
+  pruneVersions,
   readMetadata,
   rollback,
+  setLatest,
   sha256,
 } from '../../src/models/store.ts';
 import { argmax } from '../../src/training/evaluate.ts';
@@ -155,4 +157,20 @@ test('property 29: training resumes from an exported model and keeps learning wi
     distance(second.params) < distance(fresh),
     'the resumed network stayed near what was learned',
   );
+});
+
+test('old versions are pruned down to the number kept, never the one latest points at', async (t) => {
+  const d = dir();
+  const params = initParams([32, 8, 6], false, 1);
+  const now = Date.now();
+  const versions: string[] = [];
+  for (let i = 0; i < 5; i++)
+    versions.push((await exportModel(d, params, draft, { now: now + i })).metadata.version);
+  // A rollback put latest on the oldest version: it stays, the next oldest go.
+  setLatest(d, versions[0]!);
+  t.deepEqual(pruneVersions(d, 3), [versions[1], versions[2]]);
+  t.deepEqual(listVersions(d), [versions[0], versions[3], versions[4]]);
+  t.false(readdirSync(d).some((f) => f.includes(versions[1]!.slice(1))), 'model and metadata go');
+  t.is(latestVersion(d), versions[0]);
+  t.deepEqual(pruneVersions(d, 3), [], 'nothing more while within the number kept');
 });

@@ -13,7 +13,13 @@ import type { ModelPublished } from '../../messages/model.ts';
 import type { RecordedTrace } from '../../messages/recorded.ts';
 import { readPolicyParams } from '../../models/read-params.ts';
 import { signingKeyFromEnv } from '../../models/signing.ts';
-import { exportModel, latestVersion, modelFile, readMetadata } from '../../models/store.ts';
+import {
+  exportModel,
+  latestVersion,
+  modelFile,
+  pruneVersions,
+  readMetadata,
+} from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import {
@@ -107,6 +113,12 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
     );
     state.exported++;
     state.lastExportAt = m.updates;
+    const { keepVersions } = ctx.config.models;
+    if (keepVersions > 0) {
+      const deleted = pruneVersions(ctx.config.models.dir, keepVersions);
+      if (deleted.length > 0)
+        ctx.log.debug({ deleted, keepVersions }, 'old model versions deleted');
+    }
     ctx.log.info(
       {
         version: metadata.version,
