@@ -344,7 +344,7 @@ const Models = Type.Object(
     }),
     keepVersions: Int(100, 0, 1_000_000, {
       description:
-        'Versions the learner keeps in models.dir: after each export the oldest beyond this many are deleted, never the latest (about 340 KB each at the default network; one export per exportEvery updates). 0 keeps all.',
+        'Versions kept in models.dir: after each export (learner) or fetch from the registry (inference host) the oldest beyond this many are deleted, never the latest (about 340 KB each at the default network; one export per exportEvery updates). 0 keeps all.',
     }),
   },
   { default: {} },

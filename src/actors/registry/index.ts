@@ -8,7 +8,13 @@ import type pg from 'pg';
 import { fetchModel, latestPublished, listenForModels } from '../../cluster/models.ts';
 import { createPool } from '../../db/connect.ts';
 import type { ModelPublished } from '../../messages/model.ts';
-import { latestVersion, listVersions, modelFile, readMetadata } from '../../models/store.ts';
+import {
+  latestVersion,
+  listVersions,
+  modelFile,
+  pruneVersions,
+  readMetadata,
+} from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 
 export type RegistryMessage =
@@ -49,6 +55,8 @@ async function take(state: State, ctx: ActorContext, version: string): Promise<v
     state.handed = version;
     ctx.send('adapter', published);
     ctx.log.info({ version }, 'model from the registry handed to the inference pool');
+    // As on the learner: the oldest beyond models.keepVersions go, never the one latest names.
+    if (ctx.config.models.keepVersions > 0) pruneVersions(dir, ctx.config.models.keepVersions);
   } catch (error) {
     state.refused++;
     ctx.log.error({ err: error, version }, 'model from the registry refused');
