@@ -51,6 +51,8 @@ interface LearnerState {
   lastHeldOut: HeldOutResult | undefined;
   /** The weights of that version, to go back to when a candidate forgot. */
   inService: QNetParams | undefined;
+  /** The version the learner resumed from; judged on the held-out set at the first export. */
+  readonly resumedVersion: string | undefined;
   heldOutAlerts: number;
   /** Candidates not exported because they forgot (learning.revertOnForgetting). */
   reverted: number;
@@ -63,6 +65,31 @@ interface LearnerState {
 /** Where models are announced: the registry when it runs, else the system (and the log). */
 const ANNOUNCE_TO = SYSTEM;
 
+/** The held-out result of the version resumed from: the bar for the first candidate. */
+async function judgeResumed(
+  state: LearnerState,
+  ctx: ActorContext,
+  version: string,
+  params: QNetParams,
+): Promise<HeldOutResult> {
+  const report = await evaluateParams(params, state.heldOut, ctx.config);
+  ctx.log.info(
+    { version, heldOutBalancedAccuracy: report.balancedAccuracy },
+    'the version in service is the bar for every candidate',
+  );
+  let reward = 0; // as the alert reports it; a version without readable metadata still judges
+  try {
+    reward = readMetadata(ctx.config.models.dir, version).metrics.averageReward;
+  } catch {}
+  return {
+    version,
+    accuracy: report.balancedAccuracy,
+    auc: report.auc,
+    reward,
+    episodes: report.episodes,
+  };
+}
+
 async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> {
   const m = state.learner.metrics();
   const signingKey = signingKeyFromEnv();
@@ -73,6 +100,8 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
         ? await evaluateParams(params, state.heldOut, ctx.config)
         : undefined;
     const c = report?.confusion;
+    if (report && !state.lastHeldOut && state.inService && state.resumedVersion)
+      state.lastHeldOut = await judgeResumed(state, ctx, state.resumedVersion, state.inService);
     const candidate: HeldOutResult | undefined = report && {
       version: `candidate after ${m.updates} updates`,
       accuracy: report.balancedAccuracy,
@@ -247,27 +276,12 @@ export default defineActor<LearnerMessage, LearnerState>({
       ctx.log.warn({ err: error }, 'held-out set unavailable: versions are not evaluated');
       return [];
     });
-    // The version in service is the bar every candidate is judged against.
-    let lastHeldOut: HeldOutResult | undefined;
-    if (resumed && heldOut.length > 0) {
-      const report = await evaluateParams(resumed.params, heldOut, ctx.config);
-      lastHeldOut = {
-        version: resumed.version,
-        accuracy: report.balancedAccuracy,
-        auc: report.auc,
-        reward: readMetadata(ctx.config.models.dir, resumed.version).metrics.averageReward,
-        episodes: report.episodes,
-      };
-      ctx.log.info(
-        { version: resumed.version, heldOutBalancedAccuracy: report.balancedAccuracy },
-        'the version in service is the bar for every candidate',
-      );
-    }
     const partial: Omit<LearnerState, 'loop'> = {
       learner,
       heldOut,
-      lastHeldOut,
+      lastHeldOut: undefined,
       inService: resumed?.params,
+      resumedVersion: resumed?.version,
       heldOutAlerts: 0,
       reverted: 0,
       exported: 0,
