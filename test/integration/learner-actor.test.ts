@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import type { DegradationAlert } from '../../src/actors/episodes/degradation.ts';
+import { mergeDeep } from '../../src/config/load.ts';
 import { loadTraces } from '../../src/data/load-traces.ts';
 import { splitTraces } from '../../src/data/split.ts';
 import { ACTIONS } from '../../src/messages/action.ts';
@@ -33,6 +34,25 @@ function transitions(n: number, dim: number, from = 0): Experience[] {
   }));
 }
 
+/** A small network learning alone on its thread, judged on 40 held-out episodes. */
+const learnerConfig = (models: string, overrides: Record<string, unknown>) =>
+  testConfig(
+    mergeDeep(
+      {
+        telemetry: { stateDim: 32 },
+        runtime: { placement: { learner: ['learner'] } },
+        learning: {
+          hiddenUnits: [16, 16],
+          batchSize: 16,
+          heldOutEpisodes: 40,
+          maxUpdatesPerSecond: 100_000,
+        },
+        models: { dir: models },
+      },
+      overrides,
+    ) as Record<string, unknown>,
+  );
+
 async function learnerStats(system: ActorSystem): Promise<Record<string, number>> {
   const stats = await system.stats();
   return stats.threads.flatMap((t) => t.actors).find((a) => a.actor === 'learner')!.custom;
@@ -49,18 +69,8 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 20_
 
 test('the learner trains in its own thread from shared replay, exports and announces models', async (t) => {
   const models = mkdtempSync(join(tmpdir(), 'warden-learner-'));
-  const config = testConfig({
-    telemetry: { stateDim: 32 },
-    runtime: { placement: { learner: ['learner'] } },
-    learning: {
-      hiddenUnits: [16, 16],
-      batchSize: 16,
-      exportEvery: 200,
-      heldOutEpisodes: 40,
-      updatesPerTransition: 0.5,
-      maxUpdatesPerSecond: 100_000,
-    },
-    models: { dir: models },
+  const config = learnerConfig(models, {
+    learning: { exportEvery: 200, updatesPerTransition: 0.5 },
   });
   const replay = ReplayStorage.create({ capacity: 10_000, dim: 32 });
   const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
@@ -112,21 +122,10 @@ test('the learner trains in its own thread from shared replay, exports and annou
 
 test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
   const models = mkdtempSync(join(tmpdir(), 'warden-forget-'));
-  const config = testConfig({
-    telemetry: { stateDim: 32 },
-    runtime: { placement: { learner: ['learner'] } },
-    learning: {
-      hiddenUnits: [16, 16],
-      batchSize: 16,
-      learningRate: 0.01,
-      exportEvery: 300,
-      heldOutEpisodes: 40,
-      updatesPerTransition: 1,
-      maxUpdatesPerSecond: 100_000,
-    },
+  const config = learnerConfig(models, {
+    learning: { learningRate: 0.01, exportEvery: 300, updatesPerTransition: 1 },
     replay: { prioritized: false },
     alerts: { maxAccuracyDrop: 0.05 },
-    models: { dir: models },
   });
   // The version in service: trained offline on the training split, better than chance.
   const heldOut = await loadHeldOut(config);
