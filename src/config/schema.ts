@@ -122,7 +122,10 @@ const Learning = Type.Object(
     epsilonStart: Num(1, 0, 1),
     epsilonEnd: Num(0.05, 0, 1),
     epsilonDecay: Num(0.995, 0, 1, { description: 'Multiplied into epsilon after every episode.' }),
-    batchSize: Int(64, 1, 65_536),
+    batchSize: Int(128, 1, 65_536, {
+      description:
+        'Samples per update. 128: held-out AUC 0.819 / balanced accuracy 0.817 (mean of 6 seeds, warden train, 1,500 episodes) against 0.790 / 0.795 at 64, better on 5 of 6 seeds and in the worst seed; an update costs about 1.5× as long.',
+    }),
     minReplay: Int(64, 1, 10_000_000, {
       description: 'Updates start once the replay holds this many.',
     }),
