@@ -219,7 +219,7 @@ test('property 38: a changed file is validated and applied without restart; rest
     t.deepEqual(requiresRestart, ['replay.capacity']);
     t.is(config.learning.gamma, 0.5, 'applied');
     t.is(config.replay.capacity, 10_000, 'restart-only field keeps its running value');
-    t.is(config.learning.batchSize, 128, 'invalid value fell back to the default');
+    t.is(config.learning.batchSize, 64, 'invalid value fell back to the default');
     t.true(warnings.some((w) => w.field === 'learning.batchSize'));
     t.is(watcher.current.learning.gamma, 0.5);
 
