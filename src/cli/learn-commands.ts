@@ -78,6 +78,7 @@ export async function trainCommand(
     out: string;
     engine: EngineChoice;
     seed: number;
+    batchSize?: number;
     resume?: boolean;
     /** false with --no-hindsight. */
     hindsight?: boolean;
@@ -85,7 +86,10 @@ export async function trainCommand(
   },
   out: Out,
 ): Promise<number> {
-  const { config } = loadConfig();
+  const loaded = loadConfig().config;
+  const config = opts.batchSize
+    ? { ...loaded, learning: { ...loaded.learning, batchSize: opts.batchSize } }
+    : loaded;
   const traces = await loadTraces(opts.data, opts.names);
   const trainSet = splitTraces(traces, 'train');
   const testSet = splitTraces(traces, 'test');

@@ -178,6 +178,16 @@ export async function run(
       (v) => Number.parseInt(v, 10),
       1,
     )
+    .option(
+      '--batch-size <n>',
+      'samples per update (default learning.batchSize; 128 trains better, at 1.5× the time per update)',
+      (v) => {
+        const n = Number.parseInt(v, 10);
+        if (!(n >= 1 && n <= 65_536))
+          throw new InvalidArgumentError('a whole number from 1 to 65536');
+        return n;
+      },
+    )
     .option('--resume', 'continue from the latest model in --out (incremental learning)')
     .option(
       '--no-hindsight',
