@@ -29,6 +29,8 @@ export interface ValidateOptions {
   readonly now?: number;
   /** Protobuf leaves zero values out: an absent field is then a value, not a defect. */
   readonly absentIsDefault?: boolean;
+  /** The sandbox the event arrived from (a receiver knows it): replaces the event's own claim. */
+  readonly sandboxId?: string;
 }
 
 /** Largest count we believe; anything above is clamped and counted (an attacker controls these). */
@@ -229,7 +231,7 @@ export function validateTelemetry(raw: unknown, opts: ValidateOptions): Telemetr
   const r = new FieldReader(raw, opts);
   return {
     type: 'telemetry',
-    sandboxId: r.string('sandboxId', 'unknown'),
+    sandboxId: opts.sandboxId ?? r.string('sandboxId', 'unknown'),
     episodeId: r.string('episodeId', 'unknown'),
     stage: r.stage(),
     seq: r.count('seq'),

@@ -117,18 +117,19 @@ function subscribe(state: State, ctx: ActorContext): void {
     const items = batch.events ?? [];
     const packer = new TelemetryPacker(items.length);
     const lifecycle: SequencedLifecycle[] = [];
+    const validation = {
+      limits,
+      counter: state.counter,
+      absentIsDefault: true,
+      now: Date.now(),
+      sandboxId: state.sandbox,
+    };
     for (const item of items) {
       const kind = str(item.kind);
       const body = item[kind] as Wire | undefined;
       if (!body) continue;
       try {
-        if (kind === 'telemetry')
-          packer.add(
-            validateTelemetry(
-              { ...body, sandboxId: state.sandbox },
-              { limits, counter: state.counter, absentIsDefault: true, now: Date.now() },
-            ),
-          );
+        if (kind === 'telemetry') packer.add(validateTelemetry(body, validation));
         else {
           const e = lifecycleEvent(kind, body, state.sandbox);
           if (e) lifecycle.push({ at: packer.count, event: e });
