@@ -263,3 +263,22 @@ test('property 3: random bytes as protobuf never crash the decoder', (t) => {
   );
   t.pass();
 });
+
+test('the sandbox a receiver got an event from replaces whatever sandbox the event claims', (t) => {
+  const counter = new DefaultsCounter();
+  const claim = { sandboxId: 'someone-else', episodeId: 'ep', stage: 1 };
+  t.is(
+    validateTelemetry(claim, { limits, counter, sandboxId: 'sandbox-1' }).sandboxId,
+    'sandbox-1',
+  );
+  t.is(
+    validateTelemetry({ episodeId: 'ep', stage: 1 }, { limits, counter, sandboxId: 'sandbox-1' })
+      .sandboxId,
+    'sandbox-1',
+  );
+  t.is(
+    validateTelemetry(claim, { limits, counter }).sandboxId,
+    'someone-else',
+    'without a receiver, the claim stands',
+  );
+});
