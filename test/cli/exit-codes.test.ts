@@ -2,7 +2,7 @@
 // exits non-zero, even after the embedded PostgreSQL was started and had to be stopped again.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -141,4 +141,22 @@ test('models keygen, sign, verify: a signed model verifies; a tampered one does 
   t.is(cli('keygen', '--out', keys).status, 1, 'an existing key is never overwritten');
   t.is(cli('rollback', '--dir', dir).status, 0);
   t.is(readFileSync(join(dir, 'latest'), 'utf8').trim(), first.metadata.version);
+});
+
+test('train --batch-size: used and recorded in the model metadata; an invalid size is a usage error', (t) => {
+  const data = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
+  const out = mkdtempSync(join(tmpdir(), 'warden-train-'));
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, 'train', '--data', data, '--out', out, ...args], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+  const ok = run('--episodes', '5', '--batch-size', '32');
+  t.is(ok.status, 0, ok.stderr);
+  const metadata = readdirSync(out).find((f) => f.endsWith('_metadata.json'))!;
+  t.is(JSON.parse(readFileSync(join(out, metadata), 'utf8')).hyperParameters.batchSize, 32);
+  const bad = run('--batch-size', '0');
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /--batch-size <n>.*'0' is invalid\. a whole number from 1 to 65536/);
 });
