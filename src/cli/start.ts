@@ -247,7 +247,7 @@ async function runStarted(
 
   let modelVersion = 'rules'; // the version the adapter's pool serves (model-activated)
   let metricsServer: { stop(): Promise<void> } | undefined;
-  let last = { at: Date.now(), decisions: 0 };
+  let last = { at: Date.now(), decisions: 0, events: 0 };
   const progress = async (): Promise<Record<string, Record<string, number>> | undefined> => {
     const stats = await system.stats().catch(() => undefined);
     if (!stats) return undefined;
@@ -259,11 +259,18 @@ async function runStarted(
     const e = a.episodes ?? {};
     const now = Date.now();
     const decisions = e.decisions ?? 0;
-    const rate = ((decisions - last.decisions) * 1000) / Math.max(1, now - last.at);
-    last = { at: now, decisions };
+    // Events received can outnumber decisions: a sandbox streaming faster than real time has sent
+    // more of a stage by the time its verdict arrives, and a decided stage takes no more decisions.
+    let events = 0;
+    for (const [actor, s] of Object.entries(a))
+      if (actor.startsWith('receiver:')) events += s.events ?? 0;
+    const perSecond = (n: number, before: number) =>
+      (((n - before) * 1000) / Math.max(1, now - last.at)).toFixed(0);
+    const rates = `events ${events} (${perSecond(events, last.events)}/s)  decisions ${decisions} (${perSecond(decisions, last.decisions)}/s)`;
+    last = { at: now, decisions, events };
     const tpr = (e.stage1_tp ?? 0) / Math.max(1, (e.stage1_tp ?? 0) + (e.stage1_fn ?? 0));
     const fpr = (e.stage1_fp ?? 0) / Math.max(1, (e.stage1_fp ?? 0) + (e.stage1_tn ?? 0));
-    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  decisions ${decisions} (${rate.toFixed(0)}/s)  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}`;
+    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  ${rates}  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}`;
   };
   let failed = false;
   let status: NodeJS.Timeout | undefined;
