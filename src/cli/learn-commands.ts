@@ -8,12 +8,13 @@ import { OnnxPolicy } from '../actors/inference/onnx-policy.ts';
 import { hyperParameters } from '../actors/learner/hyper-parameters.ts';
 import type { QNetParams } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
-import { loadTraces } from '../data/load-traces.ts';
+import { type LoadedTraces, readTraceFile } from '../data/load-traces.ts';
 import { type SplitPart, splitTraces } from '../data/split.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { readPolicyParams } from '../models/read-params.ts';
 import { signingKeyFromEnv } from '../models/signing.ts';
 import { exportModel, latestVersion, modelFile, readMetadata } from '../models/store.ts';
+import { InvalidInputError } from '../runtime/errors.ts';
 import {
   argmax,
   type DetectionReport,
@@ -60,6 +61,15 @@ async function evaluateAll(
   ] as const;
 }
 
+/** The traces, after saying on stderr how many rows or lines of the file were left out. */
+function readable(loaded: LoadedTraces, path: string): LoadedTraces['traces'] {
+  if (loaded.skipped > 0)
+    process.stderr.write(
+      `${path}: ${loaded.skipped} unreadable rows or lines left out (first at ${loaded.firstProblem})\n`,
+    );
+  return loaded.traces;
+}
+
 function printTable(rows: readonly (readonly [string, DetectionReport])[], out: Out): void {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '  —  ');
   out.write(`  ${'policy'.padEnd(36)} AUC    bal.acc TPR@1%FPR events  TP/FP/TN/FN\n`);
@@ -90,9 +100,13 @@ export async function trainCommand(
   const config = opts.batchSize
     ? { ...loaded, learning: { ...loaded.learning, batchSize: opts.batchSize } }
     : loaded;
-  const traces = await loadTraces(opts.data, opts.names);
+  const traces = readable(await readTraceFile(opts.data, opts.names), opts.data);
   const trainSet = splitTraces(traces, 'train');
   const testSet = splitTraces(traces, 'test');
+  if (trainSet.length === 0)
+    throw new InvalidInputError(
+      `${opts.data}: none of its ${traces.length} episodes falls on the training side of the split`,
+    );
   const cfg = stageConfig();
   let initial: QNetParams | undefined;
   if (opts.resume) {
@@ -208,8 +222,12 @@ export async function evalCommand(
     path = modelFile(opts.model, v);
     sha = readMetadata(opts.model, v).sha256;
   }
-  const traces = await loadTraces(opts.data, opts.names);
+  const traces = readable(await readTraceFile(opts.data, opts.names), opts.data);
   const evalSet = splitTraces(traces, opts.split);
+  if (evalSet.length === 0)
+    throw new InvalidInputError(
+      `${opts.data}: none of its ${traces.length} episodes falls on the ${opts.split} side of the split (--split all evaluates on every one)`,
+    );
   const trainSet = opts.split === 'all' ? evalSet : splitTraces(traces, 'train');
   const policy = await OnnxPolicy.load(path, cfg.dim, 6, sha);
   const rows = await evaluateAll(policy, trainSet, evalSet, cfg);

@@ -1,17 +1,51 @@
 // Recorded traces from a file: a labelled CSV (with api_names.json beside it, or a names table)
-// or telemetry JSON Lines.
+// or telemetry JSON Lines. Rows or lines that cannot be read are counted, with the first reason;
+// a file with no episode at all is an InvalidInputError, not an empty data set that trains or
+// evaluates on nothing.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RecordedTrace } from '../messages/recorded.ts';
+import { InvalidInputError } from '../runtime/errors.ts';
 import { importCsv } from './import-csv.ts';
 import { readRecorded } from './jsonl.ts';
 
-export async function loadTraces(path: string, namesPath?: string): Promise<RecordedTrace[]> {
+export interface LoadedTraces {
+  readonly traces: RecordedTrace[];
+  /** CSV rows or JSONL lines left out, and why the first of them was. */
+  readonly skipped: number;
+  readonly firstProblem?: string;
+}
+
+export async function readTraceFile(path: string, namesPath?: string): Promise<LoadedTraces> {
+  let loaded: LoadedTraces;
   if (path.endsWith('.csv')) {
     const guess = join(dirname(path), 'api_names.json');
     const names = namesPath ?? (existsSync(guess) ? guess : undefined);
-    return importCsv(path, names ? { names: JSON.parse(readFileSync(names, 'utf8')) } : {}).traces;
+    const csv = importCsv(path, names ? { names: JSON.parse(readFileSync(names, 'utf8')) } : {});
+    const first = csv.skippedRows[0];
+    loaded = {
+      traces: csv.traces,
+      skipped: csv.skippedRows.length,
+      ...(first ? { firstProblem: `row ${first.row}: ${first.reason}` } : {}),
+    };
+  } else {
+    const { traces, report } = await readRecorded(path);
+    const first = report.badLines[0];
+    loaded = {
+      traces,
+      skipped: report.badLines.length,
+      ...(first ? { firstProblem: `line ${first.line}: ${first.error}` } : {}),
+    };
   }
-  return (await readRecorded(path)).traces;
+  if (loaded.traces.length === 0)
+    throw new InvalidInputError(
+      `${path}: no episodes${loaded.firstProblem ? ` (${loaded.skipped} unreadable, first at ${loaded.firstProblem})` : ''}`,
+    );
+  return loaded;
+}
+
+/** The traces of a file (what readTraceFile finds, without the count of what it left out). */
+export async function loadTraces(path: string, namesPath?: string): Promise<RecordedTrace[]> {
+  return (await readTraceFile(path, namesPath)).traces;
 }

@@ -160,3 +160,28 @@ test('train --batch-size: used and recorded in the model metadata; an invalid si
   t.not(bad.status, 0);
   t.regex(bad.stderr, /--batch-size <n>.*'0' is invalid\. a whole number from 1 to 65536/);
 });
+
+test('train and eval on a file without usable episodes: a clear error, exit 1; unreadable rows are counted', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-baddata-'));
+  const csv = join(dir, 'calls.csv');
+  writeFileSync(csv, 't_0,t_1,malware\nCreateFileW,ReadFile,2\n');
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+  const train = run('train', '--data', csv, '--episodes', '3', '--out', join(dir, 'models'));
+  t.is(train.status, 1);
+  t.regex(
+    train.stderr,
+    /^warden: error: .*calls\.csv: no episodes \(1 unreadable, first at row 2: label "2"/m,
+  );
+  // Half readable: every good row is evaluated, the bad one is named on stderr.
+  writeFileSync(
+    csv,
+    `t_0,t_1,malware\n${Array.from({ length: 40 }, (_, i) => `CreateFileW,${i % 2 ? 'ReadFile' : 'WriteFile'},${i % 2}`).join('\n')}\nRegOpenKeyW,ReadFile,maybe\n`,
+  );
+  const model = join(dir, 'model');
+  t.is(run('train', '--data', csv, '--episodes', '2', '--out', model).status, 0);
+  const evaluated = run('eval', '--model', model, '--data', csv, '--split', 'all', '--json');
+  t.is(evaluated.status, 0, evaluated.stderr);
+  t.regex(evaluated.stderr, /1 unreadable rows or lines left out \(first at row 42: label "maybe"/);
+  t.is(JSON.parse(evaluated.stdout)['agent (DQN)'].episodes, 40);
+});
