@@ -5,14 +5,12 @@
 
 import * as grpc from '@grpc/grpc-js';
 import type { DegradationAlert } from '../actors/episodes/degradation.ts';
-import { seededRandom } from '../actors/learner/q-network.ts';
 import { hostIdOf } from '../cluster/host.ts';
 import { fetchModel, latestPublished, publishModel, reportServing } from '../cluster/models.ts';
 import { acquireLeadership, type Leadership, placementFor } from '../cluster/roles.ts';
 import { loadConfig } from '../config/load.ts';
 import { strictWarnings } from '../config/validate.ts';
 import { ConfigWatcher } from '../config/watch.ts';
-import { loadTraces } from '../data/load-traces.ts';
 import { openDatabase } from '../db/connect.ts';
 import type { ModelActivated, ModelPublished } from '../messages/model.ts';
 import { listVersions, setLatest } from '../models/store.ts';
@@ -22,7 +20,8 @@ import { closeLogOutput, componentLogger, configureLogOutput } from '../runtime/
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { exporterFromEnv } from '../runtime/tracing.ts';
-import { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
+import { replayOrder, startReferencePair } from '../sandbox/reference-pair.ts';
+import type { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import { channelCredentials } from '../security/tls.ts';
 import { deniedCalls, startMetricsServer } from '../services/metrics.ts';
@@ -40,34 +39,21 @@ export interface StartOptions {
   readonly realTime?: number;
 }
 
-const BUNDLED = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
-
 async function startDemoSandboxes(
   rate: number | undefined,
   realTime: number | undefined,
   log: Logger,
-): Promise<ReferenceSandbox[]> {
-  // The file lists goodware first, then malware: a seeded shuffle mixes them as a sandbox would.
-  const rand = seededRandom(2019);
-  const traces = (await loadTraces(BUNDLED))
-    .map((t) => ({ t, k: rand() }))
-    .sort((a, b) => a.k - b.k)
-    .map(({ t }) => t);
-  const benign = traces.filter((t) => t.episode.label === 'benign');
-  // Each sandbox replays half of the episodes, interleaving labels, and cycles through them.
-  const sandboxes = [0, 1].map(
-    (k) =>
-      new ReferenceSandbox({
-        name: `sandbox-${k + 1}`,
-        traces: traces.filter((_, i) => i % 2 === k),
-        benign,
-        log,
-        ...(rate ? { eventsPerSecond: rate } : {}),
-        ...(realTime ? { realTime: { speed: realTime } } : {}),
-      }),
-  );
-  for (const s of sandboxes) await s.start();
-  return sandboxes;
+): Promise<readonly ReferenceSandbox[]> {
+  // Stage 1 in the positive sandbox, stage 2 in the negative one; 16 files at a time.
+  const pair = await startReferencePair({
+    traces: await replayOrder(),
+    names: ['sandbox-positive', 'sandbox-negative'],
+    concurrency: 16,
+    ...(rate ? { eventsPerSecond: rate } : {}),
+    ...(realTime ? { realTime: { speed: realTime } } : {}),
+    log,
+  });
+  return pair.sandboxes;
 }
 
 export async function start(
@@ -155,7 +141,7 @@ async function runStarted(
       : [];
   for (const s of demo) {
     say(
-      `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} replaying the bundled Oliveira 2019 traces`,
+      `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} (${s.role === 'positive' ? 'stage 1, replaying the bundled Oliveira 2019 traces' : 'stage 2, the files the positive sandbox passes on'})`,
     );
   }
   const sandboxes =

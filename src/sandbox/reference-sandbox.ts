@@ -1,8 +1,12 @@
 // The reference sandbox (`warden sandbox`): a real gRPC server implementing the sandbox contract
 // by replaying recorded telemetry, so the whole system runs on one machine.
 //
-//   Each episode runs stage 1, then stage 2 under the same id. Events stream in batches, several
-//   episodes at once (round-robin), as fast as the stream takes them or at a fixed rate.
+//   Each episode runs stage 1, then stage 2 under the same id: in one instance (role "both"), or,
+//   as DESIGN §1 deploys them, in two — the positive sandbox (role "positive", stage 1) hands each
+//   file, cleaned or as it was, to the negative sandbox (role "negative", stage 2) it was given as
+//   `next`; the positive one counts an episode as running until the negative one has finished it.
+//   Events stream in batches, several episodes at once (round-robin), as fast as the stream takes
+//   them or at a fixed rate.
 //   A stage ends when Warden sends a stage-ending action (TERMINATE, QUARANTINE, REQUEST_REVIEW,
 //   RELEASE), when it acts on the last event without ending it (released at the end), or
 //   stageTimeoutMs after the last event. Stage 1's malicious verdict (terminate, quarantine,
@@ -10,7 +14,8 @@
 //   cleaned file behaves like goodware in stage 2 (a benign trace is replayed, truth benign).
 //   Outcomes report the sandbox's detection, the cleaning, and the ground truth.
 //   Fault injection for tests: cut the stream after N batches; refuse the first N batches of
-//   actions (an Act call, or a message on ActStream, which ends that stream).
+//   actions (an Act call, or a message on ActStream, which ends that stream); delay the acks of
+//   the first N batches of actions; crash() mid-episode.
 
 import * as grpc from '@grpc/grpc-js';
 import { fnv1a } from '../actors/adapter/state-vector.ts';
@@ -39,8 +44,12 @@ import {
   sandboxPackage,
 } from './grpc.ts';
 
+/** Which stages an instance runs (see the header). */
+export type SandboxRole = 'both' | 'positive' | 'negative';
+
 export interface ReferenceSandboxOptions {
   readonly name: string;
+  /** What the instance replays (a negative sandbox replays what its positive one hands it). */
   readonly traces: readonly RecordedTrace[];
   /** Goodware traces a successfully cleaned file replays in stage 2. */
   readonly benign: readonly RecordedTrace[];
@@ -58,7 +67,15 @@ export interface ReferenceSandboxOptions {
   readonly episodes?: number;
   readonly stageTimeoutMs?: number;
   readonly seed?: number;
-  readonly faults?: { readonly cutStreamAfterBatches?: number; readonly refuseActCalls?: number };
+  /** Default "both"; "positive" needs `next`, the negative sandbox its files go on to. */
+  readonly role?: SandboxRole;
+  readonly next?: ReferenceSandbox;
+  readonly faults?: {
+    readonly cutStreamAfterBatches?: number;
+    readonly refuseActCalls?: number;
+    /** The acks of the first `batches` action batches are sent `ms` late. */
+    readonly delayActs?: { readonly ms: number; readonly batches: number };
+  };
   /** Record, per action, the time from its event leaving the sandbox to the action arriving (benches). */
   readonly measureLatency?: boolean;
   readonly log: Logger;
@@ -76,6 +93,17 @@ interface StageRun {
   ended: boolean;
   /** When the stage started (ms): real-time pacing measures from here. */
   readonly startedAt: number;
+  /** A negative sandbox's stage 2: tells the positive sandbox that handed it over. */
+  readonly finished?: () => void;
+}
+
+/** A file a positive sandbox hands to its negative one for stage 2. */
+interface Handoff {
+  readonly episodeId: string;
+  readonly trace: RecordedTrace;
+  readonly truth: Label;
+  readonly original: RecordedTrace;
+  readonly cleaned: boolean;
 }
 
 type WireEvent = BatchItem;
@@ -83,7 +111,9 @@ type WireEvent = BatchItem;
 const RELEASE = 5 as ActionId;
 
 export interface SandboxStats {
+  /** Episodes started here (a negative sandbox: files handed to it for stage 2). */
   episodesStarted: number;
+  /** Those that finished both stages (a negative sandbox: its stage 2). */
   episodesCompleted: number;
   eventsSent: number;
   /** Episode-started and stage-outcome messages written to the stream. */
@@ -117,12 +147,12 @@ export class ReferenceSandbox {
   readonly #o: Required<
     Omit<
       ReferenceSandboxOptions,
-      'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency' | 'realTime'
+      'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency' | 'realTime' | 'next'
     >
   > &
     Pick<
       ReferenceSandboxOptions,
-      'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency' | 'realTime'
+      'episodes' | 'eventsPerSecond' | 'faults' | 'measureLatency' | 'realTime' | 'next'
     >;
   readonly #server = new grpc.Server(channelOptions);
   readonly #runs = new Map<string, StageRun>();
@@ -134,7 +164,12 @@ export class ReferenceSandbox {
   #stopped = false;
   #paused = false;
   #refusals = 0;
+  #delayed = 0;
   #batchesThisStream = 0;
+  /** Episodes started here and not finished yet (in either stage, wherever it runs). */
+  #inFlight = 0;
+  /** A negative sandbox's positive one (the files it is handed come from there). */
+  #upstream: ReferenceSandbox | undefined;
   readonly #epoch = Date.now().toString(36);
   /** Send time (ms, performance clock) per "episode/stage/seq", while measureLatency is on. */
   readonly #sentAt = new Map<string, number>();
@@ -149,8 +184,20 @@ export class ReferenceSandbox {
       cleanSuccessRate: 0.9,
       stageTimeoutMs: 2_000,
       seed: 1,
+      role: 'both',
       ...options,
     };
+    if ((this.#o.role === 'positive') !== (this.#o.next !== undefined))
+      throw new Error(
+        `reference sandbox ${this.name}: a positive sandbox, and only it, has a next`,
+      );
+    if (this.#o.next) {
+      if (this.#o.next.#o.role !== 'negative' || this.#o.next.#upstream)
+        throw new Error(
+          `reference sandbox ${this.name}: next must be a negative sandbox not yet in a pair`,
+        );
+      this.#o.next.#upstream = this;
+    }
     this.#server.addService(withEncodedWatch(sandboxPackage().Sandbox.service), {
       watch: (call: grpc.ServerWritableStream<unknown, unknown>) => void this.#watch(call),
       act: (
@@ -163,6 +210,10 @@ export class ReferenceSandbox {
   }
 
   #port = 0;
+
+  get role(): SandboxRole {
+    return this.#o.role;
+  }
 
   /** The port start() bound (0 before). */
   get port(): number {
@@ -189,7 +240,7 @@ export class ReferenceSandbox {
       { sandbox: this.name, ms: Math.round(performance.now() - prepareStarted) },
       'recorded telemetry encoded',
     );
-    while (this.#runs.size < this.#o.concurrency && this.#startEpisode()) {
+    while (this.#inFlight < this.#o.concurrency && this.#startEpisode()) {
       // fill the first slots
     }
     this.#o.log.info(
@@ -217,22 +268,44 @@ export class ReferenceSandbox {
     this.#server.forceShutdown();
   }
 
+  /** Nothing more to stream: every episode this instance will ever see has been sent. */
   get done(): boolean {
-    return (
-      this.#runs.size === 0 &&
-      this.#pending.length === 0 &&
-      this.#o.episodes !== undefined &&
-      this.stats.episodesStarted >= this.#o.episodes
+    if (this.#runs.size > 0 || this.#pending.length > 0) return false;
+    const upstream = this.#upstream;
+    if (this.#o.role === 'negative') return upstream?.done === true && upstream.#inFlight === 0;
+    return this.#o.episodes !== undefined && this.stats.episodesStarted >= this.#o.episodes;
+  }
+
+  /** A file from the positive sandbox: its stage 2 starts here at once. */
+  #admit(file: Handoff, finished: () => void): void {
+    this.stats.episodesStarted++;
+    this.#startStage(
+      file.episodeId,
+      2,
+      file.trace,
+      file.truth,
+      file.original,
+      file.cleaned,
+      finished,
     );
   }
 
+  /** An episode started here has ended (stage 2 here, or in the negative sandbox). */
+  #episodeFinished(): void {
+    this.#inFlight--;
+    this.stats.episodesCompleted++;
+    if (this.#inFlight < this.#o.concurrency) this.#startEpisode();
+    this.#wake?.();
+  }
+
   #startEpisode(): boolean {
-    if (this.#o.traces.length === 0) return false;
+    if (this.#o.role === 'negative' || this.#o.traces.length === 0) return false;
     if (this.#o.episodes !== undefined && this.stats.episodesStarted >= this.#o.episodes)
       return false;
     const trace = this.#o.traces[this.#traceIndex++ % this.#o.traces.length]!;
     const episodeId = `${this.name}-${this.#epoch}-${++this.#episodeCounter}`;
     this.stats.episodesStarted++;
+    this.#inFlight++;
     this.#startStage(episodeId, 1, trace, trace.episode.label, trace, false);
     return true;
   }
@@ -244,6 +317,7 @@ export class ReferenceSandbox {
     truth: Label,
     original: RecordedTrace,
     cleaned: boolean,
+    finished?: () => void,
   ): void {
     const key = `${episodeId}/${stage}`;
     this.#runs.set(key, {
@@ -257,6 +331,7 @@ export class ReferenceSandbox {
       sentAllAt: undefined,
       ended: false,
       startedAt: Date.now(),
+      ...(finished ? { finished } : {}),
     });
     this.#pending.push({
       episodeStarted: {
@@ -308,14 +383,29 @@ export class ReferenceSandbox {
     );
     if (run.stage === 1) {
       const benign = this.#o.benign;
-      if (cleaningSucceeded && benign.length > 0) {
-        const replacement = benign[fnv1a(run.episodeId) % benign.length]!;
-        this.#startStage(run.episodeId, 2, replacement, 'benign', run.original, true);
-      } else this.#startStage(run.episodeId, 2, run.original, run.truth, run.original, cleaned);
-    } else {
+      const file: Handoff =
+        cleaningSucceeded && benign.length > 0
+          ? {
+              episodeId: run.episodeId,
+              trace: benign[fnv1a(run.episodeId) % benign.length]!,
+              truth: 'benign',
+              original: run.original,
+              cleaned: true,
+            }
+          : {
+              episodeId: run.episodeId,
+              trace: run.original,
+              truth: run.truth,
+              original: run.original,
+              cleaned,
+            };
+      const next = this.#o.next;
+      if (next) next.#admit(file, () => this.#episodeFinished());
+      else this.#startStage(file.episodeId, 2, file.trace, file.truth, file.original, file.cleaned);
+    } else if (run.finished) {
       this.stats.episodesCompleted++;
-      this.#startEpisode();
-    }
+      run.finished();
+    } else this.#episodeFinished();
     this.#wake?.();
   }
 
@@ -433,6 +523,14 @@ export class ReferenceSandbox {
     }
   }
 
+  /** Fault injection: how long to hold back the acks of this batch of actions (ms). */
+  #delay(): number {
+    const delay = this.#o.faults?.delayActs;
+    if (delay === undefined || this.#delayed >= delay.batches) return 0;
+    this.#delayed++;
+    return delay.ms;
+  }
+
   /** Fault injection: whether to refuse this Act call or stream message (UNAVAILABLE). */
   #refuse(): boolean {
     const refuse = this.#o.faults?.refuseActCalls;
@@ -449,12 +547,18 @@ export class ReferenceSandbox {
       cb({ code: grpc.status.UNAVAILABLE, details: 'fault injection: actions refused' });
       return;
     }
-    cb(null, { acks: this.#apply(call.request.actions ?? []) });
+    const acks = this.#apply(call.request.actions ?? []);
+    const delay = this.#delay();
+    if (delay > 0) setTimeout(() => cb(null, { acks }), delay);
+    else cb(null, { acks });
   }
 
   /** ActStream: one ack batch per action batch, in order (a refusal ends the stream). */
   #actStream(call: grpc.ServerDuplexStream<{ actions?: ActionRequestWire[] }, unknown>): void {
     let ended = false;
+    // Delayed ack batches still to go out on this stream, and the chain keeping them in order.
+    let held = 0;
+    let chain = Promise.resolve();
     call.on('data', (request: { actions?: ActionRequestWire[] }) => {
       if (ended) return; // batches already on their way when the stream was refused
       if (this.#refuse()) {
@@ -465,7 +569,25 @@ export class ReferenceSandbox {
         });
         return;
       }
-      call.write({ acks: this.#apply(request.actions ?? []) });
+      const acks = this.#apply(request.actions ?? []);
+      // Acks answer batches in order: a delayed batch holds back the ones after it.
+      const delay = this.#delay();
+      const send = () => {
+        if (!ended && !call.cancelled) call.write({ acks });
+      };
+      if (delay > 0 || held > 0) {
+        held++;
+        chain = chain.then(
+          () =>
+            new Promise<void>((resolve) =>
+              setTimeout(() => {
+                held--;
+                send();
+                resolve();
+              }, delay),
+            ),
+        );
+      } else send();
     });
     call.on('end', () => call.end());
     call.on('error', () => undefined); // the client went away; nothing is waiting for acks

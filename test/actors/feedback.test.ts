@@ -147,3 +147,93 @@ test('feedback on each action is in the reward of its step', async (t) => {
     await system.stop();
   }
 });
+
+test('stages in two sandboxes: stage 2 ending before stage 1 still gives one complete trajectory of both stages', async (t) => {
+  const config = testConfig({
+    runtime: { placement: { control: ['episodes'], sinks: ['db-writer', 'learner'] } },
+    telemetry: { stateDim: 32 },
+  });
+  const system = new ActorSystem({
+    config,
+    shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 32 }).buffer },
+    modules: { ...ACTOR_MODULES, 'db-writer': fixtureActor('sink'), learner: fixtureActor('sink') },
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    const at = Date.now();
+    const started = (episodeId: string, stage: 1 | 2, sandboxId: string) => ({
+      type: 'episode-started' as const,
+      sandboxId,
+      episodeId,
+      stage,
+      timestamp: at,
+      artifactHash: 'abc',
+      artifactType: 'exe' as const,
+      cleaned: false,
+    });
+    const outcome = (episodeId: string, stage: 1 | 2, sandboxId: string) => ({
+      type: 'stage-outcome' as const,
+      sandboxId,
+      episodeId,
+      stage,
+      timestamp: at,
+      eventsObserved: 1,
+      sandboxDetected: false,
+      cleaned: false,
+      cleaningSucceeded: false,
+      groundTruth: 'benign' as const,
+      family: null,
+    });
+    const decided = (episodeId: string, stage: 1 | 2): DecisionBatch => ({
+      type: 'decisions',
+      items: [
+        {
+          episodeId,
+          stage,
+          seq: 0,
+          action: ACTIONS.RELEASE,
+          confidence: 0.9,
+          modelVersion: 'rules',
+          source: 'rules',
+          decidedAt: at,
+          latencyMs: 1,
+        },
+      ],
+      states: new Float32Array(32).fill(stage / 10),
+    });
+    // The positive sandbox's stage-1 outcome is late; the negative one's stage 2 ends first.
+    system.send('episodes', started('pair', 1, 'positive'));
+    system.send('episodes', decided('pair', 1));
+    system.send('episodes', started('pair', 2, 'negative'));
+    system.send('episodes', decided('pair', 2));
+    system.send('episodes', outcome('pair', 2, 'negative'));
+    system.send('episodes', outcome('pair', 1, 'positive'));
+    // A Warden that started mid-episode sees only stage 2: complete at its outcome, not a timeout.
+    system.send('episodes', started('late', 2, 'negative'));
+    system.send('episodes', decided('late', 2));
+    system.send('episodes', outcome('late', 2, 'negative'));
+    const trajectory = (id: string) =>
+      inbox.waitFor<{ message: EpisodeTrajectory }>(
+        (m) =>
+          m.type === 'sunk' &&
+          (m.message as EpisodeTrajectory).type === 'episode-trajectory' &&
+          (m.message as EpisodeTrajectory).episodeId === id,
+      );
+    const pair = (await trajectory('pair')).message;
+    t.false(pair.partial);
+    t.deepEqual(pair.steps.map((s) => s.stage).sort(), [1, 2], 'both stages in one trajectory');
+    const late = (await trajectory('late')).message;
+    t.false(late.partial);
+    t.deepEqual(
+      late.steps.map((s) => s.stage),
+      [2],
+    );
+    const trajectories = inbox.messages.filter(
+      (m) => m.type === 'sunk' && (m.message as EpisodeTrajectory).type === 'episode-trajectory',
+    );
+    t.is(trajectories.length, 2, 'no stray record for the late stage-1 outcome');
+  } finally {
+    await system.stop();
+  }
+});

@@ -12,6 +12,7 @@ import type { RecordedTrace } from '../../src/messages/recorded.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
+import { startReferencePair } from '../../src/sandbox/reference-pair.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startMetricsServer } from '../../src/services/metrics.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
@@ -225,6 +226,88 @@ test.serial(
     } finally {
       await system.stop();
       await Promise.all(sandboxes.map((s) => s.stop()));
+    }
+  },
+);
+
+test.serial(
+  'a positive and a negative sandbox: stage 1 in one, stage 2 of the same episodes in the other; delayed acks are retried',
+  async (t) => {
+    const malware = traces.filter((x) => x.episode.label === 'malicious');
+    const goodware = traces.filter((x) => x.episode.label === 'benign');
+    const mixed = Array.from({ length: 5 }, (_, i) => [goodware[i * 7]!, malware[i * 11]!]).flat();
+    const pair = await startReferencePair({
+      traces: mixed,
+      names: ['pos', 'neg'],
+      episodes: 10,
+      concurrency: 4,
+      // The first batch of actions on the positive side is answered after the dispatch deadline.
+      faults: [{ delayActs: { ms: 600, batches: 1 } }, undefined],
+      log: silentLogger,
+    });
+    const config = testConfig({
+      runtime: { placement: PIPELINE_PLACEMENT },
+      sandboxes: pair.sandboxes.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })),
+      dispatch: { retryDelaysMs: [20, 40, 300], deadlineMs: 250 },
+      database: { url: db.server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
+      models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
+      inference: { workers: 1 },
+    });
+    const system = new ActorSystem({
+      config,
+      shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
+    });
+    await system.start();
+    try {
+      t.true(
+        await until(async () => pair.negative.done, 60_000),
+        'every file went through both stages',
+      );
+      t.true(
+        await until(async () => (await actorStats(system)).episodes?.completed === 10, 10_000),
+        'Warden joined each episode across the two sandboxes',
+      );
+      const s = await actorStats(system);
+      t.is(s.episodes!.partial, 0);
+      const { positive, negative } = pair;
+      t.deepEqual(
+        [positive.stats.episodesStarted, positive.stats.episodesCompleted],
+        [10, 10],
+        'the positive sandbox counts an episode as running until the negative one finished it',
+      );
+      t.is(negative.stats.episodesStarted, 10, 'every file was handed over');
+      t.deepEqual(new Set(positive.outcomes.map((o) => o.stage)), new Set([1]));
+      t.deepEqual(new Set(negative.outcomes.map((o) => o.stage)), new Set([2]));
+      t.deepEqual(
+        negative.outcomes.map((o) => o.episodeId).sort(),
+        positive.outcomes.map((o) => o.episodeId).sort(),
+        'stage 2 ran under the episode ids of stage 1',
+      );
+      t.true(
+        positive.stats.actionsApplied > 0 && negative.stats.actionsApplied > 0,
+        "each stage's actions went to the sandbox running it",
+      );
+      t.true(s.dispatcher!.retries! >= 1, 'the late acks were retried');
+      t.is(s.dispatcher!.failed, 0, 'and then confirmed');
+      // Property 43 across the pair: each stored trajectory has steps of both stages.
+      t.true(
+        await until(
+          async () =>
+            Number(
+              (
+                await db.pool.query(
+                  `SELECT count(*) AS n FROM (SELECT episode_id FROM trajectories WHERE episode_id LIKE 'pos-%'
+                   GROUP BY episode_id HAVING count(DISTINCT stage) = 2) both_stages`,
+                )
+              ).rows[0].n,
+            ) === 10,
+          10_000,
+        ),
+        'every trajectory holds both stages',
+      );
+    } finally {
+      await system.stop();
+      await pair.stop();
     }
   },
 );

@@ -121,6 +121,8 @@ function emitDecide(ctx: ActorContext, d: Drained): void {
 interface EpisodeSpans {
   readonly episode: Span;
   readonly stages: Map<number, { span: Span; traceparent: string | undefined }>;
+  /** Stages whose outcome came: in a positive/negative pair, stage 2's may come first. */
+  readonly outcomes: Set<number>;
 }
 
 interface State {
@@ -284,6 +286,7 @@ function traceLifecycle(state: State, ctx: ActorContext, e: EpisodeLifecycle): E
           ROOT_CONTEXT,
         ),
         stages: new Map(),
+        outcomes: new Set(),
       };
       state.spans.set(e.episodeId, spans);
     }
@@ -311,7 +314,9 @@ function traceLifecycle(state: State, ctx: ActorContext, e: EpisodeLifecycle): E
       'warden.ground_truth': e.groundTruth,
     });
     stage?.span.end();
-    if (e.stage === 2) {
+    spans.outcomes.add(e.stage);
+    // Complete when both stages have ended, or stage 2 has and stage 1 was never seen.
+    if (spans.outcomes.size === 2 || (e.stage === 2 && !spans.stages.has(1))) {
       endEpisode(spans, 'completed');
       state.spans.delete(e.episodeId);
     }

@@ -70,7 +70,11 @@ interface EpisodeRecord {
   totalReward: number;
   readonly decisions: Map<Stage, Decided[]>;
   readonly steps: TrajectoryStep[];
-  stagesDone: number;
+  /** Stages whose outcome came. Stage 2 may end first when the stages run in two sandboxes
+   *  (positive and negative): the episode is complete once both have. */
+  readonly stagesDone: Set<Stage>;
+  /** Stages whose start was seen (a Warden started mid-episode sees only the later ones). */
+  readonly stagesStarted: Set<Stage>;
 }
 
 export interface DetectionCounts {
@@ -124,7 +128,8 @@ function record(state: State, episodeId: string): EpisodeRecord {
       totalReward: 0,
       decisions: new Map(),
       steps: [],
-      stagesDone: 0,
+      stagesDone: new Set(),
+      stagesStarted: new Set(),
     };
     state.episodes.set(episodeId, r);
   }
@@ -308,7 +313,7 @@ function finishStage(
     );
     state.patterns++;
   }
-  r.stagesDone++;
+  r.stagesDone.add(stage);
 }
 
 function finishEpisode(
@@ -391,6 +396,7 @@ export default defineActor<EpisodesMessage, State>({
         return state;
       case 'episode-started': {
         const r = record(state, message.episodeId);
+        r.stagesStarted.add(message.stage);
         if (message.artifactHash) r.artifactHash = message.artifactHash;
         if (message.trace) r.trace = message.trace;
         return state;
@@ -398,8 +404,12 @@ export default defineActor<EpisodesMessage, State>({
       case 'stage-outcome': {
         const r = record(state, message.episodeId);
         if (message.family) r.family = message.family;
+        if (r.stagesDone.has(message.stage)) return state; // a repeated outcome
         finishStage(state, ctx, r, message.stage, message.groundTruth);
-        if (message.stage === 2) finishEpisode(state, ctx, r, null);
+        // Complete when both stages have ended, or stage 2 has and stage 1 was never seen.
+        const stage1Seen = r.stagesStarted.has(1) || r.decisions.has(1) || r.stagesDone.has(1);
+        if (r.stagesDone.size === 2 || (message.stage === 2 && !stage1Seen))
+          finishEpisode(state, ctx, r, null);
         return state;
       }
       case 'stage-failed': {
@@ -421,7 +431,14 @@ export default defineActor<EpisodesMessage, State>({
         const { episodeTimeoutMs, maxEpisodeDurationMs } = ctx.config.dispatch;
         for (const r of [...state.episodes.values()]) {
           if (r.lastSeen < now - episodeTimeoutMs)
-            finishEpisode(state, ctx, r, 'timeout: the sandbox went silent');
+            finishEpisode(
+              state,
+              ctx,
+              r,
+              r.stagesDone.has(2)
+                ? "timeout: stage 2 ended, stage 1's outcome never came"
+                : 'timeout: the sandbox went silent',
+            );
           else if (r.startedAt < now - maxEpisodeDurationMs)
             finishEpisode(
               state,
