@@ -7,6 +7,7 @@ import { dbPruneCommand } from './db-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
 import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
 import { patternsQueryCommand, patternsReindexCommand } from './pattern-commands.ts';
+import { sandboxCommand } from './sandbox-command.ts';
 import {
   configUpdateCommand,
   deployCommand,
@@ -22,6 +23,25 @@ function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0)
     throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('a port from 0 (any free one) to 65535');
+  return n;
+}
+
+function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a whole number ≥ 1');
+  return n;
+}
+
+function share(value: string): number {
+  const n = Number(value);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('a number from 0 to 1');
   return n;
 }
 
@@ -80,6 +100,46 @@ export async function run(
         code = await start({ ...opts, demo: opts.demo === true }, out);
       },
     );
+
+  program
+    .command('sandbox')
+    .description(
+      'run the reference sandboxes: a positive one (stage 1) replaying recorded telemetry, and a negative one (stage 2) for the files it passes on',
+    )
+    .option(
+      '--data <file>',
+      'telemetry JSONL or labelled CSV (default: the bundled Oliveira 2019 traces)',
+    )
+    .option('--host <address>', 'bind address (not loopback: TLS required)', '127.0.0.1')
+    .option('--port <n>', "the positive sandbox's port (0: any free port)", port, 50061)
+    .option('--negative-port <n>', "the negative sandbox's port (default: --port + 1)", port)
+    .option(
+      '--rate <events/s>',
+      'events per second per sandbox (default: as fast as possible)',
+      positiveNumber,
+    )
+    .option(
+      '--real-time [speed]',
+      'replay each trace with its recorded timing (optionally this many times faster)',
+      positiveNumber,
+    )
+    .option(
+      '--episodes <n>',
+      'stop after this many episodes (default: cycle through the traces)',
+      wholeNumber,
+    )
+    .option('--concurrency <n>', 'files in flight at once', wholeNumber, 16)
+    .option('--clean-success-rate <p>', 'share of malware that quarantine cleans', share, 0.9)
+    .option('--duration <seconds>', 'stop after this many seconds', positiveNumber)
+    .option('--tls-cert <pem>', 'serve over TLS with this certificate …')
+    .option('--tls-key <pem>', '… and this key')
+    .option('--tls-client-ca <pem>', 'mutual TLS: require client certificates from this CA')
+    .action(async (opts) => {
+      code = await sandboxCommand(
+        { ...opts, ...(opts.realTime === true ? { realTime: 1 } : {}) },
+        out,
+      );
+    });
 
   const config = program.command('config').description('inspect and validate configuration');
   config

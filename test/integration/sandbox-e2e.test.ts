@@ -3,6 +3,7 @@
 // episodes and DB writer on real worker threads, a real PostgreSQL. Every event, decision,
 // action, transition and trajectory is accounted for (properties 4, 6, 19, 21, 40–43).
 
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { PIPELINE_PLACEMENT, sandboxesAt, testConfig, until } from '../helpers.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
+const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
 let traces: RecordedTrace[];
 let db: TestDatabase;
 test.before(async () => {
@@ -308,6 +310,58 @@ test.serial(
     } finally {
       await system.stop();
       await pair.stop();
+    }
+  },
+);
+
+test.serial(
+  'warden sandbox: the pair as a process of its own, which Warden drives over gRPC until its episodes are done',
+  async (t) => {
+    const child = spawn(
+      process.execPath,
+      [BIN, 'sandbox', '--port', '0', '--episodes', '6', '--concurrency', '3'],
+      { env: { ...process.env, WARDEN_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    let system: ActorSystem | undefined;
+    try {
+      t.true(await until(async () => /"sandboxes": \[.*\]\n/.test(stdout), 30_000), stdout);
+      const sandboxes = JSON.parse(stdout.match(/"sandboxes": (\[.*\])\n/)![1]!) as {
+        name: string;
+        address: string;
+      }[];
+      t.deepEqual(
+        sandboxes.map((s) => s.name),
+        ['positive', 'negative'],
+      );
+      system = new ActorSystem({
+        config: testConfig({
+          runtime: { placement: PIPELINE_PLACEMENT },
+          sandboxes,
+          database: {
+            url: db.server.url,
+            journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')),
+          },
+          models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
+          inference: { workers: 1 },
+        }),
+        shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
+      });
+      await system.start();
+      t.is(await exited, 0, 'the sandboxes stopped by themselves once their 6 episodes were done');
+      t.regex(stdout, /stopped \(all 6 episodes done\); episodes started 6, completed 6/);
+      t.true(
+        await until(async () => (await actorStats(system!)).episodes?.completed === 6, 10_000),
+        'Warden completed the same 6 episodes',
+      );
+      t.is((await actorStats(system)).episodes!.partial, 0);
+    } finally {
+      child.kill();
+      await system?.stop();
     }
   },
 );

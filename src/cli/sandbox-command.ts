@@ -1,0 +1,102 @@
+// `warden sandbox`: the reference sandboxes as a process of their own — the positive sandbox
+// (stage 1) and the negative one (stage 2) replaying recorded telemetry over the gRPC contract —
+// for a Warden started with `warden run` and these two in its `sandboxes` configuration.
+
+import { componentLogger } from '../runtime/logger.ts';
+import { BUNDLED_TRACES, replayOrder, startReferencePair } from '../sandbox/reference-pair.ts';
+import type { ServerTls } from '../security/tls.ts';
+
+export interface SandboxCommandOptions {
+  readonly data?: string;
+  readonly host: string;
+  readonly port: number;
+  /** Default: the next port after --port (any free one when --port is 0). */
+  readonly negativePort?: number;
+  readonly rate?: number;
+  readonly realTime?: number;
+  readonly episodes?: number;
+  readonly concurrency?: number;
+  readonly cleanSuccessRate?: number;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
+  /** CA for client certificates: mutual TLS. */
+  readonly tlsClientCa?: string;
+  /** Stop after this many seconds (tests, demos); otherwise at Ctrl-C, or when --episodes are done. */
+  readonly duration?: number;
+}
+
+export async function sandboxCommand(
+  o: SandboxCommandOptions,
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined))
+    throw new Error('--tls-cert and --tls-key go together');
+  if (o.tlsClientCa !== undefined && o.tlsCert === undefined)
+    throw new Error('--tls-client-ca needs --tls-cert and --tls-key');
+  const tls: ServerTls | null =
+    o.tlsCert && o.tlsKey
+      ? {
+          certFile: o.tlsCert,
+          keyFile: o.tlsKey,
+          clientCaFile: o.tlsClientCa ?? null,
+          requireClientCert: o.tlsClientCa !== undefined,
+        }
+      : null;
+  const data = o.data ?? BUNDLED_TRACES;
+  const traces = await replayOrder(data);
+  const pair = await startReferencePair({
+    traces,
+    host: o.host,
+    ports: [o.port, o.negativePort ?? (o.port === 0 ? 0 : o.port + 1)],
+    tls,
+    ...(o.rate === undefined ? {} : { eventsPerSecond: o.rate }),
+    ...(o.realTime === undefined ? {} : { realTime: { speed: o.realTime } }),
+    ...(o.episodes === undefined ? {} : { episodes: o.episodes }),
+    ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
+    ...(o.cleanSuccessRate === undefined ? {} : { cleanSuccessRate: o.cleanSuccessRate }),
+    log: componentLogger('sandbox'),
+  });
+  const { positive, negative } = pair;
+  const address = (port: number) => `${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  out.write(
+    `warden: reference sandbox positive (stage 1) on ${address(positive.port)}, replaying ${traces.length} traces of ${data}${tls ? ' over TLS' : ''}\n`,
+  );
+  out.write(
+    `warden: reference sandbox negative (stage 2) on ${address(negative.port)}, running the files the positive one passes on\n`,
+  );
+  out.write(
+    `warden: for \`warden run\`, configure "sandboxes": ${JSON.stringify(
+      pair.sandboxes.map((s) => ({ name: s.name, address: address(s.port) })),
+    )}${tls ? `, each with "tls": {"caFile": <the CA of --tls-cert>${tls.requireClientCert ? ', "certFile", "keyFile": <a client certificate of --tls-client-ca>' : ''}}` : ''}\n`,
+  );
+
+  let finish: (reason: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => {
+    finish = resolve;
+  });
+  const onInt = () => finish('SIGINT');
+  const onTerm = () => finish('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  const timer = o.duration
+    ? setTimeout(() => finish(`--duration ${o.duration}`), o.duration * 1000)
+    : undefined;
+  // With --episodes, the run ends once the negative sandbox has streamed the last outcome.
+  const poll =
+    o.episodes === undefined
+      ? undefined
+      : setInterval(() => {
+          if (negative.done) finish(`all ${o.episodes} episodes done`);
+        }, 200);
+  const reason = await stopped;
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  clearTimeout(timer);
+  clearInterval(poll);
+  await pair.stop();
+  const s = [positive.stats, negative.stats];
+  out.write(
+    `warden: sandboxes stopped (${reason}); episodes started ${s[0]!.episodesStarted}, completed ${s[0]!.episodesCompleted}; events sent ${s[0]!.eventsSent + s[1]!.eventsSent}; actions applied ${s[0]!.actionsApplied + s[1]!.actionsApplied}\n`,
+  );
+  return 0;
+}
