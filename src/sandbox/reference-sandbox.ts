@@ -299,7 +299,7 @@ export class ReferenceSandbox {
   }
 
   #startEpisode(): boolean {
-    if (this.#o.role === 'negative' || this.#o.traces.length === 0) return false;
+    if (this.#stopped || this.#o.role === 'negative' || this.#o.traces.length === 0) return false;
     if (this.#o.episodes !== undefined && this.stats.episodesStarted >= this.#o.episodes)
       return false;
     const trace = this.#o.traces[this.#traceIndex++ % this.#o.traces.length]!;

@@ -367,8 +367,9 @@ test.serial(
 );
 
 test.serial(
-  'property 44: a sandbox that crashes mid-episode leaves partial episodes, stored with their failure; Warden keeps running',
+  'property 44: a sandbox that crashes mid-episode leaves partial episodes, stored with their failure; Warden keeps running, and picks the sandbox up again when it restarts',
   async (t) => {
+    let restarted: ReferenceSandbox | undefined;
     const malware = traces.filter((x) => x.episode.label === 'malicious').slice(0, 20);
     const sandbox = new ReferenceSandbox({
       name: 'crashy',
@@ -426,10 +427,30 @@ test.serial(
         ),
         'partial trajectories stored with their failure reason',
       );
+      // The sandbox comes back on the same address: the receiver reconnects and Warden carries on.
+      const before = s.episodes!.completed!;
+      restarted = new ReferenceSandbox({
+        name: 'crashy',
+        traces: malware,
+        benign: [],
+        concurrency: 4,
+        episodes: 4,
+        log: silentLogger,
+      });
+      await restarted.start(port);
+      t.true(
+        await until(
+          async () => (await actorStats(system)).episodes!.completed! >= before + 4,
+          30_000,
+        ),
+        "the restarted sandbox's episodes complete",
+      );
+      t.is(restarted.stats.episodesCompleted, 4);
       t.deepEqual((await system.stats()).failedActors, [], 'no actor failed');
     } finally {
       await system.stop();
       await sandbox.stop().catch(() => undefined);
+      await restarted?.stop();
     }
   },
 );
