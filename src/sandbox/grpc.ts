@@ -10,6 +10,7 @@ import {
   DEFAULT_TRANSPORT,
   type TransportPolicy,
 } from '../security/tls.ts';
+import { type ActionRequestLike, encodeActionBatch } from './action-batch.ts';
 
 export const SANDBOX_PROTO_PATH = new URL(
   '../../proto/warden/sandbox/v1/sandbox.proto',
@@ -69,7 +70,7 @@ export interface ActionAckWire {
 export interface SandboxClient {
   readonly raw: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   /** Sends a batch of actions and resolves with their acks (ActStream, else Act). */
-  act(actions: ActionRequestWire[], deadlineMs: number): Promise<ActionAckWire[]>;
+  act(actions: readonly ActionRequestLike[], deadlineMs: number): Promise<ActionAckWire[]>;
   /** Whether act() goes over the stream (false once the sandbox answered UNIMPLEMENTED). */
   readonly streaming: boolean;
   /**
@@ -80,11 +81,12 @@ export interface SandboxClient {
 }
 
 type Acks = { acks?: ActionAckWire[] };
-type ActCall = grpc.ClientDuplexStream<{ actions: ActionRequestWire[] }, Acks>;
+/** Requests go out as ActionBatch bytes already encoded (action-batch.ts). */
+type ActCall = grpc.ClientDuplexStream<Buffer, Acks>;
 
 /** A batch sent on the action stream, waiting for its acks (they come back in order). */
 interface InFlight {
-  readonly actions: ActionRequestWire[];
+  readonly batch: Buffer;
   readonly deadline: number;
   readonly resolve: (acks: ActionAckWire[]) => void;
   readonly reject: (error: Error) => void;
@@ -115,10 +117,11 @@ class ActionStream {
     this.#raw = raw;
   }
 
-  act(actions: ActionRequestWire[], deadlineMs: number): Promise<ActionAckWire[]> {
+  act(actions: readonly ActionRequestLike[], deadlineMs: number): Promise<ActionAckWire[]> {
     if (this.#closed)
       return Promise.reject(streamError(grpc.status.CANCELLED, 'the client is closing'));
-    if (this.unary) return unaryAct(this.#raw, actions, Date.now() + deadlineMs);
+    const batch = encodeActionBatch(actions);
+    if (this.unary) return unaryAct(this.#raw, batch, Date.now() + deadlineMs);
     const call = this.#open();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
@@ -129,8 +132,8 @@ class ActionStream {
           ),
         deadlineMs,
       );
-      this.#waiting.push({ actions, deadline: Date.now() + deadlineMs, resolve, reject, timer });
-      call.write({ actions });
+      this.#waiting.push({ batch, deadline: Date.now() + deadlineMs, resolve, reject, timer });
+      call.write(batch);
     });
   }
 
@@ -181,7 +184,7 @@ class ActionStream {
     if (error.code === grpc.status.UNIMPLEMENTED) {
       // A sandbox with Act only: these batches, and every later one, go as unary calls.
       this.unary = true;
-      for (const w of waiting) unaryAct(this.#raw, w.actions, w.deadline).then(w.resolve, w.reject);
+      for (const w of waiting) unaryAct(this.#raw, w.batch, w.deadline).then(w.resolve, w.reject);
       return;
     }
     for (const w of waiting) w.reject(error);
@@ -190,7 +193,7 @@ class ActionStream {
 
 function unaryAct(
   raw: SandboxClient['raw'],
-  actions: ActionRequestWire[],
+  batch: Buffer,
   deadline: number,
 ): Promise<ActionAckWire[]> {
   return new Promise((resolve, reject) =>
@@ -200,10 +203,27 @@ function unaryAct(
         opts: unknown,
         cb: (e: grpc.ServiceError | null, r: Acks) => void,
       ) => void
-    )({ actions }, { deadline }, (error, reply) =>
-      error ? reject(error) : resolve(reply.acks ?? []),
-    ),
+    )(batch, { deadline }, (error, reply) => (error ? reject(error) : resolve(reply.acks ?? []))),
   );
+}
+
+let encodedClient: grpc.ServiceClientConstructor | undefined;
+
+/** The contract's client, except that Act and ActStream send ActionBatch bytes as they are. */
+function encodedActionsClient(): grpc.ServiceClientConstructor {
+  if (!encodedClient) {
+    const service = sandboxPackage().Sandbox.service;
+    const passBytes = (method: grpc.MethodDefinition<unknown, unknown>) => ({
+      ...method,
+      requestSerialize: (value: unknown) =>
+        Buffer.isBuffer(value) ? value : method.requestSerialize(value),
+    });
+    encodedClient = grpc.makeGenericClientConstructor(
+      { ...service, Act: passBytes(service.Act!), ActStream: passBytes(service.ActStream!) },
+      'Sandbox',
+    );
+  }
+  return encodedClient;
 }
 
 /** A client for one sandbox; plaintext off loopback is refused unless the policy allows it. */
@@ -213,7 +233,7 @@ export function sandboxClient(
   policy: TransportPolicy = DEFAULT_TRANSPORT,
 ): SandboxClient {
   const { credentials, options } = channelCredentials(address, tls, `sandbox ${address}`, policy);
-  const raw = new (sandboxPackage().Sandbox)(address, credentials, {
+  const raw = new (encodedActionsClient())(address, credentials, {
     ...channelOptions,
     ...options,
   }) as SandboxClient['raw'];

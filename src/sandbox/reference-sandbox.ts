@@ -123,6 +123,8 @@ export interface SandboxStats {
   actionsWithoutContext: number;
   actionsApplied: number;
   batchesSent: number;
+  /** Act calls and ActStream messages received (actions per batch = actionsReceived / this). */
+  actionBatches: number;
 }
 
 export class ReferenceSandbox {
@@ -136,6 +138,7 @@ export class ReferenceSandbox {
     actionsReceived: 0,
     actionsApplied: 0,
     batchesSent: 0,
+    actionBatches: 0,
   };
   /** Ground truth per completed stage, for tests and the demo summary. */
   readonly outcomes: {
@@ -594,6 +597,7 @@ export class ReferenceSandbox {
   }
 
   #apply(actions: readonly ActionRequestWire[]): ActionAckWire[] {
+    this.stats.actionBatches++;
     const acks: ActionAckWire[] = [];
     for (const a of actions) {
       this.stats.actionsReceived++;

@@ -9,7 +9,7 @@ import type { ActionDecision } from '../../messages/action.ts';
 import type { ActionFailed, ActionFeedback } from '../../messages/feedback.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
-import { type ActionRequestWire, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import type { ActionBatch, ResultBatch } from '../adapter/index.ts';
 
 export type DispatcherMessage = ActionDecision | ActionBatch;
@@ -30,21 +30,6 @@ interface State {
   failed: number;
   inFlight: number;
 }
-
-const wire = (d: ActionDecision): ActionRequestWire => ({
-  actionId: d.actionId,
-  episodeId: d.episodeId,
-  stage: d.stage,
-  seq: d.seq,
-  action: d.action,
-  context: {
-    modelVersion: d.context.modelVersion,
-    qValues: [...d.context.qValues],
-    confidence: d.context.confidence,
-    source: d.context.source,
-    topFeatures: [...d.context.topFeatures],
-  },
-});
 
 async function send(
   state: State,
@@ -102,7 +87,7 @@ async function send(
         await new Promise((r) => setTimeout(r, delays[attempt - 1]));
       }
       try {
-        const acks = await client.act(batch.map(wire), ctx.config.dispatch.deadlineMs);
+        const acks = await client.act(batch, ctx.config.dispatch.deadlineMs);
         const byId = new Map(acks.map((a) => [a.actionId, a]));
         const results: ActionFeedback[] = [];
         for (const d of batch) {
