@@ -90,6 +90,8 @@ export async function runPoint(
     ...(process.env.E2E_PLACEMENT
       ? { runtime: { placement: JSON.parse(process.env.E2E_PLACEMENT) } }
       : {}),
+    // Experiments: E2E_CONFIG='{"learning":{"maxUpdatesPerSecond":1}}' (sections replace the bench's).
+    ...(process.env.E2E_CONFIG ? JSON.parse(process.env.E2E_CONFIG) : {}),
   });
   const system = new ActorSystem({
     config,
