@@ -109,6 +109,8 @@ interface Handoff {
 type WireEvent = BatchItem;
 
 const RELEASE = 5 as ActionId;
+/** What ActionContext.source may say. */
+const SOURCES: ReadonlySet<string> = new Set(['model', 'rules', 'exploration']);
 
 export interface SandboxStats {
   /** Episodes started here (a negative sandbox: files handed to it for stage 2). */
@@ -610,7 +612,7 @@ export class ReferenceSandbox {
         typeof c.confidence === 'number' &&
         c.confidence >= 0 &&
         c.confidence <= 1 &&
-        ['model', 'rules', 'exploration'].includes(c.source);
+        SOURCES.has(c.source);
       if (!complete) this.stats.actionsWithoutContext++;
       if (this.#o.measureLatency) {
         const k = `${a.episodeId}/${a.stage}/${a.seq ?? 0}`;
