@@ -26,6 +26,15 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function sandboxFlag(
+  value: string,
+  previous: { name: string; address: string }[] = [],
+): { name: string; address: string }[] {
+  const m = /^([A-Za-z0-9_.-]{1,64})=(\S+:\d{1,5})$/.exec(value);
+  if (!m) throw new InvalidArgumentError('expected name=host:port, e.g. positive=127.0.0.1:50061');
+  return [...previous, { name: m[1]!, address: m[2]! }];
+}
+
 function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
@@ -91,13 +100,25 @@ export async function run(
     .option('--config-dir <dir>', 'configuration directory (default: config/)')
     .option('--demo', 'also start the two reference sandboxes (what `start` does)')
     .option(
+      '--sandbox <name=host:port>',
+      'a sandbox to connect to, in plaintext (TLS: configure it in "sandboxes"); repeatable',
+      sandboxFlag,
+    )
+    .option(
       '--rate <events/s>',
       'with --demo: events per second per reference sandbox (default: as fast as possible)',
       positiveNumber,
     )
     .action(
-      async (opts: { duration?: number; configDir?: string; demo?: boolean; rate?: number }) => {
-        code = await start({ ...opts, demo: opts.demo === true }, out);
+      async (opts: {
+        duration?: number;
+        configDir?: string;
+        demo?: boolean;
+        rate?: number;
+        sandbox?: { name: string; address: string }[];
+      }) => {
+        const { sandbox = [], ...rest } = opts;
+        code = await start({ ...rest, demo: opts.demo === true, sandboxes: sandbox }, out);
       },
     );
 

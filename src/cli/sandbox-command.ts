@@ -64,8 +64,12 @@ export async function sandboxCommand(
   out.write(
     `warden: reference sandbox negative (stage 2) on ${address(negative.port)}, running the files the positive one passes on\n`,
   );
+  if (!tls)
+    out.write(
+      `warden: connect with: npx warden run ${pair.sandboxes.map((s) => `--sandbox ${s.name}=${address(s.port)}`).join(' ')}\n`,
+    );
   out.write(
-    `warden: for \`warden run\`, configure "sandboxes": ${JSON.stringify(
+    `warden: or configure for \`warden run\`: "sandboxes": ${JSON.stringify(
       pair.sandboxes.map((s) => ({ name: s.name, address: address(s.port) })),
     )}${tls ? `, each with "tls": {"caFile": <the CA of --tls-cert>${tls.requireClientCert ? ', "certFile", "keyFile": <a client certificate of --tls-client-ca>' : ''}}` : ''}\n`,
   );

@@ -9,6 +9,7 @@ import { hostIdOf } from '../cluster/host.ts';
 import { fetchModel, latestPublished, publishModel, reportServing } from '../cluster/models.ts';
 import { acquireLeadership, type Leadership, placementFor } from '../cluster/roles.ts';
 import { loadConfig } from '../config/load.ts';
+import type { WardenConfig } from '../config/schema.ts';
 import { strictWarnings } from '../config/validate.ts';
 import { ConfigWatcher } from '../config/watch.ts';
 import { openDatabase } from '../db/connect.ts';
@@ -37,6 +38,8 @@ export interface StartOptions {
   readonly rate?: number;
   /** Demo sandboxes replay with the recorded timing, this many times faster. */
   readonly realTime?: number;
+  /** Sandboxes from the command line (`--sandbox name=host:port`), before the configured ones. */
+  readonly sandboxes?: readonly { readonly name: string; readonly address: string }[];
 }
 
 async function startDemoSandboxes(
@@ -125,7 +128,11 @@ async function runStarted(
 
   // Every configured sandbox channel is checked now (TLS files readable, no plaintext off
   // loopback): a receiver must not discover it in a crash loop.
-  for (const s of config.sandboxes)
+  const configured: WardenConfig['sandboxes'] = [
+    ...(options.sandboxes ?? []).map((s) => ({ ...s, tls: null })),
+    ...config.sandboxes,
+  ];
+  for (const s of configured)
     channelCredentials(s.address, s.tls ?? null, `sandbox ${s.name}`, config.security);
   const role = config.cluster.role;
   const hostId = hostIdOf(config);
@@ -147,10 +154,17 @@ async function runStarted(
   const sandboxes =
     role === 'learner'
       ? []
-      : [
-          ...demo.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })),
-          ...config.sandboxes,
-        ];
+      : [...demo.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })), ...configured];
+  const names = sandboxes.map((s) => s.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) {
+    await Promise.all(demo.map((s) => s.stop()));
+    throw new ConfigError(`two sandboxes are named "${twice}": each receiver needs its own name`);
+  }
+  if (sandboxes.length === 0 && role !== 'learner')
+    say(
+      'warden: no sandboxes to connect to (configure "sandboxes", or give --sandbox name=host:port); the services run, nothing is decided',
+    );
 
   // The database first: actors that write to it get its URL in their configuration.
   const db = await openDatabase(config, log).catch(async (error) => {

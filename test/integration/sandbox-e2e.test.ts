@@ -4,7 +4,7 @@
 // action, transition and trajectory is accounted for (properties 4, 6, 19, 21, 40–43).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -315,53 +315,75 @@ test.serial(
 );
 
 test.serial(
-  'warden sandbox: the pair as a process of its own, which Warden drives over gRPC until its episodes are done',
+  'warden sandbox and warden run --sandbox: two commands, two processes, every episode completed on both sides',
   async (t) => {
-    const child = spawn(
+    const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
+    const sandbox = spawn(
       process.execPath,
       [BIN, 'sandbox', '--port', '0', '--episodes', '6', '--concurrency', '3'],
-      { env: { ...process.env, WARDEN_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    let stdout = '';
-    child.stdout.on('data', (b: Buffer) => {
-      stdout += b.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-    let system: ActorSystem | undefined;
+    const dir = mkdtempSync(join(tmpdir(), 'warden-run-'));
+    mkdirSync(join(dir, 'config'));
+    writeFileSync(
+      join(dir, 'config', 'default.json'),
+      JSON.stringify({
+        database: { dataDir: join(dir, 'pg'), journalDir: join(dir, 'journal'), queryPort: 0 },
+        metrics: { port: 0 },
+        models: { dir: join(dir, 'models') },
+      }),
+    );
+    let run: ReturnType<typeof spawn> | undefined;
+    const output = (child: ReturnType<typeof spawn>) => {
+      const o = { text: '', exit: new Promise<number | null>((r) => child.on('exit', r)) };
+      child.stdout!.on('data', (b: Buffer) => {
+        o.text += b.toString();
+      });
+      return o;
+    };
+    const fromSandbox = output(sandbox);
     try {
-      t.true(await until(async () => /"sandboxes": \[.*\]\n/.test(stdout), 30_000), stdout);
-      const sandboxes = JSON.parse(stdout.match(/"sandboxes": (\[.*\])\n/)![1]!) as {
-        name: string;
-        address: string;
-      }[];
+      t.true(
+        await until(
+          async () => /connect with: npx warden run (.*)\n/.test(fromSandbox.text),
+          30_000,
+        ),
+        fromSandbox.text,
+      );
+      const flags = fromSandbox.text.match(/connect with: npx warden run (.*)\n/)![1]!.split(' ');
       t.deepEqual(
-        sandboxes.map((s) => s.name),
+        flags.filter((f) => f !== '--sandbox').map((f) => f.split('=')[0]),
         ['positive', 'negative'],
       );
-      system = new ActorSystem({
-        config: testConfig({
-          runtime: { placement: PIPELINE_PLACEMENT },
-          sandboxes,
-          database: {
-            url: db.server.url,
-            journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')),
-          },
-          models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
-          inference: { workers: 1 },
-        }),
-        shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
-      });
-      await system.start();
-      t.is(await exited, 0, 'the sandboxes stopped by themselves once their 6 episodes were done');
-      t.regex(stdout, /stopped \(all 6 episodes done\); episodes started 6, completed 6/);
-      t.true(
-        await until(async () => (await actorStats(system!)).episodes?.completed === 6, 10_000),
-        'Warden completed the same 6 episodes',
+      run = spawn(
+        process.execPath,
+        [BIN, 'run', '--config-dir', join(dir, 'config'), '--duration', '120', ...flags],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
       );
-      t.is((await actorStats(system)).episodes!.partial, 0);
+      const fromRun = output(run);
+      t.is(
+        await fromSandbox.exit,
+        0,
+        'the sandboxes stopped by themselves once their 6 episodes were done',
+      );
+      t.regex(fromSandbox.text, /stopped \(all 6 episodes done\); episodes started 6, completed 6/);
+      // The progress line shows them all; then Ctrl-C stops Warden cleanly, with its summary.
+      t.true(
+        await until(async () => /episodes 6 \(\+0 partial\)/.test(fromRun.text), 30_000),
+        fromRun.text,
+      );
+      run.kill('SIGINT');
+      t.is(await fromRun.exit, 0, fromRun.text);
+      t.regex(fromRun.text, /stopping \(SIGINT\)/);
+      t.regex(fromRun.text, /runtime up — io\[receiver:positive, receiver:negative, dispatcher\]/);
+      t.regex(
+        fromRun.text,
+        /summary — episodes 6 \(\+0 partial\)/,
+        'Warden completed the same 6 episodes, none partial',
+      );
     } finally {
-      child.kill();
-      await system?.stop();
+      sandbox.kill();
+      run?.kill();
     }
   },
 );
