@@ -111,6 +111,24 @@ test('exit codes say what happened: config check 0 / 2, validate of a missing fi
   t.regex(missing.stderr, /^warden: error: ENOENT/m);
 });
 
+test('run --sandbox: two sandboxes of one name, or plaintext off loopback, stop the start with a clear error', (t) => {
+  const run = (...sandboxes: string[]) =>
+    spawnSync(
+      process.execPath,
+      [BIN, 'run', '--duration', '1', ...sandboxes.flatMap((s) => ['--sandbox', s])],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+  const twice = run('lab=127.0.0.1:50061', 'lab=127.0.0.1:50062');
+  t.is(twice.status, 1);
+  t.regex(twice.stderr, /^warden: error: two sandboxes are named "lab"/m);
+  const remote = run('lab=10.1.2.3:50061');
+  t.is(remote.status, 1);
+  t.regex(remote.stderr, /^warden: error: sandbox lab: 10\.1\.2\.3 is not loopback and no TLS/m);
+  const malformed = run('lab');
+  t.not(malformed.status, 0);
+  t.regex(malformed.stderr, /expected name=host:port/);
+});
+
 test('models keygen, sign, verify: a signed model verifies; a tampered one does not; rollback moves latest', async (t) => {
   const { exportModel } = await import('../../src/models/store.ts');
   const { initParams } = await import('../../src/actors/learner/q-network.ts');
