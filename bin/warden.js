@@ -4,6 +4,13 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// Output piped into a reader that went away (`warden … | head`): the rest is not shown, and the
+// command carries on to a clean end (a running Warden still stops its database and threads)
+// instead of dying on an EPIPE.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (error) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
 const { run } = await import('../src/cli/main.ts');
 try {
   process.exitCode = await run(process.argv);

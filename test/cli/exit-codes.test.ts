@@ -1,7 +1,7 @@
 // The `warden` command as a user runs it (a child process): a failure prints one clear line and
 // exits non-zero, even after the embedded PostgreSQL was started and had to be stopped again.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -127,6 +127,23 @@ test('run --sandbox: two sandboxes of one name, or plaintext off loopback, stop 
   const malformed = run('lab');
   t.not(malformed.status, 0);
   t.regex(malformed.stderr, /expected name=host:port/);
+});
+
+test('output piped into a reader that went away (warden … | head): the command still ends cleanly, exit 0', async (t) => {
+  const child = spawn(process.execPath, [BIN, 'sandbox', '--port', '0', '--duration', '2'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+  });
+  // Like `head -1`: read the first chunk, then close the pipe.
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  child.stdout.destroy();
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.is(code, 0, stderr);
+  t.notRegex(stderr, /EPIPE/);
 });
 
 test('models keygen, sign, verify: a signed model verifies; a tampered one does not; rollback moves latest', async (t) => {
