@@ -101,15 +101,22 @@ export function recordedTrace(
   };
 }
 
-/** Runs the CLI with argv, returning its exit code and what it printed. */
+/**
+ * Runs the CLI with argv, returning its exit code and what it printed; a failure ends with the
+ * line and exit code bin/warden.js gives it.
+ */
 export async function runCli(argv: readonly string[]): Promise<{ code: number; text: string }> {
   const out = new PassThrough();
   let text = '';
   out.on('data', (c) => {
     text += c;
   });
-  const code = await run(['node', 'warden', ...argv], out);
-  return { code, text };
+  try {
+    const code = await run(['node', 'warden', ...argv], out);
+    return { code, text };
+  } catch (error) {
+    return { code: 1, text: `${text}warden: error: ${(error as Error).message}\n` };
+  }
 }
 
 /** Polls `probe` every 50 ms until it is truthy or `ms` pass; returns whether it became true. */

@@ -250,13 +250,17 @@ export async function run(
       'train the DQN policy offline on recorded telemetry, export it, and write a report',
     )
     .requiredOption('--data <file>', 'telemetry JSONL or labelled CSV')
-    .option('--episodes <n>', 'training episodes', (v) => Number.parseInt(v, 10), 1500)
+    .option('--episodes <n>', 'training episodes', wholeNumber, 1500)
     .option('--out <dir>', 'models directory', 'models')
     .option('--engine <engine>', 'auto | ort | tfjs', 'auto')
     .option(
       '--seed <n>',
       'seed for sampling, exploration and initial weights',
-      (v) => Number.parseInt(v, 10),
+      (v) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n)) throw new InvalidArgumentError('a whole number');
+        return n;
+      },
       1,
     )
     .option(

@@ -20,7 +20,7 @@ export async function patternsQueryCommand(
   },
   out: NodeJS.WritableStream,
 ): Promise<number> {
-  return withClient(patternQueryClient, opts, out, async (client) => {
+  return withClient(patternQueryClient, opts, async (client) => {
     const limit = opts.limit ? Number(opts.limit) : 100;
     let rows: Awaited<ReturnType<typeof client.byAttackType>>;
     if (opts.type) rows = await client.byAttackType(opts.type, limit);

@@ -57,8 +57,14 @@ export function clientOptions(flags: ServiceFlags): ClientOptions {
 }
 
 /** One line for a failed call: the server's reason and the gRPC status name. */
-export function callError(error: unknown): string {
+export function callError(error: unknown, address?: string): string {
   const e = error as Partial<grpc.ServiceError> & Error;
+  if (
+    e.code === grpc.status.UNAVAILABLE &&
+    address !== undefined &&
+    /ECONNREFUSED|No connection/.test(e.details ?? e.message)
+  )
+    return `cannot reach Warden's services at ${address}: nothing listens there (is Warden running? --server host:port picks another) [UNAVAILABLE]`;
   if (typeof e.code === 'number') {
     const name = grpc.status[e.code] ?? String(e.code);
     const hint =
@@ -72,22 +78,23 @@ export function callError(error: unknown): string {
 
 /**
  * Runs `run` with a client of the services (the bearer token and TLS from the flags): exit 0, or
- * one `error:` line with the server's reason and exit 1; the client is closed either way.
+ * an error whose message is one line with the server's reason; the client is closed either way.
  */
 export async function withClient<C extends { close(): void }>(
   create: (address: string, options: ClientOptions) => C,
   flags: ServiceFlags,
-  out: Out,
   run: (client: C) => Promise<void>,
 ): Promise<number> {
   let client: C | undefined;
+  let address: string | undefined;
   try {
-    client = create(serviceAddress(flags), clientOptions(flags));
+    address = serviceAddress(flags);
+    client = create(address, clientOptions(flags));
     await run(client);
     return 0;
   } catch (error) {
-    out.write(`error: ${callError(error)}\n`);
-    return 1;
+    // `warden` prints it as its one `warden: error:` line on stderr, exit 1.
+    throw new Error(callError(error, address), { cause: error });
   } finally {
     client?.close();
   }
@@ -95,12 +102,11 @@ export async function withClient<C extends { close(): void }>(
 
 const withAdmin = (
   flags: ServiceFlags,
-  out: Out,
   run: (client: ReturnType<typeof adminClient>) => Promise<void>,
-) => withClient(adminClient, flags, out, run);
+) => withClient(adminClient, flags, run);
 
 export const statusCommand = (flags: ServiceFlags, out: Out) =>
-  withAdmin(flags, out, async (c) => {
+  withAdmin(flags, async (c) => {
     const s = await c.status();
     out.write(
       `model ${s.modelVersion}  environment ${s.environment}  decisions ${s.decisions}  episodes ${s.episodesCompleted}  up ${(s.uptimeMs / 1000).toFixed(0)} s\n`,
@@ -108,7 +114,7 @@ export const statusCommand = (flags: ServiceFlags, out: Out) =>
   });
 
 export const deployCommand = (version: string, flags: ServiceFlags, out: Out) =>
-  withAdmin(flags, out, async (c) => {
+  withAdmin(flags, async (c) => {
     const r = await c.deploy(version);
     out.write(
       `serving ${r.servingVersion} (was ${r.previousVersion}); latest → ${r.servingVersion}\n`,
@@ -116,7 +122,7 @@ export const deployCommand = (version: string, flags: ServiceFlags, out: Out) =>
   });
 
 export const remoteRollbackCommand = (flags: ServiceFlags, out: Out) =>
-  withAdmin(flags, out, async (c) => {
+  withAdmin(flags, async (c) => {
     const r = await c.rollback();
     out.write(`serving ${r.servingVersion} (rolled back from ${r.previousVersion})\n`);
   });
@@ -126,7 +132,7 @@ export const configUpdateCommand = (
   flags: ServiceFlags & { dryRun?: boolean },
   out: Out,
 ) =>
-  withAdmin(flags, out, async (c) => {
+  withAdmin(flags, async (c) => {
     const document = readFileSync(file, 'utf8');
     const r = await c.updateConfig(document, flags.dryRun === true);
     const changed = r.changed.length > 0 ? r.changed.join(', ') : 'nothing';

@@ -146,6 +146,27 @@ test('output piped into a reader that went away (warden … | head): the command
   t.notRegex(stderr, /EPIPE/);
 });
 
+test('status with no Warden listening: one clear line on stderr naming the address, exit 1', async (t) => {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', () => resolve()));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const r = spawnSync(process.execPath, [BIN, 'status', '--server', `127.0.0.1:${port}`], {
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  t.is(r.status, 1);
+  t.regex(
+    r.stderr,
+    new RegExp(
+      `^warden: error: cannot reach Warden's services at 127\\.0\\.0\\.1:${port}: nothing listens there`,
+      'm',
+    ),
+  );
+  t.is(r.stdout, '');
+});
+
 test('models keygen, sign, verify: a signed model verifies; a tampered one does not; rollback moves latest', async (t) => {
   const { exportModel } = await import('../../src/models/store.ts');
   const { initParams } = await import('../../src/actors/learner/q-network.ts');
