@@ -10,6 +10,7 @@ import { validateConfig } from '../src/config/validate.ts';
 import type { ActionDecision } from '../src/messages/action.ts';
 import type { EpisodeStarted } from '../src/messages/episode.ts';
 import type { SandboxEvent } from '../src/messages/index.ts';
+import { type PackedActions, unpackActions } from '../src/messages/packed-actions.ts';
 import { packEvents } from '../src/messages/packed-telemetry.ts';
 import type { RecordedTrace } from '../src/messages/recorded.ts';
 import type { MetadataDraft } from '../src/models/store.ts';
@@ -163,13 +164,9 @@ export function modelDraft(): MetadataDraft {
 export function dispatchedDecisions(system: ActorSystem): ActionDecision[] {
   const decisions: ActionDecision[] = [];
   system.on('message', ({ message }) => {
-    const m = message as unknown as {
-      type: string;
-      actor: string;
-      message: { type: string; items?: ActionDecision[] };
-    };
-    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'action-batch')
-      decisions.push(...(m.message.items ?? []));
+    const m = message as unknown as { type: string; actor: string; message: PackedActions };
+    if (m.type === 'sunk' && m.actor === 'dispatcher' && m.message.type === 'packed-actions')
+      decisions.push(...unpackActions(m.message));
   });
   return decisions;
 }

@@ -14,6 +14,7 @@ import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { EpisodeLifecycle } from '../../messages/episode.ts';
 import type { DispatchResult } from '../../messages/feedback.ts';
 import type { ModelActivated, ModelPublished, ModelRefused } from '../../messages/model.ts';
+import { ActionPacker } from '../../messages/packed-actions.ts';
 import {
   apiNameAt,
   COLUMNS,
@@ -63,7 +64,8 @@ interface Pending {
 /**
  * Decisions for the episodes actor leave the adapter in batches, one message per drain of the pool
  * (the hot path): what it keeps of each decision, and their state vectors in one Float32Array
- * (item i's at [i·dim, (i+1)·dim)). The dispatcher gets the full context (ActionBatch). Measured
+ * (item i's at [i·dim, (i+1)·dim)). The dispatcher gets the full context, packed too
+ * (messages/packed-actions.ts). Measured
  * with structuredClone at 256 decisions: 6.5 µs per decision as whole decisions with number[]
  * states, 1.3 µs like this.
  */
@@ -138,7 +140,8 @@ interface State {
   readonly backlog: FairQueue<Pending>;
   readonly names: string[];
   pumping: boolean;
-  readonly outActions: ActionDecision[];
+  /** Decisions for the dispatcher, packed (messages/packed-actions.ts). */
+  readonly outActions: ActionPacker;
   readonly outDecisions: DecisionSummary[];
   readonly outStates: Float32Array[];
   nextId: number;
@@ -380,7 +383,7 @@ function onDecision(state: State, d: PoolDecision): void {
     }
   }
   state.decisions++;
-  state.outActions.push(decision);
+  state.outActions.add(decision);
   state.outDecisions.push({
     episodeId: p.episodeId,
     stage: p.stage,
@@ -406,10 +409,8 @@ function flush(state: State, ctx: ActorContext): void {
       state.drained.delete(k);
     }
   }
-  if (state.outActions.length > 0) {
-    const batch: ActionBatch = { type: 'action-batch', items: state.outActions.splice(0) };
-    ctx.send('dispatcher', batch);
-  }
+  const actions = state.outActions.take();
+  if (actions) ctx.send('dispatcher', actions);
   if (state.outDecisions.length > 0) {
     const vectors = state.outStates.splice(0);
     const dim = vectors[0]!.length;
@@ -459,7 +460,7 @@ export default defineActor<AdapterMessage, State>({
       drained: new Map(),
       names: featureNames(ctx.config.telemetry.stateDim),
       pumping: false,
-      outActions: [],
+      outActions: new ActionPacker(),
       outDecisions: [],
       outStates: [],
       nextId: 1,

@@ -7,12 +7,13 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ActionDecision } from '../../messages/action.ts';
 import type { ActionFailed, ActionFeedback } from '../../messages/feedback.ts';
+import { type PackedActions, unpackActions } from '../../messages/packed-actions.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import type { ActionBatch, ResultBatch } from '../adapter/index.ts';
 
-export type DispatcherMessage = ActionDecision | ActionBatch;
+export type DispatcherMessage = ActionDecision | ActionBatch | PackedActions;
 
 declare module '../../runtime/actor.ts' {
   interface Mailboxes {
@@ -163,8 +164,15 @@ export default defineActor<DispatcherMessage, State>({
   handle(state, message, ctx) {
     switch (message.type) {
       case 'action-decision':
-      case 'action-batch': {
-        for (const d of message.type === 'action-batch' ? message.items : [message]) {
+      case 'action-batch':
+      case 'packed-actions': {
+        const decisions =
+          message.type === 'packed-actions'
+            ? unpackActions(message)
+            : message.type === 'action-batch'
+              ? message.items
+              : [message];
+        for (const d of decisions) {
           const q = state.queues.get(d.sandboxId) ?? [];
           q.push(d);
           state.queues.set(d.sandboxId, q);
