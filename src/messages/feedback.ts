@@ -2,6 +2,7 @@
 
 import type { ActionId } from './action.ts';
 import type { Stage } from './episode.ts';
+import { RecordCodec } from './packed-records.ts';
 
 export interface ActionFeedback {
   readonly type: 'action-feedback';
@@ -29,3 +30,18 @@ export interface ActionFailed {
 }
 
 export type DispatchResult = ActionFeedback | ActionFailed;
+
+/** Feedback in batches from the dispatcher to the episodes actor (packed-records.ts). */
+export const ACTION_FEEDBACK = new RecordCodec<ActionFeedback>([
+  ['type', 'string'],
+  ['actionId', 'string'],
+  ['sandboxId', 'string'],
+  ['episodeId', 'string'],
+  ['stage', 'number'],
+  ['action', 'number'],
+  ['confirmed', 'boolean'],
+  ['applied', 'boolean'],
+  ['stageEnded', 'boolean'],
+  ['detail', 'string'],
+  ['timestamp', 'number'],
+]);

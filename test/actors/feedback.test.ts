@@ -3,13 +3,15 @@
 // stored trajectory and in the replay.
 
 import test from 'ava';
-import type {
-  DecisionBatch,
-  DecisionSummary,
-  ResultBatch,
+import {
+  DECISION_SUMMARIES,
+  type DecisionBatch,
+  type DecisionSummary,
+  type ResultBatch,
 } from '../../src/actors/adapter/index.ts';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
 import { ACTIONS, type ActionId } from '../../src/messages/action.ts';
+import { ACTION_FEEDBACK, type ActionFailed } from '../../src/messages/feedback.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
@@ -49,7 +51,7 @@ test('feedback on each action is in the reward of its step', async (t) => {
     const stateOf = (seq: number) => Array.from({ length: 32 }, (_, i) => (i + seq) / 100);
     const batch: DecisionBatch = {
       type: 'decisions',
-      items: actions.map((a, seq) => decision(seq, a)),
+      items: DECISION_SUMMARIES.pack(actions.map((a, seq) => decision(seq, a))),
       states: Float32Array.from(actions.flatMap((_, seq) => stateOf(seq))),
     };
     system.send('episodes', batch);
@@ -60,9 +62,10 @@ test('feedback on each action is in the reward of its step', async (t) => {
       action: ACTIONS.RAISE_ISOLATION,
       timestamp: Date.now(),
     };
+    // As the dispatcher sends them: confirmations in a packed batch, a failed delivery on its own.
     const results: ResultBatch = {
       type: 'action-results',
-      items: [
+      items: ACTION_FEEDBACK.pack([
         {
           type: 'action-feedback',
           ...base,
@@ -81,18 +84,19 @@ test('feedback on each action is in the reward of its step', async (t) => {
           stageEnded: false,
           detail: 'already at the highest level',
         },
-        {
-          type: 'action-failed',
-          sandboxId: 'lab',
-          episodeId: 'ep/fb',
-          actionId: 'ep/fb/1/3',
-          attempts: 4,
-          lastError: 'unavailable',
-          timestamp: Date.now(),
-        },
-      ],
+      ]),
     };
     system.send('episodes', results);
+    const failed: ActionFailed = {
+      type: 'action-failed',
+      sandboxId: 'lab',
+      episodeId: 'ep/fb',
+      actionId: 'ep/fb/1/3',
+      attempts: 4,
+      lastError: 'unavailable',
+      timestamp: Date.now(),
+    };
+    system.send('episodes', failed);
     system.send('episodes', {
       type: 'stage-outcome',
       sandboxId: 'lab',
@@ -187,7 +191,7 @@ test('stages in two sandboxes: stage 2 ending before stage 1 still gives one com
     });
     const decided = (episodeId: string, stage: 1 | 2): DecisionBatch => ({
       type: 'decisions',
-      items: [
+      items: DECISION_SUMMARIES.pack([
         {
           episodeId,
           stage,
@@ -199,7 +203,7 @@ test('stages in two sandboxes: stage 2 ending before stage 1 still gives one com
           decidedAt: at,
           latencyMs: 1,
         },
-      ],
+      ]),
       states: new Float32Array(32).fill(stage / 10),
     });
     // The positive sandbox's stage-1 outcome is late; the negative one's stage 2 ends first.

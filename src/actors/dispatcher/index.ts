@@ -6,7 +6,11 @@
 
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ActionDecision } from '../../messages/action.ts';
-import type { ActionFailed, ActionFeedback } from '../../messages/feedback.ts';
+import {
+  ACTION_FEEDBACK,
+  type ActionFailed,
+  type ActionFeedback,
+} from '../../messages/feedback.ts';
 import { type PackedActions, unpackActions } from '../../messages/packed-actions.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
@@ -109,7 +113,7 @@ async function send(
           if (feedback.confirmed) state.confirmed++;
           results.push(feedback);
         }
-        const reply: ResultBatch = { type: 'action-results', items: results };
+        const reply: ResultBatch = { type: 'action-results', items: ACTION_FEEDBACK.pack(results) };
         ctx.send('episodes', reply);
         state.sent += batch.length;
         endSpans(true, 'confirmed');

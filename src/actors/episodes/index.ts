@@ -9,11 +9,16 @@ import { hostIdOf } from '../../cluster/host.ts';
 import { type ActionId, STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { EpisodeLifecycle, Label, Stage } from '../../messages/episode.ts';
 import type { Experience, ExperienceRows } from '../../messages/experience.ts';
-import type { DispatchResult } from '../../messages/feedback.ts';
+import { ACTION_FEEDBACK, type DispatchResult } from '../../messages/feedback.ts';
 import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
-import type { DecisionBatch, DecisionSummary, ResultBatch } from '../adapter/index.ts';
+import {
+  DECISION_SUMMARIES,
+  type DecisionBatch,
+  type DecisionSummary,
+  type ResultBatch,
+} from '../adapter/index.ts';
 import { DegradationMonitor } from './degradation.ts';
 import { learnedPattern } from './patterns.ts';
 import { type Feedback, feedbackReward, stepCost, verdictOf, verdictReward } from './rewards.ts';
@@ -384,7 +389,8 @@ export default defineActor<EpisodesMessage, State>({
   handle(state, message, ctx) {
     switch (message.type) {
       case 'decisions': {
-        const { items, states } = message;
+        const items = DECISION_SUMMARIES.unpack(message.items);
+        const states = message.states;
         const dim = items.length > 0 ? states.length / items.length : 0;
         // A copy per decision: a view would keep the whole batch alive as long as its longest episode.
         for (const [i, d] of items.entries())
@@ -392,7 +398,7 @@ export default defineActor<EpisodesMessage, State>({
         return state;
       }
       case 'action-results':
-        for (const r of message.items) onFeedback(state, r);
+        for (const r of ACTION_FEEDBACK.unpack(message.items)) onFeedback(state, r);
         return state;
       case 'episode-started': {
         const r = record(state, message.episodeId);

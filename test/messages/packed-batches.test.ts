@@ -1,9 +1,12 @@
 // Decisions packed for the dispatcher come out as the adapter made them: every field, the
-// context's Q-values and top features included, over any number of decisions and batches.
+// context's Q-values and top features included, over any number of decisions and batches; the
+// flat records packed for the episodes actor (decision summaries, feedback) likewise.
 
 import test from 'ava';
 import fc from 'fast-check';
+import { DECISION_SUMMARIES } from '../../src/actors/adapter/index.ts';
 import type { ActionDecision, ActionId } from '../../src/messages/action.ts';
+import { ACTION_FEEDBACK } from '../../src/messages/feedback.ts';
 import {
   ActionPacker,
   MAX_FEATURES,
@@ -78,4 +81,42 @@ test('a decision with more Q-values or features than a row holds is refused, not
     { instanceOf: RangeError },
   );
   t.is(packer.count, 0);
+});
+
+test('flat records (decision summaries, feedback) come back field for field after packing', (t) => {
+  const summary = fc.record({
+    episodeId: text,
+    stage: fc.constantFrom(1 as const, 2 as const),
+    seq: fc.nat(),
+    action: fc.integer({ min: 0, max: 5 }).map((a) => a as ActionId),
+    confidence: fc.double({ min: 0, max: 1, noNaN: true }),
+    modelVersion: fc.constantFrom('rules', 'v1795681983172'),
+    source: fc.constantFrom('model' as const, 'rules' as const, 'exploration' as const),
+    decidedAt: fc.integer({ min: 0, max: 2 ** 45 }),
+    latencyMs: fc.double({ min: 0, max: 1e4, noNaN: true }),
+  });
+  const feedback = fc.record({
+    type: fc.constant('action-feedback' as const),
+    actionId: text,
+    sandboxId: fc.constantFrom('positive', 'negative'),
+    episodeId: text,
+    stage: fc.constantFrom(1 as const, 2 as const),
+    action: fc.integer({ min: 0, max: 5 }).map((a) => a as ActionId),
+    confirmed: fc.boolean(),
+    applied: fc.boolean(),
+    stageEnded: fc.boolean(),
+    detail: text,
+    timestamp: fc.integer({ min: 0, max: 2 ** 45 }),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(summary, { maxLength: 60 }),
+      fc.array(feedback, { maxLength: 60 }),
+      (s, f) => {
+        t.deepEqual(DECISION_SUMMARIES.unpack(structuredClone(DECISION_SUMMARIES.pack(s))), s);
+        t.deepEqual(ACTION_FEEDBACK.unpack(structuredClone(ACTION_FEEDBACK.pack(f))), f);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
