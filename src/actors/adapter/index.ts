@@ -82,11 +82,6 @@ export interface ResultBatch {
   readonly items: PackedRecords<ActionFeedback>;
 }
 
-export interface ActionBatch {
-  readonly type: 'action-batch';
-  readonly items: readonly ActionDecision[];
-}
-
 export interface DecisionSummary {
   readonly episodeId: string;
   readonly stage: 1 | 2;

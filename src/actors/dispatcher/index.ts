@@ -12,12 +12,13 @@ import {
   type ActionFeedback,
 } from '../../messages/feedback.ts';
 import { type PackedActions, unpackActions } from '../../messages/packed-actions.ts';
-import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { type ActorContext, defineActor } from '../../runtime/actor.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
-import type { ActionBatch, ResultBatch } from '../adapter/index.ts';
+import type { ResultBatch } from '../adapter/index.ts';
 
-export type DispatcherMessage = ActionDecision | ActionBatch | PackedActions;
+/** Decided actions from the adapter, packed (messages/packed-actions.ts). */
+export type DispatcherMessage = PackedActions;
 
 declare module '../../runtime/actor.ts' {
   interface Mailboxes {
@@ -166,37 +167,23 @@ export default defineActor<DispatcherMessage, State>({
     };
   },
   handle(state, message, ctx) {
-    switch (message.type) {
-      case 'action-decision':
-      case 'action-batch':
-      case 'packed-actions': {
-        const decisions =
-          message.type === 'packed-actions'
-            ? unpackActions(message)
-            : message.type === 'action-batch'
-              ? message.items
-              : [message];
-        for (const d of decisions) {
-          const q = state.queues.get(d.sandboxId) ?? [];
-          q.push(d);
-          state.queues.set(d.sandboxId, q);
-        }
-        if (!state.scheduled) {
-          // Everything that arrives in this turn goes out as one batch per sandbox.
-          state.scheduled = true;
-          setImmediate(() => {
-            state.scheduled = false;
-            for (const [sandbox, batch] of state.queues) {
-              state.queues.delete(sandbox);
-              if (batch.length > 0) void send(state, ctx, sandbox, batch);
-            }
-          });
-        }
-        return state;
-      }
-      default:
-        return assertNever(message);
+    for (const d of unpackActions(message)) {
+      const q = state.queues.get(d.sandboxId) ?? [];
+      q.push(d);
+      state.queues.set(d.sandboxId, q);
     }
+    if (!state.scheduled) {
+      // Everything that arrives in this turn goes out as one batch per sandbox.
+      state.scheduled = true;
+      setImmediate(() => {
+        state.scheduled = false;
+        for (const [sandbox, batch] of state.queues) {
+          state.queues.delete(sandbox);
+          if (batch.length > 0) void send(state, ctx, sandbox, batch);
+        }
+      });
+    }
+    return state;
   },
   stats: (s) => ({
     sent: s.sent,
