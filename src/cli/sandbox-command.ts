@@ -2,7 +2,8 @@
 // (stage 1) and the negative one (stage 2) replaying recorded telemetry over the gRPC contract —
 // for a Warden started with `warden run` and these two in its `sandboxes` configuration.
 
-import { componentLogger } from '../runtime/logger.ts';
+import * as grpc from '@grpc/grpc-js';
+import { componentLogger, routeGrpcLogs } from '../runtime/logger.ts';
 import { BUNDLED_TRACES, replayOrder, startReferencePair } from '../sandbox/reference-pair.ts';
 import type { ServerTls } from '../security/tls.ts';
 
@@ -42,6 +43,7 @@ export async function sandboxCommand(
           requireClientCert: o.tlsClientCa !== undefined,
         }
       : null;
+  routeGrpcLogs(grpc);
   const data = o.data ?? BUNDLED_TRACES;
   const traces = await replayOrder(data);
   const pair = await startReferencePair({

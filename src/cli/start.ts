@@ -17,7 +17,12 @@ import type { ModelActivated, ModelPublished } from '../messages/model.ts';
 import { listVersions, setLatest } from '../models/store.ts';
 import { ConfigError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { closeLogOutput, componentLogger, configureLogOutput } from '../runtime/logger.ts';
+import {
+  closeLogOutput,
+  componentLogger,
+  configureLogOutput,
+  routeGrpcLogs,
+} from '../runtime/logger.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { exporterFromEnv } from '../runtime/tracing.ts';
@@ -116,14 +121,7 @@ async function runStarted(
     config.security.encryption.keyId,
   );
   const say = (line: string) => out.write(`${line}\n`);
-  // grpc-js writes its own diagnostics to stderr; they go to the structured log instead, so a
-  // failure is one clear line (ours) and the details are in the log at debug level.
-  const grpcLog = componentLogger('grpc');
-  grpc.setLogger({
-    error: (...args: unknown[]) => grpcLog.debug(args.join(' ')),
-    info: (...args: unknown[]) => grpcLog.debug(args.join(' ')),
-    debug: (...args: unknown[]) => grpcLog.trace(args.join(' ')),
-  } as unknown as Console);
+  routeGrpcLogs(grpc);
   say(`warden: environment ${config.environment}, configuration from ${loaded.sources.join(', ')}`);
 
   // Every configured sandbox channel is checked now (TLS files readable, no plaintext off

@@ -40,6 +40,19 @@ export function componentLogger(component: string, bindings: Record<string, unkn
   return rootLogger().child({ component, ...bindings });
 }
 
+/**
+ * grpc-js writes its own diagnostics to stderr; they go to the structured log instead (debug), so
+ * a command's failure is one clear line, its own, and the details are in the log.
+ */
+export function routeGrpcLogs(grpc: { setLogger(logger: Partial<Console>): void }): void {
+  const log = componentLogger('grpc');
+  grpc.setLogger({
+    error: (...args: unknown[]) => log.debug(args.join(' ')),
+    info: (...args: unknown[]) => log.debug(args.join(' ')),
+    debug: (...args: unknown[]) => log.trace(args.join(' ')),
+  });
+}
+
 export interface LogOutput {
   /** Directory for daily log files; null = stdout. */
   readonly dir: string | null;

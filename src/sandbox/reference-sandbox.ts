@@ -234,9 +234,12 @@ export class ReferenceSandbox {
   ): Promise<number> {
     const credentials = serverCredentials(tls, host, `sandbox ${this.name}`, policy);
     const bound = await new Promise<number>((resolve, reject) =>
-      this.#server.bindAsync(`${host}:${port}`, credentials, (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
+      this.#server.bindAsync(`${host}:${port}`, credentials, (e, p) => {
+        if (!e) return resolve(p);
+        // grpc-js words it "No address added out of total 1 resolved errors: [listen EADDRINUSE…]".
+        const reason = /EADDRINUSE/.test(e.message) ? 'address in use' : e.message;
+        reject(new Error(`sandbox ${this.name} cannot listen on ${host}:${port}: ${reason}`));
+      }),
     );
     this.#port = bound;
     const prepareStarted = performance.now();

@@ -167,6 +167,26 @@ test('status with no Warden listening: one clear line on stderr naming the addre
   t.is(r.stdout, '');
 });
 
+test('sandbox on a port in use: one clear line and exit 1 (the process ends: nothing is left listening)', async (t) => {
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    const r = spawnSync(
+      process.execPath,
+      [BIN, 'sandbox', '--port', '0', '--negative-port', String(port), '--duration', '1'],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    t.is(r.status, 1);
+    t.is(
+      r.stderr,
+      `warden: error: sandbox negative cannot listen on 127.0.0.1:${port}: address in use\n`,
+    );
+  } finally {
+    busy.close();
+  }
+});
+
 test('models keygen, sign, verify: a signed model verifies; a tampered one does not; rollback moves latest', async (t) => {
   const { exportModel } = await import('../../src/models/store.ts');
   const { initParams } = await import('../../src/actors/learner/q-network.ts');
