@@ -17,7 +17,9 @@ import type { TrajectoryStep } from '../messages/trajectory.ts';
 export const EXPERIENCE_LOCK = 0x5745_5850; // "WEXP"
 
 /** One transition of a stage (TrajectoryStep) with where and by which model it was decided. */
-export interface ExperienceRow extends TrajectoryStep {
+export interface ExperienceRow extends Omit<TrajectoryStep, 'state'> {
+  /** Plain arrays: rows go to PostgreSQL as one JSON document. */
+  readonly state: readonly number[];
   /** Stored with the row: the learner host reads rows one by one in id order. */
   readonly nextState: readonly number[];
   readonly hostId: string;

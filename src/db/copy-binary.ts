@@ -119,7 +119,7 @@ class CopyWriter {
   }
 
   /** A one-dimensional real[] (array_recv: dims, null flag, element type, length, lower bound). */
-  float4Array(v: readonly number[]): this {
+  float4Array(v: ArrayLike<number>): this {
     this.#ensure(24 + 8 * v.length);
     this.#int32(20 + 8 * v.length);
     this.#int32(1);
@@ -127,9 +127,9 @@ class CopyWriter {
     this.#int32(FLOAT4_OID);
     this.#int32(v.length);
     this.#int32(1);
-    for (const x of v) {
+    for (let i = 0; i < v.length; i++) {
       this.#int32(4);
-      this.#view.setFloat32(this.#at, x);
+      this.#view.setFloat32(this.#at, v[i]!);
       this.#at += 4;
     }
     return this;

@@ -25,6 +25,12 @@ import {
 import { join } from 'node:path';
 import { WardenError } from '../runtime/errors.ts';
 
+/** JSON has no typed arrays (a Float32Array would become {"0": …}): they are written as lists. */
+const typedArraysAsLists = (_key: string, value: unknown): unknown =>
+  ArrayBuffer.isView(value) && !(value instanceof DataView)
+    ? Array.from(value as unknown as ArrayLike<number>)
+    : value;
+
 export class JournalFullError extends WardenError {
   override readonly code = 'WARDEN_JOURNAL_FULL';
 }
@@ -81,7 +87,7 @@ export class Journal<T> {
   /** Appends a batch and fsyncs once. Throws JournalFullError (nothing written) when it would not fit. */
   append(values: readonly T[]): void {
     if (values.length === 0) return;
-    const text = values.map((v) => `${JSON.stringify(v)}\n`).join('');
+    const text = values.map((v) => `${JSON.stringify(v, typedArraysAsLists)}\n`).join('');
     const bytes = Buffer.byteLength(text);
     if (this.pendingBytes + bytes > this.#maxBytes) {
       throw new JournalFullError(

@@ -12,7 +12,8 @@ import type { Label, Stage } from './episode.ts';
 export interface TrajectoryStep {
   readonly stage: Stage;
   readonly step: number;
-  readonly state: readonly number[];
+  /** The decision's own copy from the episodes actor; a number[] once read back from JSON. */
+  readonly state: Float32Array | readonly number[];
   readonly action: ActionId;
   readonly reward: number;
   readonly done: boolean;

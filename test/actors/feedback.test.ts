@@ -137,7 +137,7 @@ test('feedback on each action is in the reward of its step', async (t) => {
     );
     const f32 = (xs: readonly number[]) => Array.from(Float32Array.from(xs));
     t.deepEqual(
-      stored.message.steps.map((s) => s.state),
+      stored.message.steps.map((s) => Array.from(s.state)),
       actions.map((_, seq) => f32(stateOf(seq))),
       'each step holds its own state from the batch',
     );

@@ -368,6 +368,53 @@ test.serial(
 );
 
 test.serial(
+  'a trajectory written during an outage keeps its states: Float32Array steps survive the JSON journal',
+  async (t) => {
+    const writer = new DbWriter(
+      db.pool,
+      new Journal<DbRecord>(journalDir(), 1 << 20),
+      silentLogger,
+    );
+    const states = [0, 1, 2].map((step) => Float32Array.from([step / 3, 0.1, 1]));
+    const trajectory: EpisodeTrajectory = {
+      type: 'episode-trajectory',
+      episodeId: 'journaled-f32',
+      label: 'malicious',
+      partial: false,
+      failureReason: null,
+      modelVersion: 'v1',
+      totalReward: 1,
+      startedAt: 1,
+      endedAt: 2,
+      steps: states.map((state, step) => ({
+        stage: 1 as const,
+        step,
+        state,
+        action: step === 2 ? (2 as const) : (0 as const),
+        reward: step === 2 ? 1 : 0,
+        done: step === 2,
+      })),
+    };
+    await db.server.pause();
+    try {
+      t.is(await writer.write([trajectory]), 'queued');
+    } finally {
+      await db.server.resume();
+    }
+    await writer.retry();
+    const stored = await db.pool.query(
+      'SELECT state FROM trajectories WHERE episode_id = $1 ORDER BY step',
+      ['journaled-f32'],
+    );
+    // real[] comes back as the shortest decimal of each float4: the same float32 values.
+    t.deepEqual(
+      stored.rows.map((r) => (r.state as number[]).map(Math.fround)),
+      states.map((s) => Array.from(s)),
+    );
+  },
+);
+
+test.serial(
   'stopping while a write is stuck: its rows go to the journal, and the next start stores them exactly once',
   async (t) => {
     const dir = journalDir();

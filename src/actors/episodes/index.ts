@@ -216,7 +216,6 @@ function finishStage(
     last && STAGE_ENDING_ACTIONS.includes(last.action) ? verdictOf(last.action)! : 'benign';
   const rewards = ctx.config.rewards;
   const debug = ctx.log.isLevelEnabled('debug');
-  const vectors = decided.map((d) => Array.from(d.state));
   const experiences: Experience[] = decided.map((d, i) => {
     const isLast = i === decided.length - 1;
     const reward =
@@ -227,7 +226,7 @@ function finishStage(
     r.steps.push({
       stage,
       step: i,
-      state: vectors[i]!,
+      state: d.state, // the decision's own copy (see 'decisions' in handle)
       action: d.action,
       reward,
       done: isLast,
@@ -268,7 +267,8 @@ function finishStage(
         .filter((s) => s.stage === stage)
         .map((s, i, steps) => ({
           ...s,
-          nextState: steps[i + 1]?.state ?? s.state,
+          state: Array.from(s.state),
+          nextState: Array.from(steps[i + 1]?.state ?? s.state),
           hostId,
           episodeId: r.episodeId,
           modelVersion: decided[s.step]?.modelVersion ?? r.modelVersion,
