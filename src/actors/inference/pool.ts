@@ -218,7 +218,9 @@ export class InferencePool {
 
   #alert(alert: ModelAlert): void {
     this.alerts.push(alert);
-    this.#log.error(
+    // No model yet (a fresh install, before the first export) is expected: a warning. A model
+    // that is there but cannot be used is an error.
+    this.#log[alert.reason === 'missing' ? 'warn' : 'error'](
       { alert: 'warden_model_unavailable', ...alert },
       `model not usable (${alert.reason}): ${alert.message}; ${this.activeVersion === 'rules' ? 'the rule-based policy answers' : `${this.activeVersion} keeps serving`}`,
     );
