@@ -56,9 +56,11 @@ export function listVersions(dir: string): string[] {
 
 /**
  * Deletes the oldest versions (model and metadata) until at most `keep` remain, never the one
- * `latest` points at (after a rollback it is not the newest). Returns the versions deleted.
+ * `latest` points at (after a rollback it is not the newest); keep 0 keeps all
+ * (models.keepVersions). Returns the versions deleted.
  */
 export function pruneVersions(dir: string, keep: number): string[] {
+  if (keep <= 0) return [];
   const versions = listVersions(dir);
   const latest = latestVersion(dir);
   const deleted: string[] = [];

@@ -173,4 +173,6 @@ test('old versions are pruned down to the number kept, never the one latest poin
   t.false(readdirSync(d).some((f) => f.includes(versions[1]!.slice(1))), 'model and metadata go');
   t.is(latestVersion(d), versions[0]);
   t.deepEqual(pruneVersions(d, 3), [], 'nothing more while within the number kept');
+  t.deepEqual(pruneVersions(d, 0), [], 'keepVersions 0 keeps all');
+  t.is(listVersions(d).length, 3);
 });

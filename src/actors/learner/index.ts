@@ -143,11 +143,8 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
     state.exported++;
     state.lastExportAt = m.updates;
     const { keepVersions } = ctx.config.models;
-    if (keepVersions > 0) {
-      const deleted = pruneVersions(ctx.config.models.dir, keepVersions);
-      if (deleted.length > 0)
-        ctx.log.debug({ deleted, keepVersions }, 'old model versions deleted');
-    }
+    const deleted = pruneVersions(ctx.config.models.dir, keepVersions);
+    if (deleted.length > 0) ctx.log.debug({ deleted, keepVersions }, 'old model versions deleted');
     ctx.log.info(
       {
         version: metadata.version,

@@ -56,7 +56,7 @@ async function take(state: State, ctx: ActorContext, version: string): Promise<v
     ctx.send('adapter', published);
     ctx.log.info({ version }, 'model from the registry handed to the inference pool');
     // As on the learner: the oldest beyond models.keepVersions go, never the one latest names.
-    if (ctx.config.models.keepVersions > 0) pruneVersions(dir, ctx.config.models.keepVersions);
+    pruneVersions(dir, ctx.config.models.keepVersions);
   } catch (error) {
     state.refused++;
     ctx.log.error({ err: error, version }, 'model from the registry refused');
