@@ -55,6 +55,17 @@ const Runtime = Type.Object(
         ...restart,
       },
     ),
+    background: Type.Array(Type.String(), {
+      default: ['learner', 'experience-feed', 'episodes', 'db-writer', 'registry'],
+      description:
+        'Actors off the event → action path. A worker thread hosting only these runs backgroundNice lower in priority (Linux), so the receivers, the adapter and the inference worker get a core first.',
+      ...restart,
+    }),
+    backgroundNice: Int(10, 0, 19, {
+      description:
+        'How much lower background threads run (added to their nice value, at most 19): 0 the same as the others.',
+      ...restart,
+    }),
     supervision: Supervision,
     shutdownTimeoutMs: Int(5_000, 100, 120_000),
     mailboxCapacity: Int(10_000, 16, 10_000_000, {

@@ -111,6 +111,8 @@ export interface ThreadLoad {
   readonly activeMs: number;
   readonly idleMs: number;
   readonly cpuMs?: number;
+  /** The thread's scheduling priority (Linux nice value; runtime/thread-priority.ts). */
+  readonly nice?: number;
 }
 
 export interface HostControl {

@@ -6,22 +6,28 @@ import type { ThreadLoad } from './host-protocol.ts';
 /** Linux's clock tick (sysconf(_SC_CLK_TCK)); 100 on every mainstream kernel build. */
 const TICKS_PER_SECOND = 100;
 
-/** CPU time (user + system) of the calling thread in ms; undefined where /proc has no thread-self. */
-function threadCpuMs(): number | undefined {
+/**
+ * CPU time (user + system, ms) and nice value of the calling thread; empty where /proc has no
+ * thread-self.
+ */
+function threadStat(): { cpuMs?: number; nice?: number } {
   try {
     const stat = readFileSync('/proc/thread-self/stat', 'utf8');
     // Fields after the command name (which may contain spaces) start at field 3 (state);
-    // utime and stime are fields 14 and 15.
+    // utime and stime are fields 14 and 15, nice is field 19.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? (ticks * 1000) / TICKS_PER_SECOND : undefined;
+    const nice = Number(fields[16]);
+    return {
+      ...(Number.isFinite(ticks) ? { cpuMs: (ticks * 1000) / TICKS_PER_SECOND } : {}),
+      ...(Number.isInteger(nice) ? { nice } : {}),
+    };
   } catch {
-    return undefined;
+    return {};
   }
 }
 
 export function threadLoad(): ThreadLoad {
   const { active, idle } = performance.eventLoopUtilization();
-  const cpuMs = threadCpuMs();
-  return { activeMs: active, idleMs: idle, ...(cpuMs === undefined ? {} : { cpuMs }) };
+  return { activeMs: active, idleMs: idle, ...threadStat() };
 }

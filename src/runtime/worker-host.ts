@@ -13,6 +13,7 @@ import { ActorCell } from './actor-cell.ts';
 import type { Envelope, HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
 import { closeLogOutput, componentLogger, configureLogOutput, setLogLevel } from './logger.ts';
 import { threadLoad } from './thread-load.ts';
+import { applyThreadPriority } from './thread-priority.ts';
 import { NOOP_TRACER, workerTracing } from './tracing.ts';
 
 /** Worker entry (see worker-boot.mjs). */
@@ -26,6 +27,16 @@ export async function main(init: HostInit): Promise<void> {
     ? workerTracing(init.thread, (spans) => post({ kind: 'spans', spans }))
     : undefined;
   setLogLevel(config.logging.level);
+  const priority = applyThreadPriority(
+    init.actors.map((a) => a.name),
+    config.runtime,
+  );
+  if (priority.error !== undefined) {
+    componentLogger('runtime', { thread: init.thread }).warn(
+      { err: priority.error, nice: config.runtime.backgroundNice },
+      "could not lower this background thread's priority; it runs at the normal one",
+    );
+  }
 
   const deliverLocal = (to: string, message: Message) => {
     const cell = cells.get(to);

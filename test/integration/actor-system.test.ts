@@ -205,6 +205,45 @@ test('configure reaches every actor in every thread', async (t) => {
   }
 });
 
+test('a thread of background actors runs at a lower priority; the others and main keep theirs, also after a respawn', async (t) => {
+  if (process.platform !== 'linux') {
+    t.log('per-thread priorities are Linux only; nothing to check here');
+    t.pass();
+    return;
+  }
+  const config = testConfig({
+    runtime: {
+      placement: { one: ['a', 'b'], two: ['c'] },
+      background: ['b', 'c'],
+      backgroundNice: 7,
+    },
+  });
+  const system = new ActorSystem({ config, modules });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    const niceOf = async () => {
+      const s = await system.stats();
+      return {
+        main: s.mainLoad.nice,
+        ...Object.fromEntries(s.threads.map((th) => [th.thread, th.load?.nice])),
+      };
+    };
+    // "one" also hosts a, which is on the event path: it stays at the normal priority.
+    const main = (await system.stats()).mainLoad.nice ?? 0;
+    const expected = { main, one: main, two: Math.min(19, main + 7) };
+    t.deepEqual(await niceOf(), expected);
+    const respawned = new Promise((resolve) => system.once('worker-restarted', resolve));
+    system.send('c', { type: 'exit-thread' });
+    await respawned;
+    system.send('c', { type: 'ping', id: 1 });
+    await inbox.waitFor((m) => m.type === 'pong' && m.id === 1);
+    t.deepEqual(await niceOf(), expected);
+  } finally {
+    await system.stop();
+  }
+});
+
 test('unbuilt actors in the placement are left out and named', async (t) => {
   const config = testConfig({ runtime: { placement: { one: ['a', 'learner'] } } });
   const system = new ActorSystem({ config, modules });
