@@ -17,6 +17,7 @@ export class ActorCell {
   readonly #mailbox: Message[] = [];
   #head = 0;
   #draining = false;
+  #accepted = 0;
   readonly #capacity: number;
   readonly #onCrash: (error: SerializedError, message?: Message) => void;
   #handled = 0;
@@ -69,6 +70,7 @@ export class ActorCell {
       return false;
     }
     this.#mailbox.push(message);
+    this.#accepted++;
     if (this.#status === 'running') this.#drain();
     return true;
   }
@@ -112,7 +114,18 @@ export class ActorCell {
     };
   }
 
+  /** Messages accepted into the mailbox since start (the worker host's stop waits for them). */
+  get accepted(): number {
+    return this.#accepted;
+  }
+
+  /**
+   * Handles what is already in the mailbox, then runs the stop hook. Messages accepted before the
+   * stop are never dropped (a crashed actor's wait for its restart is the supervisor's to end).
+   */
   async stop(): Promise<void> {
+    while (this.#status === 'running' && (this.#draining || this.#head < this.#mailbox.length))
+      await new Promise<void>((resolve) => setImmediate(resolve));
     const wasRunning = this.#status === 'running';
     this.#status = 'stopped';
     if (wasRunning && this.definition.stop) await this.definition.stop(this.#state, this.#ctx);

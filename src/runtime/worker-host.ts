@@ -163,7 +163,19 @@ export async function main(init: HostInit): Promise<void> {
       return cells.get(name)?.abandon() ?? 0;
     },
     async stopActors(names) {
-      for (const name of names) await cells.get(name)?.stop();
+      // The actors upstream of these stopped just before, in other threads, and what they sent on
+      // their way out may still be in this thread's ports (ordered per port, not with this call):
+      // let it in until a few turns pass with nothing new, then each cell handles its mailbox.
+      const stopping = names.flatMap((n) => cells.get(n) ?? []);
+      const accepted = () => stopping.reduce((sum, c) => sum + c.accepted, 0);
+      const until = Date.now() + config.runtime.shutdownTimeoutMs / 2;
+      for (let last = accepted(), quiet = 0; quiet < 3 && Date.now() < until; ) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const now = accepted();
+        quiet = now === last ? quiet + 1 : 0;
+        last = now;
+      }
+      for (const cell of stopping) await cell.stop();
     },
     async stop() {
       for (const cell of cells.values()) await cell.stop();

@@ -270,6 +270,23 @@ test('shutdown stops actors in pipeline order across threads: a source before th
   );
 });
 
+test('shutdown loses nothing in flight: what an upstream actor sent before it stopped is handled downstream before the downstream stop hook', async (t) => {
+  const config = testConfig({
+    runtime: { placement: { io: ['dispatcher'], control: ['episodes'] } },
+  });
+  const echo = fixtureActor('echo');
+  const system = new ActorSystem({ config, modules: { dispatcher: echo, episodes: echo } });
+  const inbox = new Inbox(system);
+  await system.start();
+  const n = 5_000;
+  for (let id = 0; id < n; id++)
+    system.send('dispatcher', { type: 'relay', to: 'episodes', id } as never);
+  await system.stop(); // at once: most relays are still in the dispatcher's mailbox or in flight
+  const farewell = await inbox.waitFor((m) => m.type === 'stopping' && m.actor === 'episodes');
+  t.is(farewell.pings, n, 'every relayed ping was handled before the episodes stand-in stopped');
+  t.is(inbox.messages.filter((m) => m.type === 'pong').length, n);
+});
+
 test('shutdown is a handshake: stop hooks run; a stop that hangs is terminated after the timeout', async (t) => {
   const config = testConfig({
     runtime: { placement: { one: ['a'], two: ['c'] }, shutdownTimeoutMs: 300 },
