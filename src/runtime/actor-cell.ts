@@ -18,6 +18,7 @@ export class ActorCell {
   #head = 0;
   #draining = false;
   #accepted = 0;
+  #taken = 0;
   readonly #capacity: number;
   readonly #onCrash: (error: SerializedError, message?: Message) => void;
   #handled = 0;
@@ -124,7 +125,9 @@ export class ActorCell {
    * stop are never dropped (a crashed actor's wait for its restart is the supervisor's to end).
    */
   async stop(): Promise<void> {
-    while (this.#status === 'running' && (this.#draining || this.#head < this.#mailbox.length))
+    // Up to what was accepted by now: a sender that is still running cannot hold the stop open.
+    const target = this.#accepted;
+    while (this.#status === 'running' && (this.#taken < target || this.#draining))
       await new Promise<void>((resolve) => setImmediate(resolve));
     const wasRunning = this.#status === 'running';
     this.#status = 'stopped';
@@ -156,6 +159,7 @@ export class ActorCell {
         }
         const message = this.#mailbox[this.#head]!;
         this.#mailbox[this.#head++] = undefined as unknown as Message;
+        this.#taken++;
         if (this.#head > 1024 && this.#head * 2 > this.#mailbox.length) {
           this.#mailbox.splice(0, this.#head);
           this.#head = 0;
