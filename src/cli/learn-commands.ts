@@ -25,14 +25,6 @@ import {
 import { trainingReportHtml } from '../training/report.ts';
 import { type EngineChoice, train } from '../training/train.ts';
 
-/**
- * Samples per update in `warden train` (--batch-size). Offline, 128 trains a better model than the
- * online learner's 64 (learning.batchSize, kept for its CPU share): held-out AUC 0.819 against 0.790
- * over six seeds of train(), and 0.815 / 0.729 / 0.769 against 0.729 / 0.728 / 0.736 for seeds 1-3
- * of this command, at 1.5× the time per update.
- */
-export const OFFLINE_BATCH_SIZE = 128;
-
 type Out = NodeJS.WritableStream;
 
 /** Telemetry JSONL (.jsonl, .jsonl.gz) or a labelled CSV (ids with api_names.json beside it, or names). */
@@ -105,10 +97,9 @@ export async function trainCommand(
   out: Out,
 ): Promise<number> {
   const loaded = loadConfig().config;
-  const config = {
-    ...loaded,
-    learning: { ...loaded.learning, batchSize: opts.batchSize ?? OFFLINE_BATCH_SIZE },
-  };
+  const config = opts.batchSize
+    ? { ...loaded, learning: { ...loaded.learning, batchSize: opts.batchSize } }
+    : loaded;
   const traces = readable(await readTraceFile(opts.data, opts.names), opts.data);
   const trainSet = splitTraces(traces, 'train');
   const testSet = splitTraces(traces, 'test');

@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { configCheck, configDocs, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { dbPruneCommand } from './db-commands.ts';
-import { evalCommand, OFFLINE_BATCH_SIZE, trainCommand } from './learn-commands.ts';
+import { evalCommand, trainCommand } from './learn-commands.ts';
 import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
 import { patternsQueryCommand, patternsReindexCommand } from './pattern-commands.ts';
 import { sandboxCommand } from './sandbox-command.ts';
@@ -264,14 +264,13 @@ export async function run(
     )
     .option(
       '--batch-size <n>',
-      'samples per update (offline; the online learner uses learning.batchSize, 64)',
+      'samples per update (default learning.batchSize; 128 trains better, at 1.5× the time per update)',
       (v) => {
         const n = Number.parseInt(v, 10);
         if (!(n >= 1 && n <= 65_536))
           throw new InvalidArgumentError('a whole number from 1 to 65536');
         return n;
       },
-      OFFLINE_BATCH_SIZE,
     )
     .option('--resume', 'continue from the latest model in --out (incremental learning)')
     .option(
