@@ -264,7 +264,7 @@ export async function run(
     )
     .option(
       '--batch-size <n>',
-      'samples per update (default learning.batchSize; 128 trains better, at 1.5× the time per update)',
+      'samples per update (default learning.batchSize, 64; 128 takes 1.5× the time per update)',
       (v) => {
         const n = Number.parseInt(v, 10);
         if (!(n >= 1 && n <= 65_536))

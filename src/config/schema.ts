@@ -135,7 +135,7 @@ const Learning = Type.Object(
     epsilonDecay: Num(0.995, 0, 1, { description: 'Multiplied into epsilon after every episode.' }),
     batchSize: Int(64, 1, 65_536, {
       description:
-        'Samples per update, online and in warden train. 128 trains better offline (held-out AUC 0.819 / balanced accuracy 0.817 against 0.790 / 0.795, mean of 6 seeds, 1,500 episodes) but the online learner then takes 0.26 cores instead of 0.17 and the e2e bench falls from 24.6k to 19.3k events/s on 2 cores: set it for warden train where cores allow.',
+        'Samples per update, online and in warden train (--batch-size). 128 is not clearly better: held-out AUC 0.819 against 0.790 over six seeds of train() in one measurement, 0.749 against 0.765 over six seeds of warden train in another (1,500 episodes; seed spread 0.68-0.87); online it takes 0.26 cores instead of 0.17 and the e2e bench falls from 24.6k to 19.3k events/s on 2 cores.',
     }),
     minReplay: Int(64, 1, 10_000_000, {
       description: 'Updates start once the replay holds this many.',
