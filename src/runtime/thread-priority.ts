@@ -2,8 +2,8 @@
 // background actors (runtime.background: learning, episodes, the DB writer) lowers its own
 // scheduling priority by runtime.backgroundNice, so that when a receiver, the adapter or the
 // inference worker wakes up, the scheduler gives it a core before them. On this 2-core machine that
-// halved the event → action p99 at 10,000 events/s (bench/README.md, e2e) and left full-speed
-// throughput as it was: background threads still get every idle cycle.
+// cut the event → action p99 at 10,000 events/s by about 40% (bench/README.md, e2e) and left
+// full-speed throughput as it was: background threads still get every idle cycle.
 //
 // Linux only: there the nice value belongs to the thread (setpriority on id 0 is the calling thread).
 // Elsewhere it would apply to the whole process, so nothing is changed.
