@@ -127,7 +127,7 @@ test.serial(
         ),
         'property 19: every decision was dispatched',
       );
-      const after = await actorStats(system);
+      let after = await actorStats(system);
       t.is(
         after.dispatcher!.confirmed,
         after.dispatcher!.sent,
@@ -143,6 +143,7 @@ test.serial(
         ),
         'every confirmation reached the episodes actor as feedback',
       );
+      after = await actorStats(system);
       const actions = sandboxes.reduce((n, x) => n + x.stats.actionsReceived, 0);
       t.true(actions >= after.dispatcher!.sent!, 'the sandboxes saw every action');
       t.is(
@@ -536,7 +537,13 @@ test.serial(
         );
       }
       t.is(s.episodes!.partial, 0);
-      t.is(s.adapter!.decisions, s.episodes!.decisions, 'no decision was lost between threads');
+      t.true(
+        await until(
+          async () => (await actorStats(system)).episodes!.decisions === s.adapter!.decisions,
+          10_000,
+        ),
+        'no decision was lost between threads',
+      );
     } finally {
       await system.stop();
       await Promise.all(sandboxes.map((x) => x.stop()));
