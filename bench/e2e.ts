@@ -48,7 +48,7 @@ export interface PointResult {
    * Per thread over the measured seconds (main runs the sandboxes too): event-loop utilisation
    * and, on Linux, CPU in cores (the thread's own CPU time over the wall time).
    */
-  readonly utilisation: Record<string, { eventLoop: number; cores?: number }>;
+  readonly utilisation: Record<string, { eventLoop: number; cores?: number; nice?: number }>;
 }
 
 type Loads = Record<string, ThreadLoad>;
@@ -145,7 +145,11 @@ export async function runPoint(
         return [
           [
             thread,
-            { eventLoop: active / (active + idle), ...(cores === undefined ? {} : { cores }) },
+            {
+              eventLoop: active / (active + idle),
+              ...(cores === undefined ? {} : { cores }),
+              ...(a.nice === undefined ? {} : { nice: a.nice }),
+            },
           ],
         ];
       }),
@@ -213,7 +217,7 @@ export async function run(args: string[]): Promise<void> {
         )
           .map(
             ([thread, u]) =>
-              `${thread} ${u.cores === undefined ? '—' : u.cores.toFixed(2)} / ${(u.eventLoop * 100).toFixed(0)}%`,
+              `${thread}${u.nice ? ` (nice ${u.nice})` : ''} ${u.cores === undefined ? '—' : u.cores.toFixed(2)} / ${(u.eventLoop * 100).toFixed(0)}%`,
           )
           .join(', ')}`,
       );
