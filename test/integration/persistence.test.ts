@@ -35,6 +35,9 @@ test.after.always(async () => {
 });
 
 const journalDir = () => mkdtempSync(join(tmpdir(), 'warden-journal-'));
+/** A DB writer on the test database with a journal in a fresh directory. */
+const newWriter = (journalBytes = 1 << 20, options?: ConstructorParameters<typeof DbWriter>[3]) =>
+  new DbWriter(db.pool, new Journal<DbRecord>(journalDir(), journalBytes), silentLogger, options);
 const pattern = (id: string, over: Partial<AttackPattern> = {}): AttackPattern => ({
   type: 'attack-pattern',
   patternId: id,
@@ -75,11 +78,7 @@ test.serial('migrations run twice are a no-op', async (t) => {
 test.serial(
   'properties 24, 25: every pattern is persisted with all its fields; a replayed key is stored once',
   async (t) => {
-    const writer = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 20),
-      silentLogger,
-    );
+    const writer = newWriter();
     const p = pattern('p-fields', { features: [0.5, 0.25, 1, 0], attackType: 'QakBot', stage: 2 });
     t.is(await writer.write([p]), 'persisted');
     t.is(await writer.write([p]), 'persisted', 'same key again');
@@ -103,14 +102,9 @@ test.serial(
     t.true(Math.abs(row!.confidence - 0.8) < 1e-6);
     t.is(row!.createdAt.getTime(), Date.UTC(2026, 0, 1));
     // Servers whose cube reads text only take new rows by INSERT: the same row results.
-    const byInsert = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 20),
-      silentLogger,
-      {
-        copy: false,
-      },
-    );
+    const byInsert = newWriter(1 << 20, {
+      copy: false,
+    });
     t.is(
       await byInsert.write([{ ...p, patternId: 'p-insert', attackType: 'QakBot-i' }]),
       'persisted',
@@ -129,11 +123,7 @@ test.serial(
 test.serial(
   'properties 27, 28: by type, by time range and k nearest, each with confidence, served by their indexes',
   async (t) => {
-    const writer = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 24),
-      silentLogger,
-    );
+    const writer = newWriter(1 << 24);
     const types = ['injection', 'persistence', 'network', 'ransomware'];
     const rows = Array.from({ length: 4_000 }, (_, i) =>
       pattern(`q-${i}`, {
@@ -256,11 +246,7 @@ test.serial(
 test.serial(
   'property 43: a complete two-stage trajectory is stored in full; a partial one with its failure reason',
   async (t) => {
-    const writer = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 20),
-      silentLogger,
-    );
+    const writer = newWriter();
     const steps = [1, 2].flatMap((stage) =>
       Array.from({ length: 5 }, (_, step) => ({
         stage: stage as 1 | 2,
@@ -339,12 +325,7 @@ test.serial(
 test.serial(
   'property 26: the server stops mid-stream — rows are queued, then replayed in order, each present exactly once',
   async (t) => {
-    const writer = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 24),
-      silentLogger,
-      { batchRows: 100 },
-    );
+    const writer = newWriter(1 << 24, { batchRows: 100 });
     const outcomes: string[] = [];
     for (let b = 0; b < 30; b++) {
       if (b === 10) await db.server.pause();
@@ -370,11 +351,7 @@ test.serial(
 test.serial(
   'a trajectory written during an outage keeps its states: Float32Array steps survive the JSON journal',
   async (t) => {
-    const writer = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 20),
-      silentLogger,
-    );
+    const writer = newWriter();
     const states = [0, 1, 2].map((step) => Float32Array.from([step / 3, 0.1, 1]));
     const trajectory: EpisodeTrajectory = {
       type: 'episode-trajectory',
@@ -510,7 +487,7 @@ test.serial(
 );
 
 test.serial('hostile strings in patterns are stored as data', async (t) => {
-  const writer = new DbWriter(db.pool, new Journal<DbRecord>(journalDir(), 1 << 20), silentLogger);
+  const writer = newWriter();
   const hostile = `x'); DROP TABLE attack_patterns; --\u0000\u202e$$`;
   const safe = hostile.replaceAll('\u0000', '');
   t.is(
@@ -525,12 +502,10 @@ test.serial('hostile strings in patterns are stored as data', async (t) => {
 test.serial(
   'the sanitiser hashes file paths and IP addresses in stored text; equal values hash alike',
   async (t) => {
-    const writer = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 20),
-      silentLogger,
-      { batchRows: 100, sanitize: makeSanitizer({ paths: true, ips: true, key: 'k' }) },
-    );
+    const writer = newWriter(1 << 20, {
+      batchRows: 100,
+      sanitize: makeSanitizer({ paths: true, ips: true, key: 'k' }),
+    });
     const reason =
       'stage 2: sandbox-crash after C:\\Users\\bob\\AppData\\evil.exe wrote /tmp/x/y.bin and called 10.1.2.3 and fe80::1:2:3:4';
     const traj: EpisodeTrajectory = {
@@ -564,11 +539,7 @@ test.serial(
 test.serial(
   "a pattern's confidence moves with the agreement of later similar outcomes, once per outcome",
   async (t) => {
-    const writer = new DbWriter(
-      db.pool,
-      new Journal<DbRecord>(journalDir(), 1 << 20),
-      silentLogger,
-    );
+    const writer = newWriter();
     const near = [0.9, 0.1, 0.9, 0.1];
     const at = (m: number) => Date.UTC(2026, 6, 1, 0, m);
     const a = pattern('agree-a', {
