@@ -15,6 +15,7 @@
 
 import type { ActionDecision, ActionId, DecisionSource, FeatureWeight } from './action.ts';
 import type { Stage } from './episode.ts';
+import { StringTable } from './packed-records.ts';
 
 export const MAX_Q = 8;
 export const MAX_FEATURES = 5;
@@ -34,20 +35,10 @@ export interface PackedActions {
 export class ActionPacker {
   #numbers = new Float64Array(ROW * 64);
   #count = 0;
-  #strings: string[] = [];
-  #index = new Map<string, number>();
+  #strings = new StringTable();
 
   get count(): number {
     return this.#count;
-  }
-
-  #string(s: string): number {
-    let i = this.#index.get(s);
-    if (i === undefined) {
-      i = this.#strings.push(s) - 1;
-      this.#index.set(s, i);
-    }
-    return i;
   }
 
   add(d: ActionDecision): void {
@@ -69,12 +60,12 @@ export class ActionPacker {
     n[at + 2] = d.action;
     n[at + 3] = d.context.confidence;
     n[at + 4] = d.decidedAt;
-    n[at + 5] = this.#string(d.sandboxId);
-    n[at + 6] = this.#string(d.episodeId);
-    n[at + 7] = this.#string(d.context.modelVersion);
-    n[at + 8] = this.#string(d.context.source);
-    n[at + 9] = d.trace === undefined ? -1 : this.#string(d.trace);
-    n[at + 10] = this.#string(d.actionId);
+    n[at + 5] = this.#strings.intern(d.sandboxId);
+    n[at + 6] = this.#strings.intern(d.episodeId);
+    n[at + 7] = this.#strings.intern(d.context.modelVersion);
+    n[at + 8] = this.#strings.intern(d.context.source);
+    n[at + 9] = d.trace === undefined ? -1 : this.#strings.intern(d.trace);
+    n[at + 10] = this.#strings.intern(d.actionId);
     n[at + Q_AT] = q.length;
     for (let k = 0; k < q.length; k++) n[at + Q_AT + 1 + k] = q[k]!;
     n[at + FEATURES_AT] = features.length;
@@ -82,7 +73,7 @@ export class ActionPacker {
       const f = features[k]!;
       const o = at + FEATURES_AT + 1 + 4 * k;
       n[o] = f.index;
-      n[o + 1] = this.#string(f.name);
+      n[o + 1] = this.#strings.intern(f.name);
       n[o + 2] = f.value;
       n[o + 3] = f.weight;
     }
@@ -95,11 +86,10 @@ export class ActionPacker {
       type: 'packed-actions',
       count: this.#count,
       numbers: this.#numbers.slice(0, this.#count * ROW),
-      strings: this.#strings,
+      strings: this.#strings.strings,
     };
     this.#count = 0;
-    this.#strings = [];
-    this.#index.clear();
+    this.#strings = new StringTable();
     return packed;
   }
 }

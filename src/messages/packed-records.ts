@@ -7,6 +7,21 @@
 
 export type FieldKind = 'number' | 'string' | 'boolean';
 
+/** The strings of one packed batch, each once: intern() gives a string's index in `strings`. */
+export class StringTable {
+  readonly strings: string[] = [];
+  readonly #index = new Map<string, number>();
+
+  intern(s: string): number {
+    let k = this.#index.get(s);
+    if (k === undefined) {
+      k = this.strings.push(s) - 1;
+      this.#index.set(s, k);
+    }
+    return k;
+  }
+}
+
 /** `count` records of T, row after row of the codec's fields. */
 export interface PackedRecords<T> {
   readonly count: number;
@@ -27,8 +42,7 @@ export class RecordCodec<T extends object> {
   pack(items: readonly T[]): PackedRecords<T> {
     const width = this.#fields.length;
     const numbers = new Float64Array(items.length * width);
-    const strings: string[] = [];
-    const index = new Map<string, number>();
+    const table = new StringTable();
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as Record<string, unknown>;
       for (let f = 0; f < width; f++) {
@@ -37,19 +51,11 @@ export class RecordCodec<T extends object> {
         let n: number;
         if (kind === 'number') n = v as number;
         else if (kind === 'boolean') n = v ? 1 : 0;
-        else {
-          const s = v as string;
-          let k = index.get(s);
-          if (k === undefined) {
-            k = strings.push(s) - 1;
-            index.set(s, k);
-          }
-          n = k;
-        }
+        else n = table.intern(v as string);
         numbers[i * width + f] = n;
       }
     }
-    return { count: items.length, numbers, strings };
+    return { count: items.length, numbers, strings: table.strings };
   }
 
   unpack(p: PackedRecords<T>): T[] {

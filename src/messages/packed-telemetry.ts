@@ -11,6 +11,7 @@
 
 import type { EpisodeLifecycle, Stage } from './episode.ts';
 import type { SandboxEvent } from './index.ts';
+import { StringTable } from './packed-records.ts';
 import { API_CATEGORIES, type ApiCategory, type TelemetryEvent } from './telemetry.ts';
 
 /** Column of each field in a row of `numbers`. */
@@ -79,8 +80,7 @@ export function writeColumns(e: TelemetryEvent, out: Float64Array, off: number):
 export class TelemetryPacker {
   #numbers: Float64Array;
   #refs: Int32Array;
-  readonly #strings: string[] = [];
-  readonly #index = new Map<string, number>();
+  readonly #strings = new StringTable();
   #count = 0;
 
   constructor(capacity = 64) {
@@ -103,18 +103,8 @@ export class TelemetryPacker {
       this.#refs = refs;
     }
     writeColumns(e, this.#numbers, i * COLUMNS);
-    this.#refs[2 * i] = this.#intern(e.episodeId);
-    this.#refs[2 * i + 1] = e.api ? this.#intern(e.api.name) : -1;
-  }
-
-  #intern(s: string): number {
-    let k = this.#index.get(s);
-    if (k === undefined) {
-      k = this.#strings.length;
-      this.#strings.push(s);
-      this.#index.set(s, k);
-    }
-    return k;
+    this.#refs[2 * i] = this.#strings.intern(e.episodeId);
+    this.#refs[2 * i + 1] = e.api ? this.#strings.intern(e.api.name) : -1;
   }
 
   finish(): PackedTelemetry {
@@ -124,7 +114,7 @@ export class TelemetryPacker {
       numbers:
         n * COLUMNS === this.#numbers.length ? this.#numbers : this.#numbers.slice(0, n * COLUMNS),
       refs: n * 2 === this.#refs.length ? this.#refs : this.#refs.slice(0, n * 2),
-      strings: this.#strings,
+      strings: this.#strings.strings,
     };
   }
 }
