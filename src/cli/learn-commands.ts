@@ -92,6 +92,9 @@ export async function trainCommand(
     resume?: boolean;
     /** false with --no-hindsight. */
     hindsight?: boolean;
+    /** false with --no-average. */
+    average?: boolean;
+    averageFrom?: number;
     names?: string;
   },
   out: Out,
@@ -127,6 +130,9 @@ export async function trainCommand(
     engine: opts.engine,
     seed: opts.seed,
     hindsight: opts.hindsight !== false,
+    ...(opts.average !== false
+      ? { averageFrom: opts.averageFrom ?? Math.max(1, Math.ceil(opts.episodes / 3)) }
+      : {}),
     ...(initial ? { initial } : {}),
     progressEvery: Math.max(1, Math.floor(opts.episodes / 100)),
     onProgress: (p) => {
@@ -145,6 +151,10 @@ export async function trainCommand(
   out.write(
     `trained with ${result.engine} in ${result.seconds.toFixed(1)} s: ${result.metrics.updates} updates, ${result.transitions} transitions, ${result.metrics.recoveries} recoveries\n`,
   );
+  const averaged = result.averaged
+    ? `mean of ${result.averaged.snapshots} snapshots, episodes ${result.averaged.from}–${result.averaged.to}`
+    : 'last weights';
+  out.write(`model weights: ${averaged}\n`);
 
   // Export (validated before it becomes visible), then evaluate the exported file itself.
   const signingKey = signingKeyFromEnv();
@@ -199,6 +209,7 @@ export async function trainCommand(
         data: opts.data,
         'training episodes': opts.episodes,
         engine: result.engine,
+        'model weights': averaged,
         updates: result.metrics.updates,
         seconds: result.seconds.toFixed(1),
         'held-out episodes': testSet.length,

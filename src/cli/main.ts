@@ -249,7 +249,13 @@ export async function run(
       'train the DQN policy offline on recorded telemetry, export it, and write a report',
     )
     .requiredOption('--data <file>', 'telemetry JSONL or labelled CSV')
-    .option('--episodes <n>', 'training episodes', wholeNumber, 1500)
+    .option('--episodes <n>', 'training episodes', wholeNumber, 3000)
+    .option(
+      '--average-from <episode>',
+      'the model is the mean of the weights taken every 10 episodes from this one on (default: a third of --episodes)',
+      wholeNumber,
+    )
+    .option('--no-average', 'the model is the last weights of training, not a weight average')
     .option('--out <dir>', 'models directory', 'models')
     .option('--engine <engine>', 'auto | ort | tfjs', 'auto')
     .option(

@@ -1,7 +1,8 @@
 // Offline training (`warden train`): replays recorded episodes through the two-stage workflow,
 // acting epsilon-greedily with the policy network, storing every transition of both stages in
 // the replay storage together with the trace's hindsight transitions (below), and updating the
-// network with the DQN learner after each episode.
+// network with the DQN learner after each episode. The model it returns is, by default of the
+// CLI, the mean of the weights over the last two thirds of training (weight-average.ts).
 
 import { StateAccumulator } from '../actors/adapter/state-vector.ts';
 import { stepCost, verdictOf, verdictReward } from '../actors/episodes/rewards.ts';
@@ -23,6 +24,7 @@ import type { Experience } from '../messages/experience.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { argmax } from './evaluate.ts';
+import { WeightAverage } from './weight-average.ts';
 
 export type EngineChoice = 'auto' | 'ort' | 'tfjs';
 
@@ -41,6 +43,13 @@ export interface TrainOptions {
   readonly exploreContinue?: number;
   /** Hindsight transitions from the labelled traces (hindsightTransitions below); on by default. */
   readonly hindsight?: boolean;
+  /**
+   * Weight averaging: from this episode on, a snapshot of the weights every `averageEvery`
+   * episodes (default 10), and the result is their mean (weight-average.ts). Without it the
+   * result is the last weights.
+   */
+  readonly averageFrom?: number;
+  readonly averageEvery?: number;
   readonly onProgress?: (point: TrainPoint) => void;
   readonly progressEvery?: number;
   readonly log?: DqnLogger;
@@ -66,6 +75,8 @@ export interface TrainResult {
   readonly transitions: number;
   readonly seconds: number;
   readonly finalReward: number;
+  /** Set when `params` is a weight average: the episodes it spans and how many snapshots. */
+  readonly averaged?: { readonly from: number; readonly to: number; readonly snapshots: number };
 }
 
 export async function createEngine(
@@ -182,6 +193,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let transitions = 0;
   let lastReward = 0;
   let hindsightEpisode = HINDSIGHT_EPISODES;
+  const average = new WeightAverage();
+  const averageEvery = Math.max(1, Math.floor(o.averageEvery ?? 10));
+  let lastSnapshot = 0;
 
   for (let episode = 0; episode < o.episodes; episode++) {
     const trace = o.traces[Math.floor(rand() * o.traces.length)]!;
@@ -239,15 +253,34 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       history.push(point);
       o.onProgress?.(point);
     }
+    const done = episode + 1;
+    if (
+      o.averageFrom !== undefined &&
+      done >= o.averageFrom &&
+      ((done - o.averageFrom) % averageEvery === 0 || done === o.episodes)
+    ) {
+      average.add(engine.getParams());
+      lastSnapshot = done;
+    }
   }
+  const mean = average.mean();
   const result: TrainResult = {
-    params: engine.getParams(),
+    params: mean ?? engine.getParams(),
     engine: engine.name,
     history,
     metrics: learner.metrics(),
     transitions,
     seconds: (performance.now() - started) / 1000,
     finalReward: lastReward,
+    ...(mean
+      ? {
+          averaged: {
+            from: Math.max(1, o.averageFrom ?? 1),
+            to: lastSnapshot,
+            snapshots: average.count,
+          },
+        }
+      : {}),
   };
   engine.dispose();
   return result;
