@@ -219,7 +219,7 @@ test('models keygen, sign, verify: a signed model verifies; a tampered one does 
   t.is(readFileSync(join(dir, 'latest'), 'utf8').trim(), first.metadata.version);
 });
 
-test('train --batch-size: used and recorded in the model metadata; an invalid size is a usage error', (t) => {
+test('train --batch-size: used and recorded in the model metadata; an invalid size is a usage error; the model is a weight average unless --no-average', (t) => {
   const data = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
   const out = mkdtempSync(join(tmpdir(), 'warden-train-'));
   const run = (...args: string[]) =>
@@ -228,10 +228,19 @@ test('train --batch-size: used and recorded in the model metadata; an invalid si
       encoding: 'utf8',
       timeout: 120_000,
     });
-  const ok = run('--episodes', '5', '--batch-size', '32');
+  const ok = run('--episodes', '6', '--batch-size', '32');
   t.is(ok.status, 0, ok.stderr);
-  const metadata = readdirSync(out).find((f) => f.endsWith('_metadata.json'))!;
-  t.is(JSON.parse(readFileSync(join(out, metadata), 'utf8')).hyperParameters.batchSize, 32);
+  // Snapshots from a third of the episodes on, every 10, and the last one.
+  t.regex(ok.stdout, /^model weights: mean of 2 snapshots, episodes 2–6$/m);
+  const report = readdirSync(out).find((f) => f.endsWith('.html'))!;
+  t.regex(readFileSync(join(out, report), 'utf8'), /mean of 2 snapshots, episodes 2–6/);
+  const last = run('--episodes', '3', '--no-average');
+  t.is(last.status, 0, last.stderr);
+  t.regex(last.stdout, /^model weights: last weights$/m);
+  const metadata = readdirSync(out)
+    .filter((f) => f.endsWith('_metadata.json'))
+    .map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')));
+  t.deepEqual(metadata.map((m) => m.hyperParameters.batchSize).sort(), [32, 64]);
   const bad = run('--batch-size', '0');
   t.not(bad.status, 0);
   t.regex(bad.stderr, /--batch-size <n>.*'0' is invalid\. a whole number from 1 to 65536/);
