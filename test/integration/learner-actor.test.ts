@@ -103,6 +103,11 @@ test('the learner trains in its own thread from shared replay, exports and annou
     t.is(published.metadata.sha256, sha256(readFileSync(published.path)));
     t.is(published.metadata.stateDim, 32);
     t.is(published.metadata.engine, 'onnxruntime');
+    t.is(
+      (await learnerStats(system)).lastExportSnapshots,
+      10,
+      'the export is the mean of 10 snapshots of its 200 updates (learning.averageSnapshots)',
+    );
     // Judged on the fixed held-out set (requirement 7.5): in its metadata and in the stats.
     const accuracy = published.metadata.metrics.detectionAccuracy;
     t.true(accuracy >= 0 && accuracy <= 1, `held-out balanced accuracy ${accuracy}`);

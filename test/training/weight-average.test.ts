@@ -3,6 +3,7 @@
 
 import test from 'ava';
 import fc from 'fast-check';
+import { isSnapshotPoint } from '../../src/actors/learner/index.ts';
 import type { QNetParams } from '../../src/actors/learner/q-network.ts';
 import { LayoutError } from '../../src/runtime/errors.ts';
 import { train } from '../../src/training/train.ts';
@@ -85,4 +86,21 @@ test('train: averaging from episode 10 every 10 gives the mean of the weights af
     }
   }
   t.true(differs, 'the average is not the last weights');
+});
+
+test('learner: k snapshots of an export window are k − 1 evenly spaced updates before it, plus the weights at the export', (t) => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 5_000 }), fc.integer({ min: 0, max: 60 }), (every, k) => {
+      const points: number[] = [];
+      for (let u = 0; u <= every + 5; u++) if (isSnapshotPoint(u, every, k)) points.push(u);
+      t.is(points.length, k <= 1 ? 0 : Math.min(k, every) - 1, `${every}/${k}: ${points}`);
+      // Evenly spaced: gaps (the export included) differ by at most one update.
+      const gaps = [...points, every].map((p, i, all) => p - (i ? all[i - 1]! : 0));
+      t.true(Math.max(...gaps) - Math.min(...gaps) <= 1, `${every}/${k}: gaps ${gaps}`);
+    }),
+  );
+  t.deepEqual(
+    Array.from({ length: 5_000 }, (_, u) => u).filter((u) => isSnapshotPoint(u, 5_000, 10)),
+    [500, 1_000, 1_500, 2_000, 2_500, 3_000, 3_500, 4_000, 4_500],
+  );
 });

@@ -7,6 +7,10 @@
 // alerts.maxAccuracyDrop lower) raises the degradation alert and, with
 // learning.revertOnForgetting, is not exported; learning goes back to the weights in service
 // (requirement 7.5: long runs stay stable).
+// A candidate is the mean of the weights at learning.averageSnapshots evenly spaced points since
+// the last export (weight averaging, src/training/weight-average.ts): the greedy policy of any one
+// point swings, the mean between those swings is steadier. Learning itself goes on from the
+// latest weights.
 
 import { readFileSync } from 'node:fs';
 import type { ModelPublished } from '../../messages/model.ts';
@@ -29,6 +33,7 @@ import {
   loadHeldOut,
 } from '../../training/held-out.ts';
 import { createEngine } from '../../training/train.ts';
+import { WeightAverage } from '../../training/weight-average.ts';
 import { DqnLearner } from './dqn.ts';
 import { hyperParameters, sampleOptions } from './hyper-parameters.ts';
 import { initParams, type QNetParams } from './q-network.ts';
@@ -60,6 +65,31 @@ interface LearnerState {
   exported: number;
   exportFailures: number;
   lastExportAt: number;
+  /** Snapshots of the weights since the last export (learning.averageSnapshots). */
+  average: WeightAverage;
+  /** How many snapshots the last exported model is the mean of (1 = the last weights). */
+  lastExportSnapshots: number;
+}
+
+/**
+ * Snapshot points of an export window: `snapshots` evenly spaced updates, the export itself (at
+ * `exportEvery`) the last of them — so 10 snapshots of 5,000 updates are taken at 500, 1,000, …,
+ * 4,500, and the weights at the export make the tenth.
+ */
+export function isSnapshotPoint(
+  sinceExport: number,
+  exportEvery: number,
+  snapshots: number,
+): boolean {
+  if (snapshots <= 1 || sinceExport <= 0 || sinceExport >= exportEvery) return false;
+  const every = exportEvery / snapshots;
+  return Math.floor(sinceExport / every) > Math.floor((sinceExport - 1) / every);
+}
+
+/** The mean of the window's snapshots and the weights at the export. */
+function averageWith(average: WeightAverage, latest: QNetParams): QNetParams {
+  average.add(latest);
+  return average.mean() ?? latest;
 }
 
 /** Where models are announced: the registry when it runs, else the system (and the log). */
@@ -94,7 +124,10 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
   const m = state.learner.metrics();
   const signingKey = signingKeyFromEnv();
   try {
-    const params = state.learner.engine.getParams();
+    const latest = state.learner.engine.getParams();
+    const params = state.average.count > 0 ? averageWith(state.average, latest) : latest;
+    const snapshots = Math.max(1, state.average.count);
+    state.average = new WeightAverage();
     const report =
       state.heldOut.length > 0
         ? await evaluateParams(params, state.heldOut, ctx.config)
@@ -142,6 +175,7 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
     );
     state.exported++;
     state.lastExportAt = m.updates;
+    state.lastExportSnapshots = snapshots;
     const { keepVersions } = ctx.config.models;
     const deleted = pruneVersions(ctx.config.models.dir, keepVersions);
     if (deleted.length > 0) ctx.log.debug({ deleted, keepVersions }, 'old model versions deleted');
@@ -150,6 +184,7 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
         version: metadata.version,
         updates: m.updates,
         loss: m.loss,
+        averageOf: snapshots,
         heldOutBalancedAccuracy: report?.balancedAccuracy,
       },
       'model exported',
@@ -209,7 +244,10 @@ function trainingLoop(
         continue;
       }
       const s = state as LearnerState;
-      if (state.learner.updates - s.lastExportAt >= exportEvery) await exportNow(s, ctx);
+      const sinceExport = state.learner.updates - s.lastExportAt;
+      if (sinceExport >= exportEvery) await exportNow(s, ctx);
+      else if (isSnapshotPoint(sinceExport, exportEvery, ctx.config.learning.averageSnapshots))
+        s.average.add(state.learner.engine.getParams());
       // ORT's run already yields; still give the mailbox a turn now and then.
       if (++sinceYield >= 16) {
         sinceYield = 0;
@@ -284,6 +322,8 @@ export default defineActor<LearnerMessage, LearnerState>({
       exported: 0,
       exportFailures: 0,
       lastExportAt: 0,
+      average: new WeightAverage(),
+      lastExportSnapshots: 0,
     };
     const loop = { stopped: false, done: Promise.resolve() };
     loop.done = trainingLoop(partial, ctx, loop, replay);
@@ -319,6 +359,7 @@ export default defineActor<LearnerMessage, LearnerState>({
       recoveries: m.recoveries,
       learningRate: m.learningRate,
       exported: state.exported,
+      lastExportSnapshots: state.lastExportSnapshots,
       exportFailures: state.exportFailures,
       heldOutAccuracy: state.lastHeldOut?.accuracy ?? -1,
       heldOutAuc: state.lastHeldOut?.auc ?? -1,
