@@ -158,9 +158,12 @@ const Learning = Type.Object(
     exportEvery: Int(5_000, 1, 100_000_000, {
       description: 'The learner actor exports a validated model every this many updates.',
     }),
-    averageSnapshots: Int(10, 0, 1_000, {
+    averageSnapshots: Int(30, 0, 1_000, {
       description:
-        'The learner actor exports the mean of the weights at this many evenly spaced points of the exportEvery updates since the last export (weight averaging; warden train averages the same way); 0 exports the last weights.',
+        'The learner actor exports the mean of its last this many snapshots of the weights, one every learning.averageEvery updates (weight averaging; warden train averages over its last two thirds); 0 exports the last weights.',
+    }),
+    averageEvery: Int(500, 1, 100_000_000, {
+      description: 'Updates between two snapshots of the weights for learning.averageSnapshots.',
     }),
     heldOutData: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
       default: null,

@@ -3,7 +3,6 @@
 
 import test from 'ava';
 import fc from 'fast-check';
-import { isSnapshotPoint } from '../../src/actors/learner/index.ts';
 import type { QNetParams } from '../../src/actors/learner/q-network.ts';
 import { LayoutError } from '../../src/runtime/errors.ts';
 import { train } from '../../src/training/train.ts';
@@ -88,19 +87,28 @@ test('train: averaging from episode 10 every 10 gives the mean of the weights af
   t.true(differs, 'the average is not the last weights');
 });
 
-test('learner: k snapshots of an export window are k − 1 evenly spaced updates before it, plus the weights at the export', (t) => {
+test('a window of k: the mean of the last k snapshots; clear forgets them all', (t) => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 5_000 }), fc.integer({ min: 0, max: 60 }), (every, k) => {
-      const points: number[] = [];
-      for (let u = 0; u <= every + 5; u++) if (isSnapshotPoint(u, every, k)) points.push(u);
-      t.is(points.length, k <= 1 ? 0 : Math.min(k, every) - 1, `${every}/${k}: ${points}`);
-      // Evenly spaced: gaps (the export included) differ by at most one update.
-      const gaps = [...points, every].map((p, i, all) => p - (i ? all[i - 1]! : 0));
-      t.true(Math.max(...gaps) - Math.min(...gaps) <= 1, `${every}/${k}: gaps ${gaps}`);
-    }),
+    fc.property(
+      fc.array(fc.float({ min: -100, max: 100, noNaN: true }), { minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 1, max: 10 }),
+      (values, k) => {
+        const avg = new WeightAverage(k);
+        for (const v of values) avg.add(params([[v, -v], [2 * v]]));
+        const last = values.slice(-k);
+        const expected = last.reduce((a, v) => a + v, 0) / last.length;
+        const mean = avg.mean()!;
+        t.is(avg.count, last.length);
+        const close = (got: number, want: number) =>
+          Math.abs(got - want) <= 1e-4 * Math.max(1, Math.abs(want));
+        t.true(close(mean.tensors[0]![0]!, expected), `${mean.tensors[0]![0]} vs ${expected}`);
+        t.true(close(mean.tensors[0]![1]!, -expected));
+        t.true(close(mean.tensors[1]![0]!, 2 * expected));
+        avg.clear();
+        t.is(avg.mean(), undefined);
+        t.is(avg.count, 0);
+      },
+    ),
   );
-  t.deepEqual(
-    Array.from({ length: 5_000 }, (_, u) => u).filter((u) => isSnapshotPoint(u, 5_000, 10)),
-    [500, 1_000, 1_500, 2_000, 2_500, 3_000, 3_500, 4_000, 4_500],
-  );
+  t.throws(() => new WeightAverage(0), { instanceOf: RangeError });
 });

@@ -7,12 +7,13 @@
 // alerts.maxAccuracyDrop lower) raises the degradation alert and, with
 // learning.revertOnForgetting, is not exported; learning goes back to the weights in service
 // (requirement 7.5: long runs stay stable).
-// A candidate is the mean of the weights at learning.averageSnapshots evenly spaced points since
-// the last export (weight averaging, src/training/weight-average.ts): the greedy policy of any one
-// point swings, the mean between those swings is steadier. Learning itself goes on from the
-// latest weights.
+// A candidate is the mean of the learner's last learning.averageSnapshots snapshots of its
+// weights, one every learning.averageEvery updates (weight averaging,
+// src/training/weight-average.ts): the greedy policy of any one point swings, the mean between
+// those swings is steadier. Learning itself goes on from the latest weights.
 
 import { readFileSync } from 'node:fs';
+import type { WardenConfig } from '../../config/schema.ts';
 import type { ModelPublished } from '../../messages/model.ts';
 import type { RecordedTrace } from '../../messages/recorded.ts';
 import { readPolicyParams } from '../../models/read-params.ts';
@@ -65,31 +66,26 @@ interface LearnerState {
   exported: number;
   exportFailures: number;
   lastExportAt: number;
-  /** Snapshots of the weights since the last export (learning.averageSnapshots). */
-  average: WeightAverage;
+  /** The last learning.averageSnapshots snapshots of the weights; null when averaging is off. */
+  average: WeightAverage | null;
   /** How many snapshots the last exported model is the mean of (1 = the last weights). */
   lastExportSnapshots: number;
 }
 
-/**
- * Snapshot points of an export window: `snapshots` evenly spaced updates, the export itself (at
- * `exportEvery`) the last of them — so 10 snapshots of 5,000 updates are taken at 500, 1,000, …,
- * 4,500, and the weights at the export make the tenth.
- */
-export function isSnapshotPoint(
-  sinceExport: number,
-  exportEvery: number,
-  snapshots: number,
-): boolean {
-  if (snapshots <= 1 || sinceExport <= 0 || sinceExport >= exportEvery) return false;
-  const every = exportEvery / snapshots;
-  return Math.floor(sinceExport / every) > Math.floor((sinceExport - 1) / every);
-}
-
-/** The mean of the window's snapshots and the weights at the export. */
-function averageWith(average: WeightAverage, latest: QNetParams): QNetParams {
-  average.add(latest);
-  return average.mean() ?? latest;
+/** A snapshot every averageEvery updates into a window of averageSnapshots (0: averaging off). */
+function snapshot(
+  state: LearnerState,
+  { averageSnapshots, averageEvery }: WardenConfig['learning'],
+): void {
+  if (averageSnapshots === 0) {
+    state.average = null;
+    return;
+  }
+  if (state.learner.updates % averageEvery !== 0) return;
+  // A new window size (live configuration) starts a new window.
+  if (state.average?.window !== averageSnapshots)
+    state.average = new WeightAverage(averageSnapshots);
+  state.average.add(state.learner.engine.getParams());
 }
 
 /** Where models are announced: the registry when it runs, else the system (and the log). */
@@ -124,10 +120,8 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
   const m = state.learner.metrics();
   const signingKey = signingKeyFromEnv();
   try {
-    const latest = state.learner.engine.getParams();
-    const params = state.average.count > 0 ? averageWith(state.average, latest) : latest;
-    const snapshots = Math.max(1, state.average.count);
-    state.average = new WeightAverage();
+    const params = state.average?.mean() ?? state.learner.engine.getParams();
+    const snapshots = Math.max(1, state.average?.count ?? 0);
     const report =
       state.heldOut.length > 0
         ? await evaluateParams(params, state.heldOut, ctx.config)
@@ -149,6 +143,7 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
       state.reverted++;
       state.lastExportAt = m.updates;
       state.learner.engine.setParams(state.inService);
+      state.average?.clear();
       ctx.log.error(
         { alert: 'warden_model_degraded', ...forgot },
         `not exported: after ${m.updates} updates the held-out balanced accuracy is ${forgot.accuracy.toFixed(3)}, ${forgot.previousAccuracy.toFixed(3)} for ${forgot.previousVersion} in service; learning goes back to its weights`,
@@ -244,10 +239,8 @@ function trainingLoop(
         continue;
       }
       const s = state as LearnerState;
-      const sinceExport = state.learner.updates - s.lastExportAt;
-      if (sinceExport >= exportEvery) await exportNow(s, ctx);
-      else if (isSnapshotPoint(sinceExport, exportEvery, ctx.config.learning.averageSnapshots))
-        s.average.add(state.learner.engine.getParams());
+      snapshot(s, ctx.config.learning);
+      if (state.learner.updates - s.lastExportAt >= exportEvery) await exportNow(s, ctx);
       // ORT's run already yields; still give the mailbox a turn now and then.
       if (++sinceYield >= 16) {
         sinceYield = 0;
@@ -322,7 +315,7 @@ export default defineActor<LearnerMessage, LearnerState>({
       exported: 0,
       exportFailures: 0,
       lastExportAt: 0,
-      average: new WeightAverage(),
+      average: null,
       lastExportSnapshots: 0,
     };
     const loop = { stopped: false, done: Promise.resolve() };
