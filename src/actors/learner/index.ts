@@ -239,7 +239,8 @@ function trainingLoop(
         continue;
       }
       const s = state as LearnerState;
-      snapshot(s, ctx.config.learning);
+      // A recovery restores earlier weights without counting an update: no second snapshot.
+      if (outcome.kind === 'updated') snapshot(s, ctx.config.learning);
       if (state.learner.updates - s.lastExportAt >= exportEvery) await exportNow(s, ctx);
       // ORT's run already yields; still give the mailbox a turn now and then.
       if (++sinceYield >= 16) {
