@@ -103,6 +103,10 @@ export async function trainCommand(
   const config = opts.batchSize
     ? { ...loaded, learning: { ...loaded.learning, batchSize: opts.batchSize } }
     : loaded;
+  if (opts.average !== false && opts.averageFrom !== undefined && opts.averageFrom > opts.episodes)
+    throw new InvalidInputError(
+      `--average-from ${opts.averageFrom} is after the last of --episodes ${opts.episodes}: lower it, or train with --no-average`,
+    );
   const traces = readable(await readTraceFile(opts.data, opts.names), opts.data);
   const trainSet = splitTraces(traces, 'train');
   const testSet = splitTraces(traces, 'test');

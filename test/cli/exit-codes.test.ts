@@ -237,6 +237,9 @@ test('train --batch-size: used and recorded in the model metadata; an invalid si
   const last = run('--episodes', '3', '--no-average');
   t.is(last.status, 0, last.stderr);
   t.regex(last.stdout, /^model weights: last weights$/m);
+  const late = run('--episodes', '3', '--average-from', '4');
+  t.is(late.status, 1);
+  t.regex(late.stderr, /--average-from 4 is after the last of --episodes 3/);
   const metadata = readdirSync(out)
     .filter((f) => f.endsWith('_metadata.json'))
     .map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')));
