@@ -195,7 +195,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let hindsightEpisode = HINDSIGHT_EPISODES;
   const average = new WeightAverage();
   const averageEvery = Math.max(1, Math.floor(o.averageEvery ?? 10));
-  let lastSnapshot = 0;
 
   for (let episode = 0; episode < o.episodes; episode++) {
     const trace = o.traces[Math.floor(rand() * o.traces.length)]!;
@@ -258,10 +257,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       o.averageFrom !== undefined &&
       done >= o.averageFrom &&
       ((done - o.averageFrom) % averageEvery === 0 || done === o.episodes)
-    ) {
+    )
       average.add(engine.getParams());
-      lastSnapshot = done;
-    }
   }
   const mean = average.mean();
   const result: TrainResult = {
@@ -272,14 +269,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     transitions,
     seconds: (performance.now() - started) / 1000,
     finalReward: lastReward,
-    ...(mean
-      ? {
-          averaged: {
-            from: Math.max(1, o.averageFrom ?? 1),
-            to: lastSnapshot,
-            snapshots: average.count,
-          },
-        }
+    // The last episode always takes a snapshot, so an average spans averageFrom to the end.
+    ...(mean && o.averageFrom !== undefined
+      ? { averaged: { from: o.averageFrom, to: o.episodes, snapshots: average.count } }
       : {}),
   };
   engine.dispose();
