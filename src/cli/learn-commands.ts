@@ -23,7 +23,9 @@ import {
   rulesAsPolicy,
 } from '../training/evaluate.ts';
 import { trainingReportHtml } from '../training/report.ts';
-import { type EngineChoice, train } from '../training/train.ts';
+import { distill } from '../training/distill.ts';
+import { trainMembers } from '../training/members.ts';
+import type { EngineChoice } from '../training/train.ts';
 
 type Out = NodeJS.WritableStream;
 
@@ -95,6 +97,8 @@ export async function trainCommand(
     /** false with --no-average. */
     average?: boolean;
     averageFrom?: number;
+    /** Independently trained networks distilled into the model (1: no distillation). */
+    members?: number;
     names?: string;
   },
   out: Out,
@@ -127,10 +131,16 @@ export async function trainCommand(
     `training on ${trainSet.length} episodes (${testSet.length} held out by sequence), ${opts.episodes} training episodes\n`,
   );
   const tty = (out as NodeJS.WriteStream).isTTY === true;
-  const result = await train({
+  const members = opts.members ?? 1;
+  const total = opts.episodes * members;
+  const played = new Array<number>(members).fill(0);
+  let printedTenth = 0;
+  const started = performance.now();
+  const results = await trainMembers({
     traces: trainSet,
     config,
     episodes: opts.episodes,
+    members,
     engine: opts.engine,
     seed: opts.seed,
     hindsight: opts.hindsight !== false,
@@ -139,26 +149,48 @@ export async function trainCommand(
       : {}),
     ...(initial ? { initial } : {}),
     progressEvery: Math.max(1, Math.floor(opts.episodes / 100)),
-    onProgress: (p) => {
-      const done = p.episode / opts.episodes;
+    onProgress: (member, p) => {
+      played[member] = p.episode;
+      const sum = played.reduce((a, b) => a + b, 0);
+      const done = sum / total;
       const bar = `${'█'.repeat(Math.round(done * 30))}${'░'.repeat(30 - Math.round(done * 30))}`;
-      const line = `${bar} ${p.episode}/${opts.episodes}  reward ${p.averageReward.toFixed(3)}  loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : '—'}  ε ${p.epsilon.toFixed(3)}  TPR ${p.tpr.toFixed(2)} FPR ${p.fpr.toFixed(2)}`;
+      const who = members > 1 ? ` (${members} members; member ${member + 1}:` : '';
+      const line = `${bar} ${sum}/${total}${who}  reward ${p.averageReward.toFixed(3)}  loss ${Number.isFinite(p.loss) ? p.loss.toFixed(4) : '—'}  ε ${p.epsilon.toFixed(3)}  TPR ${p.tpr.toFixed(2)} FPR ${p.fpr.toFixed(2)}${who ? ')' : ''}`;
       if (tty) out.write(`\r${line}`);
-      else if (
-        p.episode % Math.max(1, Math.floor(opts.episodes / 10)) === 0 ||
-        p.episode === opts.episodes
-      )
+      else if (Math.floor(done * 10) > printedTenth || sum === total) {
+        printedTenth = Math.floor(done * 10);
         out.write(`${line}\n`);
+      }
     },
   });
   if (tty) out.write('\n');
-  out.write(
-    `trained with ${result.engine} in ${result.seconds.toFixed(1)} s: ${result.metrics.updates} updates, ${result.transitions} transitions, ${result.metrics.recoveries} recoveries\n`,
-  );
-  const averaged = result.averaged
-    ? `mean of ${result.averaged.snapshots} snapshots, episodes ${result.averaged.from}–${result.averaged.to}`
+  for (const [i, r] of results.entries())
+    out.write(
+      `${members > 1 ? `member ${i + 1} (seed ${opts.seed + i}): ` : ''}trained with ${r.engine} in ${r.seconds.toFixed(1)} s: ${r.metrics.updates} updates, ${r.transitions} transitions, ${r.metrics.recoveries} recoveries\n`,
+    );
+  const first = results[0]!;
+  const averaged = first.averaged
+    ? `mean of ${first.averaged.snapshots} snapshots, episodes ${first.averaged.from}–${first.averaged.to}`
     : 'last weights';
-  out.write(`model weights: ${averaged}\n`);
+  let params = first.params;
+  let weights = averaged;
+  if (members > 1) {
+    out.write(`distilling ${members} members into one network…\n`);
+    const distilled = await distill({
+      teachers: results.map((r) => r.params),
+      traces: trainSet,
+      config,
+      stage: cfg,
+      engine: opts.engine,
+      seed: opts.seed,
+      onEpoch: (epoch, loss) => out.write(`  distillation epoch ${epoch}: loss ${loss.toFixed(5)}\n`),
+    });
+    params = distilled.params;
+    weights = `distilled from ${members} members (seeds ${opts.seed}–${opts.seed + members - 1}; each the ${averaged === 'last weights' ? 'last weights' : averaged}) on ${distilled.states} states`;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  out.write(`model weights: ${weights}\n`);
+  const result = { ...first, params, seconds };
 
   // Export (validated before it becomes visible), then evaluate the exported file itself.
   const signingKey = signingKeyFromEnv();
@@ -167,7 +199,7 @@ export async function trainCommand(
     result.params,
     {
       hyperParameters: hyperParameters(config),
-      trainingEpisodes: opts.episodes,
+      trainingEpisodes: total,
       metrics: {
         finalLoss: result.metrics.loss,
         averageReward: result.metrics.averageReward,
@@ -211,12 +243,13 @@ export async function trainCommand(
       evaluation: rows,
       facts: {
         data: opts.data,
-        'training episodes': opts.episodes,
+        'training episodes': members > 1 ? `${members} × ${opts.episodes}` : opts.episodes,
         engine: result.engine,
-        'model weights': averaged,
-        updates: result.metrics.updates,
+        'model weights': weights,
+        updates: results.reduce((n, r) => n + r.metrics.updates, 0),
         seconds: result.seconds.toFixed(1),
         'held-out episodes': testSet.length,
+        ...(members > 1 ? { 'training curves': `member 1 (seed ${opts.seed})` } : {}),
       },
     }),
   );

@@ -256,6 +256,17 @@ export async function run(
       wholeNumber,
     )
     .option('--no-average', 'the model is the last weights of training, not a weight average')
+    .option(
+      '--members <n>',
+      'train this many networks (seeds --seed, --seed + 1, …; in parallel on the cores) and distill their mean Q-values into the model; 1 exports the one network',
+      (v) => {
+        const n = Number.parseInt(v, 10);
+        if (!(String(n) === v.trim() && n >= 1 && n <= 16))
+          throw new InvalidArgumentError('a whole number from 1 to 16');
+        return n;
+      },
+      3,
+    )
     .option('--out <dir>', 'models directory', 'models')
     .option('--engine <engine>', 'auto | ort | tfjs', 'auto')
     .option(
