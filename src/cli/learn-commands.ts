@@ -15,6 +15,7 @@ import { readPolicyParams } from '../models/read-params.ts';
 import { signingKeyFromEnv } from '../models/signing.ts';
 import { exportModel, latestVersion, modelFile, readMetadata } from '../models/store.ts';
 import { InvalidInputError } from '../runtime/errors.ts';
+import { distill } from '../training/distill.ts';
 import {
   argmax,
   type DetectionReport,
@@ -22,9 +23,8 @@ import {
   evaluatePolicy,
   rulesAsPolicy,
 } from '../training/evaluate.ts';
-import { trainingReportHtml } from '../training/report.ts';
-import { distill } from '../training/distill.ts';
 import { trainMembers } from '../training/members.ts';
+import { trainingReportHtml } from '../training/report.ts';
 import type { EngineChoice } from '../training/train.ts';
 
 type Out = NodeJS.WritableStream;
@@ -183,7 +183,8 @@ export async function trainCommand(
       stage: cfg,
       engine: opts.engine,
       seed: opts.seed,
-      onEpoch: (epoch, loss) => out.write(`  distillation epoch ${epoch}: loss ${loss.toFixed(5)}\n`),
+      onEpoch: (epoch, loss) =>
+        out.write(`  distillation epoch ${epoch}: loss ${loss.toFixed(5)}\n`),
     });
     params = distilled.params;
     weights = `distilled from ${members} members (seeds ${opts.seed}–${opts.seed + members - 1}; each the ${averaged === 'last weights' ? 'last weights' : averaged}) on ${distilled.states} states`;

@@ -14,10 +14,9 @@ export async function main(init: MemberInit): Promise<void> {
       onProgress: (point) => post({ kind: 'progress', point }),
       log: { warn: (fields, message) => post({ kind: 'warn', fields, message }) },
     });
-    post(
-      { kind: 'done', result },
-      [...new Set(result.params.tensors.map((t) => t.buffer as ArrayBuffer))],
-    );
+    post({ kind: 'done', result }, [
+      ...new Set(result.params.tensors.map((t) => t.buffer as ArrayBuffer)),
+    ]);
   } catch (err) {
     post({ kind: 'failed', message: err instanceof Error ? err.message : String(err) });
   }

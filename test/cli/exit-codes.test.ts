@@ -228,16 +228,16 @@ test('train --batch-size: used and recorded in the model metadata; an invalid si
       encoding: 'utf8',
       timeout: 120_000,
     });
-  const ok = run('--episodes', '6', '--batch-size', '32');
+  const ok = run('--episodes', '6', '--batch-size', '32', '--members', '1');
   t.is(ok.status, 0, ok.stderr);
   // Snapshots from a third of the episodes on, every 10, and the last one.
   t.regex(ok.stdout, /^model weights: mean of 2 snapshots, episodes 2–6$/m);
   const report = readdirSync(out).find((f) => f.endsWith('.html'))!;
   t.regex(readFileSync(join(out, report), 'utf8'), /mean of 2 snapshots, episodes 2–6/);
-  const last = run('--episodes', '3', '--no-average');
+  const last = run('--episodes', '3', '--no-average', '--members', '1');
   t.is(last.status, 0, last.stderr);
   t.regex(last.stdout, /^model weights: last weights$/m);
-  const late = run('--episodes', '3', '--average-from', '4');
+  const late = run('--episodes', '3', '--average-from', '4', '--members', '1');
   t.is(late.status, 1);
   t.regex(late.stderr, /--average-from 4 is after the last of --episodes 3/);
   const metadata = readdirSync(out)
@@ -247,6 +247,37 @@ test('train --batch-size: used and recorded in the model metadata; an invalid si
   const bad = run('--batch-size', '0');
   t.not(bad.status, 0);
   t.regex(bad.stderr, /--batch-size <n>.*'0' is invalid\. a whole number from 1 to 65536/);
+});
+
+test('train --members: the networks of several seeds distilled into the exported model, said on stdout and in the report', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-members-'));
+  const csv = join(dir, 'calls.csv');
+  const calls = ['CreateFileW', 'ReadFile', 'WriteFile', 'RegOpenKeyW', 'connect', 'send'];
+  writeFileSync(
+    csv,
+    `t_0,t_1,t_2,malware\n${Array.from({ length: 60 }, (_, i) => `${calls[i % 6]},${calls[(i * 5) % 6]},${calls[((i + i / 6) % 6) | 0]},${i % 2}`).join('\n')}\n`,
+  );
+  const out = join(dir, 'models');
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, 'train', '--data', csv, '--out', out, ...args], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+  const ok = run('--episodes', '6', '--members', '2', '--seed', '4');
+  t.is(ok.status, 0, ok.stderr);
+  t.regex(ok.stdout, /^member 1 \(seed 4\): trained with /m);
+  t.regex(ok.stdout, /^member 2 \(seed 5\): trained with /m);
+  const line =
+    /^model weights: distilled from 2 members \(seeds 4–5; each the mean of 2 snapshots, episodes 2–6\) on \d+ states$/m;
+  t.regex(ok.stdout, line);
+  const report = readdirSync(out).find((f) => f.endsWith('.html'))!;
+  t.regex(readFileSync(join(out, report), 'utf8'), /distilled from 2 members/);
+  const metadata = readdirSync(out).find((f) => f.endsWith('_metadata.json'))!;
+  t.is(JSON.parse(readFileSync(join(out, metadata), 'utf8')).trainingEpisodes, 12);
+  const bad = run('--members', '0');
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /--members <n>.*'0' is invalid\. a whole number from 1 to 16/);
 });
 
 test('train and eval on a file without usable episodes: a clear error, exit 1; unreadable rows are counted', (t) => {
@@ -267,7 +298,7 @@ test('train and eval on a file without usable episodes: a clear error, exit 1; u
     `t_0,t_1,malware\n${Array.from({ length: 40 }, (_, i) => `CreateFileW,${i % 2 ? 'ReadFile' : 'WriteFile'},${i % 2}`).join('\n')}\nRegOpenKeyW,ReadFile,maybe\n`,
   );
   const model = join(dir, 'model');
-  t.is(run('train', '--data', csv, '--episodes', '2', '--out', model).status, 0);
+  t.is(run('train', '--data', csv, '--episodes', '2', '--members', '1', '--out', model).status, 0);
   const evaluated = run('eval', '--model', model, '--data', csv, '--split', 'all', '--json');
   t.is(evaluated.status, 0, evaluated.stderr);
   t.regex(evaluated.stderr, /1 unreadable rows or lines left out \(first at row 42: label "maybe"/);
