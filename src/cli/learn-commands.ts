@@ -127,11 +127,11 @@ export async function trainCommand(
       out.write(`resuming from ${v}\n`);
     }
   }
+  const members = opts.members ?? 1;
   out.write(
-    `training on ${trainSet.length} episodes (${testSet.length} held out by sequence), ${opts.episodes} training episodes\n`,
+    `training on ${trainSet.length} episodes (${testSet.length} held out by sequence), ${opts.episodes} training episodes${members > 1 ? ` for each of ${members} networks` : ''}\n`,
   );
   const tty = (out as NodeJS.WriteStream).isTTY === true;
-  const members = opts.members ?? 1;
   const total = opts.episodes * members;
   const played = new Array<number>(members).fill(0);
   let printedTenth = 0;
@@ -187,7 +187,7 @@ export async function trainCommand(
         out.write(`  distillation epoch ${epoch}: loss ${loss.toFixed(5)}\n`),
     });
     params = distilled.params;
-    weights = `distilled from ${members} members (seeds ${opts.seed}–${opts.seed + members - 1}; each the ${averaged === 'last weights' ? 'last weights' : averaged}) on ${distilled.states} states`;
+    weights = `distilled from ${members} members (seeds ${opts.seed}–${opts.seed + members - 1}; each the ${averaged}) on ${distilled.states} states`;
   }
   const seconds = (performance.now() - started) / 1000;
   out.write(`model weights: ${weights}\n`);

@@ -258,7 +258,7 @@ export async function run(
     .option('--no-average', 'the model is the last weights of training, not a weight average')
     .option(
       '--members <n>',
-      'train this many networks (seeds --seed, --seed + 1, …; in parallel on the cores) and distill their mean Q-values into the model; 1 exports the one network',
+      'train this many networks at once (seeds --seed, --seed + 1, …; each on a worker thread) and distill their mean Q-values into the model; 1 exports the one network',
       (v) => {
         const n = Number.parseInt(v, 10);
         if (!(String(n) === v.trim() && n >= 1 && n <= 16))

@@ -80,12 +80,13 @@ export async function meanQ(
   teachers: readonly QNetParams[],
   config: WardenConfig,
   { states, n }: DistillationStates,
+  engineChoice: EngineChoice = 'auto',
 ): Promise<Float32Array> {
   const dim = states.length / Math.max(1, n);
   const mean = new Float32Array(n * ACTION_COUNT);
   const chunk = 8192;
   for (const teacher of teachers) {
-    const engine = await createEngine(teacher, config, 'ort');
+    const engine = await createEngine(teacher, config, engineChoice);
     for (let from = 0; from < n; from += chunk) {
       const rows = Math.min(chunk, n - from);
       const q = await engine.predict(states.subarray(from * dim, (from + rows) * dim), rows);
@@ -103,7 +104,7 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   const { config } = o;
   const dim = o.stage.dim;
   const data = distillationStates(o.traces, o.stage, seed);
-  const targets = await meanQ(o.teachers, config, data);
+  const targets = await meanQ(o.teachers, config, data, o.engine);
   const dims = [dim, ...config.learning.hiddenUnits, ACTION_COUNT];
   const engine = await createEngine(
     initParams(dims, config.learning.dueling, seed),
