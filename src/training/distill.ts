@@ -12,7 +12,7 @@ import type { StageConfig } from '../actors/episodes/two-stage.ts';
 import { initParams, type QNetParams, seededRandom } from '../actors/learner/q-network.ts';
 import type { WardenConfig } from '../config/schema.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
-import type { SampleBatch } from '../runtime/shared/replay-storage.ts';
+import { createSampleBatch } from '../runtime/shared/replay-storage.ts';
 import { createEngine, type EngineChoice } from './train.ts';
 
 const ACTION_COUNT = 6;
@@ -112,19 +112,11 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
     o.engine,
   );
   const size = 256;
-  const batch: SampleBatch = {
-    size,
-    indices: new Int32Array(size),
-    nextIndices: new Int32Array(size),
-    seqs: new Int32Array(size),
-    states: new Float32Array(size * dim),
-    actions: new Int32Array(size),
-    returns: new Float32Array(size),
-    nextStates: new Float32Array(size * dim),
-    dones: new Float32Array(size).fill(1),
-    discounts: new Float32Array(size),
-    weights: new Float32Array(size).fill(1),
-  };
+  const batch = createSampleBatch(size, dim);
+  batch.size = size;
+  // Every sample is terminal: its target is its return, with nothing bootstrapped.
+  batch.dones.fill(1);
+  batch.weights.fill(1);
   const rand = seededRandom(seed + 1);
   const samples = data.n * ACTION_COUNT;
   const epochs = Math.max(1, Math.floor(o.epochs ?? 3));

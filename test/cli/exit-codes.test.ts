@@ -219,15 +219,20 @@ test('models keygen, sign, verify: a signed model verifies; a tampered one does 
   t.is(readFileSync(join(dir, 'latest'), 'utf8').trim(), first.metadata.version);
 });
 
-test('train --batch-size: used and recorded in the model metadata; an invalid size is a usage error; the model is a weight average unless --no-average', (t) => {
-  const data = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
-  const out = mkdtempSync(join(tmpdir(), 'warden-train-'));
-  const run = (...args: string[]) =>
+/** `warden train --data <data> --out <out> …args`, run to its end. */
+const trainCli =
+  (data: string, out: string) =>
+  (...args: string[]) =>
     spawnSync(process.execPath, [BIN, 'train', '--data', data, '--out', out, ...args], {
       env,
       encoding: 'utf8',
       timeout: 120_000,
     });
+
+test('train --batch-size: used and recorded in the model metadata; an invalid size is a usage error; the model is a weight average unless --no-average', (t) => {
+  const data = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
+  const out = mkdtempSync(join(tmpdir(), 'warden-train-'));
+  const run = trainCli(data, out);
   const ok = run('--episodes', '6', '--batch-size', '32', '--members', '1');
   t.is(ok.status, 0, ok.stderr);
   // Snapshots from a third of the episodes on, every 10, and the last one.
@@ -258,12 +263,7 @@ test('train --members: the networks of several seeds distilled into the exported
     `t_0,t_1,t_2,malware\n${Array.from({ length: 60 }, (_, i) => `${calls[i % 6]},${calls[(i * 5) % 6]},${calls[((i + i / 6) % 6) | 0]},${i % 2}`).join('\n')}\n`,
   );
   const out = join(dir, 'models');
-  const run = (...args: string[]) =>
-    spawnSync(process.execPath, [BIN, 'train', '--data', csv, '--out', out, ...args], {
-      env,
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+  const run = trainCli(csv, out);
   const ok = run('--episodes', '6', '--members', '2', '--seed', '4');
   t.is(ok.status, 0, ok.stderr);
   t.regex(ok.stdout, /^member 1 \(seed 4\): trained with /m);
