@@ -79,12 +79,17 @@ export async function run(
       'reference sandboxes replay each trace with its recorded timing (optionally this many times faster)',
       positiveNumber,
     )
+    .option(
+      '--no-starter',
+      'with no model in models.dir, start from the rule table instead of the bundled trained model',
+    )
     .action(
       async (opts: {
         duration?: number;
         configDir?: string;
         rate?: number;
         realTime?: number | true;
+        starter?: boolean;
       }) => {
         code = await start(
           { ...opts, demo: true, realTime: opts.realTime === true ? 1 : opts.realTime },
@@ -108,11 +113,16 @@ export async function run(
       'with --demo: events per second per reference sandbox (default: as fast as possible)',
       positiveNumber,
     )
+    .option(
+      '--no-starter',
+      'with --demo and no model in models.dir, start from the rule table instead of the bundled trained model',
+    )
     .action(
       async (opts: {
         duration?: number;
         configDir?: string;
         demo?: boolean;
+        starter?: boolean;
         rate?: number;
         sandbox?: { name: string; address: string }[];
       }) => {

@@ -14,6 +14,7 @@ import { strictWarnings } from '../config/validate.ts';
 import { ConfigWatcher } from '../config/watch.ts';
 import { openDatabase } from '../db/connect.ts';
 import type { ModelActivated, ModelPublished } from '../messages/model.ts';
+import { seedStarterModel } from '../models/starter.ts';
 import { listVersions, setLatest } from '../models/store.ts';
 import { ConfigError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -43,6 +44,11 @@ export interface StartOptions {
   readonly rate?: number;
   /** Demo sandboxes replay with the recorded timing, this many times faster. */
   readonly realTime?: number;
+  /**
+   * With the demo on a single host: a models directory without any version starts from the
+   * bundled starter model (models/starter.ts); false starts from the rule table. Default true.
+   */
+  readonly starter?: boolean;
   /** Sandboxes from the command line (`--sandbox name=host:port`), before the configured ones. */
   readonly sandboxes?: readonly { readonly name: string; readonly address: string }[];
 }
@@ -222,6 +228,27 @@ async function runStarted(
     say(`warden: learner leader; continuing from ${latest ?? 'a new network'}`);
   }
 
+  // The demo on one host: an empty models directory starts from the bundled model, trained on
+  // the same data the demo sandboxes replay. Not where models must be signed: it is unsigned.
+  if (
+    options.demo &&
+    role === 'all' &&
+    options.starter !== false &&
+    !config.models.requireSignature
+  ) {
+    try {
+      const seeded = seedStarterModel(config.models.dir, config.telemetry.stateDim);
+      if (seeded)
+        say(
+          `warden: no model in ${config.models.dir} yet: starting from the bundled ${seeded} (warden train on the bundled data; see data/starter-model/README.md; --no-starter starts from the rule table)`,
+        );
+    } catch (error) {
+      log.warn(
+        { err: error },
+        'the bundled starter model could not be copied; the rule table answers until a model is learned',
+      );
+    }
+  }
   const replay = ReplayStorage.create({
     capacity: config.replay.capacity,
     dim: config.telemetry.stateDim,
