@@ -53,13 +53,17 @@ export function readPolicyParams(bytes: Uint8Array): QNetParams {
       expected > MAX_ELEMENTS
     )
       throw new InvalidModelError(`initializer ${t.name}: bad dims [${dims.join(', ')}]`);
-    const got = t.rawData && t.rawData.byteLength > 0 ? t.rawData.byteLength / 4 : (t.floatData?.length ?? 0);
+    const got =
+      t.rawData && t.rawData.byteLength > 0 ? t.rawData.byteLength / 4 : (t.floatData?.length ?? 0);
     if (got !== expected)
-      throw new InvalidModelError(`initializer ${t.name}: ${got} values for dims [${dims.join(', ')}]`);
+      throw new InvalidModelError(
+        `initializer ${t.name}: ${got} values for dims [${dims.join(', ')}]`,
+      );
   }
   for (let i = 0; i + 1 < inits.length; i += 2) {
     const [w, b] = [inits[i]!.dims, inits[i + 1]!.dims];
-    if (b[0] !== w[1]) throw new InvalidModelError(`initializers w${i}/w${i + 1}: bias does not match the layer`);
+    if (b[0] !== w[1])
+      throw new InvalidModelError(`initializers w${i}/w${i + 1}: bias does not match the layer`);
   }
   const tensors = inits.map((t) => {
     if (t.rawData && t.rawData.byteLength > 0) {

@@ -1,13 +1,7 @@
 // Model provenance with Ed25519 (node:crypto): the exporter signs the ONNX bytes when it holds a
 // private key; inference verifies against the configured public key before a model is used.
 
-import {
-  createPrivateKey,
-  generateKeyPairSync,
-  type KeyObject,
-  sign,
-  verify,
-} from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
 export function generateSigningKeys(): { publicKeyPem: string; privateKeyPem: string } {

@@ -170,7 +170,10 @@ test('old versions are pruned down to the number kept, never the one latest poin
   setLatest(d, versions[0]!);
   t.deepEqual(pruneVersions(d, 3), [versions[1], versions[2]]);
   t.deepEqual(listVersions(d), [versions[0], versions[3], versions[4]]);
-  t.false(readdirSync(d).some((f) => f.includes(versions[1]!.slice(1))), 'model and metadata go');
+  t.false(
+    readdirSync(d).some((f) => f.includes(versions[1]!.slice(1))),
+    'model and metadata go',
+  );
   t.is(latestVersion(d), versions[0]);
   t.deepEqual(pruneVersions(d, 3), [], 'nothing more while within the number kept');
   t.deepEqual(pruneVersions(d, 0), [], 'keepVersions 0 keeps all');
