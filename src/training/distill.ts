@@ -12,6 +12,7 @@ import type { StageConfig } from '../actors/episodes/two-stage.ts';
 import { initParams, type QNetParams, seededRandom } from '../actors/learner/q-network.ts';
 import type { WardenConfig } from '../config/schema.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
+import { InvalidInputError } from '../runtime/errors.ts';
 import { createSampleBatch } from '../runtime/shared/replay-storage.ts';
 import { createEngine, type EngineChoice } from './train.ts';
 
@@ -104,6 +105,8 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   const { config } = o;
   const dim = o.stage.dim;
   const data = distillationStates(o.traces, o.stage, seed);
+  if (data.n === 0)
+    throw new InvalidInputError('distillation needs traces with at least one event');
   const targets = await meanQ(o.teachers, config, data, o.engine);
   const dims = [dim, ...config.learning.hiddenUnits, ACTION_COUNT];
   const engine = await createEngine(

@@ -6,6 +6,7 @@ import test from 'ava';
 import { StateAccumulator } from '../../src/actors/adapter/state-vector.ts';
 import { forward, initParams, type QNetParams } from '../../src/actors/learner/q-network.ts';
 import { readTraceFile } from '../../src/data/load-traces.ts';
+import { InvalidInputError } from '../../src/runtime/errors.ts';
 import { distill, distillationStates } from '../../src/training/distill.ts';
 import { trainMembers } from '../../src/training/members.ts';
 import { train } from '../../src/training/train.ts';
@@ -81,6 +82,16 @@ test('distill: the student learns the mean of its teachers’ Q-values, closer t
   t.true(err < meanSquared(a, mean) / 4);
   t.true(err < meanSquared(b, mean) / 4);
   t.true(err < meanSquared(untrained, mean) / 10);
+});
+
+test('distill: traces without events are a clear error, not a network trained on nothing', async (t) => {
+  const [one] = await traces(1);
+  const empty = { ...one!, events: [] };
+  const teachers = [initParams([32, 32, 32, 6], false, 1)];
+  await t.throwsAsync(distill({ teachers, traces: [empty], config, stage }), {
+    instanceOf: InvalidInputError,
+    message: /at least one event/,
+  });
 });
 
 test('trainMembers: each member is the run of train() with its own seed, on its own worker thread', async (t) => {
