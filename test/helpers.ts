@@ -1,5 +1,8 @@
 // Shared test helpers: configuration with overrides, and waiting for system messages.
 
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { hyperParameters } from '../src/actors/learner/hyper-parameters.ts';
 import type { SandboxEventsBatch } from '../src/actors/receiver/index.ts';
@@ -195,4 +198,32 @@ export function sandboxBatch(sandbox: string, events: readonly SandboxEvent[]): 
     receivedAt: performance.timeOrigin + performance.now(),
     ...packEvents(events),
   };
+}
+
+/**
+ * A temporary directory for a `warden start` / `run` child process: `config/default.json` puts the
+ * embedded database, journal and models inside it, with any port the system picks; `extra` goes
+ * over that. Returns the directory and its config directory.
+ */
+export function tempStartConfig(
+  prefix: string,
+  extra: Record<string, unknown> = {},
+): { dir: string; configDir: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const configDir = join(dir, 'config');
+  mkdirSync(configDir);
+  writeFileSync(
+    join(configDir, 'default.json'),
+    JSON.stringify(
+      mergeDeep(
+        {
+          database: { dataDir: join(dir, 'pg'), journalDir: join(dir, 'journal'), queryPort: 0 },
+          metrics: { port: 0 },
+          models: { dir: join(dir, 'models') },
+        },
+        extra,
+      ),
+    ),
+  );
+  return { dir, configDir };
 }

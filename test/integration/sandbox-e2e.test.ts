@@ -4,7 +4,7 @@
 // action, transition and trajectory is accounted for (properties 4, 6, 19, 21, 40–43).
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -17,7 +17,7 @@ import { startReferencePair } from '../../src/sandbox/reference-pair.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startMetricsServer } from '../../src/services/metrics.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { PIPELINE_PLACEMENT, sandboxesAt, testConfig, until } from '../helpers.ts';
+import { PIPELINE_PLACEMENT, sandboxesAt, tempStartConfig, testConfig, until } from '../helpers.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
@@ -350,16 +350,7 @@ test.serial(
       [BIN, 'sandbox', '--port', '0', '--episodes', '6', '--concurrency', '3'],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const dir = mkdtempSync(join(tmpdir(), 'warden-run-'));
-    mkdirSync(join(dir, 'config'));
-    writeFileSync(
-      join(dir, 'config', 'default.json'),
-      JSON.stringify({
-        database: { dataDir: join(dir, 'pg'), journalDir: join(dir, 'journal'), queryPort: 0 },
-        metrics: { port: 0 },
-        models: { dir: join(dir, 'models') },
-      }),
-    );
+    const { configDir } = tempStartConfig('warden-run-');
     let run: ReturnType<typeof spawn> | undefined;
     const output = (child: ReturnType<typeof spawn>) => {
       const o = { text: '', exit: new Promise<number | null>((r) => child.on('exit', r)) };
@@ -384,7 +375,7 @@ test.serial(
       );
       run = spawn(
         process.execPath,
-        [BIN, 'run', '--config-dir', join(dir, 'config'), '--duration', '120', ...flags],
+        [BIN, 'run', '--config-dir', configDir, '--duration', '120', ...flags],
         { env, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       const fromRun = output(run);

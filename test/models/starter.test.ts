@@ -3,19 +3,13 @@
 // never touched.
 
 import { spawnSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { STARTER_DIR, seedStarterModel } from '../../src/models/starter.ts';
 import { latestVersion, listVersions, readMetadata, sha256 } from '../../src/models/store.ts';
+import { tempStartConfig } from '../helpers.ts';
 
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
 const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
@@ -50,21 +44,13 @@ test('seeding: an empty models directory gets the starter as latest; one with an
 
 test('npm start on an empty models directory serves the starter and detects from the start; --no-starter serves the rule table', (t) => {
   const start = (...args: string[]) => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-start-'));
-    mkdirSync(join(dir, 'config'));
-    writeFileSync(
-      join(dir, 'config', 'default.json'),
-      JSON.stringify({
-        database: { dataDir: join(dir, 'pg'), journalDir: join(dir, 'journal'), queryPort: 0 },
-        metrics: { port: 0 },
-        // No export within the run: what is served is what the run started with.
-        learning: { exportEvery: 1_000_000 },
-        models: { dir: join(dir, 'models') },
-      }),
-    );
+    // No export within the run: what is served is what the run started with.
+    const { dir, configDir } = tempStartConfig('warden-start-', {
+      learning: { exportEvery: 1_000_000 },
+    });
     const r = spawnSync(
       process.execPath,
-      [BIN, 'start', '--config-dir', join(dir, 'config'), '--duration', '6', ...args],
+      [BIN, 'start', '--config-dir', configDir, '--duration', '6', ...args],
       { env, encoding: 'utf8', timeout: 90_000 },
     );
     return { ...r, models: join(dir, 'models') };
