@@ -273,16 +273,26 @@ async function runStarted(
   let modelVersion = 'rules'; // the version the adapter's pool serves (model-activated)
   let metricsServer: { stop(): Promise<void> } | undefined;
   let last = { at: Date.now(), decisions: 0, events: 0 };
-  const progress = async (): Promise<Record<string, Record<string, number>> | undefined> => {
+  type Progress = Record<string, Record<string, number>>;
+  /**
+   * Every actor's stats, and when they were asked for: the receivers and the episodes actor
+   * answer at once, while a thread busy exporting a model can hold the whole read for seconds, so
+   * the rates are taken between the times of asking (at the time of the answer, a read held for
+   * 6 s showed 147,521 events/s beside 35k before and after it).
+   */
+  const progress = async (): Promise<{ at: number; actors: Progress } | undefined> => {
+    const at = Date.now();
     const stats = await system.stats().catch(() => undefined);
     if (!stats) return undefined;
-    return Object.fromEntries(
-      stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
-    );
+    return {
+      at,
+      actors: Object.fromEntries(
+        stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
+      ),
+    };
   };
-  const line = (a: Record<string, Record<string, number>>) => {
+  const line = ({ at: now, actors: a }: { at: number; actors: Progress }) => {
     const e = a.episodes ?? {};
-    const now = Date.now();
     const decisions = e.decisions ?? 0;
     // Events received can outnumber decisions: a sandbox streaming faster than real time has sent
     // more of a stage by the time its verdict arrives, and a decided stage takes no more decisions.
@@ -389,7 +399,7 @@ async function runStarted(
               configFiles: { dir: configDir },
               modelVersion: () => modelVersion,
               counters: async () => {
-                const e = (await progress())?.episodes ?? {};
+                const e = (await progress())?.actors.episodes ?? {};
                 return { decisions: e.decisions ?? 0, episodesCompleted: e.completed ?? 0 };
               },
               startedAt: Date.now(),
