@@ -186,6 +186,7 @@ export async function trainCommand(
       onEpoch: (epoch, loss) =>
         out.write(`  distillation epoch ${epoch}: loss ${loss.toFixed(5)}\n`),
     });
+    out.write(`distilled in ${distilled.seconds.toFixed(1)} s\n`);
     params = distilled.params;
     weights = `distilled from ${members} members (seeds ${opts.seed}–${opts.seed + members - 1}; each the ${averaged}) on ${distilled.states} states`;
   }

@@ -268,6 +268,7 @@ test('train --members: the networks of several seeds distilled into the exported
   t.is(ok.status, 0, ok.stderr);
   t.regex(ok.stdout, /^member 1 \(seed 4\): trained with /m);
   t.regex(ok.stdout, /^member 2 \(seed 5\): trained with /m);
+  t.regex(ok.stdout, /^ {2}distillation epoch 3: loss [\d.]+\ndistilled in [\d.]+ s$/m);
   const line =
     /^model weights: distilled from 2 members \(seeds 4–5; each the mean of 2 snapshots, episodes 2–6\) on \d+ states$/m;
   t.regex(ok.stdout, line);
