@@ -6,6 +6,7 @@
 import test from 'ava';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
 import type { ActionDecision } from '../../src/messages/action.ts';
+import type { StageOutcome } from '../../src/messages/episode.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
 import {
@@ -92,6 +93,37 @@ test('a stage past telemetry.maxEventsPerStage is counted, not decided on', asyn
     const stats = await system.stats();
     const adapter = stats.threads.flatMap((th) => th.actors).find((a) => a.actor === 'adapter');
     t.is(adapter?.custom.overStageLimit, 200);
+  });
+});
+
+test('decisions still in the pool when their stage ends are dropped and counted, apart from those after a verdict', async (t) => {
+  await withAdapter({}, async (system, decisions) => {
+    const ctx = { sandboxId: 'fast', episodeId: 'over-1', stage: 1 as const };
+    const outcome: StageOutcome = {
+      type: 'stage-outcome',
+      ...ctx,
+      timestamp: 0,
+      eventsObserved: 40,
+      sandboxDetected: false,
+      cleaned: false,
+      cleaningSucceeded: false,
+      groundTruth: 'benign',
+      family: null,
+    };
+    // A sandbox faster than Warden: the whole stage and its outcome in one batch.
+    system.send('adapter', sandboxBatch('fast', [...events('fast', 'over-1', 40), outcome]));
+    system.send('adapter', batch('slow', 'after-1', 10));
+    t.true(await until(async () => decisions.length >= 10));
+    const adapter = async () =>
+      (await system.stats()).threads.flatMap((th) => th.actors).find((a) => a.actor === 'adapter')!
+        .custom;
+    t.true(await until(async () => (await adapter()).droppedStageOver === 40));
+    t.is(
+      decisions.filter((d) => d.episodeId === 'over-1').length,
+      0,
+      'nothing sent for a stage that is over',
+    );
+    t.is((await adapter()).ignoredAfterVerdict, 0);
   });
 });
 

@@ -2,6 +2,8 @@
 // inference pool (it owns it: it writes the request rings and drains the answers) → decisions,
 // each with its context, to the dispatcher and the episodes actor. A stage is decided once: after
 // a stage-ending decision its later events are ignored. Lifecycle events pass to the episodes actor.
+// A stage ends when its outcome (or failure) arrives: decisions still in the pool for it then come
+// back too late for the sandbox and are dropped, counted as droppedStageOver.
 
 import { ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import type {
@@ -155,7 +157,13 @@ interface State {
   readonly outStates: Float32Array[];
   nextId: number;
   decisions: number;
+  /** Decisions for events that came after their stage's verdict. */
   ignored: number;
+  /**
+   * Decisions that came back after their stage was over (its outcome or failure arrived, or it
+   * was evicted): the sandbox has ended the stage, so they are neither dispatched nor recorded.
+   */
+  stageOver: number;
   /** Recent receiver → adapter hand-off times in ms (a ring of 4096), for property 1. */
   readonly handoffs: Float64Array;
   /** When each of those batches was taken (performance.now()). */
@@ -353,7 +361,11 @@ function onDecision(state: State, d: PoolDecision): void {
   if (!p) return;
   state.pending.delete(d.requestId);
   const stage = state.stages.get(key(p.episodeId, p.stage));
-  if (!stage || stage.decided) {
+  if (!stage) {
+    state.stageOver++;
+    return;
+  }
+  if (stage.decided) {
     state.ignored++; // a decision for an event after the stage's verdict
     return;
   }
@@ -479,6 +491,7 @@ export default defineActor<AdapterMessage, State>({
       nextId: 1,
       decisions: 0,
       ignored: 0,
+      stageOver: 0,
       overLimit: 0,
       evicted: 0,
       handoffs: new Float64Array(4096),
@@ -573,6 +586,7 @@ export default defineActor<AdapterMessage, State>({
     return {
       decisions: s.decisions,
       ignoredAfterVerdict: s.ignored,
+      droppedStageOver: s.stageOver,
       pending: s.pending.size,
       backlog: s.backlog.size,
       overStageLimit: s.overLimit,
