@@ -7,7 +7,7 @@
 // DQN engine learns it as a terminal transition whose return is that target (no bootstrap), so
 // the same engine, loss and optimizer serve both kinds of training.
 
-import { StateAccumulator } from '../actors/adapter/state-vector.ts';
+import { MAX_ISOLATION, StateAccumulator } from '../actors/adapter/state-vector.ts';
 import type { StageConfig } from '../actors/episodes/two-stage.ts';
 import { initParams, type QNetParams, seededRandom } from '../actors/learner/q-network.ts';
 import type { WardenConfig } from '../config/schema.ts';
@@ -17,8 +17,6 @@ import { createSampleBatch } from '../runtime/shared/replay-storage.ts';
 import { createEngine, type EngineChoice } from './train.ts';
 
 const ACTION_COUNT = 6;
-/** Isolation levels a stage can reach (state-vector.ts scales them by its MAX_ISOLATION). */
-const ISOLATION_LEVELS = 4;
 
 export interface DistillationStates {
   /** n × dim, row-major. */
@@ -47,7 +45,8 @@ export function distillationStates(
       acc.add(e);
       acc.write(states, row++ * cfg.dim, 1, 0, false);
       const stage = rand() < 0.5 ? 1 : 2;
-      const isolation = Math.floor(rand() * ISOLATION_LEVELS);
+      // Levels 0 … MAX_ISOLATION, the ones a stage can reach.
+      const isolation = Math.floor(rand() * (MAX_ISOLATION + 1));
       acc.write(states, row++ * cfg.dim, stage, isolation, stage === 2 && rand() < 0.5);
     }
   }
