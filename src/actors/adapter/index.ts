@@ -189,10 +189,27 @@ function switchModel(state: State, ctx: ActorContext, run: () => Promise<void>):
     .catch((error: unknown) => ctx.log.error({ err: error }, 'model switch failed'));
 }
 
+/**
+ * Resolves once every request submitted so far has been answered and drained, or after `maxMs`.
+ * A batch a worker took before a model switch is answered by the old model; waiting for it before
+ * announcing the switch means no decision stamped after the announcement comes from an older
+ * model (a fleet test saw one on a loaded machine). Request ids rise in the map's order.
+ */
+async function oldAnswersDrained(state: State, maxMs = 1_000): Promise<void> {
+  const before = state.nextId;
+  const deadline = performance.now() + maxMs;
+  for (;;) {
+    const oldest: number | undefined = state.pending.keys().next().value;
+    if (oldest === undefined || oldest >= before || performance.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 /** A published model loaded into the pool (the old one serves until the switch), then announced. */
 async function hotReload(state: State, ctx: ActorContext, version: string): Promise<void> {
   const previous = state.pool.activeVersion;
   if (await state.pool.activate(ctx.config.models.dir, version)) {
+    await oldAnswersDrained(state);
     const activated: ModelActivated = {
       type: 'model-activated',
       version: state.pool.activeVersion,
@@ -564,6 +581,7 @@ export default defineActor<AdapterMessage, State>({
         switchModel(state, ctx, async () => {
           const previous = state.pool.activeVersion;
           const now = await state.pool.rollback(ctx.config.models.dir);
+          await oldAnswersDrained(state);
           const activated: ModelActivated = {
             type: 'model-activated',
             version: now,
