@@ -152,6 +152,10 @@ const Learning = Type.Object(
       description:
         'Online learning: updates per transition added to the replay (DQN: one per four steps).',
     }),
+    hindsightStates: Int(8, 0, 10_000, {
+      description:
+        'Online learning: states of each labelled stage 1, evenly spread and including the decided one, at which every verdict goes into the replay with the reward it would have earned (episodes/hindsight.ts); 0 = off.',
+    }),
     maxUpdatesPerSecond: Int(100, 1, 1_000_000, {
       description: 'Online learning cap, so training leaves the cores to decisions.',
     }),
@@ -179,7 +183,15 @@ const Learning = Type.Object(
     revertOnForgetting: Type.Boolean({
       default: true,
       description:
-        'A candidate whose held-out balanced accuracy falls more than alerts.maxAccuracyDrop below the version in service is not exported, and the learner goes back to the weights in service (the degradation alert is raised either way).',
+        'A candidate whose held-out balanced accuracy falls more than learning.exportTolerance below the version in service is not exported, and the learner goes back to the weights in service; false exports it anyway (the degradation alert is raised beyond alerts.maxAccuracyDrop either way).',
+    }),
+    exportTolerance: Num(0.01, 0, 1, {
+      description:
+        'A candidate replaces the version in service only if its held-out balanced accuracy is at most this far below that version (0.01: one episode of each label in 200); a worse one is not exported (with learning.revertOnForgetting), and the degradation alert is raised only beyond alerts.maxAccuracyDrop.',
+    }),
+    refusedLearningRateFactor: Num(0.5, 0.01, 1, {
+      description:
+        'Each candidate not exported multiplies the online learning rate by this, down to learningRate / 1000 (learning that keeps making the model worse goes slower); each exported one divides it back, up to learningRate. 1 = off.',
     }),
     engine: Type.Union([Type.Literal('auto'), Type.Literal('ort'), Type.Literal('tfjs')], {
       default: 'auto',

@@ -5,7 +5,8 @@
 // CLI, the mean of the weights over the last two thirds of training (weight-average.ts).
 
 import { StateAccumulator } from '../actors/adapter/state-vector.ts';
-import { stepCost, verdictOf, verdictReward } from '../actors/episodes/rewards.ts';
+import { VERDICT_ACTIONS, verdictTransition } from '../actors/episodes/hindsight.ts';
+import { stepCost, verdictReward } from '../actors/episodes/rewards.ts';
 import {
   type Decision,
   type EpisodeResult,
@@ -137,27 +138,10 @@ export function hindsightTransitions(
   });
   let episode = firstEpisode + 1;
   const verdicts = states.flatMap((state) =>
-    VERDICT_ACTIONS.map((action): Experience[] => [
-      {
-        state,
-        nextState: state,
-        action,
-        reward: stepCost(action, r) + verdictReward(verdictOf(action)!, label, r),
-        done: true,
-        episode: episode++,
-        stage: 1,
-      },
-    ]),
+    VERDICT_ACTIONS.map((action) => [verdictTransition(state, action, label, r, episode++, 1)]),
   );
   return chain.length > 0 ? [chain, ...verdicts] : [];
 }
-
-const VERDICT_ACTIONS: readonly ActionId[] = [
-  ACTIONS.TERMINATE,
-  ACTIONS.QUARANTINE,
-  ACTIONS.REQUEST_REVIEW,
-  ACTIONS.RELEASE,
-];
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { config } = o;

@@ -130,14 +130,12 @@ test('the learner trains in its own thread from shared replay, exports and annou
   }
 });
 
-test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
-  const models = mkdtempSync(join(tmpdir(), 'warden-forget-'));
-  const config = learnerConfig(models, {
-    learning: { learningRate: 0.01, exportEvery: 300, updatesPerTransition: 1 },
-    replay: { prioritized: false },
-    alerts: { maxAccuracyDrop: 0.05 },
-  });
-  // The version in service: trained offline on the training split, better than chance.
+/**
+ * The version in service, trained offline on the training split and exported into `models`, and
+ * online data that teaches "never decide" on exactly the held-out states: a candidate trained on
+ * it calls every sample benign (balanced accuracy 0.5).
+ */
+async function servingAndPoison(models: string, config: ReturnType<typeof learnerConfig>) {
   const heldOut = await loadHeldOut(config);
   const trained = await train({
     traces: splitTraces(await loadTraces(BUNDLED_HELD_OUT), 'train'),
@@ -147,10 +145,6 @@ test('requirement 7.5: a candidate that forgot is not exported; learning goes ba
   });
   const good = await exportModel(models, trained.params, modelDraft());
   const goodAccuracy = (await evaluateParams(trained.params, heldOut, config)).balancedAccuracy;
-  t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
-
-  // Online data that teaches "never decide" on exactly the held-out states: a candidate trained
-  // on it calls every sample benign (balanced accuracy 0.5).
   const states: Float32Array[] = [];
   await evaluatePolicy(
     heldOut,
@@ -171,6 +165,18 @@ test('requirement 7.5: a candidate that forgot is not exported; learning goes ba
       stage: 1 as const,
     })),
   );
+  return { good, goodAccuracy, poison };
+}
+
+test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
+  const models = mkdtempSync(join(tmpdir(), 'warden-forget-'));
+  const config = learnerConfig(models, {
+    learning: { learningRate: 0.01, exportEvery: 300, updatesPerTransition: 1 },
+    replay: { prioritized: false },
+    alerts: { maxAccuracyDrop: 0.05 },
+  });
+  const { good, goodAccuracy, poison } = await servingAndPoison(models, config);
+  t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
   const replay = ReplayStorage.create({ capacity: 100_000, dim: 32 });
   const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
   const inbox = new Inbox(system);
@@ -200,6 +206,47 @@ test('requirement 7.5: a candidate that forgot is not exported; learning goes ba
     );
     t.true(Math.abs(stats.heldOutAccuracy! - goodAccuracy) < 1e-9);
     t.false(inbox.messages.some((m) => m.type === 'model-published'));
+  } finally {
+    await system.stop();
+  }
+});
+
+test('a candidate worse than the version in service by less than the alert margin is not exported either, without an alert, and learning slows down', async (t) => {
+  const models = mkdtempSync(join(tmpdir(), 'warden-refuse-'));
+  const config = learnerConfig(models, {
+    learning: {
+      learningRate: 0.01,
+      exportEvery: 300,
+      updatesPerTransition: 1,
+      exportTolerance: 0.01,
+      refusedLearningRateFactor: 0.5,
+    },
+    replay: { prioritized: false },
+    alerts: { maxAccuracyDrop: 1 }, // no drop raises the alert
+  });
+  const { good, goodAccuracy, poison } = await servingAndPoison(models, config);
+  t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
+  const replay = ReplayStorage.create({ capacity: 100_000, dim: 32 });
+  const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    replay.append(poison);
+    const stats = await until(
+      () => learnerStats(system),
+      (s) => (s.reverted ?? 0) >= 2,
+      60_000,
+    );
+    t.true(stats.reverted! >= 2, `refused: ${stats.reverted}`);
+    t.is(stats.exported, 0, 'no worse candidate was exported');
+    t.deepEqual(listVersions(models), [good.metadata.version]);
+    t.is(stats.heldOutAlerts, 0, 'within alerts.maxAccuracyDrop: no alert');
+    t.false(inbox.messages.some((m) => m.type === 'model-degraded'));
+    t.is(
+      stats.learningRate,
+      0.01 * 0.5 ** stats.reverted!,
+      'each refused candidate halves the learning rate',
+    );
   } finally {
     await system.stop();
   }

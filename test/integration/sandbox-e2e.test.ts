@@ -160,7 +160,11 @@ test.serial(
 
       // Properties 6, 40–42: every decision became a transition in the replay, from both stages.
       t.is(after.episodes!.transitions, after.episodes!.decisions);
-      t.is(replay.size, after.episodes!.transitions!);
+      // Beside them, for each labelled stage 1, every verdict at a spread of its states
+      // (learning.hindsightStates, 8 by default): up to 4 × 8 per episode.
+      const hindsight = after.episodes!.hindsight!;
+      t.true(hindsight > 0 && hindsight <= 24 * 4 * 8 && hindsight % 4 === 0, `${hindsight}`);
+      t.is(replay.size, after.episodes!.transitions! + hindsight);
       const stages = new Set<number>();
       for (let i = 0; i < replay.size; i++) stages.add(replay.read(i)!.state[25]!);
       t.deepEqual([...stages].sort(), [0, 1], 'stage-1 and stage-2 transitions are both there');

@@ -20,6 +20,7 @@ import {
   type ResultBatch,
 } from '../adapter/index.ts';
 import { DegradationMonitor } from './degradation.ts';
+import { hindsightVerdicts } from './hindsight.ts';
 import { learnedPattern } from './patterns.ts';
 import { type Feedback, feedbackReward, stepCost, verdictOf, verdictReward } from './rewards.ts';
 
@@ -106,6 +107,8 @@ interface State {
   completed: number;
   partial: number;
   transitions: number;
+  /** Hindsight verdicts added to the replay beside the played transitions (hindsight.ts). */
+  hindsight: number;
   patterns: number;
   decisions: number;
   feedback: number;
@@ -257,6 +260,17 @@ function finishStage(
     };
   });
   if (experiences.length > 0) state.transitions += state.replay?.append(experiences) ?? 0;
+  if (stage === 1 && state.replay) {
+    const counterfactuals = hindsightVerdicts(
+      decided.map((d) => d.state),
+      truth,
+      rewards,
+      ctx.config.learning.hindsightStates,
+      r.replayId,
+      stage,
+    );
+    if (counterfactuals.length > 0) state.hindsight += state.replay.append(counterfactuals);
+  }
   // Scale-out (cluster.role inference): the stage's transitions go to the shared experiences
   // table through the DB writer (durable journal included), for the learner host.
   if (ctx.config.cluster.role === 'inference' && decided.length > 0) {
@@ -367,6 +381,7 @@ export default defineActor<EpisodesMessage, State>({
       completed: 0,
       partial: 0,
       transitions: 0,
+      hindsight: 0,
       patterns: 0,
       decisions: 0,
       feedback: 0,
@@ -472,6 +487,7 @@ export default defineActor<EpisodesMessage, State>({
       partial: s.partial,
       open: s.episodes.size,
       transitions: s.transitions,
+      hindsight: s.hindsight,
       patterns: s.patterns,
       degradationAlerts: s.degradationAlerts,
       decisions: s.decisions,

@@ -86,12 +86,21 @@ export class DqnLearner {
 
   /** Applies new hyper-parameters (hot reload); the network shape never changes at run time. */
   configure(hp: HyperParameters, sample: SampleOptions): void {
+    // Only a changed configured rate resets it: the actor may have slowed learning down since.
+    const changed = hp.learningRate !== this.#hp.learningRate;
     this.#hp = hp;
     this.#sample = sample;
-    if (hp.learningRate !== this.#lr) {
-      this.#lr = hp.learningRate;
-      this.engine.setLearningRate(hp.learningRate);
-    }
+    if (changed) this.setLearningRate(hp.learningRate);
+  }
+
+  get learningRate(): number {
+    return this.#lr;
+  }
+
+  /** Changes the learning rate from here on (the learner actor slows down after a refused candidate). */
+  setLearningRate(lr: number): void {
+    this.#lr = lr;
+    this.engine.setLearningRate(lr);
   }
 
   /** Records a finished episode's total reward (average reward metric, epsilon decay). */
