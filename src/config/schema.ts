@@ -183,11 +183,25 @@ const Learning = Type.Object(
     revertOnForgetting: Type.Boolean({
       default: true,
       description:
-        'A candidate whose held-out balanced accuracy falls more than learning.exportTolerance below the version in service is not exported, and the learner goes back to the weights in service; false exports it anyway (the degradation alert is raised beyond alerts.maxAccuracyDrop either way).',
+        'A candidate whose held-out balanced accuracy falls more than learning.exportTolerance below the best version served since the start is not exported, and the learner goes back to the weights in service; false exports it anyway (the degradation alert is raised beyond alerts.maxAccuracyDrop either way).',
+    }),
+    resumeLearningRate: Num(1e-5, 1e-9, 1, {
+      description:
+        'The learning rate while continuing from a trained version: its full rate took the bundled starter from 0.835 to 0.60-0.70 held-out balanced accuracy within 2,000 updates, 1e-5 (with rehearsal) kept it at 0.83-0.84. Each exported candidate doubles it, up to learningRate. A fresh network starts at learningRate.',
+    }),
+    rehearsalShare: Num(0.5, 0, 0.9, {
+      description:
+        "While continuing from a trained version: the share of the replay intake the learner adds from recorded episodes of the training split of learning.heldOutData (each one's stage-1 chain and hindsight verdicts), so fine-tuning does not forget the states the online policy no longer visits (learner/rehearsal.ts); 0 = off.",
+      ...restart,
+    }),
+    rehearsalEpisodes: Int(1_000, 0, 100_000, {
+      description:
+        "Recorded episodes rehearsed, cycled through (about 50 KB each in the learner's memory at 64 features).",
+      ...restart,
     }),
     exportTolerance: Num(0.01, 0, 1, {
       description:
-        'A candidate replaces the version in service only if its held-out balanced accuracy is at most this far below that version (0.01: one episode of each label in 200); a worse one is not exported (with learning.revertOnForgetting), and the degradation alert is raised only beyond alerts.maxAccuracyDrop.',
+        'A candidate replaces the version in service only if its held-out balanced accuracy is at most this far below the best version served since the learner started (0.01: one episode of each label in 200); a worse one is not exported (with learning.revertOnForgetting), and the degradation alert is raised only beyond alerts.maxAccuracyDrop below the version in service.',
     }),
     refusedLearningRateFactor: Num(0.5, 0.01, 1, {
       description:

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import type { DegradationAlert } from '../../src/actors/episodes/degradation.ts';
+import { initParams } from '../../src/actors/learner/q-network.ts';
 import { mergeDeep } from '../../src/config/load.ts';
 import { loadTraces } from '../../src/data/load-traces.ts';
 import { splitTraces } from '../../src/data/split.ts';
@@ -171,7 +172,13 @@ async function servingAndPoison(models: string, config: ReturnType<typeof learne
 test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
   const models = mkdtempSync(join(tmpdir(), 'warden-forget-'));
   const config = learnerConfig(models, {
-    learning: { learningRate: 0.01, exportEvery: 300, updatesPerTransition: 1 },
+    learning: {
+      learningRate: 0.01,
+      resumeLearningRate: 0.01,
+      rehearsalShare: 0,
+      exportEvery: 300,
+      updatesPerTransition: 1,
+    },
     replay: { prioritized: false },
     alerts: { maxAccuracyDrop: 0.05 },
   });
@@ -216,6 +223,8 @@ test('a candidate worse than the version in service by less than the alert margi
   const config = learnerConfig(models, {
     learning: {
       learningRate: 0.01,
+      resumeLearningRate: 0.01,
+      rehearsalShare: 0,
       exportEvery: 300,
       updatesPerTransition: 1,
       exportTolerance: 0.01,
@@ -247,6 +256,69 @@ test('a candidate worse than the version in service by less than the alert margi
       0.01 * 0.5 ** stats.reverted!,
       'each refused candidate halves the learning rate',
     );
+  } finally {
+    await system.stop();
+  }
+});
+
+test('continuing from a trained version: it fine-tunes at learning.resumeLearningRate and rehearses recorded episodes at learning.rehearsalShare of the intake', async (t) => {
+  const models = mkdtempSync(join(tmpdir(), 'warden-rehearse-'));
+  const config = learnerConfig(models, {
+    learning: {
+      exportEvery: 1_000_000,
+      updatesPerTransition: 0.5,
+      resumeLearningRate: 2e-5,
+      rehearsalShare: 0.25,
+      rehearsalEpisodes: 20,
+    },
+  });
+  await exportModel(models, initParams([32, 16, 16, 6], false, 3), modelDraft());
+  const replay = ReplayStorage.create({ capacity: 100_000, dim: 32 });
+  const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
+  await system.start();
+  try {
+    const first = await learnerStats(system);
+    t.is(first.learningRate, 2e-5);
+    t.is(first.rehearsalEpisodes, 20, 'the first 20 of the training split');
+    replay.append(transitions(600, 32));
+    const stats = await until(
+      () => learnerStats(system),
+      (s) => (s.rehearsed ?? 0) >= 200,
+    );
+    // One part in four of the intake: 200 for 600, topped up one recorded episode (its chain of
+    // up to 100 steps and 4 verdicts at 8 of them) at a time.
+    t.true(stats.rehearsed! >= 200 && stats.rehearsed! < 200 + 132, `${stats.rehearsed}`);
+    t.is(replay.written, 600 + stats.rehearsed!);
+    const rehearsed = Array.from({ length: replay.size }, (_, i) => replay.read(i)!).filter(
+      (e) => e.episode < 0,
+    );
+    t.is(rehearsed.length, stats.rehearsed!);
+    t.true(rehearsed.some((e) => e.action === ACTIONS.CONTINUE && !e.done));
+    t.true(rehearsed.some((e) => e.action === ACTIONS.TERMINATE && e.done));
+    t.true(
+      (await learnerStats(system)).updates! <= Math.ceil(600 * 0.5),
+      'the pace follows the online data, not the rehearsed',
+    );
+  } finally {
+    await system.stop();
+  }
+});
+
+test('a fresh network (nothing in service) learns at learning.learningRate and rehearses nothing', async (t) => {
+  const models = mkdtempSync(join(tmpdir(), 'warden-fresh-'));
+  const config = learnerConfig(models, { learning: { exportEvery: 1_000_000 } });
+  const replay = ReplayStorage.create({ capacity: 10_000, dim: 32 });
+  const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
+  await system.start();
+  try {
+    replay.append(transitions(300, 32));
+    const stats = await until(
+      () => learnerStats(system),
+      (s) => (s.updates ?? 0) >= 50,
+    );
+    t.is(stats.learningRate, config.learning.learningRate);
+    t.is(stats.rehearsalEpisodes, 0);
+    t.is(replay.written, 300);
   } finally {
     await system.stop();
   }

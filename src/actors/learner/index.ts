@@ -11,6 +11,9 @@
 // weights, one every learning.averageEvery updates (weight averaging,
 // src/training/weight-average.ts): the greedy policy of any one point swings, the mean between
 // those swings is steadier. Learning itself goes on from the latest weights.
+// Continuing from a trained version, it fine-tunes slowly (learning.resumeLearningRate; each
+// exported candidate doubles the rate up to learning.learningRate, each refused one halves it)
+// and rehearses recorded episodes of the data that version learned from (rehearsal.ts).
 
 import { readFileSync } from 'node:fs';
 import type { WardenConfig } from '../../config/schema.ts';
@@ -38,6 +41,7 @@ import { WeightAverage } from '../../training/weight-average.ts';
 import { DqnLearner } from './dqn.ts';
 import { hyperParameters, sampleOptions } from './hyper-parameters.ts';
 import { initParams, type QNetParams } from './q-network.ts';
+import { loadRehearsal, Rehearsal } from './rehearsal.ts';
 
 export type LearnerMessage =
   | { readonly type: 'episode-finished'; readonly reward: number }
@@ -55,6 +59,8 @@ interface LearnerState {
   heldOut: RecordedTrace[];
   /** The held-out result of the version in service (resumed or last exported). */
   lastHeldOut: HeldOutResult | undefined;
+  /** The best held-out result of the versions served since the learner started: the bar. */
+  best: HeldOutResult | undefined;
   /** The weights of that version, to go back to when a candidate forgot. */
   inService: QNetParams | undefined;
   /** The version the learner resumed from; judged on the held-out set at the first export. */
@@ -67,6 +73,8 @@ interface LearnerState {
   exported: number;
   exportFailures: number;
   lastExportAt: number;
+  /** Recorded episodes added beside the online ones while fine-tuning a trained version. */
+  readonly rehearsal: Rehearsal | undefined;
   /** The last learning.averageSnapshots snapshots of the weights; null when averaging is off. */
   average: WeightAverage | null;
   /** How many snapshots the last exported model is the mean of (1 = the last weights). */
@@ -147,8 +155,10 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
         ? await evaluateParams(params, state.heldOut, ctx.config)
         : undefined;
     const c = report?.confusion;
-    if (report && !state.lastHeldOut && state.inService && state.resumedVersion)
+    if (report && !state.lastHeldOut && state.inService && state.resumedVersion) {
       state.lastHeldOut = await judgeResumed(state, ctx, state.resumedVersion, state.inService);
+      state.best = state.lastHeldOut;
+    }
     const candidate: HeldOutResult | undefined = report && {
       version: `candidate after ${m.updates} updates`,
       accuracy: report.balancedAccuracy,
@@ -159,21 +169,24 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
     const forgot =
       candidate && forgetting(state.lastHeldOut, candidate, ctx.config.alerts.maxAccuracyDrop);
     const { exportTolerance, revertOnForgetting } = ctx.config.learning;
-    const serving = state.lastHeldOut;
-    const worse = candidate && serving && serving.accuracy - candidate.accuracy > exportTolerance;
-    if (worse && serving && state.inService && revertOnForgetting) {
+    // Against the best version served since the start, so that candidates each a little worse
+    // than the one before cannot walk the model down. 1e-9: balanced accuracies are sums of
+    // fractions, and 0.835 − 0.825 is 0.010000000000000009 in floating point.
+    const bar = state.best;
+    const worse = candidate && bar && bar.accuracy - candidate.accuracy > exportTolerance + 1e-9;
+    if (worse && bar && state.inService && revertOnForgetting) {
       state.reverted++;
       state.lastExportAt = m.updates;
       state.learner.engine.setParams(state.inService);
       state.average?.clear();
       const lr = slowDown(state, ctx);
-      const what = `not exported: after ${m.updates} updates the held-out balanced accuracy is ${candidate.accuracy.toFixed(3)}, ${serving.accuracy.toFixed(3)} for ${serving.version} in service; learning goes back to its weights at learning rate ${lr.toExponential(1)}`;
+      const what = `not exported: after ${m.updates} updates the held-out balanced accuracy is ${candidate.accuracy.toFixed(3)}, ${bar.accuracy.toFixed(3)} for ${bar.version}; learning goes back to the weights in service at learning rate ${lr.toExponential(1)}`;
       if (forgot) {
         state.heldOutAlerts++;
         ctx.log.error({ alert: 'warden_model_degraded', ...forgot, learningRate: lr }, what);
         ctx.send(SYSTEM, forgot);
       } else {
-        ctx.log.warn({ candidate, inService: serving, learningRate: lr }, what);
+        ctx.log.warn({ candidate, bar, learningRate: lr }, what);
       }
       return;
     }
@@ -216,6 +229,7 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
       const result: HeldOutResult = { ...candidate, version: metadata.version };
       const alert = forgot && { ...forgot, version: metadata.version };
       state.lastHeldOut = result;
+      if (!state.best || result.accuracy > state.best.accuracy) state.best = result;
       if (alert) {
         state.heldOutAlerts++;
         ctx.log.error(
@@ -250,8 +264,11 @@ function trainingLoop(
     const startedAt = performance.now();
     let sinceYield = 0;
     while (!loop.stopped) {
-      const { updatesPerTransition, maxUpdatesPerSecond, exportEvery } = ctx.config.learning;
-      const byData = (replay.written - startWritten) * updatesPerTransition;
+      const { updatesPerTransition, maxUpdatesPerSecond, exportEvery, rehearsalShare } =
+        ctx.config.learning;
+      const online = replay.written - startWritten - (state.rehearsal?.appended ?? 0);
+      state.rehearsal?.topUp(replay, online, rehearsalShare);
+      const byData = online * updatesPerTransition;
       const byTime = ((performance.now() - startedAt) / 1000) * maxUpdatesPerSecond;
       if (
         state.learner.updates >= Math.min(byData, byTime) &&
@@ -332,14 +349,28 @@ export default defineActor<LearnerMessage, LearnerState>({
       ctx.log.warn({ err: error }, 'held-out set unavailable: versions are not evaluated');
       return [];
     });
+    // Fine-tuning a trained version: slowly, and rehearsing the data it learned from.
+    let rehearsal: Rehearsal | undefined;
+    if (resumed) {
+      const { learningRate, resumeLearningRate } = ctx.config.learning;
+      learner.setLearningRate(Math.min(learningRate, resumeLearningRate));
+      rehearsal = new Rehearsal(
+        await loadRehearsal(ctx.config).catch((error) => {
+          ctx.log.warn({ err: error }, 'rehearsal data unavailable: learning without it');
+          return [];
+        }),
+      );
+    }
     const partial: Omit<LearnerState, 'loop'> = {
       learner,
       heldOut,
       lastHeldOut: undefined,
+      best: undefined,
       inService: resumed?.params,
       resumedVersion: resumed?.version,
       heldOutAlerts: 0,
       reverted: 0,
+      rehearsal,
       exported: 0,
       exportFailures: 0,
       lastExportAt: 0,
@@ -348,7 +379,16 @@ export default defineActor<LearnerMessage, LearnerState>({
     };
     const loop = { stopped: false, done: Promise.resolve() };
     loop.done = trainingLoop(partial, ctx, loop, replay);
-    ctx.log.info({ engine: engine.name, dims, replay: replay.capacity }, 'learner started');
+    ctx.log.info(
+      {
+        engine: engine.name,
+        dims,
+        replay: replay.capacity,
+        learningRate: learner.learningRate,
+        rehearsalEpisodes: rehearsal?.size ?? 0,
+      },
+      'learner started',
+    );
     return Object.assign(partial, { loop });
   },
   async handle(state, message, ctx) {
@@ -386,6 +426,8 @@ export default defineActor<LearnerMessage, LearnerState>({
       heldOutAuc: state.lastHeldOut?.auc ?? -1,
       heldOutAlerts: state.heldOutAlerts,
       reverted: state.reverted,
+      rehearsed: state.rehearsal?.appended ?? 0,
+      rehearsalEpisodes: state.rehearsal?.size ?? 0,
     };
   },
   async stop(state) {
