@@ -12,6 +12,7 @@ import { loadConfig } from '../config/load.ts';
 import type { WardenConfig } from '../config/schema.ts';
 import { strictWarnings } from '../config/validate.ts';
 import { ConfigWatcher } from '../config/watch.ts';
+import { splitTraces } from '../data/split.ts';
 import { openDatabase } from '../db/connect.ts';
 import type { ModelActivated, ModelPublished } from '../messages/model.ts';
 import { seedStarterModel } from '../models/starter.ts';
@@ -56,11 +57,16 @@ export interface StartOptions {
 async function startDemoSandboxes(
   rate: number | undefined,
   realTime: number | undefined,
+  trainingSplitOnly: boolean,
   log: Logger,
 ): Promise<readonly ReferenceSandbox[]> {
-  // Stage 1 in the positive sandbox, stage 2 in the negative one; 16 files at a time.
+  // Stage 1 in the positive sandbox, stage 2 in the negative one; 16 files at a time. Only the
+  // training split when the learner judges its candidates on the test split of the same data:
+  // outcomes report ground truth, so streaming the held-out episodes would teach the learner the
+  // very set it is judged on.
+  const all = await replayOrder();
   const pair = await startReferencePair({
-    traces: await replayOrder(),
+    traces: trainingSplitOnly ? splitTraces(all, 'train') : all,
     names: ['sandbox-positive', 'sandbox-negative'],
     concurrency: 16,
     ...(rate ? { eventsPerSecond: rate } : {}),
@@ -148,11 +154,16 @@ async function runStarted(
   // A learner host runs no sandboxes: it learns from every inference host's experiences.
   const demo =
     options.demo && role !== 'learner'
-      ? await startDemoSandboxes(options.rate, options.realTime, log)
+      ? await startDemoSandboxes(
+          options.rate,
+          options.realTime,
+          config.learning.heldOutData === null,
+          log,
+        )
       : [];
   for (const s of demo) {
     say(
-      `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} (${s.role === 'positive' ? 'stage 1, replaying the bundled Oliveira 2019 traces' : 'stage 2, the files the positive sandbox passes on'})`,
+      `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} (${s.role === 'positive' ? `stage 1, replaying the bundled Oliveira 2019 traces${config.learning.heldOutData === null ? ' of the training split; the test split judges every new model' : ''}` : 'stage 2, the files the positive sandbox passes on'})`,
     );
   }
   const sandboxes =

@@ -66,7 +66,7 @@ interface LearnerState {
   /** The version the learner resumed from; judged on the held-out set at the first export. */
   readonly resumedVersion: string | undefined;
   heldOutAlerts: number;
-  /** Candidates not exported because they were worse than the version in service
+  /** Candidates not exported: worse than the best version served since the start
    *  (learning.exportTolerance, learning.revertOnForgetting). */
   reverted: number;
   readonly loop: { stopped: boolean; done: Promise<void> };
