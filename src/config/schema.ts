@@ -199,9 +199,9 @@ const Learning = Type.Object(
         "Recorded episodes rehearsed, cycled through (about 50 KB each in the learner's memory at 64 features).",
       ...restart,
     }),
-    exportTolerance: Num(0.01, 0, 1, {
+    exportTolerance: Num(0, 0, 1, {
       description:
-        'A candidate replaces the version in service only if its held-out balanced accuracy is at most this far below the best version served since the learner started (0.01: one episode of each label in 200); a worse one is not exported (with learning.revertOnForgetting), and the degradation alert is raised only beyond alerts.maxAccuracyDrop below the version in service.',
+        "A candidate replaces the version in service only if its held-out balanced accuracy is at most this far below the best version served since the learner started (0: at least as good; 0.01 is one episode of each label in 200). With 0.01, npm start exported fine-tuned versions of the starter at 0.825-0.83 against 0.835 whose live FPR was twice the starter's. A worse one is not exported (with learning.revertOnForgetting), and the degradation alert is raised only beyond alerts.maxAccuracyDrop below the version in service.",
     }),
     refusedLearningRateFactor: Num(0.5, 0.01, 1, {
       description:

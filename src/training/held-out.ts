@@ -23,7 +23,11 @@ export async function loadHeldOut(config: WardenConfig): Promise<RecordedTrace[]
     await loadTraces(config.learning.heldOutData ?? BUNDLED_HELD_OUT),
     'test',
   );
-  // Both labels, alternating, so a small set is balanced.
+  return alternatingLabels(traces, n);
+}
+
+/** Up to `n` labelled traces, malicious and benign alternating, so a small set is balanced. */
+export function alternatingLabels(traces: readonly RecordedTrace[], n: number): RecordedTrace[] {
   const mal = traces.filter((t) => t.episode.label === 'malicious');
   const ben = traces.filter((t) => t.episode.label === 'benign');
   const out: RecordedTrace[] = [];

@@ -13,7 +13,7 @@ import { splitTraces } from '../../data/split.ts';
 import type { Experience } from '../../messages/experience.ts';
 import type { RecordedTrace } from '../../messages/recorded.ts';
 import type { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
-import { BUNDLED_HELD_OUT } from '../../training/held-out.ts';
+import { alternatingLabels, BUNDLED_HELD_OUT } from '../../training/held-out.ts';
 import { hindsightTransitions } from '../../training/train.ts';
 import { hindsightVerdicts } from '../episodes/hindsight.ts';
 
@@ -55,13 +55,7 @@ export async function loadRehearsal(config: WardenConfig): Promise<Experience[][
     await loadTraces(config.learning.heldOutData ?? BUNDLED_HELD_OUT),
     'train',
   );
-  const mal = traces.filter((t) => t.episode.label === 'malicious');
-  const ben = traces.filter((t) => t.episode.label === 'benign');
-  const chosen: RecordedTrace[] = [];
-  for (let i = 0; chosen.length < n && (i < mal.length || i < ben.length); i++) {
-    if (i < mal.length) chosen.push(mal[i]!);
-    if (i < ben.length && chosen.length < n) chosen.push(ben[i]!);
-  }
+  const chosen = alternatingLabels(traces, n);
   return rehearsalRanges(chosen, config);
 }
 
