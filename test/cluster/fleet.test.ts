@@ -184,6 +184,14 @@ test.serial(
       'SELECT count(*) - count(DISTINCT (host_id, episode_id, stage, step)) AS n FROM experiences',
     );
     t.is(Number(dupes!.n), 0);
+    // The hindsight verdicts of labelled stage-1s reach the learner host too, as steps −1, −2, …
+    const [hindsight] = await q<{ n: string; wrong: string }>(
+      `SELECT count(*) AS n,
+              count(*) FILTER (WHERE NOT done OR stage <> 1 OR action NOT IN (2, 3, 4, 5)) AS wrong
+         FROM experiences WHERE step < 0`,
+    );
+    t.true(Number(hindsight!.n) > 0, 'hindsight verdicts in the shared table');
+    t.is(Number(hindsight!.wrong), 0, 'each one a terminal stage-1 verdict');
 
     // Every decision made after a host reported serving a version carries it (or a later one).
     for (const h of ['host-1', 'host-2']) {

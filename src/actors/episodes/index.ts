@@ -20,7 +20,7 @@ import {
   type ResultBatch,
 } from '../adapter/index.ts';
 import { DegradationMonitor } from './degradation.ts';
-import { hindsightVerdicts } from './hindsight.ts';
+import { spreadIndices, VERDICT_ACTIONS, verdictTransition } from './hindsight.ts';
 import { learnedPattern } from './patterns.ts';
 import { type Feedback, feedbackReward, stepCost, verdictOf, verdictReward } from './rewards.ts';
 
@@ -260,34 +260,55 @@ function finishStage(
     };
   });
   if (experiences.length > 0) state.transitions += state.replay?.append(experiences) ?? 0;
-  if (stage === 1 && state.replay) {
-    const counterfactuals = hindsightVerdicts(
-      decided.map((d) => d.state),
-      truth,
-      rewards,
-      ctx.config.learning.hindsightStates,
-      r.replayId,
-      stage,
-    );
-    if (counterfactuals.length > 0) state.hindsight += state.replay.append(counterfactuals);
-  }
+  // Hindsight verdicts (hindsight.ts): every verdict at a spread of a labelled stage 1's states.
+  const picks =
+    stage === 1 && truth !== 'unknown'
+      ? spreadIndices(decided.length, ctx.config.learning.hindsightStates)
+      : [];
+  const counterfactuals = picks.flatMap((i) =>
+    VERDICT_ACTIONS.map((action) =>
+      verdictTransition(decided[i]!.state, action, truth, rewards, r.replayId, stage),
+    ),
+  );
+  if (counterfactuals.length > 0 && state.replay)
+    state.hindsight += state.replay.append(counterfactuals);
   // Scale-out (cluster.role inference): the stage's transitions go to the shared experiences
-  // table through the DB writer (durable journal included), for the learner host.
+  // table through the DB writer (durable journal included), for the learner host; the hindsight
+  // verdicts too, as steps −1, −2, … (the table's key is host, episode, stage and step).
   if (ctx.config.cluster.role === 'inference' && decided.length > 0) {
     const hostId = hostIdOf(ctx.config);
     const rows: ExperienceRows = {
       type: 'experience-rows',
-      rows: r.steps
-        .filter((s) => s.stage === stage)
-        .map((s, i, steps) => ({
-          ...s,
-          state: Array.from(s.state),
-          nextState: Array.from(steps[i + 1]?.state ?? s.state),
-          hostId,
-          episodeId: r.episodeId,
-          modelVersion: decided[s.step]?.modelVersion ?? r.modelVersion,
-          decidedAt: decided[s.step]?.decidedAt ?? Date.now(),
-        })),
+      rows: [
+        ...r.steps
+          .filter((s) => s.stage === stage)
+          .map((s, i, steps) => ({
+            ...s,
+            state: Array.from(s.state),
+            nextState: Array.from(steps[i + 1]?.state ?? s.state),
+            hostId,
+            episodeId: r.episodeId,
+            modelVersion: decided[s.step]?.modelVersion ?? r.modelVersion,
+            decidedAt: decided[s.step]?.decidedAt ?? Date.now(),
+          })),
+        ...counterfactuals.map((e, j) => {
+          const d = decided[picks[Math.floor(j / VERDICT_ACTIONS.length)]!]!;
+          const state = Array.from(e.state);
+          return {
+            stage,
+            step: -1 - j,
+            state,
+            action: e.action,
+            reward: e.reward,
+            done: true,
+            nextState: state,
+            hostId,
+            episodeId: r.episodeId,
+            modelVersion: d.modelVersion,
+            decidedAt: d.decidedAt,
+          };
+        }),
+      ],
     };
     ctx.send('db-writer', rows);
     state.experienceRows += rows.rows.length;
