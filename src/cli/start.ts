@@ -316,7 +316,7 @@ async function runStarted(
     last = { at: now, decisions, events };
     const tpr = (e.stage1_tp ?? 0) / Math.max(1, (e.stage1_tp ?? 0) + (e.stage1_fn ?? 0));
     const fpr = (e.stage1_fp ?? 0) / Math.max(1, (e.stage1_fp ?? 0) + (e.stage1_tn ?? 0));
-    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  ${rates}  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}`;
+    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  ${rates}  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}${a.learner?.exported || a.learner?.reverted ? ` (candidates exported ${a.learner.exported ?? 0}, refused ${a.learner.reverted ?? 0})` : ''}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}`;
   };
   let failed = false;
   let status: NodeJS.Timeout | undefined;
