@@ -108,9 +108,12 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
     throw new InvalidInputError('distillation needs traces with at least one event');
   const targets = await meanQ(o.teachers, config, data, o.engine);
   const dims = [dim, ...config.learning.hiddenUnits, ACTION_COUNT];
+  // Every sample is terminal, so the bootstrapped term is multiplied by 0: without double DQN the
+  // engine skips one of its two forward passes over the next states, with the same weights to the
+  // bit (80,000 states, one epoch: 4.9–5.1 s against 5.9–6.8 s).
   const engine = await createEngine(
     initParams(dims, config.learning.dueling, seed),
-    config,
+    { ...config, learning: { ...config.learning, doubleDqn: false } },
     o.engine,
   );
   const size = 256;
