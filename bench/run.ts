@@ -3,6 +3,7 @@
 const benches: Record<string, () => Promise<{ run: (args: string[]) => Promise<void> }>> = {
   db: () => import('./db.ts'),
   e2e: () => import('./e2e.ts'),
+  finetune: () => import('./finetune.ts'),
   fleet: () => import('./fleet.ts'),
   inference: () => import('./inference.ts'),
   learner: () => import('./learner.ts'),
