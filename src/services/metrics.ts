@@ -35,6 +35,13 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ],
   [
     'episodes',
+    'hindsight',
+    'warden_replay_hindsight_added',
+    'Hindsight verdicts appended to the replay beside the played transitions (learning.hindsightStates).',
+    1,
+  ],
+  [
+    'episodes',
     'patterns',
     'warden_patterns_learned',
     'Learned attack patterns sent to the database.',
@@ -89,7 +96,21 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
     'learner',
     'reverted',
     'warden_learner_reverted',
-    'Candidates that forgot and were not exported; learning went back to the weights in service (learning.revertOnForgetting).',
+    'Candidates not exported, worse on the held-out set than the best version served (learning.exportTolerance, learning.revertOnForgetting); learning went back to the weights in service.',
+    1,
+  ],
+  [
+    'learner',
+    'learningRate',
+    'warden_learner_learning_rate',
+    'The learning rate now: learning.resumeLearningRate when continuing from a trained version, halved per refused candidate, doubled per exported one.',
+    1,
+  ],
+  [
+    'learner',
+    'rehearsed',
+    'warden_learner_rehearsed_transitions',
+    'Transitions of recorded training episodes the learner added to the replay (learning.rehearsalShare).',
     1,
   ],
   [

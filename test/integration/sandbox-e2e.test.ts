@@ -226,6 +226,7 @@ test.serial(
           'decisions by action add up',
         );
         t.regex(body, /^warden_replay_capacity 10000$/m);
+        t.regex(body, new RegExp(`^warden_replay_hindsight_added ${hindsight}$`, 'm'));
         t.regex(body, /^warden_model_info\{version="rules"\} 1$/m);
         t.regex(body, /^warden_adapter_backlog \d+$/m);
         t.is((await fetch(`http://127.0.0.1:${metrics.port}/health`)).status, 200);
