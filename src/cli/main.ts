@@ -1,6 +1,7 @@
 // The `warden` command line: one sub-command per job. Later work adds its commands here.
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import type { SplitPart } from '../data/split.ts';
 import { configCheck, configDocs, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { dbPruneCommand } from './db-commands.ts';
@@ -23,6 +24,11 @@ function positiveNumber(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
   return n;
+}
+
+function splitPart(value: string): SplitPart {
+  if (value === 'train' || value === 'test' || value === 'all') return value;
+  throw new InvalidArgumentError('expected train, test or all');
 }
 
 function sandboxFlag(
@@ -139,6 +145,11 @@ export async function run(
     .option(
       '--data <file>',
       'telemetry JSONL or labelled CSV (default: the bundled Oliveira 2019 traces)',
+    )
+    .option(
+      '--split <part>',
+      'train | test | all (default: train for the bundled traces, whose test split is the held-out set Warden judges every new model on; all for --data)',
+      splitPart,
     )
     .option('--host <address>', 'bind address (not loopback: TLS required)', '127.0.0.1')
     .option('--port <n>', "the positive sandbox's port (0: any free port)", port, 50061)
@@ -313,7 +324,7 @@ export async function run(
     .description('evaluate a model against the rule-based and logistic-regression baselines')
     .requiredOption('--model <onnx|dir>', 'an .onnx file, or a models directory (its latest)')
     .requiredOption('--data <file>', 'telemetry JSONL or labelled CSV')
-    .option('--split <part>', 'test (held out) | train | all', 'test')
+    .option('--split <part>', 'test (held out) | train | all', splitPart, 'test')
     .option('--json', 'print the figures as JSON')
     .option('--names <json>', 'id → API name table for an ids CSV')
     .action(async (opts) => {

@@ -3,12 +3,15 @@
 // for a Warden started with `warden run` and these two in its `sandboxes` configuration.
 
 import * as grpc from '@grpc/grpc-js';
+import { type SplitPart, splitTraces } from '../data/split.ts';
 import { componentLogger, routeGrpcLogs } from '../runtime/logger.ts';
 import { BUNDLED_TRACES, replayOrder, startReferencePair } from '../sandbox/reference-pair.ts';
 import type { ServerTls } from '../security/tls.ts';
 
 export interface SandboxCommandOptions {
   readonly data?: string;
+  /** Default: train for the bundled traces (their test split is Warden's default held-out set), all for --data. */
+  readonly split?: SplitPart;
   readonly host: string;
   readonly port: number;
   /** Default: the next port after --port (any free one when --port is 0). */
@@ -45,7 +48,12 @@ export async function sandboxCommand(
       : null;
   routeGrpcLogs(grpc);
   const data = o.data ?? BUNDLED_TRACES;
-  const traces = await replayOrder(data);
+  // Outcomes report ground truth: replaying the held-out episodes would teach a learning Warden
+  // the very set it judges its models on.
+  const split = o.split ?? (o.data === undefined ? 'train' : 'all');
+  const traces = splitTraces(await replayOrder(data), split);
+  if (traces.length === 0)
+    throw new Error(`${data}: none of its episodes falls on the ${split} side of the split`);
   const pair = await startReferencePair({
     traces,
     host: o.host,
@@ -61,7 +69,7 @@ export async function sandboxCommand(
   const { positive, negative } = pair;
   const address = (port: number) => `${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
   out.write(
-    `warden: reference sandbox positive (stage 1) on ${address(positive.port)}, replaying ${traces.length} traces of ${data}${tls ? ' over TLS' : ''}\n`,
+    `warden: reference sandbox positive (stage 1) on ${address(positive.port)}, replaying ${traces.length} traces of ${data}${split === 'all' ? '' : ` (${split === 'train' ? 'training' : 'test'} split)`}${tls ? ' over TLS' : ''}\n`,
   );
   out.write(
     `warden: reference sandbox negative (stage 2) on ${address(negative.port)}, running the files the positive one passes on\n`,

@@ -109,6 +109,17 @@ test('exit codes say what happened: config check 0 / 2, validate of a missing fi
   });
   t.is(missing.status, 1);
   t.regex(missing.stderr, /^warden: error: ENOENT/m);
+  for (const command of [
+    ['eval', '--model', broken, '--data', 'x.csv'],
+    ['sandbox', '--duration', '1'],
+  ]) {
+    const bad = spawnSync(process.execPath, [BIN, ...command, '--split', 'held-out'], {
+      env,
+      encoding: 'utf8',
+    });
+    t.not(bad.status, 0, `${command[0]} --split held-out`);
+    t.regex(bad.stderr, /--split <part>.*'held-out' is invalid\. expected train, test or all/);
+  }
 });
 
 test('run --sandbox: two sandboxes of one name, or plaintext off loopback, stop the start with a clear error', (t) => {

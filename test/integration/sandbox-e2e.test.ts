@@ -395,6 +395,11 @@ test.serial(
         'the sandboxes stopped by themselves once their 6 episodes were done',
       );
       t.regex(fromSandbox.text, /stopped \(all 6 episodes done\); episodes started 6, completed 6/);
+      t.regex(
+        fromSandbox.text,
+        /replaying \d+ traces of \S+api_calls\.csv \(training split\)/,
+        'the bundled traces: the training split only (the test split is the held-out set)',
+      );
       // The progress line shows them all; then Ctrl-C stops Warden cleanly, with its summary.
       t.true(
         await until(async () => /episodes 6 \(\+0 partial\)/.test(fromRun.text), 30_000),
