@@ -74,11 +74,11 @@ function readable(loaded: LoadedTraces, path: string): LoadedTraces['traces'] {
 
 function printTable(rows: readonly (readonly [string, DetectionReport])[], out: Out): void {
   const f = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '  —  ');
-  out.write(`  ${'policy'.padEnd(36)} AUC    bal.acc TPR@1%FPR events  TP/FP/TN/FN\n`);
+  out.write(`  ${'policy'.padEnd(36)} AUC    bal.acc TPR@1%FPR events  reward  TP/FP/TN/FN\n`);
   for (const [name, r] of rows) {
     const c = r.confusion;
     out.write(
-      `  ${name.padEnd(36)} ${f(r.auc)}  ${f(r.balancedAccuracy)}  ${f(r.tprAt1PctFpr)}     ${r.meanEventsBeforeDecision.toFixed(1).padStart(5)}  ${c.tp}/${c.fp}/${c.tn}/${c.fn}\n`,
+      `  ${name.padEnd(36)} ${f(r.auc)}  ${f(r.balancedAccuracy)}  ${f(r.tprAt1PctFpr)}     ${r.meanEventsBeforeDecision.toFixed(1).padStart(5)}  ${r.meanReward.toFixed(3).padStart(6)}  ${c.tp}/${c.fp}/${c.tn}/${c.fn}\n`,
     );
   }
 }

@@ -3,6 +3,7 @@
 // stage-1 verdict on the original file; REQUEST_REVIEW holds the file, so it counts as malicious.
 
 import { StateAccumulator } from '../actors/adapter/state-vector.ts';
+import { verdictReward } from '../actors/episodes/rewards.ts';
 import { type Policy, runStage, type StageConfig } from '../actors/episodes/two-stage.ts';
 import { rulePolicy } from '../actors/inference/rules.ts';
 import { ACTION_NAMES, ACTIONS } from '../messages/action.ts';
@@ -17,6 +18,8 @@ export interface DetectionReport {
   readonly balancedAccuracy: number;
   readonly tprAt1PctFpr: number;
   readonly meanEventsBeforeDecision: number;
+  /** Mean stage-1 reward per episode (the rewards of configuration, as the agent earns them). */
+  readonly meanReward: number;
   readonly decidedShare: number;
   readonly actions: Readonly<Record<string, number>>;
 }
@@ -36,6 +39,7 @@ export async function evaluatePolicy(
   const actions: Record<string, number> = {};
   let events = 0;
   let decided = 0;
+  let reward = 0;
   for (const [i, trace] of traces.entries()) {
     if (trace.episode.label === 'unknown') continue;
     const r = await runStage(trace.events, 1, trace.episode.label, false, policy, cfg, i);
@@ -47,6 +51,7 @@ export async function evaluatePolicy(
     predicted.push(r.verdict !== 'benign');
     truth.push(trace.episode.label === 'malicious');
     events += r.eventsObserved;
+    reward += r.reward;
     if (r.decided) decided++;
   }
   const c = confusion(predicted, truth);
@@ -57,6 +62,7 @@ export async function evaluatePolicy(
     balancedAccuracy: balancedAccuracy(c),
     tprAt1PctFpr: tprAtFpr(scores, truth, 0.01),
     meanEventsBeforeDecision: truth.length ? events / truth.length : 0,
+    meanReward: truth.length ? reward / truth.length : 0,
     decidedShare: truth.length ? decided / truth.length : 0,
     actions,
   };
@@ -109,6 +115,15 @@ export function evaluateLogistic(
     tprAt1PctFpr: tprAtFpr(scores, truth, 0.01),
     meanEventsBeforeDecision:
       te.reduce((n, t) => n + Math.min(t.events.length, cfg.horizon), 0) / Math.max(1, te.length),
+    // What deciding after the whole trace earns: a step cost per event and the verdict's reward.
+    meanReward:
+      te.reduce(
+        (sum, t, i) =>
+          sum +
+          Math.min(t.events.length, cfg.horizon) * cfg.rewards.perEvent +
+          verdictReward(scores[i]! > 0 ? 'malicious' : 'benign', t.episode.label, cfg.rewards),
+        0,
+      ) / Math.max(1, te.length),
     decidedShare: 1,
     actions: {},
   };

@@ -145,7 +145,8 @@ async function servingAndPoison(models: string, config: ReturnType<typeof learne
     seed: 1,
   });
   const good = await exportModel(models, trained.params, modelDraft());
-  const goodAccuracy = (await evaluateParams(trained.params, heldOut, config)).balancedAccuracy;
+  const judged = await evaluateParams(trained.params, heldOut, config);
+  const goodAccuracy = judged.balancedAccuracy;
   const states: Float32Array[] = [];
   await evaluatePolicy(
     heldOut,
@@ -166,7 +167,7 @@ async function servingAndPoison(models: string, config: ReturnType<typeof learne
       stage: 1 as const,
     })),
   );
-  return { good, goodAccuracy, poison };
+  return { good, goodAccuracy, goodReward: judged.meanReward, poison };
 }
 
 test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
@@ -182,7 +183,7 @@ test('requirement 7.5: a candidate that forgot is not exported; learning goes ba
     replay: { prioritized: false },
     alerts: { maxAccuracyDrop: 0.05 },
   });
-  const { good, goodAccuracy, poison } = await servingAndPoison(models, config);
+  const { good, goodAccuracy, goodReward, poison } = await servingAndPoison(models, config);
   t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
   const replay = ReplayStorage.create({ capacity: 100_000, dim: 32 });
   const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
@@ -200,6 +201,14 @@ test('requirement 7.5: a candidate that forgot is not exported; learning goes ba
       'judged against the version in service',
     );
     t.true(alert.accuracy < goodAccuracy - 0.05, `the candidate forgot: ${alert.accuracy}`);
+    t.true(
+      Math.abs(alert.previousAverageReward - goodReward) < 1e-9,
+      'rewards compared on the same held-out episodes',
+    );
+    t.true(
+      alert.averageReward < alert.previousAverageReward,
+      `the candidate earns less there: ${alert.averageReward} vs ${alert.previousAverageReward}`,
+    );
     const stats = await until(
       () => learnerStats(system),
       (s) => (s.reverted ?? 0) >= 1,

@@ -112,15 +112,11 @@ async function judgeResumed(
     { version, heldOutBalancedAccuracy: report.balancedAccuracy },
     'the version in service is the bar for every candidate',
   );
-  let reward = 0; // as the alert reports it; a version without readable metadata still judges
-  try {
-    reward = readMetadata(ctx.config.models.dir, version).metrics.averageReward;
-  } catch {}
   return {
     version,
     accuracy: report.balancedAccuracy,
     auc: report.auc,
-    reward,
+    reward: report.meanReward,
     episodes: report.episodes,
   };
 }
@@ -163,7 +159,7 @@ async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> 
       version: `candidate after ${m.updates} updates`,
       accuracy: report.balancedAccuracy,
       auc: report.auc,
-      reward: m.averageReward,
+      reward: report.meanReward,
       episodes: report.episodes,
     };
     const forgot =

@@ -1,0 +1,46 @@
+// The evaluation report (src/training/evaluate.ts): its mean reward is what the policy earns per
+// episode under the configured rewards, the figure the learner's degradation alert compares.
+
+import test from 'ava';
+import { ACTIONS } from '../../src/messages/action.ts';
+import type { RecordedTrace } from '../../src/messages/recorded.ts';
+import { evaluatePolicy } from '../../src/training/evaluate.ts';
+import { recordedTrace, testConfig } from '../helpers.ts';
+
+const unlabelled = (t: RecordedTrace): RecordedTrace => ({
+  ...t,
+  episode: { ...t.episode, label: 'unknown' },
+});
+
+test('mean reward: per episode, a step cost per observed call and the verdict reward of the truth', async (t) => {
+  const r = testConfig().rewards;
+  const cfg = { dim: 32, horizon: 100, rewards: r };
+  const traces = [
+    recordedTrace('m1', 'malicious', ['NtOpenFile', 'connect', 'send']),
+    recordedTrace('m2', 'malicious', ['WriteProcessMemory']),
+    recordedTrace('b1', 'benign', ['GetTickCount', 'NtClose']),
+    unlabelled(recordedTrace('u', 'benign', ['NtClose'])),
+  ];
+  // Terminates at the second call (or the only one): TP, TP, FP; the unlabelled trace is left out.
+  let calls = 0;
+  const report = await evaluatePolicy(
+    traces,
+    () => {
+      calls++;
+      return { action: ACTIONS.TERMINATE, qValues: [0, 0, 1, 0, 0, 0] };
+    },
+    cfg,
+  );
+  t.is(report.episodes, 3);
+  t.is(calls, 3, 'one decision each: the first is a verdict');
+  const expected = (3 * r.perEvent + 2 * r.truePositive + r.falsePositive) / 3;
+  t.true(Math.abs(report.meanReward - expected) < 1e-9, `${report.meanReward} vs ${expected}`);
+  const released = await evaluatePolicy(
+    traces,
+    () => ({ action: ACTIONS.CONTINUE, qValues: [1, 0, 0, 0, 0, 0] }),
+    cfg,
+  );
+  // Every call observed, then released at the end of the run: FN, FN, TN.
+  const end = (6 * r.perEvent + 2 * r.falseNegative + r.trueNegative) / 3;
+  t.true(Math.abs(released.meanReward - end) < 1e-9, `${released.meanReward} vs ${end}`);
+});
