@@ -21,13 +21,7 @@ import type { ModelPublished } from '../../messages/model.ts';
 import type { RecordedTrace } from '../../messages/recorded.ts';
 import { readPolicyParams } from '../../models/read-params.ts';
 import { signingKeyFromEnv } from '../../models/signing.ts';
-import {
-  exportModel,
-  latestVersion,
-  modelFile,
-  pruneVersions,
-  readMetadata,
-} from '../../models/store.ts';
+import { exportModel, latestVersion, modelFile, pruneVersions } from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import {
