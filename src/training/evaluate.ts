@@ -4,7 +4,13 @@
 
 import { StateAccumulator } from '../actors/adapter/state-vector.ts';
 import { verdictReward } from '../actors/episodes/rewards.ts';
-import { type Policy, runStage, type StageConfig } from '../actors/episodes/two-stage.ts';
+import {
+  type Decision,
+  type Policy,
+  runStage,
+  type StageConfig,
+} from '../actors/episodes/two-stage.ts';
+import { argmaxQ } from '../actors/inference/decide.ts';
 import { rulePolicy } from '../actors/inference/rules.ts';
 import { ACTION_NAMES, ACTIONS } from '../messages/action.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
@@ -28,10 +34,48 @@ export interface DetectionReport {
 export { argmaxQ as argmax } from '../actors/inference/decide.ts';
 
 /** Runs stage 1 of every trace with `policy` and scores its detection. */
+/**
+ * A policy that gathers the states asked for in one turn of the event loop and gets their
+ * Q-values in one call: with evaluatePolicy's `concurrent` option, one call per step of all
+ * episodes instead of one per state.
+ */
+export function batchedPolicy(
+  predict: (states: Float32Array, n: number) => Promise<Float32Array>,
+  dim: number,
+): Policy {
+  let waiting: {
+    state: Float32Array;
+    resolve: (d: Decision) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  const flush = async () => {
+    const batch = waiting;
+    waiting = [];
+    const states = new Float32Array(batch.length * dim);
+    for (const [i, w] of batch.entries()) states.set(w.state, i * dim);
+    try {
+      const q = await predict(states, batch.length);
+      const actions = q.length / batch.length;
+      for (const [i, w] of batch.entries()) {
+        const row = q.slice(i * actions, (i + 1) * actions);
+        w.resolve({ action: argmaxQ(row), qValues: row });
+      }
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+    }
+  };
+  return (state) =>
+    new Promise<Decision>((resolve, reject) => {
+      if (waiting.length === 0) setImmediate(() => void flush());
+      waiting.push({ state, resolve, reject });
+    });
+}
+
 export async function evaluatePolicy(
   traces: readonly RecordedTrace[],
   policy: Policy,
   cfg: StageConfig,
+  options: { readonly concurrent?: boolean } = {},
 ): Promise<DetectionReport> {
   const scores: number[] = [];
   const predicted: boolean[] = [];
@@ -40,9 +84,15 @@ export async function evaluatePolicy(
   let events = 0;
   let decided = 0;
   let reward = 0;
+  const run = (trace: RecordedTrace, i: number) =>
+    trace.episode.label === 'unknown'
+      ? undefined
+      : runStage(trace.events, 1, trace.episode.label, false, policy, cfg, i);
+  // Concurrent: every episode at once, in step (for batchedPolicy); the results in trace order.
+  const stages = options.concurrent ? await Promise.all(traces.map(run)) : undefined;
   for (const [i, trace] of traces.entries()) {
     if (trace.episode.label === 'unknown') continue;
-    const r = await runStage(trace.events, 1, trace.episode.label, false, policy, cfg, i);
+    const r = stages ? stages[i]! : (await run(trace, i))!;
     const last = r.transitions.at(-1)?.action;
     if (last !== undefined && r.decided)
       actions[ACTION_NAMES[last]!] = (actions[ACTION_NAMES[last]!] ?? 0) + 1;

@@ -1,10 +1,14 @@
 // The evaluation report (src/training/evaluate.ts): its mean reward is what the policy earns per
 // episode under the configured rewards, the figure the learner's degradation alert compares.
 
+import { readFileSync } from 'node:fs';
 import test from 'ava';
+import { forward } from '../../src/actors/learner/q-network.ts';
 import { ACTIONS } from '../../src/messages/action.ts';
 import type { RecordedTrace } from '../../src/messages/recorded.ts';
-import { evaluatePolicy } from '../../src/training/evaluate.ts';
+import { readPolicyParams } from '../../src/models/read-params.ts';
+import { argmax, evaluatePolicy } from '../../src/training/evaluate.ts';
+import { evaluateParams, loadHeldOut } from '../../src/training/held-out.ts';
 import { recordedTrace, testConfig } from '../helpers.ts';
 
 const unlabelled = (t: RecordedTrace): RecordedTrace => ({
@@ -43,4 +47,30 @@ test('mean reward: per episode, a step cost per observed call and the verdict re
   // Every call observed, then released at the end of the run: FN, FN, TN.
   const end = (6 * r.perEvent + 2 * r.falseNegative + r.trueNegative) / 3;
   t.true(Math.abs(released.meanReward - end) < 1e-9, `${released.meanReward} vs ${end}`);
+});
+
+test('the held-out evaluation through ONNX Runtime, every episode in step, reports what the plain forward pass one state at a time does', async (t) => {
+  const config = testConfig();
+  const starter = readPolicyParams(
+    readFileSync(
+      new URL('../../data/starter-model/drl_agent_v1795714602354.onnx', import.meta.url),
+    ),
+  );
+  const heldOut = await loadHeldOut(config);
+  const batched = await evaluateParams(starter, heldOut, config);
+  const plain = await evaluatePolicy(
+    heldOut,
+    (state) => {
+      const q = forward(starter, state, 1);
+      return { action: argmax(q), qValues: q };
+    },
+    { dim: config.telemetry.stateDim, horizon: config.telemetry.horizon, rewards: config.rewards },
+  );
+  t.is(batched.episodes, 200);
+  t.deepEqual(batched.confusion, plain.confusion);
+  t.deepEqual(batched.actions, plain.actions);
+  t.is(batched.meanEventsBeforeDecision, plain.meanEventsBeforeDecision);
+  t.true(Math.abs(batched.meanReward - plain.meanReward) < 1e-9);
+  t.true(Math.abs(batched.auc - plain.auc) < 1e-6, `${batched.auc} vs ${plain.auc}`);
+  t.true(batched.balancedAccuracy > 0.8, 'the starter decides well on its held-out set');
 });

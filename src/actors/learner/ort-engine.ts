@@ -166,6 +166,35 @@ const sessionOptions: ort.InferenceSession.SessionOptions = {
   graphOptimizationLevel: 'all',
 };
 
+/** Q-values of fixed weights, many states per call (the held-out evaluation). */
+export interface Predictor {
+  predict(states: Float32Array, n: number): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** ONNX Runtime's forward pass over fixed plain (not dueling) weights. */
+export async function createPredictor(params: QNetParams): Promise<Predictor> {
+  if (params.dueling) throw new Error('createPredictor serves plain networks');
+  const session = await ort.InferenceSession.create(buildPredictGraph(params.dims), sessionOptions);
+  const d = params.dims[0]!;
+  const weights = Object.fromEntries(
+    tensorShapes(params.dims, false).map((shape, i) => [
+      `p${i}`,
+      new ort.Tensor('float32', params.tensors[i]!, shape),
+    ]),
+  );
+  return {
+    async predict(states, n) {
+      const out = await session.run({
+        state: new ort.Tensor('float32', states.subarray(0, n * d), [n, d]),
+        ...weights,
+      });
+      return out.q_values!.data as Float32Array;
+    },
+    dispose: () => void session.release(),
+  };
+}
+
 export class OrtEngine implements DqnEngine {
   readonly name = 'onnxruntime';
   readonly #train: ort.InferenceSession;
