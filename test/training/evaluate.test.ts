@@ -66,7 +66,7 @@ test('the held-out evaluation through ONNX Runtime, every episode in step, repor
     },
     { dim: config.telemetry.stateDim, horizon: config.telemetry.horizon, rewards: config.rewards },
   );
-  t.is(batched.episodes, 200);
+  t.is(batched.episodes, 440, 'the whole test split by default');
   t.deepEqual(batched.confusion, plain.confusion);
   t.deepEqual(batched.actions, plain.actions);
   t.is(batched.meanEventsBeforeDecision, plain.meanEventsBeforeDecision);
