@@ -4,9 +4,9 @@
 // keeps seeing the states the online policy no longer visits. The recorded episodes are the
 // training split of learning.heldOutData (the held-out set is its test split, so nothing judged is
 // rehearsed). Measured offline with the starter model fine-tuned on greedy online-like data at
-// learning rate 1e-5 (held-out balanced accuracy of the weight average, after 1,000–4,000
-// updates): 0.81–0.82 without rehearsal, 0.83–0.84 with it (0.835 in service); `npm run bench --
-// finetune` compares the defaults with online learning as it was.
+// learning rate 1e-5 (balanced accuracy of the weight average on 200 held-out episodes, after
+// 1,000–4,000 updates): 0.81–0.82 without rehearsal, 0.83–0.84 with it (0.835 in service);
+// `npm run bench -- finetune` compares the defaults with online learning as it was.
 
 import type { WardenConfig } from '../../config/schema.ts';
 import { loadTraces } from '../../data/load-traces.ts';
