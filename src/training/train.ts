@@ -116,6 +116,25 @@ export function hindsightTransitions(
   cfg: StageConfig,
   firstEpisode: number,
 ): Experience[][] {
+  const chain = hindsightChain(trace, cfg, firstEpisode);
+  let episode = firstEpisode + 1;
+  const verdicts = chain.flatMap(({ state }) =>
+    VERDICT_ACTIONS.map((action) => [
+      verdictTransition(state, action, trace.episode.label, cfg.rewards, episode++, 1),
+    ]),
+  );
+  return chain.length > 0 ? [chain, ...verdicts] : [];
+}
+
+/**
+ * Stage 1 of a whole recorded trace as one episode: a CONTINUE step per event (up to the horizon)
+ * and the release at its end with the reward the trace's label gives it.
+ */
+export function hindsightChain(
+  trace: RecordedTrace,
+  cfg: StageConfig,
+  episode: number,
+): Experience[] {
   const label = trace.episode.label;
   const acc = new StateAccumulator(cfg.dim, cfg.horizon);
   const states: Float32Array[] = [];
@@ -124,7 +143,7 @@ export function hindsightTransitions(
     states.push(acc.vector(1, 0, false));
   }
   const r = cfg.rewards;
-  const chain: Experience[] = states.map((state, i) => {
+  return states.map((state, i) => {
     const last = i === states.length - 1;
     return {
       state,
@@ -132,15 +151,10 @@ export function hindsightTransitions(
       action: ACTIONS.CONTINUE,
       reward: stepCost(ACTIONS.CONTINUE, r) + (last ? verdictReward('benign', label, r) : 0),
       done: last,
-      episode: firstEpisode,
+      episode,
       stage: 1,
     };
   });
-  let episode = firstEpisode + 1;
-  const verdicts = states.flatMap((state) =>
-    VERDICT_ACTIONS.map((action) => [verdictTransition(state, action, label, r, episode++, 1)]),
-  );
-  return chain.length > 0 ? [chain, ...verdicts] : [];
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {

@@ -15,7 +15,7 @@ import type { Experience } from '../../messages/experience.ts';
 import type { RecordedTrace } from '../../messages/recorded.ts';
 import type { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import { alternatingLabels, BUNDLED_HELD_OUT } from '../../training/held-out.ts';
-import { hindsightTransitions } from '../../training/train.ts';
+import { hindsightChain } from '../../training/train.ts';
 import { hindsightVerdicts } from '../episodes/hindsight.ts';
 
 /** Replay episode ids of rehearsed episodes: negative, clear of the episodes actor's. */
@@ -34,8 +34,8 @@ export function rehearsalRanges(
   return traces.flatMap((trace, i) => {
     if (trace.episode.label === 'unknown') return [];
     const id = REHEARSAL_EPISODES + i;
-    const [chain] = hindsightTransitions(trace, cfg, id);
-    if (!chain) return [];
+    const chain = hindsightChain(trace, cfg, id);
+    if (chain.length === 0) return [];
     const verdicts = hindsightVerdicts(
       chain.map((e) => e.state),
       trace.episode.label,
