@@ -170,27 +170,44 @@ async function servingAndPoison(models: string, config: ReturnType<typeof learne
   return { good, goodAccuracy, goodReward: judged.meanReward, poison };
 }
 
-test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
-  const models = mkdtempSync(join(tmpdir(), 'warden-forget-'));
-  const config = learnerConfig(models, {
-    learning: {
-      learningRate: 0.01,
-      resumeLearningRate: 0.01,
-      rehearsalShare: 0,
-      exportEvery: 300,
-      updatesPerTransition: 1,
-    },
-    replay: { prioritized: false },
-    alerts: { maxAccuracyDrop: 0.05 },
-  });
-  const { good, goodAccuracy, goodReward, poison } = await servingAndPoison(models, config);
-  t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
+/**
+ * A learner at learning rate 0.01 (from the start: no rehearsal) continuing from the version in
+ * service, with the poison arriving once it has started (it learns from what comes after).
+ */
+async function poisonedLearner(prefix: string, overrides: Record<string, unknown>) {
+  const models = mkdtempSync(join(tmpdir(), prefix));
+  const config = learnerConfig(
+    models,
+    mergeDeep(
+      {
+        learning: {
+          learningRate: 0.01,
+          resumeLearningRate: 0.01,
+          rehearsalShare: 0,
+          exportEvery: 300,
+          updatesPerTransition: 1,
+        },
+        replay: { prioritized: false },
+      },
+      overrides,
+    ) as Record<string, unknown>,
+  );
+  const serving = await servingAndPoison(models, config);
   const replay = ReplayStorage.create({ capacity: 100_000, dim: 32 });
   const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
   const inbox = new Inbox(system);
   await system.start();
+  replay.append(serving.poison);
+  return { ...serving, models, system, inbox };
+}
+
+test('requirement 7.5: a candidate that forgot is not exported; learning goes back to the version in service', async (t) => {
+  const { models, system, inbox, good, goodAccuracy, goodReward } = await poisonedLearner(
+    'warden-forget-',
+    { alerts: { maxAccuracyDrop: 0.05 } },
+  );
   try {
-    replay.append(poison); // the learner learns from what arrives after it started
+    t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
     const alert = await inbox.waitFor<DegradationAlert>(
       (m) => m.type === 'model-degraded' && m.source === 'held-out',
       60_000,
@@ -228,28 +245,12 @@ test('requirement 7.5: a candidate that forgot is not exported; learning goes ba
 });
 
 test('a candidate worse than the version in service by less than the alert margin is not exported either, without an alert, and learning slows down', async (t) => {
-  const models = mkdtempSync(join(tmpdir(), 'warden-refuse-'));
-  const config = learnerConfig(models, {
-    learning: {
-      learningRate: 0.01,
-      resumeLearningRate: 0.01,
-      rehearsalShare: 0,
-      exportEvery: 300,
-      updatesPerTransition: 1,
-      exportTolerance: 0.01,
-      refusedLearningRateFactor: 0.5,
-    },
-    replay: { prioritized: false },
+  const { models, system, inbox, good, goodAccuracy } = await poisonedLearner('warden-refuse-', {
+    learning: { exportTolerance: 0.01, refusedLearningRateFactor: 0.5 },
     alerts: { maxAccuracyDrop: 1 }, // no drop raises the alert
   });
-  const { good, goodAccuracy, poison } = await servingAndPoison(models, config);
-  t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
-  const replay = ReplayStorage.create({ capacity: 100_000, dim: 32 });
-  const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
-  const inbox = new Inbox(system);
-  await system.start();
   try {
-    replay.append(poison);
+    t.true(goodAccuracy >= 0.56, `precondition: the version in service decides (${goodAccuracy})`);
     const stats = await until(
       () => learnerStats(system),
       (s) => (s.reverted ?? 0) >= 2,
