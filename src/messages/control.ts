@@ -7,6 +7,11 @@ export interface ActorStats {
   readonly restarts: number;
   readonly mailboxDepth: number;
   readonly custom: Readonly<Record<string, number>>;
+  /**
+   * Set when the actor's thread did not answer in time (busy in one long piece of work, such as
+   * loading a data set): these are its last answered figures, this many milliseconds old.
+   */
+  readonly staleMs?: number;
 }
 
 export interface ConfigChanged {

@@ -81,6 +81,9 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
   #data: MessagePort | undefined;
   #control: Remote<HostControl> | undefined;
   #ready = false;
+  /** The figures the running worker last answered with (reset when it restarts). */
+  #lastStats: { at: number; stats: ActorStats[] } | undefined;
+  #startedAt = Date.now();
   #alive = false;
   #starts = 0;
   #stopping = false;
@@ -152,6 +155,8 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
     this.#data = data.port1;
     this.#control = wrap<HostControl>(nodeEndpoint(control.port1));
     this.#ready = false;
+    this.#lastStats = undefined;
+    this.#startedAt = Date.now();
 
     const ready = new Promise<void>((resolve, reject) => {
       const onEarlyExit = (code: number) =>
@@ -243,17 +248,28 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
   }
 
   async stats(): Promise<ActorStats[]> {
-    if (!this.#ready || !this.#control) {
-      return this.#opts.actors.map((a) => ({
+    const placeholder = (): ActorStats[] =>
+      this.#opts.actors.map((a) => ({
         actor: a.name,
         handled: 0,
         failed: 0,
-        restarts: this.#actorPolicies.get(a.name)!.restarts + this.#workerPolicy.restarts,
+        restarts: 0,
         mailboxDepth: this.#outbox.filter((e) => e.kind === 'deliver' && e.to === a.name).length,
         custom: {},
       }));
-    }
-    const stats = await withTimeout(this.#control.stats(), 5_000, `stats of "${this.thread}"`);
+    let stats: ActorStats[];
+    if (!this.#ready || !this.#control) stats = placeholder();
+    else
+      try {
+        stats = await withTimeout(this.#control.stats(), 5_000, `stats of "${this.thread}"`);
+        this.#lastStats = { at: Date.now(), stats };
+      } catch (error) {
+        // A thread busy for seconds (a data set loading, a model exporting) still shows in a
+        // progress line or a metrics scrape: with the figures it last gave, marked stale.
+        if (!(error instanceof TimeoutError)) throw error;
+        const last = this.#lastStats ?? { at: this.#startedAt, stats: placeholder() };
+        stats = last.stats.map((s) => ({ ...s, staleMs: Date.now() - last.at }));
+      }
     // Restarts are counted here, where they are decided: a restarted worker starts from zero.
     return stats.map((s) => ({
       ...s,

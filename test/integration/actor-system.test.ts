@@ -112,6 +112,39 @@ test('actor → actor envelopes go straight between workers; a restarted worker 
   }
 });
 
+test('a thread busy past the stats timeout reports its last figures, marked stale; the other threads answer as usual', async (t) => {
+  const config = testConfig({ runtime: { placement: { one: ['a'], two: ['c'] } } });
+  const system = new ActorSystem({ config, modules });
+  const inbox = new Inbox(system);
+  await system.start();
+  const of = (stats: Awaited<ReturnType<typeof system.stats>>, actor: string) =>
+    stats.threads.flatMap((th) => th.actors).find((s) => s.actor === actor)!;
+  try {
+    for (const id of [1, 2, 3]) system.send('a', { type: 'ping', id });
+    system.send('c', { type: 'ping', id: 4 });
+    await inbox.waitFor((m) => m.id === 3);
+    await inbox.waitFor((m) => m.id === 4);
+    const before = await system.stats();
+    t.is(of(before, 'a').custom.pings, 3);
+    t.is(of(before, 'a').staleMs, undefined);
+
+    system.send('a', { type: 'busy', ms: 7_000 });
+    system.send('a', { type: 'ping', id: 5 }); // handled once the thread is free again
+    await new Promise((r) => setTimeout(r, 200));
+    const during = await system.stats(); // a's thread does not answer within its 5 s
+    t.is(of(during, 'a').custom.pings, 3, 'the figures a gave before it got busy');
+    t.true((of(during, 'a').staleMs ?? 0) >= 5_000, `stale by ${of(during, 'a').staleMs} ms`);
+    t.is(of(during, 'c').staleMs, undefined, 'the other thread answered');
+
+    await inbox.waitFor((m) => m.id === 5, 10_000);
+    const after = await system.stats();
+    t.is(of(after, 'a').custom.pings, 4);
+    t.is(of(after, 'a').staleMs, undefined);
+  } finally {
+    await system.stop();
+  }
+});
+
 test('supervision: an actor that throws is restarted with fresh state, counted, and keeps serving', async (t) => {
   const config = testConfig({ runtime: { placement: { one: ['a', 'b'] } } });
   const system = new ActorSystem({ config, modules });

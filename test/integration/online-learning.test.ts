@@ -87,12 +87,16 @@ test('online learning on real telemetry: the served policy detects better than i
     return stats.threads.flatMap((x) => x.actors).find((a) => a.actor === 'learner')!.custom;
   };
   try {
-    // Enough exported versions for the learning to show (each judged on the held-out set).
-    t.true(
-      await until(async () => ((await learner()).exported ?? 0) >= 6, 200_000),
-      'the learner exported versions while the sandboxes ran',
-    );
+    // Learning until a version in service beats the starting point on the held-out set: each
+    // candidate is exported only if it beats the best version served so far, so how many versions
+    // that takes varies from run to run (six took 200 s on one machine, under 100 s on another).
+    const better = (s: Record<string, number>) =>
+      (s.exported ?? 0) >= 1 &&
+      (s.heldOutAuc ?? -1) >= start.auc + 0.1 &&
+      (s.heldOutAccuracy ?? -1) > start.balancedAccuracy;
+    await until(async () => better(await learner()), 200_000);
     const after = await learner();
+    t.true((after.exported ?? 0) >= 1, 'the learner exported versions while the sandboxes ran');
     t.true(served.length >= 1, 'the inference pool hot-loaded learned models');
     t.log(
       `rule table: AUC ${start.auc.toFixed(3)}, balanced accuracy ${start.balancedAccuracy.toFixed(3)}; ` +
