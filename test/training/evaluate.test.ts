@@ -49,6 +49,34 @@ test('mean reward: per episode, a step cost per observed call and the verdict re
   t.true(Math.abs(released.meanReward - end) < 1e-9, `${released.meanReward} vs ${end}`);
 });
 
+test('AUC ranks every episode by the margin it had when the policy gave its verdict, not by an earlier doubt it revised', async (t) => {
+  const cfg = { dim: 32, horizon: 100, rewards: testConfig().rewards };
+  const traces = [
+    recordedTrace('m', 'malicious', ['NtOpenFile', 'connect', 'send']),
+    recordedTrace('b', 'benign', ['GetTickCount', 'NtClose', 'NtClose']),
+    recordedTrace('u', 'benign', ['NtClose', 'NtClose']),
+  ];
+  // margin = max(Q[TERMINATE], Q[QUARANTINE]) − Q[RELEASE]
+  const q = (margin: number) => [0, 0, margin, 0, 0, 0];
+  const script = [
+    // m: unsure at first, terminated at the second call with margin 2.
+    { action: ACTIONS.CONTINUE, qValues: q(1) },
+    { action: ACTIONS.TERMINATE, qValues: q(2) },
+    // b: a strong doubt at the first call (5), revised: released at the second with margin −1.
+    { action: ACTIONS.CONTINUE, qValues: q(5) },
+    { action: ACTIONS.RELEASE, qValues: q(-1) },
+    // u: never decides; its last observed margin is 3, above m's verdict.
+    { action: ACTIONS.CONTINUE, qValues: q(0) },
+    { action: ACTIONS.CONTINUE, qValues: q(3) },
+  ];
+  let step = 0;
+  const report = await evaluatePolicy(traces, () => script[step++]!, cfg);
+  t.is(step, script.length);
+  // Ranked m (2) above b (−1) but below u (3): one of the two benign-malicious pairs in order.
+  t.is(report.auc, 0.5);
+  t.deepEqual(report.confusion, { tp: 1, fp: 0, tn: 2, fn: 0 });
+});
+
 test('the held-out evaluation through ONNX Runtime, every episode in step, reports what the plain forward pass one state at a time does', async (t) => {
   const config = testConfig();
   const starter = readPolicyParams(

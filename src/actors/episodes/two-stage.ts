@@ -47,7 +47,14 @@ export interface StageResult {
   readonly eventsObserved: number;
   readonly decided: boolean;
   readonly reward: number;
-  /** max over steps of max(Q[TERMINATE], Q[QUARANTINE]) − Q[RELEASE]: the detection score. */
+  /**
+   * The detection score: max(Q[TERMINATE], Q[QUARANTINE]) − Q[RELEASE] in the state the verdict
+   * was given in (the last observed one when the run ended without a verdict) — how malicious the
+   * policy judged the file when it decided, with everything it had seen. The maximum of that
+   * margin over the steps (the score before) let a doubt the policy itself revised a few calls
+   * later rank the file: the starter's held-out AUC 0.904 by the maximum, 0.929 at the verdict,
+   * the same verdicts.
+   */
   readonly score: number;
 }
 
@@ -65,7 +72,7 @@ export async function runStage(
   const limit = Math.min(events.length, cfg.horizon);
   let isolation = 0;
   let prev: { state: Float32Array; action: ActionId; reward: number } | undefined;
-  let score = Number.NEGATIVE_INFINITY;
+  let score = 0;
   for (let i = 0; i < limit; i++) {
     acc.add(events[i]!);
     const state = acc.vector(stage, isolation, cleaned);
@@ -83,7 +90,7 @@ export async function runStage(
     const margin =
       Math.max(qValues[ACTIONS.TERMINATE]!, qValues[ACTIONS.QUARANTINE]!) -
       qValues[ACTIONS.RELEASE]!;
-    if (margin > score) score = margin;
+    if (Number.isFinite(margin)) score = margin;
     let reward = stepCost(action, cfg.rewards);
     if (action === ACTIONS.RAISE_ISOLATION) isolation = Math.min(MAX_ISOLATION, isolation + 1);
     if (endsStage(action)) {
@@ -126,7 +133,7 @@ export async function runStage(
     eventsObserved: limit,
     decided: false,
     reward: total,
-    score: Number.isFinite(score) ? score : 0,
+    score,
   };
 }
 
