@@ -287,7 +287,11 @@ test('continuing from a trained version: it fine-tunes at learning.resumeLearnin
   const system = new ActorSystem({ config, shared: { replay: replay.buffer } });
   await system.start();
   try {
-    const first = await learnerStats(system);
+    // The recorded episodes load after the thread is up.
+    const first = await until(
+      () => learnerStats(system),
+      (s) => (s.rehearsalEpisodes ?? 0) > 0,
+    );
     t.is(first.learningRate, 2e-5);
     t.is(first.rehearsalEpisodes, 20, 'the first 20 of the training split');
     replay.append(transitions(600, 32));

@@ -68,7 +68,13 @@ interface LearnerState {
   exportFailures: number;
   lastExportAt: number;
   /** Recorded episodes added beside the online ones while fine-tuning a trained version. */
-  readonly rehearsal: Rehearsal | undefined;
+  rehearsal: Rehearsal | undefined;
+  /**
+   * Settles once heldOut and rehearsal are loaded. They load after init, so a learner thread
+   * answers READY without waiting for seconds of data parsing (a loaded CI host took over 30 s);
+   * training and exports wait for it.
+   */
+  readonly loaded: Promise<void>;
   /** The last learning.averageSnapshots snapshots of the weights; null when averaging is off. */
   average: WeightAverage | null;
   /** How many snapshots the last exported model is the mean of (1 = the last weights). */
@@ -135,6 +141,7 @@ function speedUp(state: LearnerState, ctx: ActorContext): void {
 }
 
 async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> {
+  await state.loaded;
   const m = state.learner.metrics();
   const signingKey = signingKeyFromEnv();
   try {
@@ -249,8 +256,9 @@ function trainingLoop(
   loop: { stopped: boolean },
   replay: ReplayStorage,
 ): Promise<void> {
+  const startWritten = replay.written;
   return (async () => {
-    const startWritten = replay.written;
+    await state.loaded;
     const startedAt = performance.now();
     let sinceYield = 0;
     while (!loop.stopped) {
@@ -335,32 +343,44 @@ export default defineActor<LearnerMessage, LearnerState>({
       replay,
       ctx.log,
     );
-    const heldOut = await loadHeldOut(ctx.config).catch((error) => {
-      ctx.log.warn({ err: error }, 'held-out set unavailable: versions are not evaluated');
-      return [];
-    });
     // Fine-tuning a trained version: slowly, and rehearsing the data it learned from.
-    let rehearsal: Rehearsal | undefined;
     if (resumed) {
       const { learningRate, resumeLearningRate } = ctx.config.learning;
       learner.setLearningRate(Math.min(learningRate, resumeLearningRate));
-      rehearsal = new Rehearsal(
-        await loadRehearsal(ctx.config).catch((error) => {
-          ctx.log.warn({ err: error }, 'rehearsal data unavailable: learning without it');
-          return [];
-        }),
-      );
     }
+    const data = { heldOut: [] as RecordedTrace[], rehearsal: undefined as Rehearsal | undefined };
+    const loaded = (async () => {
+      await new Promise((r) => setImmediate(r)); // after READY
+      data.heldOut = await loadHeldOut(ctx.config).catch((error) => {
+        ctx.log.warn({ err: error }, 'held-out set unavailable: versions are not evaluated');
+        return [];
+      });
+      if (resumed)
+        data.rehearsal = new Rehearsal(
+          await loadRehearsal(ctx.config).catch((error) => {
+            ctx.log.warn({ err: error }, 'rehearsal data unavailable: learning without it');
+            return [];
+          }),
+        );
+    })();
     const partial: Omit<LearnerState, 'loop'> = {
       learner,
-      heldOut,
+      heldOut: [],
+      loaded: loaded.then(() => {
+        partial.heldOut = data.heldOut;
+        partial.rehearsal = data.rehearsal;
+        ctx.log.info(
+          { heldOutEpisodes: data.heldOut.length, rehearsalEpisodes: data.rehearsal?.size ?? 0 },
+          'learner data loaded',
+        );
+      }),
       lastHeldOut: undefined,
       best: undefined,
       inService: resumed?.params,
       resumedVersion: resumed?.version,
       heldOutAlerts: 0,
       reverted: 0,
-      rehearsal,
+      rehearsal: undefined,
       exported: 0,
       exportFailures: 0,
       lastExportAt: 0,
@@ -375,7 +395,6 @@ export default defineActor<LearnerMessage, LearnerState>({
         dims,
         replay: replay.capacity,
         learningRate: learner.learningRate,
-        rehearsalEpisodes: rehearsal?.size ?? 0,
       },
       'learner started',
     );
