@@ -291,18 +291,22 @@ async function runStarted(
    * the rates are taken between the times of asking (at the time of the answer, a read held for
    * 6 s showed 147,521 events/s beside 35k before and after it).
    */
-  const progress = async (): Promise<{ at: number; actors: Progress } | undefined> => {
+  /** stale: actors whose thread was too busy to answer, with the age of the figures shown. */
+  type Reading = { at: number; actors: Progress; stale: string[] };
+  const progress = async (): Promise<Reading | undefined> => {
     const at = Date.now();
     const stats = await system.stats().catch(() => undefined);
     if (!stats) return undefined;
+    const actors = stats.threads.flatMap((t) => t.actors);
     return {
       at,
-      actors: Object.fromEntries(
-        stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
+      actors: Object.fromEntries(actors.map((a) => [a.actor, a.custom])),
+      stale: actors.flatMap((a) =>
+        a.staleMs === undefined ? [] : [`${a.actor} ${(a.staleMs / 1000).toFixed(0)} s`],
       ),
     };
   };
-  const line = ({ at: now, actors: a }: { at: number; actors: Progress }) => {
+  const line = ({ at: now, actors: a, stale }: Reading) => {
     const e = a.episodes ?? {};
     const decisions = e.decisions ?? 0;
     // Events received can outnumber decisions: a sandbox streaming faster than real time has sent
@@ -316,7 +320,7 @@ async function runStarted(
     last = { at: now, decisions, events };
     const tpr = (e.stage1_tp ?? 0) / Math.max(1, (e.stage1_tp ?? 0) + (e.stage1_fn ?? 0));
     const fpr = (e.stage1_fp ?? 0) / Math.max(1, (e.stage1_fp ?? 0) + (e.stage1_tn ?? 0));
-    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  ${rates}  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}${a.learner?.exported || a.learner?.reverted ? ` (candidates exported ${a.learner.exported ?? 0}, refused ${a.learner.reverted ?? 0})` : ''}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}`;
+    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  ${rates}  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}${a.learner?.exported || a.learner?.reverted ? ` (candidates exported ${a.learner.exported ?? 0}, refused ${a.learner.reverted ?? 0})` : ''}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}${stale.length > 0 ? `  (too busy to answer, figures as they were: ${stale.join(', ')} ago)` : ''}`;
   };
   let failed = false;
   let status: NodeJS.Timeout | undefined;
