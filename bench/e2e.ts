@@ -99,9 +99,17 @@ export async function runPoint(
     ...(traceExporter ? { traceExporter } : {}),
   });
   await system.start();
-  // Warm-up: in the first seconds every worker still compiles its modules. Rate and latency are
-  // measured from here on; loss is counted over the whole run.
+  // Warm-up: in the first seconds every worker still compiles its modules, and the learner loads
+  // its held-out episodes after it starts (seconds of parsing beside the pipeline). Rate and
+  // latency are measured from here on; loss is counted over the whole run.
   await new Promise((r) => setTimeout(r, WARM_UP_MS));
+  for (const end = Date.now() + 60_000; Date.now() < end; ) {
+    const learner = (await system.stats()).threads
+      .flatMap((t) => t.actors)
+      .find((a) => a.actor === 'learner');
+    if (!learner || learner.custom.dataLoaded === 1) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
   const sentBefore = sandboxes.reduce((n, s) => n + s.stats.eventsSent, 0);
   for (const s of sandboxes) s.latencies.length = 0;
   const t0 = Date.now();

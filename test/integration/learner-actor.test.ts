@@ -290,7 +290,7 @@ test('continuing from a trained version: it fine-tunes at learning.resumeLearnin
     // The recorded episodes load after the thread is up.
     const first = await until(
       () => learnerStats(system),
-      (s) => (s.rehearsalEpisodes ?? 0) > 0,
+      (s) => s.dataLoaded === 1,
     );
     t.is(first.learningRate, 2e-5);
     t.is(first.rehearsalEpisodes, 20, 'the first 20 of the training split');

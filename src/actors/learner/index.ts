@@ -75,6 +75,7 @@ interface LearnerState {
    * training and exports wait for it.
    */
   readonly loaded: Promise<void>;
+  dataLoaded: boolean;
   /** The last learning.averageSnapshots snapshots of the weights; null when averaging is off. */
   average: WeightAverage | null;
   /** How many snapshots the last exported model is the mean of (1 = the last weights). */
@@ -366,9 +367,11 @@ export default defineActor<LearnerMessage, LearnerState>({
     const partial: Omit<LearnerState, 'loop'> = {
       learner,
       heldOut: [],
+      dataLoaded: false,
       loaded: loaded.then(() => {
         partial.heldOut = data.heldOut;
         partial.rehearsal = data.rehearsal;
+        partial.dataLoaded = true;
         ctx.log.info(
           { heldOutEpisodes: data.heldOut.length, rehearsalEpisodes: data.rehearsal?.size ?? 0 },
           'learner data loaded',
@@ -437,6 +440,8 @@ export default defineActor<LearnerMessage, LearnerState>({
       reverted: state.reverted,
       rehearsed: state.rehearsal?.appended ?? 0,
       rehearsalEpisodes: state.rehearsal?.size ?? 0,
+      /** 1 once the held-out and rehearsal episodes are loaded (they load after start). */
+      dataLoaded: state.dataLoaded ? 1 : 0,
     };
   },
   async stop(state) {
