@@ -54,9 +54,18 @@ const learnerConfig = (models: string, overrides: Record<string, unknown>) =>
     ) as Record<string, unknown>,
   );
 
+/**
+ * The learner's own current figures: while its thread is too busy to answer (parsing the held-out
+ * episodes on a loaded host can take more than the 5 s stats timeout), stats() gives the last
+ * figures it answered with, marked stale — none at all before its first answer.
+ */
 async function learnerStats(system: ActorSystem): Promise<Record<string, number>> {
-  const stats = await system.stats();
-  return stats.threads.flatMap((t) => t.actors).find((a) => a.actor === 'learner')!.custom;
+  for (;;) {
+    const stats = await system.stats();
+    const learner = stats.threads.flatMap((t) => t.actors).find((a) => a.actor === 'learner')!;
+    if (learner.staleMs === undefined) return learner.custom;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
