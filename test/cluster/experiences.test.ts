@@ -172,7 +172,9 @@ test.serial(
       } finally {
         client.release();
       }
+      // The older rows are drawn after the new ones are counted: wait for both.
       t.true(await until(async () => (await feed()).consumed === n + 300));
+      await until(async () => ((await feed()).rehearsed ?? 0) > 0);
       const s = await feed();
       t.true(
         s.rehearsed! >= 80 && s.rehearsed! <= 100,
