@@ -22,6 +22,8 @@ import { validateConfig } from '../src/config/validate.ts';
 import { loadTraces } from '../src/data/load-traces.ts';
 import { splitTraces } from '../src/data/split.ts';
 import { readPolicyParams } from '../src/models/read-params.ts';
+import { STARTER_DIR } from '../src/models/starter.ts';
+import { latestVersion, modelFile } from '../src/models/store.ts';
 import { ReplayStorage } from '../src/runtime/shared/replay-storage.ts';
 import { argmax } from '../src/training/evaluate.ts';
 import { BUNDLED_HELD_OUT, evaluateParams, loadHeldOut } from '../src/training/held-out.ts';
@@ -29,8 +31,7 @@ import { createEngine } from '../src/training/train.ts';
 import { WeightAverage } from '../src/training/weight-average.ts';
 import { fmt, writeResult } from './lib.ts';
 
-const STARTER = new URL('../data/starter-model/drl_agent_v1795714602354.onnx', import.meta.url)
-  .pathname;
+const STARTER = modelFile(STARTER_DIR, latestVersion(STARTER_DIR)!);
 const UPDATES_PER_TRANSITION = 0.012;
 
 interface Variant {

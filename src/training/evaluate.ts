@@ -33,7 +33,6 @@ export interface DetectionReport {
 /** The policy's action for Q-values: the inference pool's argmax (property 17). */
 export { argmaxQ as argmax } from '../actors/inference/decide.ts';
 
-/** Runs stage 1 of every trace with `policy` and scores its detection. */
 /**
  * A policy that gathers the states asked for in one turn of the event loop and gets their
  * Q-values in one call: with evaluatePolicy's `concurrent` option, one call per step of all
@@ -71,6 +70,7 @@ export function batchedPolicy(
     });
 }
 
+/** Runs stage 1 of every trace with `policy` and scores its detection. */
 export async function evaluatePolicy(
   traces: readonly RecordedTrace[],
   policy: Policy,

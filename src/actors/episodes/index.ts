@@ -20,7 +20,7 @@ import {
   type ResultBatch,
 } from '../adapter/index.ts';
 import { DegradationMonitor } from './degradation.ts';
-import { spreadIndices, VERDICT_ACTIONS, verdictTransition } from './hindsight.ts';
+import { hindsightVerdicts } from './hindsight.ts';
 import { learnedPattern } from './patterns.ts';
 import { type Feedback, feedbackReward, stepCost, verdictOf, verdictReward } from './rewards.ts';
 
@@ -261,15 +261,17 @@ function finishStage(
   });
   if (experiences.length > 0) state.transitions += state.replay?.append(experiences) ?? 0;
   // Hindsight verdicts (hindsight.ts): every verdict at a spread of a labelled stage 1's states.
-  const picks =
-    stage === 1 && truth !== 'unknown'
-      ? spreadIndices(decided.length, ctx.config.learning.hindsightStates)
+  const counterfactuals =
+    stage === 1
+      ? hindsightVerdicts(
+          decided.map((d) => d.state),
+          truth,
+          rewards,
+          ctx.config.learning.hindsightStates,
+          r.replayId,
+          stage,
+        )
       : [];
-  const counterfactuals = picks.flatMap((i) =>
-    VERDICT_ACTIONS.map((action) =>
-      verdictTransition(decided[i]!.state, action, truth, rewards, r.replayId, stage),
-    ),
-  );
   if (counterfactuals.length > 0 && state.replay)
     state.hindsight += state.replay.append(counterfactuals);
   // Scale-out (cluster.role inference): the stage's transitions go to the shared experiences
@@ -277,6 +279,7 @@ function finishStage(
   // verdicts too, as steps −1, −2, … (the table's key is host, episode, stage and step).
   if (ctx.config.cluster.role === 'inference' && decided.length > 0) {
     const hostId = hostIdOf(ctx.config);
+    const decisionOf = new Map(decided.map((d) => [d.state, d]));
     const rows: ExperienceRows = {
       type: 'experience-rows',
       rows: [
@@ -292,7 +295,7 @@ function finishStage(
             decidedAt: decided[s.step]?.decidedAt ?? Date.now(),
           })),
         ...counterfactuals.map((e, j) => {
-          const d = decided[picks[Math.floor(j / VERDICT_ACTIONS.length)]!]!;
+          const d = decisionOf.get(e.state)!; // a verdict keeps its decision's own state
           const state = Array.from(e.state);
           return {
             stage,
