@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageConfig } from '../actors/episodes/two-stage.ts';
+import { chooseAction } from '../actors/inference/decide.ts';
 import { OnnxPolicy } from '../actors/inference/onnx-policy.ts';
 import { hyperParameters } from '../actors/learner/hyper-parameters.ts';
 import type { QNetParams } from '../actors/learner/q-network.ts';
@@ -17,7 +18,6 @@ import { exportModel, latestVersion, modelFile, readMetadata } from '../models/s
 import { InvalidInputError } from '../runtime/errors.ts';
 import { distill } from '../training/distill.ts';
 import {
-  argmax,
   type DetectionReport,
   evaluateLogistic,
   evaluatePolicy,
@@ -31,12 +31,14 @@ type Out = NodeJS.WritableStream;
 
 /** Telemetry JSONL (.jsonl, .jsonl.gz) or a labelled CSV (ids with api_names.json beside it, or names). */
 
-function stageConfig(): StageConfig {
+/** The stage semantics, and the verdict margin the served policy acts with. */
+function stageConfig(): StageConfig & { verdictMargin: number } {
   const { config } = loadConfig();
   return {
     dim: config.telemetry.stateDim,
     horizon: config.telemetry.horizon,
     rewards: config.rewards,
+    verdictMargin: config.inference.verdictMargin,
   };
 }
 
@@ -44,13 +46,13 @@ async function evaluateAll(
   policy: OnnxPolicy,
   train: readonly RecordedTrace[],
   test: readonly RecordedTrace[],
-  cfg: StageConfig,
+  cfg: StageConfig & { verdictMargin: number },
 ) {
   const agent = await evaluatePolicy(
     test,
     async (s) => {
       const q = await policy.qValues(s, 1);
-      return { action: argmax(q), qValues: q };
+      return { action: chooseAction(q, 0, cfg.verdictMargin), qValues: q };
     },
     cfg,
   );
@@ -260,10 +262,18 @@ export async function trainCommand(
 }
 
 export async function evalCommand(
-  opts: { model: string; data: string; split: SplitPart; json?: boolean; names?: string },
+  opts: {
+    model: string;
+    data: string;
+    split: SplitPart;
+    json?: boolean;
+    names?: string;
+    verdictMargin?: number;
+  },
   out: Out,
 ): Promise<number> {
   const cfg = stageConfig();
+  if (opts.verdictMargin !== undefined) cfg.verdictMargin = opts.verdictMargin;
   let path = opts.model;
   let sha: string | undefined;
   if (!path.endsWith('.onnx')) {

@@ -26,6 +26,12 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number ≥ 0');
+  return n;
+}
+
 function splitPart(value: string): SplitPart {
   if (value === 'train' || value === 'test' || value === 'all') return value;
   throw new InvalidArgumentError('expected train, test or all');
@@ -325,6 +331,11 @@ export async function run(
     .requiredOption('--model <onnx|dir>', 'an .onnx file, or a models directory (its latest)')
     .requiredOption('--data <file>', 'telemetry JSONL or labelled CSV')
     .option('--split <part>', 'test (held out) | train | all', splitPart, 'test')
+    .option(
+      '--verdict-margin <q>',
+      'a stage-ending action only when its Q-value beats observing on by this much (default inference.verdictMargin)',
+      nonNegativeNumber,
+    )
     .option('--json', 'print the figures as JSON')
     .option('--names <json>', 'id → API name table for an ids CSV')
     .action(async (opts) => {

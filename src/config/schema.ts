@@ -262,6 +262,10 @@ const Inference = Type.Object(
       description:
         'Share of live decisions taken at random, for online learning. Random verdicts are random containment, and the learner gets every verdict at spread states of each labelled episode anyway (learning.hindsightStates): npm start for 40 s with the starter served stage-1 TPR 95.3% / FPR 14.8% at 0.005, 96.8% / 4.7% at 0.',
     }),
+    verdictMargin: Num(0, 0, 1e6, {
+      description:
+        'A stage-ending action (terminate, quarantine, review, release) is taken only when its Q-value beats the better of continue and raise-isolation by at least this much; short of that the agent observes on. 0 = greedy. It trades calls for a later, better-informed verdict: the six default models of warden train (seeds 1-16) on the bundled held-out split, mean AUC / balanced accuracy / calls 0.912 / 0.866 / 37.5 at 0, 0.924 / 0.866 / 48.6 at 0.05, 0.930 / 0.867 / 62.6 at 0.1, 0.935 / 0.853 / 93.0 at 0.3 (warden eval --verdict-margin).',
+    }),
     decisionLogSample: Num(0.01, 0, 1, {
       description:
         'Share of decisions logged with action and confidence (1 = every one; sample when the rate is high).',

@@ -10,7 +10,7 @@ import {
   runStage,
   type StageConfig,
 } from '../actors/episodes/two-stage.ts';
-import { argmaxQ } from '../actors/inference/decide.ts';
+import { chooseAction } from '../actors/inference/decide.ts';
 import { rulePolicy } from '../actors/inference/rules.ts';
 import { ACTION_NAMES, ACTIONS } from '../messages/action.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
@@ -31,16 +31,18 @@ export interface DetectionReport {
 }
 
 /** The policy's action for Q-values: the inference pool's argmax (property 17). */
-export { argmaxQ as argmax } from '../actors/inference/decide.ts';
+export { argmaxQ as argmax, chooseAction } from '../actors/inference/decide.ts';
 
 /**
  * A policy that gathers the states asked for in one turn of the event loop and gets their
  * Q-values in one call: with evaluatePolicy's `concurrent` option, one call per step of all
- * episodes instead of one per state.
+ * episodes instead of one per state. Actions as the served policy takes them (`verdictMargin`:
+ * inference.verdictMargin).
  */
 export function batchedPolicy(
   predict: (states: Float32Array, n: number) => Promise<Float32Array>,
   dim: number,
+  verdictMargin = 0,
 ): Policy {
   let waiting: {
     state: Float32Array;
@@ -57,7 +59,7 @@ export function batchedPolicy(
       const actions = q.length / batch.length;
       for (const [i, w] of batch.entries()) {
         const row = q.slice(i * actions, (i + 1) * actions);
-        w.resolve({ action: argmaxQ(row), qValues: row });
+        w.resolve({ action: chooseAction(row, 0, verdictMargin), qValues: row });
       }
     } catch (error) {
       for (const w of batch) w.reject(error);

@@ -10,7 +10,7 @@ import type { WardenConfig } from '../config/schema.ts';
 import { loadTraces } from '../data/load-traces.ts';
 import { splitTraces } from '../data/split.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
-import { argmax, batchedPolicy, type DetectionReport, evaluatePolicy } from './evaluate.ts';
+import { batchedPolicy, chooseAction, type DetectionReport, evaluatePolicy } from './evaluate.ts';
 
 export const BUNDLED_HELD_OUT = new URL(
   '../../data/oliveira-balanced/api_calls.csv',
@@ -60,15 +60,20 @@ export async function evaluateParams(
       traces,
       (state) => {
         const q = forward(params, state, 1);
-        return { action: argmax(q) as never, qValues: q };
+        return { action: chooseAction(q, 0, config.inference.verdictMargin), qValues: q };
       },
       cfg,
     );
   const predictor = await createPredictor(params);
   try {
-    return await evaluatePolicy(traces, batchedPolicy(predictor.predict, cfg.dim), cfg, {
-      concurrent: true,
-    });
+    return await evaluatePolicy(
+      traces,
+      batchedPolicy(predictor.predict, cfg.dim, config.inference.verdictMargin),
+      cfg,
+      {
+        concurrent: true,
+      },
+    );
   } finally {
     predictor.dispose();
   }

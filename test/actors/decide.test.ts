@@ -3,7 +3,7 @@
 
 import test from 'ava';
 import fc from 'fast-check';
-import { argmaxQ, confidenceOf } from '../../src/actors/inference/decide.ts';
+import { argmaxQ, chooseAction, confidenceOf } from '../../src/actors/inference/decide.ts';
 
 const qValue = fc.oneof(
   { weight: 8, arbitrary: fc.float({ noDefaultInfinity: false }) },
@@ -44,5 +44,39 @@ test('confidence is the softmax probability of the chosen action, in [1/6, 1] fo
   t.is(
     confidenceOf([Number.NaN, Number.NaN, Number.NaN, Number.NaN, Number.NaN, Number.NaN], 0, 0),
     1 / 6,
+  );
+});
+
+test('a verdict margin: a stage-ending action only when it leads observing on by the margin', (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(qValue, { minLength: 6, maxLength: 6 }),
+      fc.float({ min: 0, max: 10, noNaN: true }),
+      (q, margin) => {
+        const greedy = argmaxQ(q);
+        const a = chooseAction(q, 0, margin);
+        if (margin === 0 || greedy <= 1) return a === greedy;
+        const observe = argmaxQ(q, 0, 2);
+        const lead = q[greedy]! - q[observe]!;
+        if (Number.isNaN(q[observe]!)) return a === greedy;
+        return lead >= margin ? a === greedy : a === observe;
+      },
+    ),
+    { numRuns: 5_000 },
+  );
+  const q = [0.1, 0.3, 0.5, 0.2, 0, 0];
+  t.is(chooseAction(q, 0, 0), 2, 'margin 0: the argmax');
+  t.is(chooseAction(q, 0, 0.2), 2, 'terminate leads raise-isolation by 0.2');
+  t.is(chooseAction(q, 0, 0.25), 1, 'short of the margin: the better observing action');
+  t.is(chooseAction([0.4, 0, 0, 0, 0, 0.5], 0, 0.25), 0, 'release is held back too');
+  t.is(
+    chooseAction([Number.NaN, Number.NaN, 1, 0, 0, 0], 0, 5),
+    2,
+    'NaN observing values hold nothing back',
+  );
+  t.is(
+    chooseAction(Float32Array.of(9, 9, 9, 9, 9, 9, 0, 0, 1, 0, 0, 0), 6, 0.5),
+    2,
+    'reads at an offset',
   );
 });

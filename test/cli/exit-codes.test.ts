@@ -316,3 +316,34 @@ test('train and eval on a file without usable episodes: a clear error, exit 1; u
   t.regex(evaluated.stderr, /1 unreadable rows or lines left out \(first at row 42: label "maybe"/);
   t.is(JSON.parse(evaluated.stdout)['agent (DQN)'].episodes, 40);
 });
+
+test('eval --verdict-margin: the starter holds its verdicts for a lead over observing on, and observes longer', (t) => {
+  const run = (...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'eval',
+        '--model',
+        'data/starter-model',
+        '--data',
+        'data/oliveira-balanced/api_calls.csv',
+        '--json',
+        ...args,
+      ],
+      { env, encoding: 'utf8', timeout: 120_000 },
+    );
+  const greedy = run();
+  const held = run('--verdict-margin', '0.3');
+  t.is(greedy.status, 0, greedy.stderr);
+  t.is(held.status, 0, held.stderr);
+  const [g, h] = [greedy, held].map((r) => JSON.parse(r.stdout)['agent (DQN)']);
+  t.is(g.episodes, h.episodes);
+  t.true(
+    h.meanEventsBeforeDecision > g.meanEventsBeforeDecision + 20,
+    `${g.meanEventsBeforeDecision} → ${h.meanEventsBeforeDecision} events`,
+  );
+  const bad = run('--verdict-margin', '-1');
+  t.is(bad.status, 1);
+  t.regex(bad.stderr, /--verdict-margin <q>.*'-1' is invalid\. expected a number ≥ 0/);
+});

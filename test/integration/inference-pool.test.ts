@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { argmaxQ } from '../../src/actors/inference/decide.ts';
+import { argmaxQ, chooseAction } from '../../src/actors/inference/decide.ts';
 import { InferencePool, type PoolDecision } from '../../src/actors/inference/pool.ts';
 import { forward, initParams, type QNetParams } from '../../src/actors/learner/q-network.ts';
 import { generateSigningKeys, loadPrivateKey } from '../../src/models/signing.ts';
@@ -58,6 +58,42 @@ test('4.1: the latest model is loaded and every decision is its argmax, with Q-v
     t.is(
       stats.workers.reduce((n, w) => n + w.decisions, 0),
       200,
+    );
+  });
+});
+
+test('inference.verdictMargin: a verdict short of the margin observes on instead, set live', async (t) => {
+  const dir = models();
+  const params = initParams([DIM, 16, 16, 6], false, 9);
+  await exportModel(dir, params, draft);
+  const states = Array.from({ length: 400 }, (_, i) => state(i));
+  const qs = states.map((s) => forward(params, s, 1));
+  // The margin: the median lead of the verdicts the greedy policy gives over observing on.
+  const leads = qs
+    .filter((q) => argmaxQ(q) >= 2)
+    .map((q) => q[argmaxQ(q)]! - Math.max(q[0]!, q[1]!))
+    .sort((a, b) => a - b);
+  t.true(leads.length >= 10, 'the network gives verdicts on some of these states');
+  const margin = leads[Math.floor(leads.length / 2)]!;
+  await withPool(1, async (pool) => {
+    await pool.loadLatest(dir);
+    const greedy = await Promise.all(states.map((s) => pool.decide(s)));
+    t.deepEqual(
+      greedy.map((d) => d.action),
+      qs.map((q) => argmaxQ(q)),
+    );
+    const c = config(1);
+    await pool.configure({ ...c, inference: { ...c.inference, verdictMargin: margin } });
+    const held = await Promise.all(states.map((s) => pool.decide(s)));
+    t.deepEqual(
+      held.map((d) => d.action),
+      qs.map((q) => chooseAction(q, 0, margin)),
+    );
+    const heldBack = held.filter((d, i) => d.action !== greedy[i]!.action);
+    t.true(heldBack.length >= leads.length / 3, `${heldBack.length} verdicts held back`);
+    t.true(
+      heldBack.every((d) => d.action <= 1),
+      'held back = continue or raise isolation',
     );
   });
 });

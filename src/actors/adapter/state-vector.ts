@@ -26,7 +26,10 @@
 // What this layout can tell, measured on the Oliveira split with a logistic regression on the
 // state after the first k calls (held-out AUC): 0.735 at k = 5, 0.740 at 20, 0.744 at 50, 0.833 at
 // 100. The hashed buckets fill up early, so after a few calls more calls add little until the
-// whole trace is in. Features learned from labelled traces would: two naive-Bayes evidence
+// whole trace is in. A supervised network of the policy's shape (64 → 256 → 256 → 1, Adam, three
+// seeds) on the same states: 0.865–0.873 after 38 calls, 0.856–0.866 after 50, 0.924–0.943 after
+// 100 — about what the trained policies' own margin ranks at (0.935 when inference.verdictMargin
+// holds their verdicts to the end). Features learned from labelled traces would: two naive-Bayes evidence
 // features (token log-odds from the training split) on top of these 64 gave 0.849 at 50 and
 // 0.901 at 100; a 1,000-token logistic regression 0.896 at 50 and 0.953 at 100.
 //

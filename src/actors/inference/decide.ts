@@ -23,6 +23,21 @@ export function argmaxQ(q: ArrayLike<number>, offset = 0, n = 6): ActionId {
   return best as ActionId;
 }
 
+/**
+ * The greedy action under a verdict margin: a stage-ending action (terminate, quarantine, review,
+ * release) is taken only when its Q-value beats the better of CONTINUE and RAISE_ISOLATION by at
+ * least `margin`; short of that the agent observes on with the better of those two. 0 = argmaxQ.
+ * Broken observing values (NaN) do not hold a verdict back.
+ */
+export function chooseAction(q: ArrayLike<number>, offset = 0, margin = 0): ActionId {
+  const best = argmaxQ(q, offset);
+  if (margin <= 0 || best < ACTIONS.TERMINATE) return best;
+  const observe = argmaxQ(q, offset, 2);
+  const observeValue = q[offset + observe]!;
+  if (!(observeValue > Number.NEGATIVE_INFINITY)) return best;
+  return q[offset + best]! - observeValue >= margin ? best : observe;
+}
+
 export function confidenceOf(q: ArrayLike<number>, offset: number, chosen: number, n = 6): number {
   let max = Number.NEGATIVE_INFINITY;
   for (let a = 0; a < n; a++) {

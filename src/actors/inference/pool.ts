@@ -143,6 +143,7 @@ export class InferencePool {
       maxBatch: config.inference.maxBatch,
       maxWaitUs: config.inference.maxWaitUs,
       epsilon: config.inference.epsilon,
+      verdictMargin: config.inference.verdictMargin,
       decisionLogSample: config.inference.decisionLogSample,
       decisionLogLevel: config.inference
         .decisionLogLevel as InferenceWorkerInit['decisionLogLevel'],
@@ -423,6 +424,7 @@ export class InferencePool {
           maxBatch: i.maxBatch,
           maxWaitUs: i.maxWaitUs,
           epsilon: i.epsilon,
+          verdictMargin: i.verdictMargin,
           decisionLogSample: i.decisionLogSample,
         }),
       ),

@@ -14,7 +14,7 @@ import {
   type LogOutput,
 } from '../../runtime/logger.ts';
 import { SpscRing } from '../../runtime/shared/spsc-ring.ts';
-import { argmaxQ, confidenceOf } from './decide.ts';
+import { argmaxQ, chooseAction, confidenceOf } from './decide.ts';
 import {
   CTRL_ACTIVE,
   REQ_ID,
@@ -41,6 +41,7 @@ export interface InferenceWorkerInit {
   readonly maxBatch: number;
   readonly maxWaitUs: number;
   readonly epsilon: number;
+  readonly verdictMargin: number;
   readonly decisionLogSample: number;
   readonly decisionLogLevel: 'error' | 'warn' | 'info' | 'debug' | 'trace';
   readonly logLevel: string;
@@ -67,6 +68,7 @@ export interface InferenceWorkerControl {
     maxBatch: number;
     maxWaitUs: number;
     epsilon: number;
+    verdictMargin: number;
     decisionLogSample: number;
   }): void;
   stats(): { batches: number; decisions: number; maxBatchSeen: number; sessions: number[] };
@@ -88,6 +90,7 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
     maxBatch: init.maxBatch,
     maxWaitUs: init.maxWaitUs,
     epsilon: init.epsilon,
+    verdictMargin: init.verdictMargin,
     decisionLogSample: init.decisionLogSample,
   };
   let states = new Float32Array(settings.maxBatch * init.dim);
@@ -196,7 +199,10 @@ export async function main(init: InferenceWorkerInit): Promise<void> {
     while (written < answered) {
       written += responses.pushBatch(answered - written, (k, i32, f32, off) => {
         const i = written + k;
-        let action: number = argmaxQ(q, i * 6);
+        let action: number =
+          source === SOURCE.rules
+            ? argmaxQ(q, i * 6)
+            : chooseAction(q, i * 6, settings.verdictMargin);
         let src = source;
         if (settings.epsilon > 0 && Math.random() < settings.epsilon) {
           action = Math.floor(Math.random() * 6);
