@@ -29,8 +29,6 @@ import type { EngineChoice } from '../training/train.ts';
 
 type Out = NodeJS.WritableStream;
 
-/** Telemetry JSONL (.jsonl, .jsonl.gz) or a labelled CSV (ids with api_names.json beside it, or names). */
-
 /** The stage semantics, and the verdict margin the served policy acts with. */
 function stageConfig(): StageConfig & { verdictMargin: number } {
   const { config } = loadConfig();

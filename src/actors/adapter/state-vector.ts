@@ -29,9 +29,9 @@
 // whole trace is in. A supervised network of the policy's shape (64 → 256 → 256 → 1, Adam, three
 // seeds) on the same states: 0.865–0.873 after 38 calls, 0.856–0.866 after 50, 0.924–0.943 after
 // 100 — about what the trained policies' own margin ranks at (0.935 when inference.verdictMargin
-// holds their verdicts to the end). Features learned from labelled traces would: two naive-Bayes evidence
-// features (token log-odds from the training split) on top of these 64 gave 0.849 at 50 and
-// 0.901 at 100; a 1,000-token logistic regression 0.896 at 50 and 0.953 at 100.
+// holds their verdicts to the end). Features learned from labelled traces would tell more: two
+// naive-Bayes evidence features (token log-odds from the training split) on top of these 64 gave
+// 0.849 at 50 and 0.901 at 100; a 1,000-token logistic regression 0.896 at 50 and 0.953 at 100.
 //
 // Tried and left out: buckets counting distinct names and bigrams (log1p(n) / log1p(20), a bitset
 // of hashes seen per stage) instead of presence and magnitude. The supervised network above gained
