@@ -36,9 +36,10 @@
 // Tried and left out: buckets counting distinct names and bigrams (log1p(n) / log1p(20), a bitset
 // of hashes seen per stage) instead of presence and magnitude. The supervised network above gained
 // (0.879–0.892 after 40 calls, 0.946–0.950 after 100; at dim 100, 0.901–0.904 after 40), the DQN
-// did not: warden train at dim 64, seed 1, AUC 0.886 against 0.929; at dim 100, seeds 1 and 4,
-// 0.868 / 0.874 greedy and 0.928 / 0.901 with inference.verdictMargin 0.05 (balanced accuracy
-// 0.885 / 0.875 against the present 0.863 / 0.869, after 36–38 calls).
+// did not: warden train at dim 64, seed 1, AUC 0.886 against 0.929; at dim 100, seeds 1, 4 and 7,
+// 0.868 / 0.874 / 0.830 greedy and 0.928 / 0.901 / 0.888 with inference.verdictMargin 0.05
+// (balanced accuracy 0.885 / 0.875 / 0.859 against the present layout's 0.863 / 0.869 / 0.870 at
+// that margin, after 35–38 calls).
 //
 // Also tried and left out: a learned evidence table (a logistic regression over the 4,000 most common
 // API-call 1–3-grams of the training split, fitted on prefixes; alone 0.90 held-out AUC after 50
