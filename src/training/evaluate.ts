@@ -31,7 +31,7 @@ export interface DetectionReport {
 }
 
 /** The policy's action for Q-values: the inference pool's argmax (property 17). */
-export { argmaxQ as argmax, chooseAction } from '../actors/inference/decide.ts';
+export { argmaxQ as argmax } from '../actors/inference/decide.ts';
 
 /**
  * A policy that gathers the states asked for in one turn of the event loop and gets their

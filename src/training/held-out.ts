@@ -4,13 +4,14 @@
 // of a different sample.
 
 import type { DegradationAlert } from '../actors/episodes/degradation.ts';
+import { chooseAction } from '../actors/inference/decide.ts';
 import { createPredictor } from '../actors/learner/ort-engine.ts';
 import { forward, type QNetParams } from '../actors/learner/q-network.ts';
 import type { WardenConfig } from '../config/schema.ts';
 import { loadTraces } from '../data/load-traces.ts';
 import { splitTraces } from '../data/split.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
-import { batchedPolicy, chooseAction, type DetectionReport, evaluatePolicy } from './evaluate.ts';
+import { batchedPolicy, type DetectionReport, evaluatePolicy } from './evaluate.ts';
 
 export const BUNDLED_HELD_OUT = new URL(
   '../../data/oliveira-balanced/api_calls.csv',

@@ -141,6 +141,34 @@ function speedUp(state: LearnerState, ctx: ActorContext): void {
   if (lr !== state.learner.learningRate) state.learner.setLearningRate(lr);
 }
 
+/**
+ * The held-out episodes (and, when fine-tuning, the rehearsal ones) into the state, after READY:
+ * seconds of parsing that a learner thread's start must not wait for.
+ */
+async function loadData(
+  state: Pick<LearnerState, 'heldOut' | 'rehearsal' | 'dataLoaded'>,
+  ctx: ActorContext,
+  resumed: boolean,
+): Promise<void> {
+  await new Promise((r) => setImmediate(r));
+  state.heldOut = await loadHeldOut(ctx.config).catch((error) => {
+    ctx.log.warn({ err: error }, 'held-out set unavailable: versions are not evaluated');
+    return [];
+  });
+  if (resumed)
+    state.rehearsal = new Rehearsal(
+      await loadRehearsal(ctx.config).catch((error) => {
+        ctx.log.warn({ err: error }, 'rehearsal data unavailable: learning without it');
+        return [];
+      }),
+    );
+  state.dataLoaded = true;
+  ctx.log.info(
+    { heldOutEpisodes: state.heldOut.length, rehearsalEpisodes: state.rehearsal?.size ?? 0 },
+    'learner data loaded',
+  );
+}
+
 async function exportNow(state: LearnerState, ctx: ActorContext): Promise<void> {
   await state.loaded;
   const m = state.learner.metrics();
@@ -349,34 +377,10 @@ export default defineActor<LearnerMessage, LearnerState>({
       const { learningRate, resumeLearningRate } = ctx.config.learning;
       learner.setLearningRate(Math.min(learningRate, resumeLearningRate));
     }
-    const data = { heldOut: [] as RecordedTrace[], rehearsal: undefined as Rehearsal | undefined };
-    const loaded = (async () => {
-      await new Promise((r) => setImmediate(r)); // after READY
-      data.heldOut = await loadHeldOut(ctx.config).catch((error) => {
-        ctx.log.warn({ err: error }, 'held-out set unavailable: versions are not evaluated');
-        return [];
-      });
-      if (resumed)
-        data.rehearsal = new Rehearsal(
-          await loadRehearsal(ctx.config).catch((error) => {
-            ctx.log.warn({ err: error }, 'rehearsal data unavailable: learning without it');
-            return [];
-          }),
-        );
-    })();
-    const partial: Omit<LearnerState, 'loop'> = {
+    const partial: Omit<LearnerState, 'loop' | 'loaded'> = {
       learner,
       heldOut: [],
       dataLoaded: false,
-      loaded: loaded.then(() => {
-        partial.heldOut = data.heldOut;
-        partial.rehearsal = data.rehearsal;
-        partial.dataLoaded = true;
-        ctx.log.info(
-          { heldOutEpisodes: data.heldOut.length, rehearsalEpisodes: data.rehearsal?.size ?? 0 },
-          'learner data loaded',
-        );
-      }),
       lastHeldOut: undefined,
       best: undefined,
       inService: resumed?.params,
@@ -390,8 +394,11 @@ export default defineActor<LearnerMessage, LearnerState>({
       average: null,
       lastExportSnapshots: 0,
     };
+    const withData = Object.assign(partial, {
+      loaded: loadData(partial, ctx, resumed !== undefined),
+    });
     const loop = { stopped: false, done: Promise.resolve() };
-    loop.done = trainingLoop(partial, ctx, loop, replay);
+    loop.done = trainingLoop(withData, ctx, loop, replay);
     ctx.log.info(
       {
         engine: engine.name,
@@ -401,7 +408,7 @@ export default defineActor<LearnerMessage, LearnerState>({
       },
       'learner started',
     );
-    return Object.assign(partial, { loop });
+    return Object.assign(withData, { loop });
   },
   async handle(state, message, ctx) {
     switch (message.type) {
