@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ run: (args: string[]) => Promise<v
   fleet: () => import('./fleet.ts'),
   inference: () => import('./inference.ts'),
   learner: () => import('./learner.ts'),
+  receiver: () => import('./receiver.ts'),
   replay: () => import('./replay.ts'),
   ring: () => import('./ring.ts'),
   tracing: () => import('./tracing.ts'),

@@ -93,6 +93,21 @@ export class TelemetryPacker {
   }
 
   add(e: TelemetryEvent): void {
+    const i = this.#next();
+    writeColumns(e, this.#numbers, i * COLUMNS);
+    this.#refs[2 * i] = this.#strings.intern(e.episodeId);
+    this.#refs[2 * i + 1] = e.api ? this.#strings.intern(e.api.name) : -1;
+  }
+
+  /** One validated event already in columns (`row`: COLUMNS numbers), as a wire decoder has it. */
+  addColumns(row: Float64Array, episodeId: string, apiName: string | null): void {
+    const i = this.#next();
+    this.#numbers.set(row, i * COLUMNS);
+    this.#refs[2 * i] = this.#strings.intern(episodeId);
+    this.#refs[2 * i + 1] = apiName === null ? -1 : this.#strings.intern(apiName);
+  }
+
+  #next(): number {
     const i = this.#count++;
     if (i * COLUMNS >= this.#numbers.length) {
       const numbers = new Float64Array(this.#numbers.length * 2);
@@ -102,9 +117,7 @@ export class TelemetryPacker {
       refs.set(this.#refs);
       this.#refs = refs;
     }
-    writeColumns(e, this.#numbers, i * COLUMNS);
-    this.#refs[2 * i] = this.#strings.intern(e.episodeId);
-    this.#refs[2 * i + 1] = e.api ? this.#strings.intern(e.api.name) : -1;
+    return i;
   }
 
   finish(): PackedTelemetry {

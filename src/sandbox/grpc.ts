@@ -209,7 +209,10 @@ function unaryAct(
 
 let encodedClient: grpc.ServiceClientConstructor | undefined;
 
-/** The contract's client, except that Act and ActStream send ActionBatch bytes as they are. */
+/**
+ * The contract's client, except that Act and ActStream send ActionBatch bytes as they are, and
+ * Watch gives each EventBatch as its bytes (the receiver decodes them: actors/receiver/wire.ts).
+ */
 function encodedActionsClient(): grpc.ServiceClientConstructor {
   if (!encodedClient) {
     const service = sandboxPackage().Sandbox.service;
@@ -219,7 +222,12 @@ function encodedActionsClient(): grpc.ServiceClientConstructor {
         Buffer.isBuffer(value) ? value : method.requestSerialize(value),
     });
     encodedClient = grpc.makeGenericClientConstructor(
-      { ...service, Act: passBytes(service.Act!), ActStream: passBytes(service.ActStream!) },
+      {
+        ...service,
+        Act: passBytes(service.Act!),
+        ActStream: passBytes(service.ActStream!),
+        Watch: { ...service.Watch!, responseDeserialize: (bytes: Buffer) => bytes },
+      },
       'Sandbox',
     );
   }

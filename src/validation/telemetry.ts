@@ -35,7 +35,8 @@ export interface ValidateOptions {
 
 /** Largest count we believe; anything above is clamped and counted (an attacker controls these). */
 export const MAX_COUNT = 1e12;
-const MAX_NODES = 100_000;
+/** Most values (fields, list items) one event may hold. */
+export const MAX_NODES = 100_000;
 
 type Raw = Record<string, unknown>;
 

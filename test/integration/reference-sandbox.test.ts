@@ -1,10 +1,10 @@
 // The reference sandbox's real-time pacing: each stage replays its events with the gaps of their
 // recorded timestamps (divided by the speed), as a sandbox running the sample would emit them.
 
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { silentLogger } from '../../src/runtime/logger.ts';
-import { sandboxClient } from '../../src/sandbox/grpc.ts';
+import { sandboxPackage } from '../../src/sandbox/grpc.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { recordedTrace, until } from '../helpers.ts';
 
@@ -22,10 +22,14 @@ test('real-time pacing follows the recorded timestamps', async (t) => {
     log: silentLogger,
   });
   const port = await sandbox.start();
-  const client = sandboxClient(`127.0.0.1:${port}`);
+  // The contract's own client (Warden's receiver takes the batches as bytes).
+  const client = new (sandboxPackage().Sandbox)(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   const received: number[] = [];
   const call = (
-    client.raw.watch as (r: unknown) => grpc.ClientReadableStream<{ events?: { kind: string }[] }>
+    client.watch as (r: unknown) => grpc.ClientReadableStream<{ events?: { kind: string }[] }>
   )({
     receiverId: 'test',
     maxBatch: 64,

@@ -1,6 +1,7 @@
 // A receiver (one per sandbox, "receiver:<name>"): subscribes to the sandbox's Watch stream,
-// validates every event as untrusted input (defaults counted per field), and hands the batch to
-// the adapter with its arrival time, its telemetry in columns (messages/packed-telemetry.ts).
+// decodes and validates every event as untrusted input (wire.ts: defaults counted per field, a
+// malformed event rejected on its own), and hands the batch to the adapter with its arrival time,
+// its telemetry in columns (messages/packed-telemetry.ts).
 // A cut stream is resubscribed with exponential backoff.
 
 import type * as grpc from '@grpc/grpc-js';
@@ -11,15 +12,11 @@ import type {
   StageFailed,
   StageOutcome,
 } from '../../messages/index.ts';
-import {
-  type PackedTelemetry,
-  type SequencedLifecycle,
-  TelemetryPacker,
-} from '../../messages/packed-telemetry.ts';
+import type { PackedTelemetry, SequencedLifecycle } from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import { DefaultsCounter } from '../../validation/defaults-counter.ts';
-import { validateTelemetry } from '../../validation/telemetry.ts';
+import { decodeEventBatch } from './wire.ts';
 
 export interface SandboxEventsBatch {
   readonly type: 'sandbox-events';
@@ -105,18 +102,16 @@ function lifecycleEvent(kind: string, w: Wire, sandbox: string): EpisodeLifecycl
 
 function subscribe(state: State, ctx: ActorContext): void {
   if (state.stopped) return;
-  const call = (
-    state.client.raw.watch as (req: unknown) => grpc.ClientReadableStream<{ events?: Wire[] }>
-  )({ receiverId: ctx.name, maxBatch: 64 });
+  const call = (state.client.raw.watch as (req: unknown) => grpc.ClientReadableStream<Buffer>)({
+    receiverId: ctx.name,
+    maxBatch: 64,
+  });
   state.call = call as grpc.ClientReadableStream<unknown>;
   const limits = ctx.config.telemetry;
-  call.on('data', (batch: { events?: Wire[] }) => {
+  call.on('data', (bytes: Buffer) => {
     const receivedAt = performance.timeOrigin + performance.now();
     state.failures = 0;
     state.batches++;
-    const items = batch.events ?? [];
-    const packer = new TelemetryPacker(items.length);
-    const lifecycle: SequencedLifecycle[] = [];
     const validation = {
       limits,
       counter: state.counter,
@@ -124,28 +119,20 @@ function subscribe(state: State, ctx: ActorContext): void {
       now: Date.now(),
       sandboxId: state.sandbox,
     };
-    for (const item of items) {
-      const kind = str(item.kind);
-      const body = item[kind] as Wire | undefined;
-      if (!body) continue;
-      try {
-        if (kind === 'telemetry') packer.add(validateTelemetry(body, validation));
-        else {
-          const e = lifecycleEvent(kind, body, state.sandbox);
-          if (e) lifecycle.push({ at: packer.count, event: e });
-        }
-      } catch (error) {
-        state.rejected++;
-        ctx.log.warn({ err: error, sandbox: state.sandbox }, 'sandbox event rejected');
-      }
+    const batch = decodeEventBatch(bytes, validation, (kind, wire) =>
+      lifecycleEvent(kind, wire, state.sandbox),
+    );
+    for (const error of batch.rejected) {
+      state.rejected++;
+      ctx.log.warn({ err: error, sandbox: state.sandbox }, 'sandbox event rejected');
     }
-    state.events += packer.count + lifecycle.length;
+    state.events += batch.telemetry.count + batch.lifecycle.length;
     const message: SandboxEventsBatch = {
       type: 'sandbox-events',
       sandbox: state.sandbox,
       receivedAt,
-      telemetry: packer.finish(),
-      lifecycle,
+      telemetry: batch.telemetry,
+      lifecycle: batch.lifecycle,
     };
     ctx.send('adapter', message);
   });
