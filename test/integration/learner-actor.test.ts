@@ -59,11 +59,15 @@ const learnerConfig = (models: string, overrides: Record<string, unknown>) =>
  * episodes on a loaded host can take more than the 5 s stats timeout), stats() gives the last
  * figures it answered with, marked stale — none at all before its first answer.
  */
+/** The learner's own figures, waiting (at most 30 s) while its thread is too busy to answer. */
 async function learnerStats(system: ActorSystem): Promise<Record<string, number>> {
+  const end = Date.now() + 30_000;
   for (;;) {
     const stats = await system.stats();
     const learner = stats.threads.flatMap((t) => t.actors).find((a) => a.actor === 'learner')!;
     if (learner.staleMs === undefined) return learner.custom;
+    if (Date.now() > end)
+      throw new Error(`the learner's figures stayed stale for 30 s (${learner.staleMs} ms old)`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
