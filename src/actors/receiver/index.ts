@@ -122,9 +122,13 @@ function subscribe(state: State, ctx: ActorContext): void {
     const batch = decodeEventBatch(bytes, validation, (kind, wire) =>
       lifecycleEvent(kind, wire, state.sandbox),
     );
-    for (const error of batch.rejected) {
-      state.rejected++;
-      ctx.log.warn({ err: error, sandbox: state.sandbox }, 'sandbox event rejected');
+    if (batch.rejected.length > 0) {
+      // One line per batch, not per event: a hostile sandbox cannot flood the log.
+      state.rejected += batch.rejected.length;
+      ctx.log.warn(
+        { err: batch.rejected[0], rejected: batch.rejected.length, sandbox: state.sandbox },
+        'sandbox events rejected (the first one shown; the rest of the batch went on)',
+      );
     }
     state.events += batch.telemetry.count + batch.lifecycle.length;
     const message: SandboxEventsBatch = {
