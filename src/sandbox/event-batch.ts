@@ -5,11 +5,12 @@
 // a message's fields come in any order, so the event on the wire is the five fields followed by
 // the cached bytes. Through proto-loader, grpc-js ran `fromObject` + `encode` over every field of
 // every event, the largest cost of the sandbox on the bench (the sandboxes share its two cores with
-// Warden). Lifecycle messages (few) are still encoded whole. protobufjs writes every value; only
-// the two length-delimited wrappers (EventBatch.events, SandboxEvent.telemetry) are framed here.
+// Warden). Lifecycle messages (few) are still encoded whole by protobufjs; the five fields and the
+// two length-delimited wrappers (EventBatch.events, SandboxEvent.telemetry) are written here,
+// straight into the batch's one buffer (a Writer, a few Buffers and a concat per event before).
 
 import type * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import type { TelemetryEvent } from '../messages/telemetry.ts';
 import { sandboxProtoRoot } from '../validation/telemetry-proto.ts';
 
@@ -21,6 +22,8 @@ export interface TelemetryItem {
   readonly seq: number;
   readonly timestampMs: number;
   readonly event: TelemetryEvent;
+  /** The event's shared fields already encoded (encodedEvents), saving a lookup per event. */
+  readonly encoded?: Uint8Array;
 }
 
 /** One SandboxEvent of a batch: telemetry to encode from its cached part, or a lifecycle message. */
@@ -75,50 +78,137 @@ function staticPart(e: TelemetryEvent): Uint8Array {
  * cores it shares with Warden.
  */
 export function prepareRecorded(events: readonly TelemetryEvent[]): void {
-  for (const e of events) staticPart(e);
+  encodedEvents(events);
 }
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
+const encodedTraces = new WeakMap<readonly TelemetryEvent[], readonly Uint8Array[]>();
+
+/**
+ * The shared part of each of a trace's events, in order, encoded once: a sandbox replaying the
+ * trace passes `encoded: parts[i]` with event i (one lookup per stage instead of one per event,
+ * each a cache miss in a table of every recorded event).
+ */
+export function encodedEvents(events: readonly TelemetryEvent[]): readonly Uint8Array[] {
+  let parts = encodedTraces.get(events);
+  if (!parts) {
+    parts = events.map(staticPart);
+    encodedTraces.set(events, parts);
   }
-  out.push(n);
-  return Buffer.from(out);
+  return parts;
 }
 
-/** The EventBatch message (field by field identical to encoding the objects with protobufjs). */
+/** Bytes of a varint of n (a non-negative integer up to 2^53). */
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, off: number, n: number): number {
+  while (n >= 128) {
+    buf[off++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[off++] = n;
+  return off;
+}
+
+/** UTF-8 bytes of a string; short ASCII ones (ids) counted here rather than by a call into C++. */
+function utf8Length(s: string): number {
+  if (s.length > 64) return Buffer.byteLength(s);
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
+  return s.length;
+}
+
+function writeString(buf: Buffer, off: number, s: string, bytes: number): number {
+  if (bytes !== s.length) return off + buf.write(s, off, bytes);
+  for (let i = 0; i < bytes; i++) buf[off + i] = s.charCodeAt(i); // ASCII: one byte each
+  return off + bytes;
+}
+
+/** A telemetry event's varying fields as protobufjs writes them (every field, zeros too). */
+const fieldsSize = (t: TelemetryItem, sandbox: number, episode: number): number =>
+  5 + // five one-byte tags
+  varintSize(sandbox) +
+  sandbox +
+  varintSize(episode) +
+  episode +
+  varintSize(t.stage) +
+  varintSize(t.seq) +
+  varintSize(t.timestampMs);
+
+/**
+ * The EventBatch message (field by field identical to encoding the objects with protobufjs), in
+ * one buffer: a first pass sizes every event, the second writes it. Replay fields must be
+ * non-negative integers (stage, seq, timestamp), as the reference sandbox's are.
+ */
 export function encodeEventBatch(items: readonly BatchItem[]): Buffer {
-  const parts: Uint8Array[] = [];
-  const w = protobuf.Writer.create();
-  for (const item of items) {
-    let event: Uint8Array;
+  const n = items.length;
+  // Per item: its SandboxEvent's size, its TelemetryEvent's, and its two strings' byte lengths.
+  const sizes = new Float64Array(4 * n);
+  // Per item: its recorded event's encoded fields, or a lifecycle event's whole message.
+  const parts: Uint8Array[] = new Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const item = items[i]!;
+    let size: number;
     if (item.telemetry) {
       const t = item.telemetry;
-      const fields = w
-        .reset()
-        .uint32(10)
-        .string(t.sandboxId)
-        .uint32(18)
-        .string(t.episodeId)
-        .uint32(24)
-        .int32(t.stage)
-        .uint32(32)
-        .uint64(t.seq)
-        .uint32(40)
-        .int64(t.timestampMs)
-        .finish();
-      const body = staticPart(t.event);
-      const length = fields.length + body.length;
-      event = Buffer.concat([Buffer.of(TELEMETRY_FIELD), varint(length), fields, body]);
+      const sandbox = utf8Length(t.sandboxId);
+      const episode = utf8Length(t.episodeId);
+      const body = t.encoded ?? staticPart(t.event);
+      parts[i] = body;
+      const inner = fieldsSize(t, sandbox, episode) + body.length;
+      size = 1 + varintSize(inner) + inner; // SandboxEvent.telemetry
+      sizes[4 * i + 1] = inner;
+      sizes[4 * i + 2] = sandbox;
+      sizes[4 * i + 3] = episode;
     } else {
       const type = typesOf().sandboxEvent;
-      event = type.encode(type.fromObject(item)).finish();
+      const bytes = type.encode(type.fromObject(item)).finish();
+      parts[i] = bytes;
+      sizes[4 * i + 1] = -1;
+      size = bytes.length;
     }
-    parts.push(Buffer.of(EVENTS_FIELD), varint(event.length), event);
+    sizes[4 * i] = size;
+    total += 1 + varintSize(size) + size;
   }
-  return Buffer.concat(parts);
+  const buf = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    const size = sizes[4 * i]!;
+    buf[off++] = EVENTS_FIELD;
+    off = writeVarint(buf, off, size);
+    const part = parts[i]!;
+    if (sizes[4 * i + 1] === -1) {
+      buf.set(part, off);
+      off += part.length;
+      continue;
+    }
+    const t = items[i]!.telemetry!;
+    buf[off++] = TELEMETRY_FIELD;
+    off = writeVarint(buf, off, sizes[4 * i + 1]!);
+    const sandbox = sizes[4 * i + 2]!;
+    buf[off++] = 10;
+    off = writeVarint(buf, off, sandbox);
+    off = writeString(buf, off, t.sandboxId, sandbox);
+    const episode = sizes[4 * i + 3]!;
+    buf[off++] = 18;
+    off = writeVarint(buf, off, episode);
+    off = writeString(buf, off, t.episodeId, episode);
+    buf[off++] = 24;
+    off = writeVarint(buf, off, t.stage);
+    buf[off++] = 32;
+    off = writeVarint(buf, off, t.seq);
+    buf[off++] = 40;
+    off = writeVarint(buf, off, t.timestampMs);
+    buf.set(part, off);
+    off += part.length;
+  }
+  return buf;
 }
 
 /**

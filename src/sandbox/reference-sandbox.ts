@@ -33,6 +33,7 @@ import {
 } from '../security/tls.ts';
 import {
   type BatchItem,
+  encodedEvents,
   encodeEventBatch,
   prepareRecorded,
   withEncodedWatch,
@@ -86,6 +87,8 @@ interface StageRun {
   readonly episodeId: string;
   readonly stage: Stage;
   readonly trace: RecordedTrace;
+  /** The trace's events' shared fields, encoded (event-batch.ts encodedEvents). */
+  readonly encoded: readonly Uint8Array[];
   readonly truth: Label;
   readonly original: RecordedTrace;
   next: number;
@@ -333,6 +336,7 @@ export class ReferenceSandbox {
       episodeId,
       stage,
       trace,
+      encoded: encodedEvents(trace.events),
       truth,
       original,
       next: 0,
@@ -428,6 +432,7 @@ export class ReferenceSandbox {
         seq: run.next,
         timestampMs: Date.now(),
         event: e,
+        encoded: run.encoded[run.next],
       },
     };
   }
