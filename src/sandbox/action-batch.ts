@@ -11,6 +11,7 @@
 
 import type protobuf from 'protobufjs';
 import { sandboxProtoRoot } from '../validation/telemetry-proto.ts';
+import { BYTES, Cursor, FIXED32, MalformedError, VARINT } from './wire-reader.ts';
 
 /** What an ActionRequest is made from: the dispatcher's decisions have this shape. */
 export interface ActionRequestLike {
@@ -173,4 +174,111 @@ export function encodeActionBatch(actions: readonly ActionRequestLike[]): Buffer
     }
   }
   return out.buf;
+}
+
+/**
+ * What the reference sandbox reads of an ActionRequest. Fields absent on the wire are undefined,
+ * as proto-loader (`defaults: false`) left them; the top features are skipped, unread.
+ */
+export interface ActionRequestRead {
+  actionId?: string;
+  episodeId?: string;
+  stage?: number;
+  seq?: number;
+  action?: number;
+  context?: {
+    modelVersion?: string;
+    /** How many Q-values came (packed or not). */
+    qValueCount: number;
+    confidence?: number;
+    source?: string;
+  };
+}
+
+function readContext(c: Cursor, end: number): NonNullable<ActionRequestRead['context']> {
+  const outer = c.end;
+  c.end = end;
+  const context: NonNullable<ActionRequestRead['context']> = { qValueCount: 0 };
+  while (c.pos < end) {
+    const tag = c.uint32();
+    const field = tag >>> 3;
+    const wt = tag & 7;
+    if (field === 0) throw new MalformedError('field number 0');
+    if (field === 1 && wt === BYTES) {
+      const s = c.delimited();
+      context.modelVersion = c.text(s, c.pos);
+    } else if (field === 2 && wt === BYTES) {
+      const s = c.delimited();
+      if ((c.pos - s) % 4 !== 0) throw new MalformedError('packed floats of a length not /4');
+      context.qValueCount += (c.pos - s) / 4;
+    } else if (field === 2 && wt === FIXED32) {
+      c.float();
+      context.qValueCount++;
+    } else if (field === 3 && wt === FIXED32) context.confidence = c.float();
+    else if (field === 4 && wt === BYTES) {
+      const s = c.delimited();
+      context.source = c.text(s, c.pos);
+    } else if (field <= 4) throw new MalformedError(`context field ${field}: wire type ${wt}`);
+    else c.skip(wt); // top features (5) and unknown fields
+  }
+  c.end = outer;
+  return context;
+}
+
+function readRequest(c: Cursor, end: number): ActionRequestRead {
+  const outer = c.end;
+  c.end = end;
+  const a: ActionRequestRead = {};
+  while (c.pos < end) {
+    const tag = c.uint32();
+    const field = tag >>> 3;
+    const wt = tag & 7;
+    if (field === 0) throw new MalformedError('field number 0');
+    if (field > 6) {
+      c.skip(wt);
+      continue;
+    }
+    const delimited = field === 1 || field === 2 || field === 6;
+    if (wt !== (delimited ? BYTES : VARINT))
+      throw new MalformedError(`action field ${field}: wire type ${wt}`);
+    if (field === 1) {
+      const s = c.delimited();
+      a.actionId = c.buf.toString('utf8', s, c.pos); // unique per action: not worth caching
+    } else if (field === 2) {
+      const s = c.delimited();
+      a.episodeId = c.text(s, c.pos);
+    } else if (field === 3) a.stage = c.uint32() | 0;
+    else if (field === 4) a.seq = c.uint64();
+    else if (field === 5) a.action = c.uint32() | 0;
+    else {
+      const s = c.delimited();
+      const after = c.pos;
+      c.pos = s;
+      a.context = readContext(c, after); // a context given twice is replaced, as protobufjs does
+    }
+  }
+  c.end = outer;
+  return a;
+}
+
+/** ActionBatch bytes (from a client: untrusted) → its actions; throws MalformedError. */
+export function decodeActionBatch(bytes: Buffer): ActionRequestRead[] {
+  const c = new Cursor(bytes);
+  c.end = bytes.length;
+  const actions: ActionRequestRead[] = [];
+  while (c.pos < bytes.length) {
+    const tag = c.uint32();
+    if (tag >>> 3 === 0) throw new MalformedError('field number 0');
+    if (tag !== ((1 << 3) | BYTES)) {
+      c.skip(tag & 7);
+      continue;
+    }
+    const s = c.delimited();
+    const after = c.pos;
+    c.pos = s;
+    actions.push(readRequest(c, after));
+    c.pos = after;
+    c.end = bytes.length;
+  }
+  return actions;
 }

@@ -212,12 +212,15 @@ export function encodeEventBatch(items: readonly BatchItem[]): Buffer {
 }
 
 /**
- * The contract's service definition, except that Watch also writes already encoded EventBatch
- * bytes as they are (what encodeEventBatch returns); objects still go through proto-loader.
+ * The contract's service definition for a sandbox server, except that Watch also writes already
+ * encoded EventBatch bytes as they are (what encodeEventBatch returns; objects still go through
+ * proto-loader), and Act and ActStream hand the handler each ActionBatch as its bytes
+ * (action-batch.ts decodeActionBatch reads them).
  */
-export function withEncodedWatch(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+export function withEncodedBatches(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const watch = service.Watch!;
   const serialize = watch.responseSerialize;
+  const bytes = (value: Buffer) => value;
   return {
     ...service,
     Watch: {
@@ -225,5 +228,7 @@ export function withEncodedWatch(service: grpc.ServiceDefinition): grpc.ServiceD
       responseSerialize: (value: unknown) =>
         Buffer.isBuffer(value) ? value : serialize(value as never),
     },
+    Act: { ...service.Act!, requestDeserialize: bytes },
+    ActStream: { ...service.ActStream!, requestDeserialize: bytes },
   };
 }

@@ -31,19 +31,15 @@ import {
   serverCredentials,
   type TransportPolicy,
 } from '../security/tls.ts';
+import { type ActionRequestRead, decodeActionBatch } from './action-batch.ts';
 import {
   type BatchItem,
   encodedEvents,
   encodeEventBatch,
   prepareRecorded,
-  withEncodedWatch,
+  withEncodedBatches,
 } from './event-batch.ts';
-import {
-  type ActionAckWire,
-  type ActionRequestWire,
-  channelOptions,
-  sandboxPackage,
-} from './grpc.ts';
+import { type ActionAckWire, channelOptions, sandboxPackage } from './grpc.ts';
 
 /** Which stages an instance runs (see the header). */
 export type SandboxRole = 'both' | 'positive' | 'negative';
@@ -112,6 +108,15 @@ interface Handoff {
 type WireEvent = BatchItem;
 
 const RELEASE = 5 as ActionId;
+/** An ActionBatch from Warden, or why it cannot be read (the call is answered INVALID_ARGUMENT). */
+function readActions(bytes: Buffer): ActionRequestRead[] | Error {
+  try {
+    return decodeActionBatch(bytes);
+  } catch (error) {
+    return new Error(`malformed ActionBatch: ${(error as Error).message}`);
+  }
+}
+
 /** What ActionContext.source may say. */
 const SOURCES: ReadonlySet<string> = new Set(['model', 'rules', 'exploration']);
 
@@ -206,14 +211,11 @@ export class ReferenceSandbox {
         );
       this.#o.next.#upstream = this;
     }
-    this.#server.addService(withEncodedWatch(sandboxPackage().Sandbox.service), {
+    this.#server.addService(withEncodedBatches(sandboxPackage().Sandbox.service), {
       watch: (call: grpc.ServerWritableStream<unknown, unknown>) => void this.#watch(call),
-      act: (
-        call: grpc.ServerUnaryCall<{ actions?: ActionRequestWire[] }, unknown>,
-        cb: grpc.sendUnaryData<unknown>,
-      ) => this.#act(call, cb),
-      actStream: (call: grpc.ServerDuplexStream<{ actions?: ActionRequestWire[] }, unknown>) =>
-        this.#actStream(call),
+      act: (call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>) =>
+        this.#act(call, cb),
+      actStream: (call: grpc.ServerDuplexStream<Buffer, unknown>) => this.#actStream(call),
     });
   }
 
@@ -552,27 +554,29 @@ export class ReferenceSandbox {
     return true;
   }
 
-  #act(
-    call: grpc.ServerUnaryCall<{ actions?: ActionRequestWire[] }, unknown>,
-    cb: grpc.sendUnaryData<unknown>,
-  ): void {
+  #act(call: grpc.ServerUnaryCall<Buffer, unknown>, cb: grpc.sendUnaryData<unknown>): void {
     if (this.#refuse()) {
       cb({ code: grpc.status.UNAVAILABLE, details: 'fault injection: actions refused' });
       return;
     }
-    const acks = this.#apply(call.request.actions ?? []);
+    const actions = readActions(call.request);
+    if (actions instanceof Error) {
+      cb({ code: grpc.status.INVALID_ARGUMENT, details: actions.message });
+      return;
+    }
+    const acks = this.#apply(actions);
     const delay = this.#delay();
     if (delay > 0) setTimeout(() => cb(null, { acks }), delay);
     else cb(null, { acks });
   }
 
   /** ActStream: one ack batch per action batch, in order (a refusal ends the stream). */
-  #actStream(call: grpc.ServerDuplexStream<{ actions?: ActionRequestWire[] }, unknown>): void {
+  #actStream(call: grpc.ServerDuplexStream<Buffer, unknown>): void {
     let ended = false;
     // Delayed ack batches still to go out on this stream, and the chain keeping them in order.
     let held = 0;
     let chain = Promise.resolve();
-    call.on('data', (request: { actions?: ActionRequestWire[] }) => {
+    call.on('data', (request: Buffer) => {
       if (ended) return; // batches already on their way when the stream was refused
       if (this.#refuse()) {
         ended = true;
@@ -582,7 +586,13 @@ export class ReferenceSandbox {
         });
         return;
       }
-      const acks = this.#apply(request.actions ?? []);
+      const actions = readActions(request);
+      if (actions instanceof Error) {
+        ended = true;
+        call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: actions.message });
+        return;
+      }
+      const acks = this.#apply(actions);
       // Acks answer batches in order: a delayed batch holds back the ones after it.
       const delay = this.#delay();
       const send = () => {
@@ -606,7 +616,7 @@ export class ReferenceSandbox {
     call.on('error', () => undefined); // the client went away; nothing is waiting for acks
   }
 
-  #apply(actions: readonly ActionRequestWire[]): ActionAckWire[] {
+  #apply(actions: readonly ActionRequestRead[]): ActionAckWire[] {
     this.stats.actionBatches++;
     const acks: ActionAckWire[] = [];
     for (const a of actions) {
@@ -616,10 +626,11 @@ export class ReferenceSandbox {
         c !== undefined &&
         typeof c.modelVersion === 'string' &&
         c.modelVersion !== '' &&
-        (c.qValues?.length ?? 0) === 6 &&
+        c.qValueCount === 6 &&
         typeof c.confidence === 'number' &&
         c.confidence >= 0 &&
         c.confidence <= 1 &&
+        c.source !== undefined &&
         SOURCES.has(c.source);
       if (!complete) this.stats.actionsWithoutContext++;
       if (this.#o.measureLatency) {
@@ -630,7 +641,8 @@ export class ReferenceSandbox {
           this.#sentAt.delete(k);
         }
       }
-      const seen = this.#seenActions.get(a.actionId);
+      const actionId = a.actionId ?? ''; // proto3: an absent string is the empty one
+      const seen = this.#seenActions.get(actionId);
       if (seen) {
         acks.push(seen); // a retried action is applied once
         continue;
@@ -639,7 +651,7 @@ export class ReferenceSandbox {
       let ack: ActionAckWire;
       if (!run || run.ended) {
         ack = {
-          actionId: a.actionId,
+          actionId,
           confirmed: true,
           applied: false,
           stageEnded: true,
@@ -654,7 +666,7 @@ export class ReferenceSandbox {
         if (ends) this.#endStage(run, action, 'action');
         else if (last) this.#endStage(run, RELEASE, 'run reached its end');
         ack = {
-          actionId: a.actionId,
+          actionId,
           confirmed: true,
           applied: true,
           stageEnded: ends || last,
@@ -662,7 +674,7 @@ export class ReferenceSandbox {
           timestampMs: Date.now(),
         };
       }
-      this.#seenActions.set(a.actionId, ack);
+      this.#seenActions.set(actionId, ack);
       if (this.#seenActions.size > 100_000) this.#seenActions.shift();
       acks.push(ack);
     }

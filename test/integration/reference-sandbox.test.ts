@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { silentLogger } from '../../src/runtime/logger.ts';
-import { sandboxPackage } from '../../src/sandbox/grpc.ts';
+import { sandboxClient, sandboxPackage } from '../../src/sandbox/grpc.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { recordedTrace, until } from '../helpers.ts';
 
@@ -47,6 +47,54 @@ test('real-time pacing follows the recorded timestamps', async (t) => {
   } finally {
     call.cancel();
     client.close();
+    await sandbox.stop();
+  }
+});
+
+test('an ActionBatch the sandbox cannot read is answered INVALID_ARGUMENT, and the next one is served', async (t) => {
+  const trace = recordedTrace('bad-acts', 'malicious', ['NtOpenFile', 'NtReadFile', 'NtClose']);
+  const sandbox = new ReferenceSandbox({
+    name: 'acts',
+    traces: [trace],
+    benign: [],
+    episodes: 1,
+    concurrency: 1,
+    log: silentLogger,
+  });
+  const port = await sandbox.start();
+  const client = sandboxClient(`127.0.0.1:${port}`);
+  try {
+    // The client sends Buffers as they are: a batch whose first action runs past its end.
+    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
+      (
+        client.raw.act as (b: Buffer, o: unknown, cb: (e: grpc.ServiceError | null) => void) => void
+      )(Buffer.from([0x0a, 0x05, 0x0a]), { deadline: Date.now() + 5_000 }, resolve),
+    );
+    t.is(error?.code, grpc.status.INVALID_ARGUMENT);
+    t.regex(error?.details ?? '', /malformed ActionBatch/);
+    const acks = await client.act(
+      [
+        {
+          actionId: 'x/1/0',
+          episodeId: 'x',
+          stage: 1,
+          seq: 0,
+          action: 0,
+          context: {
+            modelVersion: 'v',
+            qValues: [0, 0, 0, 0, 0, 0],
+            confidence: 0.5,
+            source: 'model',
+            topFeatures: [],
+          },
+        },
+      ],
+      5_000,
+    );
+    t.is(acks.length, 1);
+    t.is(acks[0]!.actionId, 'x/1/0');
+  } finally {
+    await client.close();
     await sandbox.stop();
   }
 });

@@ -5,7 +5,13 @@
 
 import test from 'ava';
 import fc from 'fast-check';
-import { type ActionRequestLike, encodeActionBatch } from '../../src/sandbox/action-batch.ts';
+import {
+  type ActionRequestLike,
+  decodeActionBatch,
+  encodeActionBatch,
+} from '../../src/sandbox/action-batch.ts';
+import { sandboxPackage } from '../../src/sandbox/grpc.ts';
+import { MalformedError } from '../../src/sandbox/wire-reader.ts';
 import { sandboxProtoRoot } from '../../src/validation/telemetry-proto.ts';
 
 const batchType = () => sandboxProtoRoot().lookupType('warden.sandbox.v1.ActionBatch');
@@ -81,4 +87,91 @@ test('a lone surrogate in an id becomes U+FFFD: the batch stays valid UTF-8', (t
   };
   t.is(decoded.actions[0]!.actionId, 'x\uFFFDy');
   t.is(decoded.actions[0]!.episodeId, 'é');
+});
+
+// The reference sandbox's side: decodeActionBatch reads what the sandbox needs of each action as
+// proto-loader's deserializer did (fields absent on the wire stay undefined), from the dispatcher's
+// bytes and from protobufjs's own (which leave unset fields and the context out).
+const sparse = fc.record(
+  {
+    actionId: text,
+    episodeId: text,
+    stage: fc.constantFrom(0, 1, 2, 7),
+    seq: fc.oneof(fc.nat(200), fc.maxSafeNat()),
+    action: fc.integer({ min: 0, max: 5 }),
+    context: fc.record(
+      {
+        modelVersion: text,
+        qValues: fc.array(float, { maxLength: 8 }),
+        confidence: fc.oneof(float, fc.constant(Number.NaN)),
+        source: fc.constantFrom('model', 'rules', 'exploration', '', 'other'),
+        topFeatures: fc.array(fc.record({ index: fc.nat(100), name: text }), { maxLength: 3 }),
+      },
+      { requiredKeys: [] },
+    ),
+  },
+  { requiredKeys: [] },
+);
+
+/** What the sandbox read through proto-loader, in decodeActionBatch's shape. */
+function viaProtoLoader(bytes: Buffer) {
+  const act = sandboxPackage().Sandbox.service.Act!;
+  const batch = act.requestDeserialize(bytes) as { actions?: Record<string, never>[] };
+  return (batch.actions ?? []).map((a: Record<string, unknown>) => {
+    const c = a.context as Record<string, unknown> | undefined;
+    const out: Record<string, unknown> = {};
+    for (const k of ['actionId', 'episodeId', 'stage', 'seq', 'action'])
+      if (a[k] !== undefined) out[k] = a[k];
+    if (c) {
+      const context: Record<string, unknown> = {
+        qValueCount: (c.qValues as unknown[] | undefined)?.length ?? 0,
+      };
+      for (const k of ['modelVersion', 'confidence', 'source'])
+        if (c[k] !== undefined) context[k] = c[k];
+      out.context = context;
+    }
+    return out;
+  });
+}
+
+test('the sandbox reads an ActionBatch as proto-loader did, sparse or whole', (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(action, { maxLength: 8 }),
+      fc.array(sparse, { maxLength: 8 }),
+      (whole, partial) => {
+        for (const bytes of [
+          encodeActionBatch(whole),
+          protobufjs(partial as unknown as ActionRequestLike[]),
+        ])
+          t.deepEqual(decodeActionBatch(bytes), viaProtoLoader(bytes));
+      },
+    ),
+    { numRuns: 400 },
+  );
+});
+
+test('unpacked Q-values count too; bytes that are no ActionBatch throw a MalformedError', (t) => {
+  // q_values (field 2 of the context) as three separate fixed32 fields instead of one packed run.
+  const unpacked = Buffer.from([0x15, 0, 0, 0x80, 0x3f, 0x15, 0, 0, 0, 0x40, 0x15, 0, 0, 0, 0]);
+  const request = Buffer.concat([Buffer.from([0x32, unpacked.length]), unpacked]);
+  const bytes = Buffer.concat([Buffer.from([0x0a, request.length]), request]);
+  t.deepEqual(decodeActionBatch(bytes), viaProtoLoader(bytes));
+  t.is(decodeActionBatch(bytes)[0]!.context!.qValueCount, 3);
+  for (const bad of [
+    Buffer.from([0x0a, 0x05, 0x0a]), // length past the end
+    Buffer.from([0x0a, 0x02, 0x18, 0x80]), // truncated varint
+    Buffer.from([0x0a, 0x02, 0x0b, 0x00]), // field 1 as a group
+  ])
+    t.throws(() => decodeActionBatch(bad), { instanceOf: MalformedError });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (random) => {
+      try {
+        decodeActionBatch(Buffer.from(random));
+      } catch (error) {
+        t.true(error instanceof MalformedError, String(error));
+      }
+    }),
+    { numRuns: 2_000 },
+  );
 });
