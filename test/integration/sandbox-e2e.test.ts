@@ -7,15 +7,20 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
+import protobuf from 'protobufjs';
 import { importCsv } from '../../src/data/import-csv.ts';
 import type { RecordedTrace } from '../../src/messages/recorded.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
+import { withEncodedBatches } from '../../src/sandbox/event-batch.ts';
+import { sandboxPackage } from '../../src/sandbox/grpc.ts';
 import { startReferencePair } from '../../src/sandbox/reference-pair.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startMetricsServer } from '../../src/services/metrics.ts';
+import { sandboxProtoRoot } from '../../src/validation/telemetry-proto.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { PIPELINE_PLACEMENT, sandboxesAt, tempStartConfig, testConfig, until } from '../helpers.ts';
 
@@ -31,6 +36,17 @@ test.before(async () => {
 test.after.always(async () => {
   await db?.stop();
 });
+
+/** One SandboxEvent's bytes, and a batch of them framed by hand (so one can be broken alone). */
+const sandboxEvent = (o: Record<string, unknown>) => {
+  const type = sandboxProtoRoot().lookupType('warden.sandbox.v1.SandboxEvent');
+  return Buffer.from(type.encode(type.fromObject(o)).finish());
+};
+const framed = (events: Buffer[]) => {
+  const w = protobuf.Writer.create();
+  for (const e of events) w.uint32(10).bytes(e);
+  return Buffer.from(w.finish());
+};
 
 const actorStats = async (system: ActorSystem) => {
   const stats = await system.stats();
@@ -559,6 +575,70 @@ test.serial(
     } finally {
       await system.stop();
       await Promise.all(sandboxes.map((x) => x.stop()));
+    }
+  },
+);
+
+test.serial(
+  'a malformed event from a sandbox is rejected and counted on its own: the events around it and the stream go on',
+  async (t) => {
+    const event = (episodeId: string, seq: number, api: string) =>
+      sandboxEvent({
+        telemetry: {
+          episodeId,
+          stage: 1,
+          seq,
+          timestampMs: Date.now(),
+          syscallCount: 1,
+          api: { name: api, category: 'file' },
+        },
+      });
+    const broken = Buffer.from(event('bad', 0, 'NtClose'));
+    broken[1]! += 5; // its telemetry now claims five bytes more than the event holds
+    const batches = [
+      framed([event('ep-a', 0, 'NtOpenFile'), broken, event('ep-a', 1, 'NtReadFile')]),
+      framed([event('ep-a', 2, 'NtClose')]), // the next batch, on the same stream
+    ];
+    // A sandbox of our own: Watch writes the two batches and keeps the stream open.
+    const server = new grpc.Server();
+    server.addService(withEncodedBatches(sandboxPackage().Sandbox.service), {
+      watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        for (const b of batches) call.write(b);
+      },
+      act: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { acks: [] }),
+      actStream: (call: grpc.ServerDuplexStream<unknown, unknown>) =>
+        call.on('end', () => call.end()),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: { placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'] } },
+        sandboxes: [{ name: 'handmade', address: `127.0.0.1:${port}` }],
+        models: { dir: mkdtempSync(join(tmpdir(), 'warden-malformed-models-')) },
+      }),
+      shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
+    });
+    await system.start();
+    try {
+      t.true(
+        await until(async () => (await actorStats(system))['receiver:handmade']?.events === 3),
+        'the three good events arrived',
+      );
+      const receiver = (await actorStats(system))['receiver:handmade']!;
+      t.is(receiver.rejected, 1, 'the malformed one was rejected, and counted');
+      t.is(receiver.reconnects, 0, 'the stream was not dropped for it');
+      t.is(receiver.batches, 2);
+      t.true(
+        await until(async () => ((await actorStats(system)).adapter?.decisions ?? 0) > 0),
+        'the good events went on to the adapter, which decided on them',
+      );
+    } finally {
+      await system.stop();
+      server.forceShutdown();
     }
   },
 );
