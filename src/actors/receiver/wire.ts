@@ -2,13 +2,13 @@
 // telemetry in columns (messages/packed-telemetry.ts) and the lifecycle events placed among it.
 //
 // This is the receiver's whole per-event cost, so it reads the protobuf wire format itself instead
-// of going through proto-loader (protobufjs decode, toObject, then validateTelemetry over the object
-// and the packer over the result): that path built two objects and a list per string field for
-// every event and spent 8–12 µs per event on the io thread, most of it on fields no actor reads
-// (bench: `npm run bench -- receiver`). The result is the same — the same columns, strings,
-// defaults counted per field and rejections as validateTelemetry (test/actors/receiver-wire.test.ts
-// compares the two on generated batches) — with two differences, both for input the old path
-// could not take apart:
+// of going through proto-loader (protobufjs decode, toObject, then validateTelemetry over the
+// object and the packer over the result): that path built two objects and a list per string field
+// for every event and spent 7–12 µs per event on the io thread, most of it on fields no actor
+// reads, against 1.6–2.6 µs here (`npm run bench -- receiver`; the primitives:
+// sandbox/wire-reader.ts). The result is the same — the same columns, strings, defaults counted per
+// field and rejections as validateTelemetry (test/actors/receiver-wire.test.ts compares the two on
+// generated batches) — with two differences:
 // - a telemetry event larger than telemetry.maxEventBytes is rejected ('too-large'), as in every
 //   other telemetry path;
 // - a malformed event is rejected on its own ('not-protobuf') and the rest of the batch is kept;
