@@ -108,6 +108,9 @@ interface Handoff {
 type WireEvent = BatchItem;
 
 const RELEASE = 5 as ActionId;
+/** What ActionContext.source may say. */
+const SOURCES: ReadonlySet<string> = new Set(['model', 'rules', 'exploration']);
+
 /** An ActionBatch from Warden, or why it cannot be read (the call is answered INVALID_ARGUMENT). */
 function readActions(bytes: Buffer): ActionRequestRead[] | Error {
   try {
@@ -116,9 +119,6 @@ function readActions(bytes: Buffer): ActionRequestRead[] | Error {
     return new Error(`malformed ActionBatch: ${(error as Error).message}`);
   }
 }
-
-/** What ActionContext.source may say. */
-const SOURCES: ReadonlySet<string> = new Set(['model', 'rules', 'exploration']);
 
 export interface SandboxStats {
   /** Episodes started here (a negative sandbox: files handed to it for stage 2). */
