@@ -8,7 +8,7 @@ import {
   ARTIFACT_TYPES,
   type TelemetryEvent,
 } from '../../src/messages/telemetry.ts';
-import { type BatchItem, encodeEventBatch } from '../../src/sandbox/event-batch.ts';
+import { type BatchItem, encodedEvents, encodeEventBatch } from '../../src/sandbox/event-batch.ts';
 import { sandboxProtoRoot } from '../../src/validation/telemetry-proto.ts';
 
 const count = fc.integer({ min: 0, max: 2 ** 40 });
@@ -85,8 +85,17 @@ test('pre-encoded batches decode to the events protobufjs encodes from the whole
     fc.property(
       fc.array(fc.oneof(fc.tuple(recorded, replay), lifecycle), { maxLength: 8 }),
       (entries) => {
-        const items: BatchItem[] = entries.map((e) =>
-          Array.isArray(e) ? { telemetry: { ...e[1], event: e[0] } } : e,
+        // Every other telemetry item comes with its pre-encoded part, as the sandbox passes it.
+        const items: BatchItem[] = entries.map((e, i) =>
+          Array.isArray(e)
+            ? {
+                telemetry: {
+                  ...e[1],
+                  event: e[0],
+                  ...(i % 2 ? { encoded: encodedEvents([e[0]])[0]! } : {}),
+                },
+              }
+            : e,
         );
         // What the sandbox wrote before: the whole event as an object, the replay's fields on top.
         const objects = entries.map((e) => {
