@@ -1,4 +1,4 @@
-// ActionBatch bytes for the dispatcher, written straight into one buffer.
+// ActionBatch bytes for the dispatcher, written straight into one buffer; and read back in place.
 //
 // Through proto-loader, grpc-js ran protobufjs's `fromObject` + `encode` on every action: 4 µs per
 // action with its context (five top features), a quarter of the io thread's time at full speed.
@@ -6,8 +6,12 @@
 // each field once, after a first pass that sizes the nested messages. The bytes are the ones
 // protobufjs writes (same fields, same order, zero values included); a property test holds the
 // two to byte equality. One exception: a lone UTF-16 surrogate in a string becomes U+FFFD, valid
-// UTF-8 as protobuf strings must be, where protobufjs writes the invalid bytes. Values no sandbox should get (negative or fractional numbers where the
-// contract has unsigned integers or enums) go through protobufjs unchanged.
+// UTF-8 as protobuf strings must be, where protobufjs writes the invalid bytes. Values no sandbox
+// should get (negative or fractional numbers where the contract has unsigned integers or enums) go
+// through protobufjs unchanged.
+//
+// The other end, for the reference sandbox: decodeActionBatch reads those bytes in place, only what
+// the sandbox uses of each action (2.3 → 0.65 µs per action against proto-loader's deserializer).
 
 import type protobuf from 'protobufjs';
 import { sandboxProtoRoot } from '../validation/telemetry-proto.ts';
