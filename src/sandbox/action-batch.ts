@@ -16,6 +16,7 @@
 import type protobuf from 'protobufjs';
 import { sandboxProtoRoot } from '../validation/telemetry-proto.ts';
 import { BYTES, Cursor, FIXED32, MalformedError, VARINT } from './wire-reader.ts';
+import { lengthDelimited, utf8Length, varintSize, WireWriter } from './wire-writer.ts';
 
 /** What an ActionRequest is made from: the dispatcher's decisions have this shape. */
 export interface ActionRequestLike {
@@ -38,18 +39,6 @@ export interface ActionRequestLike {
   };
 }
 
-const varintSize = (n: number): number => {
-  let size = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-};
-
-/** A tag, a length and the bytes of a string: its size on the wire (string bytes precomputed). */
-const lengthDelimited = (bytes: number): number => 1 + varintSize(bytes) + bytes;
-
 const uint = (n: number, max: number): boolean => Number.isInteger(n) && n >= 0 && n <= max;
 
 function encodable(a: ActionRequestLike): boolean {
@@ -66,46 +55,6 @@ function slowPath(actions: readonly ActionRequestLike[]): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
-class Out {
-  readonly buf: Buffer;
-  pos = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-  varint(n: number): void {
-    const buf = this.buf;
-    while (n >= 128) {
-      buf[this.pos++] = (n % 128) | 128;
-      n = Math.floor(n / 128);
-    }
-    buf[this.pos++] = n;
-  }
-  tag(field: number, wireType: number): void {
-    this.buf[this.pos++] = (field << 3) | wireType;
-  }
-  string(field: number, s: string, bytes: number): void {
-    this.tag(field, 2);
-    this.varint(bytes);
-    if (bytes === s.length) {
-      // ASCII (every character one byte): a loop beats a call into the UTF-8 encoder for ids.
-      const buf = this.buf;
-      for (let i = 0; i < bytes; i++) buf[this.pos + i] = s.charCodeAt(i);
-    } else this.buf.write(s, this.pos, bytes, 'utf8');
-    this.pos += bytes;
-  }
-  float(field: number, v: number): void {
-    this.tag(field, 5);
-    this.pos = this.buf.writeFloatLE(v, this.pos);
-  }
-}
-
-/** UTF-8 length: ids and feature names are ASCII, which a loop tells faster than a native call. */
-function utf8(s: string): number {
-  for (let i = 0; i < s.length; i++)
-    if (s.charCodeAt(i) >= 128) return Buffer.byteLength(s, 'utf8');
-  return s.length;
-}
-
 /** The ActionBatch message for these actions (field by field what protobufjs writes). */
 export function encodeActionBatch(actions: readonly ActionRequestLike[]): Buffer {
   // First pass: the size of every nested message (requests, contexts, features) and string.
@@ -115,11 +64,18 @@ export function encodeActionBatch(actions: readonly ActionRequestLike[]): Buffer
     if (!encodable(a)) return slowPath(actions);
     const c = a.context;
     const start = sizes.length;
-    sizes.push(0, 0, utf8(a.actionId), utf8(a.episodeId), utf8(c.modelVersion), utf8(c.source));
+    sizes.push(
+      0,
+      0,
+      utf8Length(a.actionId),
+      utf8Length(a.episodeId),
+      utf8Length(c.modelVersion),
+      utf8Length(c.source),
+    );
     let context = lengthDelimited(sizes[start + 4]!) + 5 + lengthDelimited(sizes[start + 5]!);
     if (c.qValues.length > 0) context += lengthDelimited(4 * c.qValues.length);
     for (const f of c.topFeatures) {
-      const name = utf8(f.name);
+      const name = utf8Length(f.name);
       const feature = 1 + varintSize(f.index) + lengthDelimited(name) + 5 + 5;
       sizes.push(name, feature);
       context += lengthDelimited(feature);
@@ -140,7 +96,7 @@ export function encodeActionBatch(actions: readonly ActionRequestLike[]): Buffer
   }
   // Second pass: the bytes. Per action, sizes holds: request, context, actionId, episodeId,
   // modelVersion, source, then name and message size of each top feature.
-  const out = new Out(total);
+  const out = new WireWriter(total);
   let k = 0;
   for (const a of actions) {
     const c = a.context;

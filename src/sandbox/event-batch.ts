@@ -13,6 +13,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type protobuf from 'protobufjs';
 import type { TelemetryEvent } from '../messages/telemetry.ts';
 import { sandboxProtoRoot } from '../validation/telemetry-proto.ts';
+import { lengthDelimited, utf8Length, varintSize, WireWriter } from './wire-writer.ts';
 
 /** A telemetry event of one replay: the recorded event and the five fields of this replay. */
 export interface TelemetryItem {
@@ -35,9 +36,6 @@ export type BatchItem =
       readonly stageOutcome?: object;
       readonly stageFailed?: object;
     };
-
-const EVENTS_FIELD = (1 << 3) | 2; // EventBatch.events
-const TELEMETRY_FIELD = (2 << 3) | 2; // SandboxEvent.telemetry
 
 let types: { telemetry: protobuf.Type; sandboxEvent: protobuf.Type } | undefined;
 const typesOf = () => {
@@ -97,38 +95,6 @@ export function encodedEvents(events: readonly TelemetryEvent[]): readonly Uint8
   return parts;
 }
 
-/** Bytes of a varint of n (a non-negative integer up to 2^53). */
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeVarint(buf: Buffer, off: number, n: number): number {
-  while (n >= 128) {
-    buf[off++] = (n % 128) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[off++] = n;
-  return off;
-}
-
-/** UTF-8 bytes of a string; short ASCII ones (ids) counted here rather than by a call into C++. */
-function utf8Length(s: string): number {
-  if (s.length > 64) return Buffer.byteLength(s);
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s);
-  return s.length;
-}
-
-function writeString(buf: Buffer, off: number, s: string, bytes: number): number {
-  if (bytes !== s.length) return off + buf.write(s, off, bytes);
-  for (let i = 0; i < bytes; i++) buf[off + i] = s.charCodeAt(i); // ASCII: one byte each
-  return off + bytes;
-}
-
 /** A telemetry event's varying fields as protobufjs writes them (every field, zeros too). */
 const fieldsSize = (t: TelemetryItem, sandbox: number, episode: number): number =>
   5 + // five one-byte tags
@@ -162,7 +128,7 @@ export function encodeEventBatch(items: readonly BatchItem[]): Buffer {
       const body = t.encoded ?? staticPart(t.event);
       parts[i] = body;
       const inner = fieldsSize(t, sandbox, episode) + body.length;
-      size = 1 + varintSize(inner) + inner; // SandboxEvent.telemetry
+      size = lengthDelimited(inner); // SandboxEvent.telemetry
       sizes[4 * i + 1] = inner;
       sizes[4 * i + 2] = sandbox;
       sizes[4 * i + 3] = episode;
@@ -174,41 +140,30 @@ export function encodeEventBatch(items: readonly BatchItem[]): Buffer {
       size = bytes.length;
     }
     sizes[4 * i] = size;
-    total += 1 + varintSize(size) + size;
+    total += lengthDelimited(size);
   }
-  const buf = Buffer.allocUnsafe(total);
-  let off = 0;
+  const out = new WireWriter(total);
   for (let i = 0; i < n; i++) {
-    const size = sizes[4 * i]!;
-    buf[off++] = EVENTS_FIELD;
-    off = writeVarint(buf, off, size);
-    const part = parts[i]!;
+    out.tag(1, 2); // EventBatch.events
+    out.varint(sizes[4 * i]!);
     if (sizes[4 * i + 1] === -1) {
-      buf.set(part, off);
-      off += part.length;
+      out.raw(parts[i]!); // a lifecycle event, encoded whole
       continue;
     }
     const t = items[i]!.telemetry!;
-    buf[off++] = TELEMETRY_FIELD;
-    off = writeVarint(buf, off, sizes[4 * i + 1]!);
-    const sandbox = sizes[4 * i + 2]!;
-    buf[off++] = 10;
-    off = writeVarint(buf, off, sandbox);
-    off = writeString(buf, off, t.sandboxId, sandbox);
-    const episode = sizes[4 * i + 3]!;
-    buf[off++] = 18;
-    off = writeVarint(buf, off, episode);
-    off = writeString(buf, off, t.episodeId, episode);
-    buf[off++] = 24;
-    off = writeVarint(buf, off, t.stage);
-    buf[off++] = 32;
-    off = writeVarint(buf, off, t.seq);
-    buf[off++] = 40;
-    off = writeVarint(buf, off, t.timestampMs);
-    buf.set(part, off);
-    off += part.length;
+    out.tag(2, 2); // SandboxEvent.telemetry
+    out.varint(sizes[4 * i + 1]!);
+    out.string(1, t.sandboxId, sizes[4 * i + 2]!);
+    out.string(2, t.episodeId, sizes[4 * i + 3]!);
+    out.tag(3, 0);
+    out.varint(t.stage);
+    out.tag(4, 0);
+    out.varint(t.seq);
+    out.tag(5, 0);
+    out.varint(t.timestampMs);
+    out.raw(parts[i]!); // the recorded event's other fields
   }
-  return buf;
+  return out.buf;
 }
 
 /**
