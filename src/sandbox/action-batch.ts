@@ -160,10 +160,8 @@ function readContext(c: Cursor, end: number): NonNullable<ActionRequestRead['con
   c.end = end;
   const context: NonNullable<ActionRequestRead['context']> = { qValueCount: 0 };
   while (c.pos < end) {
-    const tag = c.uint32();
-    const field = tag >>> 3;
-    const wt = tag & 7;
-    if (field === 0) throw new MalformedError('field number 0');
+    const field = c.field();
+    const wt = c.wireType;
     if (field === 1 && wt === BYTES) {
       const s = c.delimited();
       context.modelVersion = c.text(s, c.pos);
@@ -190,10 +188,8 @@ function readRequest(c: Cursor, end: number): ActionRequestRead {
   c.end = end;
   const a: ActionRequestRead = {};
   while (c.pos < end) {
-    const tag = c.uint32();
-    const field = tag >>> 3;
-    const wt = tag & 7;
-    if (field === 0) throw new MalformedError('field number 0');
+    const field = c.field();
+    const wt = c.wireType;
     if (field > 6) {
       c.skip(wt);
       continue;
@@ -227,10 +223,8 @@ export function decodeActionBatch(bytes: Buffer): ActionRequestRead[] {
   c.end = bytes.length;
   const actions: ActionRequestRead[] = [];
   while (c.pos < bytes.length) {
-    const tag = c.uint32();
-    if (tag >>> 3 === 0) throw new MalformedError('field number 0');
-    if (tag !== ((1 << 3) | BYTES)) {
-      c.skip(tag & 7);
+    if (c.field() !== 1 || c.wireType !== BYTES) {
+      c.skip(c.wireType);
       continue;
     }
     const s = c.delimited();

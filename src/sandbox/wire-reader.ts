@@ -50,6 +50,18 @@ export class Cursor {
     throw new MalformedError('varint longer than ten bytes');
   }
 
+  /** The wire type of the field field() read last. */
+  wireType = 0;
+
+  /** Reads a field's tag: returns its number and sets wireType; field number 0 is malformed. */
+  field(): number {
+    const tag = this.uint32();
+    this.wireType = tag & 7;
+    const field = tag >>> 3;
+    if (field === 0) throw new MalformedError('field number 0');
+    return field;
+  }
+
   uint32(): number {
     this.varint();
     return this.lo;

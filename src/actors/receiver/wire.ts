@@ -157,10 +157,8 @@ function readApi(c: Cursor, e: RawEvent, end: number, opts: ValidateOptions): vo
   c.end = end;
   e.resetApi();
   while (c.pos < end) {
-    const tag = c.uint32();
-    const field = tag >>> 3;
-    const wt = tag & 7;
-    if (field === 0) throw new MalformedError('field number 0');
+    const field = c.field();
+    const wt = c.wireType;
     if (field <= 3 && wt !== BYTES) throw new MalformedError(`api field ${field}: wire type ${wt}`);
     if (field === 1) {
       e.nameStart = c.delimited();
@@ -181,10 +179,8 @@ function readTelemetry(c: Cursor, e: RawEvent, end: number, opts: ValidateOption
   c.end = end;
   e.reset();
   while (c.pos < end) {
-    const tag = c.uint32();
-    const field = tag >>> 3;
-    const wt = tag & 7;
-    if (field === 0) throw new MalformedError('field number 0');
+    const field = c.field();
+    const wt = c.wireType;
     if (field > 24) {
       c.skip(wt);
       continue;
@@ -381,10 +377,8 @@ export function decodeEventBatch(
     let start: number;
     let end: number;
     try {
-      const tag = c.uint32();
-      if (tag >>> 3 !== 1 || (tag & 7) !== BYTES) {
-        if (tag >>> 3 === 0) throw new MalformedError('field number 0');
-        c.skip(tag & 7);
+      if (c.field() !== 1 || c.wireType !== BYTES) {
+        c.skip(c.wireType);
         continue;
       }
       start = c.delimited();
@@ -423,15 +417,14 @@ function readEvent(
   let bodyStart = 0;
   let bodyEnd = 0;
   while (c.pos < end) {
-    const tag = c.uint32();
-    const f = tag >>> 3;
-    if (f === 0) throw new MalformedError('field number 0');
+    const f = c.field();
     if (f >= 1 && f <= 4) {
-      if ((tag & 7) !== BYTES) throw new MalformedError(`event field ${f}: wire type ${tag & 7}`);
+      if (c.wireType !== BYTES)
+        throw new MalformedError(`event field ${f}: wire type ${c.wireType}`);
       field = f;
       bodyStart = c.delimited();
       bodyEnd = c.pos;
-    } else c.skip(tag & 7);
+    } else c.skip(c.wireType);
   }
   if (field === 0) return; // no event in it: nothing to take
   if (field === 2) {
