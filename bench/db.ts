@@ -3,8 +3,7 @@
 // same run, then p50/p99 of a 10-nearest-neighbour query, a by-type query and a time-range query
 // with 1,000,000 stored patterns.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type DbRecord, DbWriter } from '../src/actors/db-writer/writer.ts';
 import { createPool } from '../src/db/connect.ts';
@@ -15,6 +14,7 @@ import { migrate } from '../src/db/migrations.ts';
 import { byAttackType, byTimeRange, DEFAULT_CANDIDATES, nearest } from '../src/db/patterns.ts';
 import type { AttackPattern } from '../src/messages/pattern.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
+import { tempDir } from '../test/temp-dir.ts';
 import { fmtRate, printLatency, summarize, writeResult } from './lib.ts';
 
 const DIM = 64;
@@ -84,8 +84,8 @@ async function timeQueries(n: number, fn: (i: number) => Promise<unknown>) {
 
 export async function run(args: string[]): Promise<void> {
   const total = Number(args[0] ?? 1_000_000);
-  const dir = join(mkdtempSync(join(tmpdir(), 'warden-bench-pg-')), 'data');
-  const journalDir = mkdtempSync(join(tmpdir(), 'warden-bench-j-'));
+  const dir = join(tempDir('warden-bench-pg-'), 'data');
+  const journalDir = tempDir('warden-bench-j-');
   const server = await startEmbedded(dir, silentLogger);
   const pool = createPool(server.url, silentLogger, 6);
   const client = await pool.connect();

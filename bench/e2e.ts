@@ -5,8 +5,7 @@
 // sandbox to its action arriving back. No model is loaded, so every event gets a decision
 // (the rule table decides at the end of the run): the heaviest decision load per event.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { validateConfig } from '../src/config/validate.ts';
@@ -19,6 +18,7 @@ import { silentLogger } from '../src/runtime/logger.ts';
 import { ReplayStorage } from '../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../src/runtime/system.ts';
 import { ReferenceSandbox } from '../src/sandbox/reference-sandbox.ts';
+import { tempDir } from '../test/temp-dir.ts';
 import { fmtRate, printLatency, summarize, writeResult } from './lib.ts';
 
 const DATA = new URL('../data/oliveira-balanced/', import.meta.url).pathname;
@@ -83,8 +83,8 @@ export async function runPoint(
   const { config } = validateConfig({
     logging: { level: 'silent' },
     sandboxes: sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` })),
-    database: { url: dbUrl, journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')) },
-    models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-m-')) },
+    database: { url: dbUrl, journalDir: tempDir('warden-e2e-j-') },
+    models: { dir: tempDir('warden-e2e-m-') },
     replay: { capacity: 1_000_000 },
     learning: { exportEvery: 1e8 },
     ...(process.env.E2E_PLACEMENT
@@ -169,7 +169,7 @@ export async function runPoint(
 const WARM_UP_MS = 2_000;
 
 export async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-e2e-pg-'));
+  const dir = tempDir('warden-e2e-pg-');
   const server = await startEmbedded(join(dir, 'data'), silentLogger);
   try {
     const pool = createPool(server.url, silentLogger);

@@ -9,8 +9,7 @@
 //                serving it (goal ≤ 1 s). Baseline: NOTIFY → LISTEN delivery to this process.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { initParams } from '../src/actors/learner/q-network.ts';
@@ -25,6 +24,7 @@ import type { ActionId } from '../src/messages/action.ts';
 import { exportModel } from '../src/models/store.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
 import { modelDraft } from '../test/helpers.ts';
+import { tempDir } from '../test/temp-dir.ts';
 import { withDatabase } from './e2e.ts';
 import { fmtRate, printLatency, summarize, writeResult } from './lib.ts';
 
@@ -107,7 +107,7 @@ function inferenceHost(
   url: string,
   name: string,
 ): { child: ChildProcess; exited: Promise<unknown> } {
-  const dir = mkdtempSync(join(tmpdir(), `warden-fleet-bench-${name}-`));
+  const dir = tempDir(`warden-fleet-bench-${name}-`);
   mkdirSync(join(dir, 'config'));
   writeFileSync(
     join(dir, 'config', 'default.json'),
@@ -143,7 +143,7 @@ async function models(url: string, versions: number) {
         ['bench-host-%'],
       )
     ).rows;
-  const dir = mkdtempSync(join(tmpdir(), 'warden-fleet-bench-models-'));
+  const dir = tempDir('warden-fleet-bench-models-');
   const toServe: number[] = [];
   const toNotify: number[] = [];
   try {

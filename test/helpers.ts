@@ -1,7 +1,6 @@
 // Shared test helpers: configuration with overrides, and waiting for system messages.
 
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { hyperParameters } from '../src/actors/learner/hyper-parameters.ts';
@@ -20,6 +19,7 @@ import type { MetadataDraft } from '../src/models/store.ts';
 import type { Message } from '../src/runtime/actor.ts';
 import type { ActorSystem } from '../src/runtime/system.ts';
 import { callEvent } from '../src/telemetry/call-event.ts';
+import { tempDir } from './temp-dir.ts';
 
 export function testConfig(overrides: Record<string, unknown> = {}): WardenConfig {
   const { config } = validateConfig(
@@ -209,7 +209,7 @@ export function tempStartConfig(
   prefix: string,
   extra: Record<string, unknown> = {},
 ): { dir: string; configDir: string } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = tempDir(prefix);
   const configDir = join(dir, 'config');
   mkdirSync(configDir);
   writeFileSync(

@@ -2,11 +2,11 @@
 // exits non-zero, even after the embedded PostgreSQL was started and had to be stopped again.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
+import { tempDir } from '../temp-dir.ts';
 
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
 const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
@@ -15,7 +15,7 @@ test('start with its query port taken: a clear error, exit code 1, the database 
   const busy = createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', () => resolve()));
   const port = (busy.address() as { port: number }).port;
-  const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+  const dir = tempDir('warden-cli-');
   mkdirSync(join(dir, 'config'));
   writeFileSync(
     join(dir, 'config', 'default.json'),
@@ -47,7 +47,7 @@ test('start with its query port taken: a clear error, exit code 1, the database 
 
 test('insecure or invalid security settings stop the start before anything runs', (t) => {
   const run = (config: object, ...args: string[]) => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+    const dir = tempDir('warden-cli-');
     mkdirSync(join(dir, 'config'));
     writeFileSync(
       join(dir, 'config', 'default.json'),
@@ -97,7 +97,7 @@ test('insecure or invalid security settings stop the start before anything runs'
 
 test('exit codes say what happened: config check 0 / 2, validate of a missing file 1', (t) => {
   t.is(spawnSync(process.execPath, [BIN, 'config', 'check'], { env }).status, 0);
-  const broken = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+  const broken = tempDir('warden-cli-');
   writeFileSync(join(broken, 'default.json'), '{ nope');
   t.is(
     spawnSync(process.execPath, [BIN, 'config', 'check', '--config-dir', broken], { env }).status,
@@ -202,7 +202,7 @@ test('models keygen, sign, verify: a signed model verifies; a tampered one does 
   const { exportModel } = await import('../../src/models/store.ts');
   const { initParams } = await import('../../src/actors/learner/q-network.ts');
   const { modelDraft } = await import('../helpers.ts');
-  const dir = mkdtempSync(join(tmpdir(), 'warden-models-cli-'));
+  const dir = tempDir('warden-models-cli-');
   const draft = modelDraft();
   const first = await exportModel(dir, initParams([32, 8, 6], false, 1), draft);
   const second = await exportModel(dir, initParams([32, 8, 6], false, 2), draft);
@@ -242,7 +242,7 @@ const trainCli =
 
 test('train --batch-size: used and recorded in the model metadata; an invalid size is a usage error; the model is a weight average unless --no-average', (t) => {
   const data = new URL('../../data/oliveira-balanced/api_calls.csv', import.meta.url).pathname;
-  const out = mkdtempSync(join(tmpdir(), 'warden-train-'));
+  const out = tempDir('warden-train-');
   const run = trainCli(data, out);
   const ok = run('--episodes', '6', '--batch-size', '32', '--members', '1');
   t.is(ok.status, 0, ok.stderr);
@@ -266,7 +266,7 @@ test('train --batch-size: used and recorded in the model metadata; an invalid si
 });
 
 test('train --members: the networks of several seeds distilled into the exported model, said on stdout and in the report', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-members-'));
+  const dir = tempDir('warden-members-');
   const csv = join(dir, 'calls.csv');
   const calls = ['CreateFileW', 'ReadFile', 'WriteFile', 'RegOpenKeyW', 'connect', 'send'];
   writeFileSync(
@@ -293,7 +293,7 @@ test('train --members: the networks of several seeds distilled into the exported
 });
 
 test('train and eval on a file without usable episodes: a clear error, exit 1; unreadable rows are counted', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-baddata-'));
+  const dir = tempDir('warden-baddata-');
   const csv = join(dir, 'calls.csv');
   writeFileSync(csv, 't_0,t_1,malware\nCreateFileW,ReadFile,2\n');
   const run = (...args: string[]) =>

@@ -5,12 +5,12 @@
 // with no lost or repeated rows; a host started late catches up to the current version.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { until } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
 
@@ -33,7 +33,7 @@ test.after.always(async () => {
 });
 
 function host(name: string, role: 'inference' | 'learner', ...args: string[]): Proc {
-  const dir = mkdtempSync(join(tmpdir(), `warden-fleet-${name}-`));
+  const dir = tempDir(`warden-fleet-${name}-`);
   mkdirSync(join(dir, 'config'));
   writeFileSync(
     join(dir, 'config', 'default.json'),

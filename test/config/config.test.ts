@@ -2,8 +2,7 @@
 // environment overlays (property 39), hyper-parameters applied (property 37), hot reload
 // (property 38), secrets only from the environment.
 
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
@@ -20,9 +19,10 @@ import { defaultOf } from '../../src/config/validate.ts';
 import { ConfigWatcher } from '../../src/config/watch.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { createSampleBatch, ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
+import { tempDir } from '../temp-dir.ts';
 
 function configDir(files: Record<string, unknown>): string {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-config-'));
+  const dir = tempDir('warden-config-');
   for (const [name, body] of Object.entries(files)) {
     writeFileSync(join(dir, name), typeof body === 'string' ? body : JSON.stringify(body));
   }

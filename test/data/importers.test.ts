@@ -2,8 +2,7 @@
 // CAPE report in data/cape-reports/ (and the shared folder's, when it is beside the project),
 // the JSONL round trip, the quality report and the split by distinct sequence.
 
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { importCape } from '../../src/data/import-cape.ts';
@@ -11,11 +10,12 @@ import { importCsv } from '../../src/data/import-csv.ts';
 import { readRecorded, writeRecorded } from '../../src/data/jsonl.ts';
 import { qualityReport } from '../../src/data/quality.ts';
 import { splitTraces } from '../../src/data/split.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const DATA = new URL('../../data/', import.meta.url).pathname;
 const SHARED = new URL('../../../shared/data/cape-reports/', import.meta.url).pathname;
 const names = JSON.parse(readFileSync(join(DATA, 'oliveira-balanced/api_names.json'), 'utf8'));
-const tmp = () => mkdtempSync(join(tmpdir(), 'warden-data-'));
+const tmp = () => tempDir('warden-data-');
 
 test('Oliveira CSV: 2,158 episodes of 100 named calls, balanced labels', (t) => {
   const { traces, skippedRows, unknownIds } = importCsv(

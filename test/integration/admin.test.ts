@@ -3,8 +3,7 @@
 // tampered one, rolling back, and a configuration update validated before it is written — each
 // needing the operate role, as the CLI and an operator's script use it.
 
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
@@ -19,6 +18,7 @@ import { type RunningServices, startServices } from '../../src/services/server.t
 import { systemAdmin } from '../../src/services/system-admin.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { Inbox, modelDraft, runCli, testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const OPERATE = 'ops-token-0123456789abcdef';
 const READ = 'read-token-0123456789abcdef';
@@ -35,7 +35,7 @@ let modelVersion = 'rules';
 
 test.before(async () => {
   db = await startTestDatabase();
-  modelsDir = mkdtempSync(join(tmpdir(), 'warden-admin-models-'));
+  modelsDir = tempDir('warden-admin-models-');
   versions = [];
   for (const seed of [1, 2, 3]) {
     const { metadata } = await exportModel(
@@ -45,7 +45,7 @@ test.before(async () => {
     );
     versions.push(metadata.version);
   }
-  configDir = mkdtempSync(join(tmpdir(), 'warden-admin-config-'));
+  configDir = tempDir('warden-admin-config-');
   copyFileSync(join(DEFAULT_CONFIG_DIR, 'default.json'), join(configDir, 'default.json'));
   config = testConfig({
     runtime: { placement: { inference: ['adapter'] } },

@@ -4,9 +4,6 @@
 // exported models — one that releases every file, one that terminates every file — judged on
 // benign episodes.
 
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
 import type { DegradationAlert } from '../../src/actors/episodes/degradation.ts';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
@@ -27,6 +24,7 @@ import {
   testConfig,
   until,
 } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const DIM = 64;
 
@@ -40,7 +38,7 @@ async function modelThatAlways(dir: string, action: ActionId, seed: number) {
 }
 
 test('a degraded version raises the alert and is rolled back automatically', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-degrade-'));
+  const dir = tempDir('warden-degrade-');
   const good = await modelThatAlways(dir, ACTIONS.RELEASE, 1);
   await new Promise((r) => setTimeout(r, 5)); // versions are named by time
   const bad = await modelThatAlways(dir, ACTIONS.TERMINATE, 2);

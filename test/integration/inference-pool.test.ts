@@ -3,8 +3,7 @@
 // table with an alert while answering; hot reload under a continuous stream fails nothing
 // (property 18); rollback.
 
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { argmaxQ, chooseAction } from '../../src/actors/inference/decide.ts';
@@ -13,6 +12,7 @@ import { forward, initParams, type QNetParams } from '../../src/actors/learner/q
 import { generateSigningKeys, loadPrivateKey } from '../../src/models/signing.ts';
 import { exportModel, modelFile, setLatest, sha256 } from '../../src/models/store.ts';
 import { modelDraft, testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const DIM = 32;
 const draft = modelDraft();
@@ -21,7 +21,7 @@ const config = (workers = 1) =>
     telemetry: { stateDim: DIM },
     inference: { workers, maxBatch: 32, ringCapacity: 1024 },
   });
-const models = () => mkdtempSync(join(tmpdir(), 'warden-pool-'));
+const models = () => tempDir('warden-pool-');
 const state = (i: number) =>
   Float32Array.from({ length: DIM }, (_, k) => ((i * 31 + k * 7) % 100) / 100);
 

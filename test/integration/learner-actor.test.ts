@@ -3,9 +3,7 @@
 // exports validated models and announces them, and reports training metrics (property 34); a
 // candidate that forgot what the version in service knew is held back (requirement 7.5).
 
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import test from 'ava';
 import type { DegradationAlert } from '../../src/actors/episodes/degradation.ts';
 import { initParams } from '../../src/actors/learner/q-network.ts';
@@ -22,6 +20,7 @@ import { evaluatePolicy } from '../../src/training/evaluate.ts';
 import { BUNDLED_HELD_OUT, evaluateParams, loadHeldOut } from '../../src/training/held-out.ts';
 import { train } from '../../src/training/train.ts';
 import { Inbox, modelDraft, testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 function transitions(n: number, dim: number, from = 0): Experience[] {
   return Array.from({ length: n }, (_, i) => ({
@@ -82,7 +81,7 @@ async function until<T>(probe: () => Promise<T>, ok: (v: T) => boolean, ms = 20_
 }
 
 test('the learner trains in its own thread from shared replay, exports and announces models', async (t) => {
-  const models = mkdtempSync(join(tmpdir(), 'warden-learner-'));
+  const models = tempDir('warden-learner-');
   const config = learnerConfig(models, {
     learning: {
       exportEvery: 200,
@@ -188,7 +187,7 @@ async function servingAndPoison(models: string, config: ReturnType<typeof learne
  * service, with the poison arriving once it has started (it learns from what comes after).
  */
 async function poisonedLearner(prefix: string, overrides: Record<string, unknown>) {
-  const models = mkdtempSync(join(tmpdir(), prefix));
+  const models = tempDir(prefix);
   const config = learnerConfig(
     models,
     mergeDeep(
@@ -285,7 +284,7 @@ test('a candidate worse than the version in service by less than the alert margi
 });
 
 test('continuing from a trained version: it fine-tunes at learning.resumeLearningRate and rehearses recorded episodes at learning.rehearsalShare of the intake', async (t) => {
-  const models = mkdtempSync(join(tmpdir(), 'warden-rehearse-'));
+  const models = tempDir('warden-rehearse-');
   const config = learnerConfig(models, {
     learning: {
       exportEvery: 1_000_000,
@@ -332,7 +331,7 @@ test('continuing from a trained version: it fine-tunes at learning.resumeLearnin
 });
 
 test('a fresh network (nothing in service) learns at learning.learningRate and rehearses nothing', async (t) => {
-  const models = mkdtempSync(join(tmpdir(), 'warden-fresh-'));
+  const models = tempDir('warden-fresh-');
   const config = learnerConfig(models, { learning: { exportEvery: 1_000_000 } });
   const replay = ReplayStorage.create({ capacity: 10_000, dim: 32 });
   const system = new ActorSystem({ config, shared: { replay: replay.buffer } });

@@ -3,8 +3,7 @@
 // and reward, and every actor error with its stack, actor and episode — from the real adapter,
 // inference pool and episodes actor on worker threads.
 
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
@@ -20,6 +19,7 @@ import {
   testConfig,
   until,
 } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 type Line = Record<string, unknown> & { level: number; msg: string };
 
@@ -35,7 +35,7 @@ function readLogs(dir: string): { files: string[]; lines: Line[] } {
 }
 
 test('every decision, transition and actor error is in the daily log files of its thread', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-logs-'));
+  const dir = tempDir('warden-logs-');
   const system = new ActorSystem({
     config: testConfig({
       logging: { level: 'debug', dir, keepDays: 30 },

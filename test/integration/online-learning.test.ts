@@ -5,8 +5,7 @@
 // starting point, the rule table, judged on the same held-out episodes (the split's test side,
 // never replayed here).
 
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { importCsv } from '../../src/data/import-csv.ts';
@@ -21,6 +20,7 @@ import { evaluatePolicy, rulesAsPolicy } from '../../src/training/evaluate.ts';
 import { loadHeldOut } from '../../src/training/held-out.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { PIPELINE_PLACEMENT, sandboxesAt, testConfig, until } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 let db: TestDatabase;
@@ -59,8 +59,8 @@ test('online learning on real telemetry: the served policy detects better than i
       placement: { ...PIPELINE_PLACEMENT, learner: ['learner'] },
     },
     sandboxes: sandboxesAt(sandboxes, ports),
-    database: { url: db.server.url, journalDir: mkdtempSync(join(tmpdir(), 'warden-learn-j-')) },
-    models: { dir: mkdtempSync(join(tmpdir(), 'warden-learn-models-')) },
+    database: { url: db.server.url, journalDir: tempDir('warden-learn-j-') },
+    models: { dir: tempDir('warden-learn-models-') },
     inference: { workers: 1, epsilon: 0.1 },
     learning: { exportEvery: 1_000, heldOutEpisodes: 200 },
   });

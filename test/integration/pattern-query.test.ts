@@ -1,9 +1,6 @@
 // The PatternQuery gRPC service over loopback on a real PostgreSQL, the `warden patterns query`
 // command against it, and the db-writer actor on its own worker thread feeding the same store.
 
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
@@ -13,6 +10,7 @@ import { patternQueryClient } from '../../src/services/pattern-query.ts';
 import { type RunningServices, startServices } from '../../src/services/server.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { runCli, testConfig, until } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const READER = 'siem-reader-token-0123456789';
 const OPERATOR = 'operator-only-token-0123456789';
@@ -41,7 +39,7 @@ test.serial(
       runtime: { placement: { io: ['db-writer'] } },
       database: {
         url: db.server.url,
-        journalDir: mkdtempSync(join(tmpdir(), 'warden-j-')),
+        journalDir: tempDir('warden-j-'),
         retryMs: 100,
       },
     });

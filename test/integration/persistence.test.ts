@@ -3,9 +3,6 @@
 // trajectories in full (43), an outage mid-stream (26), SIGKILL during an outage, hostile strings.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
 import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
@@ -25,6 +22,7 @@ import type { AttackPattern } from '../../src/messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 let db: TestDatabase;
 test.before(async () => {
@@ -34,7 +32,7 @@ test.after.always(async () => {
   await db?.stop();
 });
 
-const journalDir = () => mkdtempSync(join(tmpdir(), 'warden-journal-'));
+const journalDir = () => tempDir('warden-journal-');
 /** A DB writer on the test database with a journal in a fresh directory. */
 const newWriter = (journalBytes = 1 << 20, options?: ConstructorParameters<typeof DbWriter>[3]) =>
   new DbWriter(db.pool, new Journal<DbRecord>(journalDir(), journalBytes), silentLogger, options);

@@ -4,8 +4,7 @@
 // action, transition and trajectory is accounted for (properties 4, 6, 19, 21, 40–43).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
@@ -23,6 +22,7 @@ import { startMetricsServer } from '../../src/services/metrics.ts';
 import { sandboxProtoRoot } from '../../src/validation/telemetry-proto.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { PIPELINE_PLACEMENT, sandboxesAt, tempStartConfig, testConfig, until } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
@@ -69,12 +69,12 @@ function pipeline(overrides: Record<string, unknown>): {
     runtime: { placement: PIPELINE_PLACEMENT },
     database: {
       url: db.server.url,
-      journalDir: mkdtempSync(join(tmpdir(), 'warden-e2e-j-')),
+      journalDir: tempDir('warden-e2e-j-'),
       // A batch whose connection does not come within the pool's 2 s (a loaded machine) goes to
       // the journal and is retried; at the default 30 s the waits of these tests would end first.
       retryMs: 500,
     },
-    models: { dir: mkdtempSync(join(tmpdir(), 'warden-e2e-models-')) },
+    models: { dir: tempDir('warden-e2e-models-') },
     ...overrides,
   });
   const replay = ReplayStorage.create({ capacity: 10_000, dim: 64 });
@@ -540,7 +540,7 @@ test.serial(
         placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
       },
       sandboxes: sandboxesAt(sandboxes, ports),
-      models: { dir: mkdtempSync(join(tmpdir(), 'warden-ten-models-')) },
+      models: { dir: tempDir('warden-ten-models-') },
     });
     const system = new ActorSystem({
       config,
@@ -618,7 +618,7 @@ test.serial(
       config: testConfig({
         runtime: { placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'] } },
         sandboxes: [{ name: 'handmade', address: `127.0.0.1:${port}` }],
-        models: { dir: mkdtempSync(join(tmpdir(), 'warden-malformed-models-')) },
+        models: { dir: tempDir('warden-malformed-models-') },
       }),
       shared: { replay: ReplayStorage.create({ capacity: 10_000, dim: 64 }).buffer },
     });

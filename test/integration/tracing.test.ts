@@ -4,8 +4,7 @@
 // two-stage episode is one trace: episode → stage 1 / stage 2 → decide and dispatch spans, and
 // the DB write — from three threads.
 
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import test from 'ava';
@@ -16,6 +15,7 @@ import { exporterFromEnv, parentFrom, traceparentOf } from '../../src/runtime/tr
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { PIPELINE_PLACEMENT, testConfig, until } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
 let db: TestDatabase;
@@ -54,9 +54,9 @@ test.serial(
         dispatch: { retryDelaysMs: [20, 40] },
         database: {
           url: db.server.url,
-          journalDir: mkdtempSync(join(tmpdir(), 'warden-trace-j-')),
+          journalDir: tempDir('warden-trace-j-'),
         },
-        models: { dir: mkdtempSync(join(tmpdir(), 'warden-trace-models-')) },
+        models: { dir: tempDir('warden-trace-models-') },
         inference: { workers: 1 },
       }),
       // The system shuts its exporter down on stop; an in-memory one would forget its spans.

@@ -2,8 +2,7 @@
 // metadata complete, timestamps strictly increase, a failed export leaves the previous model),
 // rollback, and property 29 (training continues from the exported weights).
 
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { OnnxPolicy } from '../../src/actors/inference/onnx-policy.ts';
@@ -24,8 +23,9 @@ import {
 import { argmax } from '../../src/training/evaluate.ts';
 import { train } from '../../src/training/train.ts';
 import { recordedTrace, testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
-const dir = () => mkdtempSync(join(tmpdir(), 'warden-models-'));
+const dir = () => tempDir('warden-models-');
 const draft: MetadataDraft = {
   hyperParameters: hyperParameters(testConfig()),
   trainingEpisodes: 10,

@@ -3,13 +3,13 @@
 // never touched.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { STARTER_DIR, seedStarterModel } from '../../src/models/starter.ts';
 import { latestVersion, listVersions, readMetadata, sha256 } from '../../src/models/store.ts';
 import { tempStartConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
 const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
@@ -24,7 +24,7 @@ test('the bundled starter is a complete version: its file matches the sha256 of 
 });
 
 test('seeding: an empty models directory gets the starter as latest; one with any version, or another state size, gets nothing', (t) => {
-  const empty = join(mkdtempSync(join(tmpdir(), 'warden-starter-')), 'models');
+  const empty = join(tempDir('warden-starter-'), 'models');
   const version = seedStarterModel(empty, 64);
   t.is(version, latestVersion(STARTER_DIR));
   t.is(latestVersion(empty), version);
@@ -32,12 +32,12 @@ test('seeding: an empty models directory gets the starter as latest; one with an
   t.is(readMetadata(empty, version!).sha256, readMetadata(STARTER_DIR, version!).sha256);
   t.is(seedStarterModel(empty, 64), undefined, 'a second start finds a version and copies nothing');
 
-  const learned = mkdtempSync(join(tmpdir(), 'warden-starter-'));
+  const learned = tempDir('warden-starter-');
   writeFileSync(join(learned, 'drl_agent_v5.onnx'), 'a version of its own');
   t.is(seedStarterModel(learned, 64), undefined);
   t.deepEqual(readdirSync(learned), ['drl_agent_v5.onnx']);
 
-  const wider = mkdtempSync(join(tmpdir(), 'warden-starter-'));
+  const wider = tempDir('warden-starter-');
   t.is(seedStarterModel(wider, 100), undefined, 'a 64-feature model cannot serve 100 features');
   t.deepEqual(readdirSync(wider), []);
 });

@@ -3,8 +3,7 @@
 // tampered value or a missing key is a clear error — on a real PostgreSQL.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
@@ -19,6 +18,7 @@ import { patternQueryClient } from '../../src/services/pattern-query.ts';
 import { type RunningServices, startServices } from '../../src/services/server.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const key = () => randomBytes(32).toString('base64');
 const OLD = `k2025:${key()}`;
@@ -94,7 +94,7 @@ test.serial(
   'encrypted fields reach PostgreSQL and the journal as ciphertext; queries see plaintext, across a key rotation',
   async (t) => {
     const fields = ['episodeId', 'attackType', 'failureReason', 'artifactHash'] as const;
-    const journalDir = mkdtempSync(join(tmpdir(), 'warden-enc-journal-'));
+    const journalDir = tempDir('warden-enc-journal-');
     const writerWith = (keys: string, keyId: string) =>
       new DbWriter(db.pool, new Journal<DbRecord>(journalDir, 1 << 20), silentLogger, {
         batchRows: 100,

@@ -4,9 +4,7 @@
 // unbounded memory. Model bytes also go through the real ONNX Runtime in the inference pool,
 // which must refuse what it cannot use and keep serving.
 
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import fc from 'fast-check';
@@ -24,6 +22,7 @@ import {
 } from '../../src/models/store.ts';
 import { WardenError } from '../../src/runtime/errors.ts';
 import { modelDraft, testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const REPORT = new URL(
   '../../data/cape-reports/cape__v2.2__d46900384c78863420fb3e297d0a2f743cd2b6b3f7f82bf64059a168e07aceb7.json.gz',
@@ -167,7 +166,7 @@ test('CSV sequences: any text imports row by row or is refused clearly', (t) => 
 const DIM = 32;
 let modelBytes: Uint8Array;
 test.before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-fuzz-model-'));
+  const dir = tempDir('warden-fuzz-model-');
   const { metadata } = await exportModel(dir, initParams([DIM, 8, 6], false, 3), modelDraft());
   modelBytes = readFileSync(modelFile(dir, metadata.version));
 });
@@ -209,7 +208,7 @@ test('model files: random and damaged bytes give weights that fit their shapes, 
 });
 
 test('model files: damaged models with a matching checksum go to ONNX Runtime; each is served or refused, and the pool keeps answering', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-fuzz-pool-'));
+  const dir = tempDir('warden-fuzz-pool-');
   const good = await exportModel(dir, initParams([DIM, 8, 6], false, 4), modelDraft());
   const pool = await InferencePool.start(
     testConfig({ telemetry: { stateDim: DIM }, inference: { workers: 1, ringCapacity: 256 } }),

@@ -2,9 +2,6 @@
 // (PatternQuery, authenticated by client certificate or token) and a sandbox channel; plaintext
 // refused off loopback; a renewed server certificate served without a restart.
 
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
@@ -17,16 +14,13 @@ import { patternQueryClient } from '../../src/services/pattern-query.ts';
 import { type RunningServices, startServices } from '../../src/services/server.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 let pki: DevPki;
 let db: TestDatabase;
 const running: RunningServices[] = [];
 test.before(async () => {
-  pki = await createDevPki(mkdtempSync(join(tmpdir(), 'warden-pki-')), [
-    'detector',
-    'operator',
-    'stranger',
-  ]);
+  pki = await createDevPki(tempDir('warden-pki-'), ['detector', 'operator', 'stranger']);
   db = await startTestDatabase();
 });
 test.after.always(async () => {
@@ -238,7 +232,7 @@ const servedFingerprint = (port: number) =>
 test.serial(
   'a renewed server certificate is served to new connections without a restart',
   async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-pki-'));
+    const dir = tempDir('warden-pki-');
     const own = await createDevPki(dir, []);
     const s = await services({ certFile: own.server.certFile, keyFile: own.server.keyFile });
     // certificate files are read asynchronously after the bind: the first handshakes may be dropped
