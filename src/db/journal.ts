@@ -2,7 +2,12 @@
 // appended here, fsync'd once per batch, and replayed in order when it is back.
 //
 //   <dir>/journal.log      JSON Lines, append-only; a torn last line (crash mid-write) is ignored
-//                          and overwritten by the next append
+//                          and overwritten by the next append. A Float32Array (a trajectory step's
+//                          state) is written as {"$f32": base64 of its little-endian bytes}: exact,
+//                          a third of the bytes of a decimal list, and 10× cheaper to write (a
+//                          200-step trajectory: 0.3-0.7 ms against 5-6.5 ms, the cost that decides
+//                          whether the DB writer keeps up while the database is away). Lists from
+//                          journals written before stay readable.
 //   <dir>/journal.offset   byte offset of the first line not yet in the database (written by
 //                          rename, so it is either the old or the new value)
 //
@@ -17,6 +22,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   renameSync,
   statSync,
   writeFileSync,
@@ -25,11 +31,72 @@ import {
 import { join } from 'node:path';
 import { WardenError } from '../runtime/errors.ts';
 
-/** JSON has no typed arrays (a Float32Array would become {"0": …}): they are written as lists. */
-const typedArraysAsLists = (_key: string, value: unknown): unknown =>
-  ArrayBuffer.isView(value) && !(value instanceof DataView)
-    ? Array.from(value as unknown as ArrayLike<number>)
-    : value;
+/** A Float32Array as JSON: its bytes in base64 under this key. */
+const F32 = '$f32';
+
+/**
+ * The value with its typed arrays made JSON-ready (JSON has none: a Float32Array would become
+ * {"0": …}): Float32Arrays as {"$f32": base64}, other views as lists. Objects and arrays that hold
+ * none are returned as they are, so a row without typed arrays is not copied.
+ */
+function encodeTyped(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (ArrayBuffer.isView(value)) {
+    if (value instanceof Float32Array)
+      return {
+        [F32]: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'),
+      };
+    return value instanceof DataView ? {} : Array.from(value as unknown as ArrayLike<number>);
+  }
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === null || typeof item !== 'object') continue;
+      const encoded = encodeTyped(item);
+      if (encoded === item) continue;
+      copy ??= value.slice();
+      copy[i] = encoded;
+    }
+    return copy ?? value;
+  }
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, item] of Object.entries(value)) {
+    if (item === null || typeof item !== 'object') continue;
+    const encoded = encodeTyped(item);
+    if (encoded === item) continue;
+    copy ??= { ...value };
+    copy[key] = encoded;
+  }
+  return copy ?? value;
+}
+
+/** Restores what encodeTyped wrote, in place (the value was just parsed). */
+function decodeTyped(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item !== null && typeof item === 'object') value[i] = decodeTyped(item);
+    }
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  const bytes = record[F32];
+  if (typeof bytes === 'string') {
+    const b = Buffer.from(bytes, 'base64');
+    // A copy: the decoded Buffer may sit at an offset a Float32Array cannot start at.
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  }
+  for (const key of Object.keys(record)) {
+    const item = record[key];
+    if (item !== null && typeof item === 'object') record[key] = decodeTyped(item);
+  }
+  return record;
+}
+
+/** Bytes pending() reads at a time: a replay batch never holds the whole journal in memory. */
+const READ_CHUNK = 16 << 20;
 
 export class JournalFullError extends WardenError {
   override readonly code = 'WARDEN_JOURNAL_FULL';
@@ -87,7 +154,7 @@ export class Journal<T> {
   /** Appends a batch and fsyncs once. Throws JournalFullError (nothing written) when it would not fit. */
   append(values: readonly T[]): void {
     if (values.length === 0) return;
-    const text = values.map((v) => `${JSON.stringify(v, typedArraysAsLists)}\n`).join('');
+    const text = values.map((v) => `${JSON.stringify(encodeTyped(v))}\n`).join('');
     const bytes = Buffer.byteLength(text);
     if (this.pendingBytes + bytes > this.#maxBytes) {
       throw new JournalFullError(
@@ -99,20 +166,28 @@ export class Journal<T> {
     this.#size += bytes;
   }
 
-  /** Entries not yet committed, in order, at most `max` of them. */
+  /**
+   * Entries not yet committed, in order: at most `max` of them, and only those that end in the
+   * first 16 MiB past the committed offset (at least one, however long), so a replay after a long
+   * outage reads the journal a batch at a time instead of the whole file for every batch.
+   */
   pending(max: number): JournalEntry<T>[] {
-    if (!this.hasPending) return [];
-    const buf = readFileSync(this.#log).subarray(this.#committed, this.#size);
     const out: JournalEntry<T>[] = [];
-    let start = 0;
-    while (out.length < max && start < buf.length) {
-      const nl = buf.indexOf(0x0a, start);
-      if (nl < 0) break;
-      out.push({
-        value: JSON.parse(buf.subarray(start, nl).toString('utf8')) as T,
-        end: this.#committed + nl + 1,
-      });
-      start = nl + 1;
+    const from = this.#committed;
+    // The bytes up to #size are complete lines, so reading them all always finds one.
+    for (let chunk = READ_CHUNK; out.length === 0 && from < this.#size; chunk *= 2) {
+      const buf = Buffer.allocUnsafe(Math.min(chunk, this.#size - from));
+      const read = readSync(this.#fd, buf, 0, buf.length, from);
+      let start = 0;
+      while (out.length < max) {
+        const nl = buf.indexOf(0x0a, start);
+        if (nl < 0 || nl >= read) break;
+        out.push({
+          value: decodeTyped(JSON.parse(buf.toString('utf8', start, nl))) as T,
+          end: from + nl + 1,
+        });
+        start = nl + 1;
+      }
     }
     return out;
   }

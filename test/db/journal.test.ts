@@ -1,0 +1,95 @@
+// The durable journal's own format: typed arrays round-trip exactly, lines written by the earlier
+// (decimal list) format stay readable, and a replay reads the file a bounded batch at a time.
+
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import fc from 'fast-check';
+import { Journal } from '../../src/db/journal.ts';
+import { tempDir } from '../temp-dir.ts';
+
+interface Row {
+  readonly id: number;
+  readonly steps: readonly { readonly state: Float32Array | number[]; readonly reward: number }[];
+  readonly other?: Int32Array | number[];
+}
+
+/** Everything pending, committing as it goes (as the DB writer's replay does). */
+function drain<T>(journal: Journal<T>, batch: number): T[] {
+  const out: T[] = [];
+  for (let entries = journal.pending(batch); entries.length > 0; entries = journal.pending(batch)) {
+    out.push(...entries.map((e) => e.value));
+    journal.commit(entries.at(-1)!.end);
+  }
+  return out;
+}
+
+test('Float32Array states come back as the same float32 values, other views as lists', (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(fc.float({ noNaN: false }), { maxLength: 70 }), {
+        minLength: 1,
+        maxLength: 8,
+      }),
+      fc.nat(3),
+      (states, offset) => {
+        const journal = new Journal<Row>(tempDir('warden-journal-f32-'), 1 << 24);
+        // A view that does not start at its buffer's start, as a subarray of a packed block would.
+        const steps = states.map((s, i) => {
+          const backing = new Float32Array(s.length + offset);
+          backing.set(s, offset);
+          return { state: backing.subarray(offset), reward: i / 2 };
+        });
+        journal.append([{ id: 1, steps, other: Int32Array.from([3, -4]) }]);
+        const [back] = drain(journal, 10);
+        journal.close();
+        t.is(back!.steps.length, steps.length);
+        for (let i = 0; i < steps.length; i++) {
+          const got = back!.steps[i]!;
+          t.true(got.state instanceof Float32Array);
+          t.deepEqual(Array.from(got.state), Array.from(steps[i]!.state));
+          t.is(got.reward, steps[i]!.reward);
+        }
+        t.deepEqual(back!.other, [3, -4]);
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
+
+test('a journal line of the earlier format (states as decimal lists) is still read', (t) => {
+  const dir = tempDir('warden-journal-old-');
+  const journal = new Journal<Row>(dir, 1 << 20);
+  journal.close();
+  const old: Row = { id: 7, steps: [{ state: [0.25, 1], reward: -1 }] };
+  appendFileSync(join(dir, 'journal.log'), `${JSON.stringify(old)}\n`);
+  const reopened = new Journal<Row>(dir, 1 << 20);
+  reopened.append([{ id: 8, steps: [{ state: Float32Array.from([0.5]), reward: 0 }] }]);
+  const rows = drain(reopened, 10);
+  reopened.close();
+  t.deepEqual(rows[0], old);
+  t.deepEqual(Array.from(rows[1]!.steps[0]!.state), [0.5]);
+  t.true(readFileSync(join(dir, 'journal.log'), 'utf8') === '', 'emptied once all was committed');
+});
+
+test('a replay reads the journal a batch at a time, in order, whatever the line lengths', (t) => {
+  const journal = new Journal<{ id: number; pad: string }>(tempDir('warden-journal-big-'), 1 << 27);
+  // About 40 MiB of rows, one of them longer than the 16 MiB read chunk on its own.
+  const rows = Array.from({ length: 41 }, (_, id) => ({
+    id,
+    pad: 'x'.repeat(id === 20 ? 17 << 20 : 560_000),
+  }));
+  for (let i = 0; i < rows.length; i += 5) journal.append(rows.slice(i, i + 5));
+  const first = journal.pending(1_000);
+  t.true(first.length < rows.length, 'one call does not read the whole file');
+  t.deepEqual(
+    first.map((e) => e.value.id),
+    rows.slice(0, first.length).map((r) => r.id),
+  );
+  const ids = drain(journal, 1_000).map((r) => r.id);
+  journal.close();
+  t.deepEqual(
+    ids,
+    rows.map((r) => r.id),
+  );
+});
