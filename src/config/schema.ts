@@ -491,7 +491,8 @@ const Database = Type.Object(
       description: 'The journal refuses rows (with an alert) beyond this size.',
     }),
     retryMs: Int(30_000, 10, 3_600_000, {
-      description: 'How often queued rows are retried while the database is away.',
+      description:
+        'Longest wait between retries of queued rows while the database is away: the first retry comes 1 s after rows begin to queue, then 2 s, 4 s, … up to this.',
     }),
     batchRows: Int(5_000, 1, 100_000, {
       description:

@@ -21,7 +21,9 @@ import { makeSanitizer } from '../../src/db/sanitize.ts';
 import type { AttackPattern } from '../../src/messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
+import { testConfig, until } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 let db: TestDatabase;
@@ -343,6 +345,43 @@ test.serial(
     t.is(writer.journalBytes, 0, 'the journal drained');
     t.is(await count(`pattern_id LIKE 'outage-%'`), 600);
     t.is(await writer.write([pattern('after-outage')]), 'persisted', 'back to direct writes');
+  },
+);
+
+test.serial(
+  'the db-writer actor replays queued rows about a second after an outage ends, not after database.retryMs',
+  async (t) => {
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: { placement: { io: ['db-writer'] } },
+        // The default 30 s period of requirement 6.3: the backoff's ceiling.
+        database: { url: db.server.url, journalDir: tempDir('warden-journal-') },
+      }),
+    });
+    await system.start();
+    const queued = async () =>
+      Number(
+        (await system.stats()).threads
+          .flatMap((th) => th.actors)
+          .find((a) => a.actor === 'db-writer')?.custom.queued ?? 0,
+      );
+    try {
+      await db.server.pause();
+      try {
+        for (let i = 0; i < 20; i++) system.send('db-writer', pattern(`blip-${i}`));
+        t.true(await until(async () => (await queued()) === 20), 'the rows went to the journal');
+      } finally {
+        await db.server.resume();
+      }
+      const back = Date.now();
+      t.true(
+        await until(async () => (await count(`pattern_id LIKE 'blip-%'`)) === 20, 20_000),
+        'stored well before the 30 s retry period',
+      );
+      t.log(`stored ${Date.now() - back} ms after the database was back`);
+    } finally {
+      await system.stop();
+    }
   },
 );
 

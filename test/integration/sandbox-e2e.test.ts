@@ -71,7 +71,8 @@ function pipeline(overrides: Record<string, unknown>): {
       url: db.server.url,
       journalDir: tempDir('warden-e2e-j-'),
       // A batch whose connection does not come within the pool's 2 s (a loaded machine) goes to
-      // the journal and is retried; at the default 30 s the waits of these tests would end first.
+      // the journal and is retried; the default backoff (1 s doubling to 30 s) could outlast the
+      // waits of these tests after a few failed replays.
       retryMs: 500,
     },
     models: { dir: tempDir('warden-e2e-models-') },

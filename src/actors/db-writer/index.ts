@@ -1,6 +1,9 @@
 // The DB writer actor: receives patterns and trajectories, batches them into PostgreSQL through
 // DbWriter (database.url — the embedded server's URL when Warden started one), queues them in the
-// durable journal while the database is away, and retries every database.retryMs.
+// durable journal while the database is away, and retries it with backoff: 1 s after the rows
+// began to queue, then 2 s, 4 s, … up to every database.retryMs (requirement 6.3's 30 s). A brief
+// outage — or a connection that did not come within the pool's 2 s on a loaded machine — then
+// keeps rows out of the database for about a second, not for the full retry period.
 
 import { SpanKind } from '@opentelemetry/api';
 import type pg from 'pg';
@@ -33,6 +36,8 @@ interface State {
   readonly pool: pg.Pool;
   readonly journal: Journal<DbRecord>;
   readonly buffer: DbRecord[];
+  /** When the next journal replay is due (retryPlan). */
+  readonly retry: { attempt: number; dueAt: number };
   readonly timers: {
     flush?: NodeJS.Timeout;
     retry?: NodeJS.Timeout;
@@ -77,6 +82,33 @@ function traceWrite(
   }
 }
 
+/** The first retry's delay once rows queue; each failed replay doubles it, up to retryMs. */
+export const FIRST_RETRY_MS = 1_000;
+
+/** Delay before replay attempt `attempt` (0 = the first since rows began to queue). */
+export const retryDelay = (attempt: number, retryMs: number): number =>
+  Math.min(retryMs, FIRST_RETRY_MS * 2 ** Math.min(attempt, 30));
+
+/**
+ * One tick of the retry schedule: nothing queued resets it; otherwise the journal is replayed once
+ * due, and a replay that leaves rows queued (the database still away) doubles the wait.
+ */
+async function retryPlan(state: State, retryMs: number): Promise<void> {
+  const { writer, retry } = state;
+  if (writer.journalBytes === 0) {
+    retry.attempt = 0;
+    retry.dueAt = 0;
+    return;
+  }
+  const now = Date.now();
+  if (retry.dueAt === 0) retry.dueAt = now + retryDelay(0, retryMs); // rows just began to queue
+  if (now < retry.dueAt) return;
+  await writer.retry();
+  if (writer.journalBytes === 0) return;
+  retry.attempt++;
+  retry.dueAt = Date.now() + retryDelay(retry.attempt, retryMs);
+}
+
 export default defineActor<DbWriterMessage, State>({
   name: 'db-writer',
   init(ctx) {
@@ -104,10 +136,30 @@ export default defineActor<DbWriterMessage, State>({
       cipher,
       connections: ctx.config.database.writeConnections,
     });
-    const state: State = { writer, pool, journal, buffer: [], timers: {} };
+    const state: State = {
+      writer,
+      pool,
+      journal,
+      buffer: [],
+      retry: { attempt: 0, dueAt: 0 },
+      timers: {},
+    };
     // Rows queued by an earlier run (or before a crash) go in first.
     if (journal.hasPending) void writer.retry();
-    state.timers.retry = setInterval(() => void writer.retry(), ctx.config.database.retryMs);
+    const { retryMs } = ctx.config.database;
+    let ticking = false; // a replay can outlast a tick
+    state.timers.retry = setInterval(
+      () => {
+        if (ticking) return;
+        ticking = true;
+        retryPlan(state, ctx.config.database.retryMs)
+          .catch((error: unknown) => ctx.log.error({ err: error }, 'replaying the journal failed'))
+          .finally(() => {
+            ticking = false;
+          });
+      },
+      Math.min(retryMs, 250),
+    );
     state.timers.retry.unref();
     state.timers.corroborate = setInterval(() => void writer.corroborate(), CORROBORATE_EVERY_MS);
     state.timers.corroborate.unref();

@@ -1,7 +1,8 @@
 // The DB writer's logic (no threads): batches patterns and trajectories into PostgreSQL with
 // idempotent keys, and when the database is unreachable appends them to the durable journal,
-// retried every database.retryMs and replayed in order (properties 24, 26). Every row handed to
-// write() is either in the database, in the journal, or refused with a counted, logged reason.
+// replayed in order when the actor's schedule retries (backoff from 1 s up to database.retryMs;
+// properties 24, 26). Every row handed to write() is either in the database, in the journal, or
+// refused with a counted, logged reason.
 
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
