@@ -102,9 +102,12 @@ export class JournalFullError extends WardenError {
   override readonly code = 'WARDEN_JOURNAL_FULL';
 }
 
-export interface JournalEntry<T> {
-  readonly value: T;
-  /** Offset just past this entry's line. */
+export interface JournalBatch<T> {
+  /** The values of the batch's lines that parsed, in order. */
+  readonly values: T[];
+  /** Lines that did not parse (damaged on disk): skipped, and dropped by commit(end). */
+  readonly unreadable: number;
+  /** Offset just past the batch's last line: commit(end) once the values are stored. */
   readonly end: number;
 }
 
@@ -167,29 +170,35 @@ export class Journal<T> {
   }
 
   /**
-   * Entries not yet committed, in order: at most `max` of them, and only those that end in the
-   * first 16 MiB past the committed offset (at least one, however long), so a replay after a long
-   * outage reads the journal a batch at a time instead of the whole file for every batch.
+   * The next lines not yet committed, in order: at most `max` of them, and only those that end in
+   * the first 16 MiB past the committed offset (at least one, however long), so a replay after a
+   * long outage reads the journal a batch at a time instead of the whole file for every batch. A
+   * line that does not parse is counted in `unreadable`, not returned: one damaged line must not
+   * hold every later row back. Empty (no values, none unreadable) when nothing is pending.
    */
-  pending(max: number): JournalEntry<T>[] {
-    const out: JournalEntry<T>[] = [];
+  pending(max: number): JournalBatch<T> {
+    const values: T[] = [];
+    let unreadable = 0;
     const from = this.#committed;
+    let end = from;
     // The bytes up to #size are complete lines, so reading them all always finds one.
-    for (let chunk = READ_CHUNK; out.length === 0 && from < this.#size; chunk *= 2) {
+    for (let chunk = READ_CHUNK; end === from && from < this.#size; chunk *= 2) {
       const buf = Buffer.allocUnsafe(Math.min(chunk, this.#size - from));
       const read = readSync(this.#fd, buf, 0, buf.length, from);
       let start = 0;
-      while (out.length < max) {
+      for (let lines = 0; lines < max; lines++) {
         const nl = buf.indexOf(0x0a, start);
         if (nl < 0 || nl >= read) break;
-        out.push({
-          value: decodeTyped(JSON.parse(buf.toString('utf8', start, nl))) as T,
-          end: from + nl + 1,
-        });
+        try {
+          values.push(decodeTyped(JSON.parse(buf.toString('utf8', start, nl))) as T);
+        } catch {
+          unreadable++;
+        }
         start = nl + 1;
+        end = from + start;
       }
     }
-    return out;
+    return { values, unreadable, end };
   }
 
   /** Marks everything before `offset` as in the database; empties the file once all is. */

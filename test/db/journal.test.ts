@@ -17,9 +17,13 @@ interface Row {
 /** Everything pending, committing as it goes (as the DB writer's replay does). */
 function drain<T>(journal: Journal<T>, batch: number): T[] {
   const out: T[] = [];
-  for (let entries = journal.pending(batch); entries.length > 0; entries = journal.pending(batch)) {
-    out.push(...entries.map((e) => e.value));
-    journal.commit(entries.at(-1)!.end);
+  for (
+    let b = journal.pending(batch);
+    b.values.length + b.unreadable > 0;
+    b = journal.pending(batch)
+  ) {
+    out.push(...b.values);
+    journal.commit(b.end);
   }
   return out;
 }
@@ -80,10 +84,10 @@ test('a replay reads the journal a batch at a time, in order, whatever the line 
     pad: 'x'.repeat(id === 20 ? 17 << 20 : 560_000),
   }));
   for (let i = 0; i < rows.length; i += 5) journal.append(rows.slice(i, i + 5));
-  const first = journal.pending(1_000);
+  const first = journal.pending(1_000).values;
   t.true(first.length < rows.length, 'one call does not read the whole file');
   t.deepEqual(
-    first.map((e) => e.value.id),
+    first.map((r) => r.id),
     rows.slice(0, first.length).map((r) => r.id),
   );
   const ids = drain(journal, 1_000).map((r) => r.id);
@@ -92,4 +96,29 @@ test('a replay reads the journal a batch at a time, in order, whatever the line 
     ids,
     rows.map((r) => r.id),
   );
+});
+
+test('a line damaged on disk is skipped and counted; the rows after it are replayed', (t) => {
+  const dir = tempDir('warden-journal-damaged-');
+  const journal = new Journal<{ id: number }>(dir, 1 << 20);
+  journal.append([{ id: 1 }]);
+  journal.close();
+  appendFileSync(join(dir, 'journal.log'), '{"id": 2, "tr\u0000uncated\n');
+  const reopened = new Journal<{ id: number }>(dir, 1 << 20);
+  reopened.append([{ id: 3 }]);
+  const batch = reopened.pending(10);
+  t.deepEqual(batch.values, [{ id: 1 }, { id: 3 }]);
+  t.is(batch.unreadable, 1);
+  reopened.commit(batch.end);
+  t.false(reopened.hasPending);
+  // A damaged line alone in a batch still moves the replay on.
+  appendFileSync(join(dir, 'journal.log'), 'not json\n');
+  reopened.close();
+  const again = new Journal<{ id: number }>(dir, 1 << 20);
+  const alone = again.pending(10);
+  t.deepEqual(alone.values, []);
+  t.is(alone.unreadable, 1);
+  again.commit(alone.end);
+  t.false(again.hasPending);
+  again.close();
 });

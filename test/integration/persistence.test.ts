@@ -3,6 +3,8 @@
 // trajectories in full (43), an outage mid-stream (26), SIGKILL during an outage, hostile strings.
 
 import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
 import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
@@ -382,6 +384,26 @@ test.serial(
     } finally {
       await system.stop();
     }
+  },
+);
+
+test.serial(
+  'a journal line damaged on disk is skipped and counted; the queued rows around it are stored',
+  async (t) => {
+    const dir = journalDir();
+    const journal = new Journal<DbRecord>(dir, 1 << 20);
+    journal.append([pattern('damaged-before')]);
+    appendFileSync(join(dir, 'journal.log'), '{"type":"attack-pattern","patt\n');
+    journal.close();
+    const reopened = new Journal<DbRecord>(dir, 1 << 20);
+    reopened.append([pattern('damaged-after')]);
+    const writer = new DbWriter(db.pool, reopened, silentLogger);
+    await writer.retry();
+    t.is(await count(`pattern_id LIKE 'damaged-%'`), 2);
+    t.is(writer.stats.refused, 1, 'the damaged line is counted');
+    t.is(writer.journalBytes, 0, 'and the replay moved past it');
+    t.is(await writer.write([pattern('damaged-later')]), 'persisted', 'back to direct writes');
+    reopened.close();
   },
 );
 

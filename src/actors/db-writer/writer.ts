@@ -506,28 +506,39 @@ export class DbWriter {
     this.#replaying ??= (async () => {
       try {
         for (;;) {
-          const entries = this.#journal.pending(this.#batch);
-          if (entries.length === 0) {
+          const batch = this.#journal.pending(this.#batch);
+          const rows = batch.values;
+          if (rows.length === 0 && batch.unreadable === 0) {
             if (this.#down) this.#log.info({}, 'database back: local journal drained');
             this.#down = false;
             return;
           }
-          try {
-            await this.#insert(entries.map((e) => e.value));
-          } catch (error) {
-            if (isUnavailable(error)) {
-              this.#down = true;
-              return;
+          if (rows.length > 0) {
+            try {
+              await this.#insert(rows);
+            } catch (error) {
+              if (isUnavailable(error)) {
+                this.#down = true;
+                return;
+              }
+              // A row the database refuses on replay must not block the rest: refuse and move on.
+              this.stats.refused += rows.length;
+              this.#log.error(
+                { err: error, rows: rows.length },
+                'database refused journal rows; skipped',
+              );
             }
-            // A row the database refuses on replay must not block the rest: refuse and move on.
-            this.stats.refused += entries.length;
+          }
+          this.#journal.commit(batch.end);
+          this.stats.replayed += rows.length;
+          if (batch.unreadable > 0) {
+            // Counted once, when the batch that skips them is committed.
+            this.stats.refused += batch.unreadable;
             this.#log.error(
-              { err: error, rows: entries.length },
-              'database refused journal rows; skipped',
+              { alert: 'warden_journal_damaged', lines: batch.unreadable },
+              'journal lines that do not parse (damaged on disk); skipped',
             );
           }
-          this.#journal.commit(entries.at(-1)!.end);
-          this.stats.replayed += entries.length;
         }
       } finally {
         this.#replaying = undefined;
