@@ -17,6 +17,7 @@
 import {
   closeSync,
   existsSync,
+  fstatSync,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
@@ -24,7 +25,6 @@ import {
   readFileSync,
   readSync,
   renameSync,
-  statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -130,15 +130,25 @@ export class Journal<T> {
       : 0;
     this.#size = this.#completeLength();
     // Drop a torn tail so the next append starts on a line boundary.
-    if (this.#size < statSync(this.#log).size) ftruncateSync(this.#fd, this.#size);
+    if (this.#size < fstatSync(this.#fd).size) ftruncateSync(this.#fd, this.#size);
     if (this.#committed > this.#size) this.#committed = this.#size;
   }
 
-  /** Bytes of complete lines in the file. */
+  /**
+   * Bytes of complete lines in the file: up to its last newline, found by reading backwards from
+   * the end (not the whole file: a journal may exceed the 2 GiB a single read can return).
+   */
   #completeLength(): number {
-    const text = readFileSync(this.#log);
-    const last = text.lastIndexOf(0x0a);
-    return last < 0 ? 0 : last + 1;
+    const size = fstatSync(this.#fd).size;
+    const buf = Buffer.allocUnsafe(Math.min(size, 1 << 16));
+    for (let end = size; end > 0; ) {
+      const start = Math.max(0, end - buf.length);
+      const read = readSync(this.#fd, buf, 0, end - start, start);
+      const last = buf.subarray(0, read).lastIndexOf(0x0a);
+      if (last >= 0) return start + last + 1;
+      end = start;
+    }
+    return 0;
   }
 
   /** Bytes not yet replayed into the database. */

@@ -122,3 +122,22 @@ test('a line damaged on disk is skipped and counted; the rows after it are repla
   t.false(again.hasPending);
   again.close();
 });
+
+test('a torn tail of any length is dropped at open; the complete lines before it are kept', (t) => {
+  for (const torn of [1, 70_000, 300_000]) {
+    const dir = tempDir('warden-journal-torn-');
+    const journal = new Journal<{ id: number; pad?: string }>(dir, 1 << 22);
+    journal.append([{ id: 1, pad: 'y'.repeat(100_000) }, { id: 2 }]);
+    journal.close();
+    // A crash mid-append: part of a line, no newline (longer than one backward read at 300 kB).
+    appendFileSync(join(dir, 'journal.log'), `{"id":3,"pad":"${'z'.repeat(torn)}`);
+    const reopened = new Journal<{ id: number; pad?: string }>(dir, 1 << 22);
+    reopened.append([{ id: 4 }]);
+    t.deepEqual(
+      drain(reopened, 10).map((r) => r.id),
+      [1, 2, 4],
+      `torn tail of ${torn} bytes`,
+    );
+    reopened.close();
+  }
+});
