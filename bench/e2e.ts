@@ -73,7 +73,7 @@ export async function runPoint(
         name: `s${k}`,
         traces: traces.filter((_, i) => i % 2 === k),
         benign,
-        concurrency: 16,
+        concurrency: Number(process.env.E2E_CONCURRENCY ?? 16),
         log: silentLogger,
         measureLatency: true,
         ...(rate ? { eventsPerSecond: rate / 2 } : {}),
@@ -166,7 +166,7 @@ export async function runPoint(
 }
 
 /** Streaming before the measured seconds of each point. */
-const WARM_UP_MS = 2_000;
+const WARM_UP_MS = Number(process.env.E2E_WARMUP_S ?? 2) * 1000;
 
 export async function withDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
   const dir = tempDir('warden-e2e-pg-');
