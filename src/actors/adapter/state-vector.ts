@@ -32,6 +32,10 @@
 // holds their verdicts to the end). Features learned from labelled traces would tell more: two
 // naive-Bayes evidence features (token log-odds from the training split) on top of these 64 gave
 // 0.849 at 50 and 0.901 at 100; a 1,000-token logistic regression 0.896 at 50 and 0.953 at 100.
+// Hashed 1–3-gram counts in 4,096 buckets (log1p, L2 logistic regression, five folds by distinct
+// sequence over all 2,158 traces; numpy, 27 November) after the first 25 / 50 calls: 0.914 / 0.938
+// ± 0.013, unigrams alone 0.806 / 0.855: even a model that sees every n-gram of the prefix stays
+// under the 0.95 of the learning issue at 50 calls.
 //
 // Tried and left out: buckets counting distinct names and bigrams (log1p(n) / log1p(20), a bitset
 // of hashes seen per stage) instead of presence and magnitude. The supervised network above gained
