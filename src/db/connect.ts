@@ -18,7 +18,12 @@ export function createPool(url: string, log: Logger, max = 4): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
-    connectionTimeoutMillis: 2_000,
+    // A refused connection fails at once; this bounds a handshake that does not finish. 2 s was
+    // too short on a loaded machine: with both cores saturated, the DB writer's thread (at a
+    // lower priority) could not finish one in time after an outage, so the journal was never
+    // replayed and filled up (scratch run, 27 November: e2e at full speed, the database stopped
+    // for 5 s; at 10 s the replay goes through).
+    connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 10_000,
     // A deadline on every statement: a stuck query fails (and rows queue) instead of hanging.
     statement_timeout: 60_000,

@@ -408,6 +408,25 @@ test.serial(
 );
 
 test.serial(
+  'stopping during a journal replay: the replay ends after its batch, nothing is lost or read after the journal closes',
+  async (t) => {
+    const dir = journalDir();
+    const journal = new Journal<DbRecord>(dir, 1 << 22);
+    for (let i = 0; i < 40; i++) journal.append([pattern(`stop-replay-${i}`)]);
+    const writer = new DbWriter(db.pool, journal, silentLogger, { batchRows: 1 });
+    const replay = writer.retry();
+    t.is(await writer.settle(10_000), 0, 'nothing was in flight');
+    journal.close();
+    await t.notThrowsAsync(replay, 'the replay did not touch the closed journal');
+    const stored = await count(`pattern_id LIKE 'stop-replay-%'`);
+    t.true(stored < 40, `the replay stopped early (${stored} stored)`);
+    const reopened = new Journal<DbRecord>(dir, 1 << 22);
+    t.is(reopened.pending(100).values.length, 40 - stored, 'the rest waits in the journal');
+    reopened.close();
+  },
+);
+
+test.serial(
   'a trajectory written during an outage keeps its states: Float32Array steps survive the JSON journal',
   async (t) => {
     const writer = newWriter();

@@ -70,7 +70,7 @@ function pipeline(overrides: Record<string, unknown>): {
     database: {
       url: db.server.url,
       journalDir: tempDir('warden-e2e-j-'),
-      // A batch whose connection does not come within the pool's 2 s (a loaded machine) goes to
+      // A batch whose connection does not come within the pool's connect timeout (a loaded machine) goes to
       // the journal and is retried; the default backoff (1 s doubling to 30 s) could outlast the
       // waits of these tests after a few failed replays.
       retryMs: 500,

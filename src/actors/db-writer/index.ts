@@ -2,7 +2,7 @@
 // DbWriter (database.url — the embedded server's URL when Warden started one), queues them in the
 // durable journal while the database is away, and retries it with backoff: 1 s after the rows
 // began to queue, then 2 s, 4 s, … up to every database.retryMs (requirement 6.3's 30 s). A brief
-// outage — or a connection that did not come within the pool's 2 s on a loaded machine — then
+// outage — or a connection that did not come within the pool's connect timeout on a loaded machine — then
 // keeps rows out of the database for about a second, not for the full retry period.
 
 import { SpanKind } from '@opentelemetry/api';

@@ -233,6 +233,8 @@ export class DbWriter {
   readonly #inFlight = new Map<Promise<void>, readonly DbRecord[]>();
   /** settle() journaled the batches still in flight: their later outcome no longer matters. */
   #abandoned = false;
+  /** settle() began: a journal replay stops between batches. */
+  #stopping = false;
   readonly #connections: number;
   readonly #toCorroborate: { id: string; features: readonly number[] }[] = [];
   #corroborating = false;
@@ -474,7 +476,10 @@ export class DbWriter {
    * once), so none is lost when the process ends before they commit. Returns the rows journaled.
    */
   async settle(budgetMs: number): Promise<number> {
-    if (await settlesWithin(this.drained(), budgetMs)) return 0;
+    // A journal replay in progress ends after its current batch (the journal closes next).
+    this.#stopping = true;
+    const replaying = this.#replaying ?? Promise.resolve();
+    if (await settlesWithin(Promise.allSettled([this.drained(), replaying]), budgetMs)) return 0;
     this.#abandoned = true;
     let rows = 0;
     for (const records of this.#inFlight.values()) {
@@ -505,7 +510,7 @@ export class DbWriter {
   retry(): Promise<void> {
     this.#replaying ??= (async () => {
       try {
-        for (;;) {
+        while (!this.#stopping) {
           const batch = this.#journal.pending(this.#batch);
           const rows = batch.values;
           if (rows.length === 0 && batch.unreadable === 0) {
@@ -519,6 +524,7 @@ export class DbWriter {
             } catch (error) {
               if (isUnavailable(error)) {
                 this.#down = true;
+                this.#log.warn({ err: error }, 'journal replay: the database is still unavailable');
                 return;
               }
               // A row the database refuses on replay must not block the rest: refuse and move on.
