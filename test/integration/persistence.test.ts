@@ -408,6 +408,27 @@ test.serial(
 );
 
 test.serial(
+  'a replay also takes the rows that queue behind it while it runs: each row stored once, the journal emptied',
+  async (t) => {
+    const journal = new Journal<DbRecord>(journalDir(), 1 << 22);
+    for (let i = 0; i < 30; i++) journal.append([pattern(`behind-${i}`)]);
+    const writer = new DbWriter(db.pool, journal, silentLogger, { batchRows: 2 });
+    const replay = writer.retry();
+    // Rows that arrive while the replay runs queue behind it (the journal still holds rows).
+    const late = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => writer.write([pattern(`behind-late-${i}`)])),
+    );
+    await replay;
+    t.deepEqual(late, Array(10).fill('queued'));
+    t.is(await count(`pattern_id LIKE 'behind-%'`), 40);
+    t.is(writer.journalBytes, 0);
+    t.is(writer.stats.replayed, 40, 'each row once');
+    t.is(await writer.write([pattern('behind-after')]), 'persisted', 'then direct writes again');
+    journal.close();
+  },
+);
+
+test.serial(
   'stopping during a journal replay: the replay ends after its batch, nothing is lost or read after the journal closes',
   async (t) => {
     const dir = journalDir();
