@@ -2,8 +2,8 @@
 // DbWriter (database.url — the embedded server's URL when Warden started one), queues them in the
 // durable journal while the database is away, and retries it with backoff: 1 s after the rows
 // began to queue, then 2 s, 4 s, … up to every database.retryMs (requirement 6.3's 30 s). A brief
-// outage — or a connection that did not come within the pool's connect timeout on a loaded machine — then
-// keeps rows out of the database for about a second, not for the full retry period.
+// outage, or a connection that did not come within the pool's connect timeout on a loaded
+// machine, then keeps rows out of the database for about a second, not for the full period.
 
 import { SpanKind } from '@opentelemetry/api';
 import type pg from 'pg';
@@ -83,10 +83,10 @@ function traceWrite(
 }
 
 /** The first retry's delay once rows queue; each failed replay doubles it, up to retryMs. */
-export const FIRST_RETRY_MS = 1_000;
+const FIRST_RETRY_MS = 1_000;
 
 /** Delay before replay attempt `attempt` (0 = the first since rows began to queue). */
-export const retryDelay = (attempt: number, retryMs: number): number =>
+const retryDelay = (attempt: number, retryMs: number): number =>
   Math.min(retryMs, FIRST_RETRY_MS * 2 ** Math.min(attempt, 30));
 
 /**
