@@ -46,7 +46,7 @@ function encodeTyped(value: unknown): unknown {
       return {
         [F32]: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'),
       };
-    return value instanceof DataView ? {} : Array.from(value as unknown as ArrayLike<number>);
+    return Array.from(value as unknown as ArrayLike<number>);
   }
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;

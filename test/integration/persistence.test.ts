@@ -351,13 +351,18 @@ test.serial(
 );
 
 test.serial(
-  'the db-writer actor replays queued rows about a second after an outage ends, not after database.retryMs',
+  'the db-writer actor replays queued rows soon after an outage ends, with backoff, not only every database.retryMs',
   async (t) => {
     const system = new ActorSystem({
       config: testConfig({
         runtime: { placement: { io: ['db-writer'] } },
-        // The default 30 s period of requirement 6.3: the backoff's ceiling.
-        database: { url: db.server.url, journalDir: tempDir('warden-journal-') },
+        // An hour between retries at most: rows stored within the wait below came from the
+        // backoff's early retries (1 s, 2 s, 4 s, …), not from the period.
+        database: {
+          url: db.server.url,
+          journalDir: tempDir('warden-journal-'),
+          retryMs: 3_600_000,
+        },
       }),
     });
     await system.start();
@@ -378,7 +383,7 @@ test.serial(
       const back = Date.now();
       t.true(
         await until(async () => (await count(`pattern_id LIKE 'blip-%'`)) === 20, 20_000),
-        'stored well before the 30 s retry period',
+        'stored by an early retry',
       );
       t.log(`stored ${Date.now() - back} ms after the database was back`);
     } finally {
