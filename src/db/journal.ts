@@ -102,6 +102,11 @@ export class JournalFullError extends WardenError {
   override readonly code = 'WARDEN_JOURNAL_FULL';
 }
 
+/** The journal's disk refused a write (full, read-only, failing): nothing of the batch was kept. */
+export class JournalWriteError extends WardenError {
+  override readonly code = 'WARDEN_JOURNAL_WRITE';
+}
+
 export interface JournalBatch<T> {
   /** The values of the batch's lines that parsed, in order. */
   readonly values: T[];
@@ -164,19 +169,36 @@ export class Journal<T> {
     return this.#size > this.#committed;
   }
 
-  /** Appends a batch and fsyncs once. Throws JournalFullError (nothing written) when it would not fit. */
+  /**
+   * Appends a batch and fsyncs once. Throws JournalFullError when it would not fit, and
+   * JournalWriteError when the disk refuses it (full, read-only); either way nothing of the batch
+   * is kept: a partly written batch is cut off again, so the next append starts where it did.
+   */
   append(values: readonly T[]): void {
     if (values.length === 0) return;
-    const text = values.map((v) => `${JSON.stringify(encodeTyped(v))}\n`).join('');
-    const bytes = Buffer.byteLength(text);
-    if (this.pendingBytes + bytes > this.#maxBytes) {
+    const text = Buffer.from(values.map((v) => `${JSON.stringify(encodeTyped(v))}\n`).join(''));
+    if (this.pendingBytes + text.length > this.#maxBytes) {
       throw new JournalFullError(
         `the local journal would exceed ${this.#maxBytes} bytes (database.journalMaxBytes); ${values.length} rows refused`,
       );
     }
-    writeSync(this.#fd, text, this.#size);
-    fsyncSync(this.#fd);
-    this.#size += bytes;
+    try {
+      // A write to a filling disk can come back short before the next one fails.
+      for (let done = 0; done < text.length; )
+        done += writeSync(this.#fd, text, done, text.length - done, this.#size + done);
+      fsyncSync(this.#fd);
+    } catch (error) {
+      try {
+        ftruncateSync(this.#fd, this.#size);
+      } catch {
+        // (shrinking needs no space) the next append writes from #size over what is left
+      }
+      throw new JournalWriteError(
+        `the local journal could not be written (${error instanceof Error ? error.message : String(error)}); ${values.length} rows refused`,
+        { cause: error },
+      );
+    }
+    this.#size += text.length;
   }
 
   /**

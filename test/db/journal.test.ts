@@ -1,11 +1,16 @@
 // The durable journal's own format: typed arrays round-trip exactly, lines written by the earlier
 // (decimal list) format stay readable, and a replay reads the file a bounded batch at a time.
 
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
-import { Journal } from '../../src/db/journal.ts';
+import pino from 'pino';
+import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
+import { createPool } from '../../src/db/connect.ts';
+import { freePort } from '../../src/db/embedded.ts';
+import { Journal, JournalWriteError } from '../../src/db/journal.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
 import { tempDir } from '../temp-dir.ts';
 
 interface Row {
@@ -140,4 +145,51 @@ test('a torn tail of any length is dropped at open; the complete lines before it
     );
     reopened.close();
   }
+});
+
+/** A journal whose file is /dev/full: every write fails with ENOSPC, as on a full disk. */
+function journalOnFullDisk<T>(): Journal<T> {
+  const dir = tempDir('warden-journal-full-');
+  symlinkSync('/dev/full', join(dir, 'journal.log'));
+  return new Journal<T>(dir, 1 << 20);
+}
+
+test('a batch the disk refuses is refused whole: nothing pending, a clear error', (t) => {
+  const journal = journalOnFullDisk<Row>();
+  const error = t.throws(() => journal.append([{ id: 1, steps: [] }]), {
+    instanceOf: JournalWriteError,
+  });
+  t.regex(error?.message ?? '', /ENOSPC.*1 rows refused/);
+  t.false(journal.hasPending);
+  t.is(journal.sizeBytes, 0);
+});
+
+test('the DB writer counts every row the journal cannot take and logs the run of failures once', async (t) => {
+  const lines: { msg: string; alert?: string; times?: number; rows?: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  // The database is away (nothing listens on the port) and the journal's disk is full.
+  const pool = createPool(`postgres://warden:x@127.0.0.1:${await freePort()}/warden`, silentLogger);
+  const writer = new DbWriter(pool, journalOnFullDisk<DbRecord>(), log);
+  const record = (i: number): DbRecord => ({
+    type: 'attack-pattern',
+    patternId: `p-${i}`,
+    features: [0.5, 0.5],
+    action: 1,
+    reward: 1,
+    attackType: 'injection',
+    confidence: 0.5,
+    timestamp: 0,
+    modelVersion: 'v1',
+    episodeId: 'ep',
+    stage: 1,
+  });
+  try {
+    for (let i = 0; i < 20; i++) t.is(await writer.write([record(i)]), 'refused');
+  } finally {
+    await pool.end();
+  }
+  t.is(writer.stats.refused, 20, 'every refused row is counted');
+  const refusals = lines.filter((l) => l.alert === 'warden_journal_unwritable');
+  t.is(refusals.length, 1, 'one line for a run of failures within 10 s, not one per batch');
+  t.like(refusals[0], { msg: 'local journal not writable: rows refused', times: 1, rows: 1 });
 });

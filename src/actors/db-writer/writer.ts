@@ -19,10 +19,11 @@ import { corroborate } from '../../db/corroborate.ts';
 import { float8ArrayBinary } from '../../db/cube.ts';
 import { type Centroids, nearbyCells, staleBelow } from '../../db/ivf.ts';
 import { cellsFor, loadCentroids, maintainCells } from '../../db/ivf-store.ts';
-import { type Journal, JournalFullError } from '../../db/journal.ts';
+import { type Journal, JournalFullError, JournalWriteError } from '../../db/journal.ts';
 import type { ExperienceRows } from '../../messages/experience.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
+import { Repeats } from '../../runtime/repeats.ts';
 import { settlesWithin } from '../../runtime/within.ts';
 import { type EncryptableField, FieldCipher } from '../../security/field-crypto.ts';
 
@@ -241,6 +242,13 @@ export class DbWriter {
   #replaying: Promise<void> | undefined;
   /** Whether new patterns can go by binary COPY (asked once). */
   #copy: Promise<boolean> | undefined;
+  /** Per-batch failures, each logged once and then at most every 10 s with its counts. */
+  readonly #repeats = {
+    dbRefused: new Repeats(),
+    journalFull: new Repeats(),
+    journalUnwritable: new Repeats(),
+    lost: new Repeats(),
+  };
 
   readonly #clean: (r: DbRecord) => DbRecord;
 
@@ -415,10 +423,12 @@ export class DbWriter {
         if (this.#abandoned) return 'queued'; // settle() already put the batch in the journal
         if (!isUnavailable(error)) {
           this.stats.refused += good.length;
-          this.#log.error(
-            { err: error, rows: good.length },
-            'database refused the batch; rows refused',
-          );
+          const repeated = this.#repeats.dbRefused.note(good.length);
+          if (repeated)
+            this.#log.error(
+              { err: error, ...repeated },
+              'database refused the batch; rows refused',
+            );
           return 'refused';
         }
         this.#down = true;
@@ -429,15 +439,22 @@ export class DbWriter {
     try {
       this.#journal.append(good);
     } catch (error) {
-      if (error instanceof JournalFullError) {
-        this.stats.refused += good.length;
+      const full = error instanceof JournalFullError;
+      if (!full && !(error instanceof JournalWriteError)) throw error;
+      this.stats.refused += good.length;
+      const repeated = (full ? this.#repeats.journalFull : this.#repeats.journalUnwritable).note(
+        good.length,
+      );
+      if (repeated)
         this.#log.error(
-          { alert: 'warden_journal_full', err: error },
-          'local journal full: rows refused',
+          {
+            alert: full ? 'warden_journal_full' : 'warden_journal_unwritable',
+            err: error,
+            ...repeated,
+          },
+          full ? 'local journal full: rows refused' : 'local journal not writable: rows refused',
         );
-        return 'refused';
-      }
-      throw error;
+      return 'refused';
     }
     this.stats.queued += good.length;
     return 'queued';
@@ -457,8 +474,10 @@ export class DbWriter {
     const writing: Promise<void> = this.write(records).then(
       (outcome) => done?.(outcome),
       (error: unknown) => {
-        this.stats.refused += records.length; // the journal itself failed (disk): counted, loud
-        this.#log.error({ err: error, rows: records.length }, 'rows neither written nor queued');
+        this.stats.refused += records.length; // an unforeseen failure: counted, loud
+        const repeated = this.#repeats.lost.note(records.length);
+        if (repeated)
+          this.#log.error({ err: error, ...repeated }, 'rows neither written nor queued');
       },
     );
     const tracked = writing.finally(() => this.#inFlight.delete(tracked));
