@@ -1,7 +1,7 @@
 // The durable journal's own format: typed arrays round-trip exactly, lines written by the earlier
 // (decimal list) format stay readable, and a replay reads the file a bounded batch at a time.
 
-import { appendFileSync, readFileSync, symlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import fc from 'fast-check';
@@ -192,4 +192,39 @@ test('the DB writer counts every row the journal cannot take and logs the run of
   const refusals = lines.filter((l) => l.alert === 'warden_journal_unwritable');
   t.is(refusals.length, 1, 'one line for a run of failures within 10 s, not one per batch');
   t.like(refusals[0], { msg: 'local journal not writable: rows refused', times: 1, rows: 1 });
+});
+
+test('a replay that never catches up does not let the file grow: it is compacted, lines kept in order', (t) => {
+  const dir = tempDir('warden-journal-compact-');
+  const journal = new Journal<Row>(dir, 1 << 30);
+  const pad = 'x'.repeat(4_000);
+  let next = 0;
+  const appendMiB = (mib: number) => {
+    for (let i = 0; i < mib * 256; i++) journal.append([{ id: next++, steps: [], pad } as Row]);
+  };
+  const fileBytes = () => statSync(join(dir, 'journal.log')).size;
+  // New rows keep arriving while the replay takes the oldest: the journal is never empty.
+  let expected = 0;
+  for (let round = 0; round < 6; round++) {
+    appendMiB(8);
+    const batch = journal.pending(7 * 256);
+    t.deepEqual(
+      batch.values.map((v) => v.id),
+      Array.from({ length: batch.values.length }, (_, i) => expected + i),
+    );
+    expected += batch.values.length;
+    journal.commit(batch.end);
+  }
+  t.true(journal.hasPending);
+  t.true(fileBytes() < 40 << 20, `file ${fileBytes()} bytes for 48 MiB appended`);
+  t.is(fileBytes(), journal.sizeBytes);
+  // What is left is the rows not yet replayed, in order, also after a reopen.
+  journal.close();
+  const reopened = new Journal<Row>(dir, 1 << 30);
+  t.deepEqual(
+    drain(reopened, 10_000).map((v) => v.id),
+    Array.from({ length: next - expected }, (_, i) => expected + i),
+  );
+  t.false(existsSync(join(dir, 'journal.log.tmp')));
+  reopened.close();
 });
