@@ -316,6 +316,18 @@ export function metricsRegistry(
           this.set({ sandbox: a.actor.slice(9) }, a.custom.defaultsApplied ?? 0);
     },
   });
+  new Gauge({
+    name: 'warden_db_rows',
+    help: 'Rows of the DB writer by outcome: stored at once (persisted), put in the local journal while the database was away (queued), stored from the journal later (replayed), or lost (refused: invalid, journal full or unwritable).',
+    labelNames: ['outcome'],
+    registers: [registry],
+    collect() {
+      const w = actors().find((a) => a.actor === 'db-writer')?.custom;
+      if (!w) return;
+      for (const outcome of ['persisted', 'queued', 'replayed', 'refused'])
+        this.set({ outcome }, w[outcome] ?? 0);
+    },
+  });
   // Decision latency as a Prometheus histogram (p50/p95/p99 via histogram_quantile): the
   // episodes actor keeps cumulative bucket counts; rendered here in the exposition format.
   const latency = {

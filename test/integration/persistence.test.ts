@@ -24,6 +24,7 @@ import type { AttackPattern } from '../../src/messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
+import { metricsRegistry } from '../../src/services/metrics.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import { testConfig, until } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
@@ -366,12 +367,15 @@ test.serial(
       }),
     });
     await system.start();
-    const queued = async () =>
+    // What an operator sees: the DB writer's rows by outcome on the metrics endpoint.
+    const metrics = metricsRegistry(system);
+    const rows = async (outcome: string) =>
       Number(
-        (await system.stats()).threads
-          .flatMap((th) => th.actors)
-          .find((a) => a.actor === 'db-writer')?.custom.queued ?? 0,
+        new RegExp(`^warden_db_rows\\{outcome="${outcome}"\\} (\\S+)$`, 'm').exec(
+          await metrics.scrape(),
+        )?.[1] ?? Number.NaN,
       );
+    const queued = () => rows('queued');
     try {
       await db.server.pause();
       try {
@@ -386,6 +390,8 @@ test.serial(
         'stored by an early retry',
       );
       t.log(`stored ${Date.now() - back} ms after the database was back`);
+      t.is(await rows('replayed'), 20, 'counted as stored from the journal');
+      t.is(await rows('refused'), 0);
     } finally {
       await system.stop();
     }
