@@ -75,6 +75,22 @@ export async function configureLogOutput(output: LogOutput, name: string): Promi
     mkdir: true,
     limit: { count: output.keepDays, removeOtherLogFiles: true },
   });
+  // A write the disk refuses (full, read-only) is an 'error' event, and one nobody listens to
+  // ends the process: a full disk under logging.dir took Warden down. Lines go to stdout instead.
+  file.on('error', (error: NodeJS.ErrnoException) => {
+    if (sink !== file) return;
+    sink = pino.destination(1);
+    toFile = false;
+    rootLogger().error(
+      { alert: 'warden_log_unwritable', err: error, dir: output.dir },
+      'log file not writable: this thread logs to stdout from now on (lines buffered for the file are lost)',
+    );
+    try {
+      file.destroy();
+    } catch {
+      // the file is given up either way
+    }
+  });
   const previous = sink;
   sink = file;
   toFile = true;

@@ -3,7 +3,8 @@
 // and reward, and every actor error with its stack, actor and episode — from the real adapter,
 // inference pool and episodes actor on worker threads.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
@@ -142,4 +143,43 @@ test('every decision, transition and actor error is in the daily log files of it
   );
   t.is(crash?.episodeId, 'ep-crash');
   t.is(crash?.messageType, 'throw');
+});
+
+test('a log file the disk refuses does not end the process: its lines go on to stdout, with an alert', async (t) => {
+  const dir = tempDir('warden-logs-full-');
+  // Today's file for the thread is /dev/full: every write fails with ENOSPC, as on a full disk.
+  const day = new Date().toLocaleDateString('sv');
+  symlinkSync('/dev/full', join(dir, `warden-main.${day}.1.log`));
+  const logger = new URL('../../src/runtime/logger.ts', import.meta.url).href;
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      `import { componentLogger, configureLogOutput } from ${JSON.stringify(logger)};
+       await configureLogOutput({ dir: ${JSON.stringify(dir)}, keepDays: 3 }, 'main');
+       const log = componentLogger('test');
+       log.info('into the file');
+       await new Promise((r) => setTimeout(r, 300));
+       log.info('after the failure');
+       await new Promise((r) => setTimeout(r, 100));`,
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  t.is(child.status, 0, child.stderr);
+  const lines = child.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Line);
+  t.like(
+    lines.find((l) => l.alert === 'warden_log_unwritable'),
+    {
+      level: 50,
+      dir,
+      msg: 'log file not writable: this thread logs to stdout from now on (lines buffered for the file are lost)',
+    },
+  );
+  t.true(lines.some((l) => l.msg === 'after the failure'));
 });
