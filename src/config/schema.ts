@@ -494,6 +494,10 @@ const Database = Type.Object(
       description:
         'Longest wait between retries of queued rows while the database is away: the first retry comes 1 s after rows begin to queue, then 2 s, 4 s, … up to this.',
     }),
+    writeTimeoutMs: Int(30_000, 1_000, 3_600_000, {
+      description:
+        'A batch the database has not committed by then counts as an outage: its rows go to the local journal and the connection is dropped. Without it a stalled server (stopped, or cut off without a reset) held every batch in memory while it stalled (measured: 11 MB/s at full speed, with nothing logged).',
+    }),
     batchRows: Int(5_000, 1, 100_000, {
       description:
         'Rows per insert batch (a batch also leaves after 50 ms). Measured with 3 writers: 1,000 → 32k, 2,000 → 43k, 5,000 → 48k rows/s.',

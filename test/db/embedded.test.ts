@@ -4,7 +4,7 @@
 // left behind does not keep the next run from starting.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import pg from 'pg';
@@ -191,5 +191,67 @@ test('a directory whose server a live process runs is refused with a clear error
     );
   } finally {
     await first.stop();
+  }
+});
+
+/** The server's processes: the postmaster and its children (backends, checkpointer, …). */
+function serverProcesses(postmaster: number): number[] {
+  const children = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [postmaster, ...children];
+}
+
+test('a stalled server: a batch not committed within database.writeTimeoutMs goes to the journal, and is stored once later', async (t) => {
+  const dataDir = join(tempDir('warden-embedded-'), 'pg');
+  const server = await startEmbedded(dataDir, silentLogger, undefined, {});
+  const pool = createPool(server.url, silentLogger);
+  let stalled: number[] = [];
+  const signal = (s: NodeJS.Signals) => {
+    for (const pid of stalled) {
+      try {
+        process.kill(pid, s);
+      } catch {
+        // a child that has exited
+      }
+    }
+  };
+  try {
+    const client = await pool.connect();
+    await migrate(client).finally(() => client.release());
+    const writer = new DbWriter(
+      pool,
+      new Journal<DbRecord>(tempDir('warden-journal-'), 1 << 20),
+      { info: () => undefined, warn: () => undefined, error: () => undefined },
+      { writeTimeoutMs: 1_000 },
+    );
+    t.is(await writer.write([pattern('before-stall')]), 'persisted');
+    stalled = serverProcesses(postmasterPid(dataDir)); // with the writer's open connection
+    signal('SIGSTOP'); // the server stops answering; its connections stay open
+    const outcome = await Promise.race([
+      writer.write([pattern('during-stall')]),
+      new Promise((r) => setTimeout(() => r('still waiting after 20 s'), 20_000)),
+    ]);
+    t.is(outcome, 'queued', 'the batch went to the journal at its deadline');
+    signal('SIGCONT');
+    await writer.retry();
+    t.is(writer.journalBytes, 0);
+    t.deepEqual(
+      await probe(server.url, `SELECT pattern_id FROM attack_patterns ORDER BY pattern_id`),
+      [{ pattern_id: 'before-stall' }, { pattern_id: 'during-stall' }],
+      'each row stored once',
+    );
+  } finally {
+    signal('SIGCONT');
+    await pool.end().catch(() => undefined);
+    await server.stop();
   }
 });

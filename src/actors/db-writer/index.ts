@@ -135,6 +135,7 @@ export default defineActor<DbWriterMessage, State>({
       sanitize,
       cipher,
       connections: ctx.config.database.writeConnections,
+      writeTimeoutMs: ctx.config.database.writeTimeoutMs,
     });
     const state: State = {
       writer,

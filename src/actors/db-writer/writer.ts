@@ -23,6 +23,7 @@ import { type Journal, JournalFullError, JournalWriteError } from '../../db/jour
 import type { ExperienceRows } from '../../messages/experience.ts';
 import type { AttackPattern } from '../../messages/pattern.ts';
 import type { EpisodeTrajectory } from '../../messages/trajectory.ts';
+import { WardenError } from '../../runtime/errors.ts';
 import { Repeats } from '../../runtime/repeats.ts';
 import { settlesWithin } from '../../runtime/within.ts';
 import { type EncryptableField, FieldCipher } from '../../security/field-crypto.ts';
@@ -62,6 +63,7 @@ export interface WriterStats {
 function isUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string };
   if (!e) return false;
+  if (error instanceof DbWriteTimeoutError) return true;
   if (
     typeof e.code === 'string' &&
     (/^(08|57P0|53)/.test(e.code) ||
@@ -211,6 +213,13 @@ export interface WriterOptions {
   readonly connections?: number;
   /** New patterns by binary COPY when the server's cube reads binary values (else INSERT). */
   readonly copy?: boolean;
+  /** A batch not committed by then counts as an outage: its rows go to the journal (database.writeTimeoutMs). */
+  readonly writeTimeoutMs?: number;
+}
+
+/** A batch the database did not answer within database.writeTimeoutMs (a stalled server). */
+export class DbWriteTimeoutError extends WardenError {
+  override readonly code = 'WARDEN_DB_WRITE_TIMEOUT';
 }
 
 export class DbWriter {
@@ -237,6 +246,7 @@ export class DbWriter {
   /** settle() began: a journal replay stops between batches. */
   #stopping = false;
   readonly #connections: number;
+  readonly #writeTimeoutMs: number;
   readonly #toCorroborate: { id: string; features: readonly number[] }[] = [];
   #corroborating = false;
   #replaying: Promise<void> | undefined;
@@ -264,7 +274,9 @@ export class DbWriter {
       cipher = FieldCipher.none(),
       connections = 4,
       copy = true,
+      writeTimeoutMs = 30_000,
     } = options;
+    this.#writeTimeoutMs = writeTimeoutMs;
     this.#connections = Math.max(1, connections);
     if (!copy) this.#copy = Promise.resolve(false);
     // A chosen field is encrypted (reversible for key holders); any other text is sanitised.
@@ -352,6 +364,38 @@ export class DbWriter {
     }
   }
 
+  /** One batch in one transaction on `client`: patterns, episodes with their steps, experiences. */
+  async #transaction(
+    client: pg.PoolClient,
+    records: readonly DbRecord[],
+    mode: 'copy' | 'insert' | 'idempotent',
+  ): Promise<void> {
+    await client.query('BEGIN');
+    const patterns = records.filter((r): r is AttackPattern => r.type === 'attack-pattern');
+    const centroids = patterns.length > 0 ? await loadCentroids(this.#pool) : undefined;
+    const insertedIds = await insertPatterns(client, patterns, centroids, mode);
+    // Confidence from later similar outcomes: queued for the background step, and only for rows
+    // this insert added (a journal replay never counts twice).
+    if (insertedIds.length > 0) {
+      const byId = new Map(patterns.map((p) => [p.patternId, p.features]));
+      for (const id of insertedIds) this.#toCorroborate.push({ id, features: byId.get(id)! });
+      const over = this.#toCorroborate.length - MAX_CORROBORATION_QUEUE;
+      if (over > 0) {
+        this.#toCorroborate.splice(0, over); // a bulk load: the oldest wait no longer, counted
+        this.stats.uncorroborated += over;
+      }
+    }
+    await insertEpisodes(
+      client,
+      records.filter((r): r is EpisodeTrajectory => r.type === 'episode-trajectory'),
+    );
+    await insertExperiences(
+      client,
+      records.flatMap((r) => (r.type === 'experience-rows' ? r.rows : [])),
+    );
+    await client.query('COMMIT');
+  }
+
   async #insert(
     records: readonly DbRecord[],
     mode: 'copy' | 'insert' | 'idempotent' = 'idempotent',
@@ -359,36 +403,36 @@ export class DbWriter {
     const t0 = performance.now();
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    const work = this.#transaction(client, records, mode);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new DbWriteTimeoutError(
+              `the database did not commit a batch of ${records.length} rows within ${this.#writeTimeoutMs} ms (database.writeTimeoutMs)`,
+            ),
+          ),
+        this.#writeTimeoutMs,
+      );
+    });
     try {
-      await client.query('BEGIN');
-      const patterns = records.filter((r): r is AttackPattern => r.type === 'attack-pattern');
-      const centroids = patterns.length > 0 ? await loadCentroids(this.#pool) : undefined;
-      const insertedIds = await insertPatterns(client, patterns, centroids, mode);
-      // Confidence from later similar outcomes: queued for the background step, and only for rows
-      // this insert added (a journal replay never counts twice).
-      if (insertedIds.length > 0) {
-        const byId = new Map(patterns.map((p) => [p.patternId, p.features]));
-        for (const id of insertedIds) this.#toCorroborate.push({ id, features: byId.get(id)! });
-        const over = this.#toCorroborate.length - MAX_CORROBORATION_QUEUE;
-        if (over > 0) {
-          this.#toCorroborate.splice(0, over); // a bulk load: the oldest wait no longer, counted
-          this.stats.uncorroborated += over;
-        }
-      }
-      await insertEpisodes(
-        client,
-        records.filter((r): r is EpisodeTrajectory => r.type === 'episode-trajectory'),
-      );
-      await insertExperiences(
-        client,
-        records.flatMap((r) => (r.type === 'experience-rows' ? r.rows : [])),
-      );
-      await client.query('COMMIT');
+      await Promise.race([work, deadline]);
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      if (isUnavailable(error)) broken = error as Error; // drop this connection, not reuse it
+      if (error instanceof DbWriteTimeoutError) {
+        // A stalled server (stopped, or cut off without a reset) would hold this batch, and every
+        // one behind it in memory, for as long as it stalls: the rows go to the journal instead,
+        // and the connection is dropped. Should the batch still commit, the replay's idempotent
+        // keys make its rows no-ops.
+        work.catch(() => undefined);
+        broken = error;
+      } else {
+        await client.query('ROLLBACK').catch(() => undefined);
+        if (isUnavailable(error)) broken = error as Error; // drop this connection, not reuse it
+      }
       throw error;
     } finally {
+      clearTimeout(timer);
       client.release(broken);
     }
     this.stats.batches++;
