@@ -496,7 +496,7 @@ const Database = Type.Object(
     }),
     writeTimeoutMs: Int(30_000, 1_000, 3_600_000, {
       description:
-        'A batch the database has not committed by then counts as an outage: its rows go to the local journal and the connection is dropped. Without it a stalled server (stopped, or cut off without a reset) held every batch in memory while it stalled (measured: 11 MB/s at full speed, with nothing logged).',
+        'A batch the database has not committed by then counts as an outage: its rows go to the local journal and the connection is dropped (a journal replay batch, up to 16 MiB, gets four times this). Without it a stalled server (stopped, or cut off without a reset) held every batch in memory while it stalled (measured: 11 MB/s at full speed, with nothing logged).',
     }),
     batchRows: Int(5_000, 1, 100_000, {
       description:

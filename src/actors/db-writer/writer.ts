@@ -398,7 +398,8 @@ export class DbWriter {
 
   async #insert(
     records: readonly DbRecord[],
-    mode: 'copy' | 'insert' | 'idempotent' = 'idempotent',
+    mode: 'copy' | 'insert' | 'idempotent',
+    timeoutMs = this.#writeTimeoutMs,
   ): Promise<void> {
     const t0 = performance.now();
     const client = await this.#pool.connect();
@@ -410,10 +411,10 @@ export class DbWriter {
         () =>
           reject(
             new DbWriteTimeoutError(
-              `the database did not commit a batch of ${records.length} rows within ${this.#writeTimeoutMs} ms (database.writeTimeoutMs)`,
+              `the database did not commit a batch of ${records.length} rows within ${timeoutMs} ms (database.writeTimeoutMs)`,
             ),
           ),
-        this.#writeTimeoutMs,
+        timeoutMs,
       );
     });
     try {
@@ -583,7 +584,9 @@ export class DbWriter {
           }
           if (rows.length > 0) {
             try {
-              await this.#insert(rows);
+              // A replay batch holds up to 16 MiB of journal, many times a live batch: it gets four
+              // deadlines, so a slow but working database is not taken for a stalled one.
+              await this.#insert(rows, 'idempotent', 4 * this.#writeTimeoutMs);
             } catch (error) {
               if (isUnavailable(error)) {
                 this.#down = true;
