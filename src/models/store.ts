@@ -85,6 +85,19 @@ export function latestVersion(dir: string): string | undefined {
   }
 }
 
+/**
+ * The versions to try at start, in order: the latest, then the others newest first. A latest
+ * that cannot be used (damaged, deleted, a pointer to nothing) must not leave the rule table
+ * serving while a verified older version is at hand.
+ */
+export function versionsToTry(dir: string): string[] {
+  const latest = latestVersion(dir);
+  const others = listVersions(dir)
+    .reverse()
+    .filter((v) => v !== latest);
+  return latest === undefined ? others : [latest, ...others];
+}
+
 function writeAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data);

@@ -1,6 +1,6 @@
 // The inference pool on real worker threads with real ONNX Runtime sessions: decisions equal the
-// model's argmax; missing, corrupt, wrong-shape and bad-checksum models fall back to the rule
-// table with an alert while answering; hot reload under a continuous stream fails nothing
+// model's argmax; missing, corrupt, wrong-shape and bad-checksum models fall back to the newest
+// version that loads, else the rule table, with an alert while answering; hot reload under a continuous stream fails nothing
 // (property 18); rollback.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -148,6 +148,22 @@ for (const [name, breakIt, reason] of [
     });
   });
 }
+
+test('4.4: a damaged latest model gives way to the newest version that loads, not the rule table', async (t) => {
+  const dir = models();
+  await exportModel(dir, initParams([DIM, 8, 6], false, 1), draft);
+  const older = initParams([DIM, 8, 6], false, 2);
+  const fallback = await exportModel(dir, older, draft);
+  const latest = await exportModel(dir, initParams([DIM, 8, 6], false, 3), draft);
+  writeFileSync(modelFile(dir, latest.metadata.version), 'damaged on disk');
+  await withPool(1, async (pool) => {
+    t.is(await pool.loadLatest(dir), fallback.metadata.version);
+    t.like(pool.alerts[0], { reason: 'checksum', version: latest.metadata.version });
+    const d = await pool.decide(state(3));
+    t.is(d.modelVersion, fallback.metadata.version);
+    t.is(d.action, argmaxQ(forward(older, state(3), 1)));
+  });
+});
 
 test('4.4: a model of the wrong shape is refused and the current version keeps serving', async (t) => {
   const dir = models();

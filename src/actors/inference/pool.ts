@@ -11,7 +11,7 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { WardenConfig } from '../../config/schema.ts';
 import type { DecisionSource } from '../../messages/action.ts';
 import { ACTION_COUNT, type ActionId } from '../../messages/action.ts';
-import { latestVersion, metadataFile, modelFile, readMetadata } from '../../models/store.ts';
+import { metadataFile, modelFile, readMetadata, versionsToTry } from '../../models/store.ts';
 import { componentLogger, type Logger } from '../../runtime/logger.ts';
 import { RestartPolicy } from '../../runtime/restart-policy.ts';
 import { SpscRing } from '../../runtime/shared/spsc-ring.ts';
@@ -227,14 +227,25 @@ export class InferencePool {
     );
   }
 
-  /** Loads the latest model of a models directory; on any defect the rule table serves (4.1, 4.4). */
+  /**
+   * Loads the latest model of a models directory. One that cannot be used is alerted, and the
+   * newest older version that loads serves instead; the rule table only when none does (4.1, 4.4).
+   */
   async loadLatest(dir: string): Promise<string> {
-    const version = latestVersion(dir);
-    if (!version) {
+    const versions = versionsToTry(dir);
+    if (versions.length === 0) {
       this.#alert({ reason: 'missing', message: `no model in ${dir}` });
       return this.activeVersion;
     }
-    await this.activate(dir, version);
+    for (const version of versions) {
+      if (!(await this.activate(dir, version))) continue;
+      if (version !== versions[0])
+        this.#log.warn(
+          { alert: 'warden_model_fallback', version, latest: versions[0] },
+          `the latest model, ${versions[0]}, is not usable: ${version}, the newest that is, serves`,
+        );
+      break;
+    }
     return this.activeVersion;
   }
 

@@ -21,7 +21,7 @@ import type { ModelPublished } from '../../messages/model.ts';
 import type { RecordedTrace } from '../../messages/recorded.ts';
 import { readPolicyParams } from '../../models/read-params.ts';
 import { signingKeyFromEnv } from '../../models/signing.ts';
-import { exportModel, latestVersion, modelFile, pruneVersions } from '../../models/store.ts';
+import { exportModel, modelFile, pruneVersions, versionsToTry } from '../../models/store.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import {
@@ -333,23 +333,25 @@ function resumeParams(
   ctx: ActorContext,
   dims: number[],
 ): { version: string; params: QNetParams } | undefined {
-  const version = latestVersion(ctx.config.models.dir);
-  if (!version) return undefined;
-  try {
-    const params = readPolicyParams(readFileSync(modelFile(ctx.config.models.dir, version)));
-    if (params.dims.join() !== dims.join() || params.dueling !== ctx.config.learning.dueling) {
-      ctx.log.warn(
-        { version, dims: params.dims },
-        'latest model has another shape: learning from scratch',
-      );
-      return undefined;
+  // The same order the inference pool loads in: a latest that cannot be read gives way to the
+  // newest version that can, as it does in service.
+  for (const version of versionsToTry(ctx.config.models.dir)) {
+    try {
+      const params = readPolicyParams(readFileSync(modelFile(ctx.config.models.dir, version)));
+      if (params.dims.join() !== dims.join() || params.dueling !== ctx.config.learning.dueling) {
+        ctx.log.warn(
+          { version, dims: params.dims },
+          'latest model has another shape: learning from scratch',
+        );
+        return undefined;
+      }
+      ctx.log.info({ version }, 'learning continues from the model in service');
+      return { version, params };
+    } catch (error) {
+      ctx.log.warn({ err: error, version }, 'model unreadable: trying the version before it');
     }
-    ctx.log.info({ version }, 'learning continues from the latest model');
-    return { version, params };
-  } catch (error) {
-    ctx.log.warn({ err: error, version }, 'latest model unreadable: learning from scratch');
-    return undefined;
   }
+  return undefined;
 }
 
 export default defineActor<LearnerMessage, LearnerState>({
