@@ -14,6 +14,7 @@ import type { EpisodeStarted } from '../src/messages/episode.ts';
 import type { SandboxEvent } from '../src/messages/index.ts';
 import { type PackedActions, unpackActions } from '../src/messages/packed-actions.ts';
 import { packEvents } from '../src/messages/packed-telemetry.ts';
+import type { AttackPattern } from '../src/messages/pattern.ts';
 import type { RecordedTrace } from '../src/messages/recorded.ts';
 import type { MetadataDraft } from '../src/models/store.ts';
 import type { Message } from '../src/runtime/actor.ts';
@@ -227,3 +228,28 @@ export function tempStartConfig(
   );
   return { dir, configDir };
 }
+
+/** An attack pattern as the episodes actor sends it to the DB writer (fields overridable). */
+export const attackPattern = (id: string, over: Partial<AttackPattern> = {}): AttackPattern => ({
+  type: 'attack-pattern',
+  patternId: id,
+  features: [0.1, 0.2, 0.3, 0.4],
+  action: 3,
+  reward: 1,
+  attackType: 'injection',
+  confidence: 0.8,
+  timestamp: Date.UTC(2026, 0, 1),
+  modelVersion: 'v1',
+  episodeId: 'ep-1',
+  stage: 1,
+  ...over,
+});
+
+/** Arguments for `node` to run a snippet of TypeScript ES module code (it may import src/ files). */
+export const tsSnippet = (code: string): string[] => [
+  '--import',
+  'tsx',
+  '--input-type=module',
+  '-e',
+  code,
+];

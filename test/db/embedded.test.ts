@@ -14,9 +14,9 @@ import { createPool } from '../../src/db/connect.ts';
 import { startEmbedded } from '../../src/db/embedded.ts';
 import { Journal } from '../../src/db/journal.ts';
 import { migrate } from '../../src/db/migrations.ts';
-import type { AttackPattern } from '../../src/messages/pattern.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { settlesWithin } from '../../src/runtime/within.ts';
+import { attackPattern, tsSnippet } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 interface Line {
@@ -57,19 +57,7 @@ async function waitFor<T>(what: () => Promise<T | undefined>, ms: number): Promi
   }
 }
 
-const pattern = (id: string): AttackPattern => ({
-  type: 'attack-pattern',
-  patternId: id,
-  features: [0.1, 0.2, 0.3, 0.4],
-  action: 3,
-  reward: 1,
-  attackType: 'injection',
-  confidence: 0.8,
-  timestamp: Date.UTC(2026, 0, 1),
-  modelVersion: 'v1',
-  episodeId: 'ep-1',
-  stage: 1,
-});
+const pattern = (id: string) => attackPattern(id);
 
 test('a killed embedded server is started again with its data, and the journal fills the gap', async (t) => {
   const dataDir = join(tempDir('warden-embedded-'), 'pg');
@@ -132,11 +120,7 @@ test('a server left running by a killed Warden is stopped, and the directory sta
   const embedded = new URL('../../src/db/embedded.ts', import.meta.url).href;
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
+    tsSnippet(
       `import { startEmbedded } from ${JSON.stringify(embedded)};
        import pg from 'pg';
        import pino from 'pino';
@@ -145,7 +129,7 @@ test('a server left running by a killed Warden is stopped, and the directory sta
        await c.connect();
        await c.query('CREATE TABLE left_behind (x int); INSERT INTO left_behind VALUES (7)');
        console.log('ready');`,
-    ],
+    ),
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const ready = await new Promise<boolean>((resolve) => {

@@ -11,6 +11,7 @@ import { createPool } from '../../src/db/connect.ts';
 import { freePort } from '../../src/db/embedded.ts';
 import { Journal, JournalWriteError } from '../../src/db/journal.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
+import { attackPattern } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 interface Row {
@@ -170,19 +171,7 @@ test('the DB writer counts every row the journal cannot take and logs the run of
   // The database is away (nothing listens on the port) and the journal's disk is full.
   const pool = createPool(`postgres://warden:x@127.0.0.1:${await freePort()}/warden`, silentLogger);
   const writer = new DbWriter(pool, journalOnFullDisk<DbRecord>(), log);
-  const record = (i: number): DbRecord => ({
-    type: 'attack-pattern',
-    patternId: `p-${i}`,
-    features: [0.5, 0.5],
-    action: 1,
-    reward: 1,
-    attackType: 'injection',
-    confidence: 0.5,
-    timestamp: 0,
-    modelVersion: 'v1',
-    episodeId: 'ep',
-    stage: 1,
-  });
+  const record = (i: number): DbRecord => attackPattern(`p-${i}`);
   try {
     for (let i = 0; i < 20; i++) t.is(await writer.write([record(i)]), 'refused');
   } finally {

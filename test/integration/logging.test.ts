@@ -18,6 +18,7 @@ import {
   Inbox,
   sandboxBatch,
   testConfig,
+  tsSnippet,
   until,
 } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
@@ -153,11 +154,7 @@ test('a log file the disk refuses does not end the process: its lines go on to s
   const logger = new URL('../../src/runtime/logger.ts', import.meta.url).href;
   const child = spawnSync(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
+    tsSnippet(
       `import { componentLogger, configureLogOutput } from ${JSON.stringify(logger)};
        await configureLogOutput({ dir: ${JSON.stringify(dir)}, keepDays: 3 }, 'main');
        const log = componentLogger('test');
@@ -165,7 +162,7 @@ test('a log file the disk refuses does not end the process: its lines go on to s
        await new Promise((r) => setTimeout(r, 300));
        log.info('after the failure');
        await new Promise((r) => setTimeout(r, 100));`,
-    ],
+    ),
     { encoding: 'utf8', timeout: 30_000 },
   );
   t.is(child.status, 0, child.stderr);

@@ -26,7 +26,7 @@ import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { metricsRegistry } from '../../src/services/metrics.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { testConfig, until } from '../helpers.ts';
+import { attackPattern, testConfig, until } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 let db: TestDatabase;
@@ -41,20 +41,7 @@ const journalDir = () => tempDir('warden-journal-');
 /** A DB writer on the test database with a journal in a fresh directory. */
 const newWriter = (journalBytes = 1 << 20, options?: ConstructorParameters<typeof DbWriter>[3]) =>
   new DbWriter(db.pool, new Journal<DbRecord>(journalDir(), journalBytes), silentLogger, options);
-const pattern = (id: string, over: Partial<AttackPattern> = {}): AttackPattern => ({
-  type: 'attack-pattern',
-  patternId: id,
-  features: [0.1, 0.2, 0.3, 0.4],
-  action: 3,
-  reward: 1,
-  attackType: 'injection',
-  confidence: 0.8,
-  timestamp: Date.UTC(2026, 0, 1),
-  modelVersion: 'v1',
-  episodeId: 'ep-1',
-  stage: 1,
-  ...over,
-});
+const pattern = attackPattern;
 const countWhere = async (table: string, where: string) =>
   Number((await db.pool.query(`SELECT count(*) AS n FROM ${table} WHERE ${where}`)).rows[0].n);
 const count = async (where = 'true', params: unknown[] = []) =>
