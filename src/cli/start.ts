@@ -87,6 +87,22 @@ export async function start(
   }
 }
 
+/**
+ * The progress line's note on the database, only when something is wrong: rows waiting in the
+ * local journal (the database away or behind) and rows lost. With the disk full, the line showed
+ * nothing amiss while rows were being refused.
+ */
+export function databaseTrouble(writer: Record<string, number> | undefined): string {
+  const queued = writer?.journalBytes ?? 0;
+  const refused = writer?.refused ?? 0;
+  if (queued === 0 && refused === 0) return '';
+  const parts = [
+    ...(queued > 0 ? [`${(queued / 2 ** 20).toFixed(1)} MiB queued in the journal`] : []),
+    ...(refused > 0 ? [`${refused} rows refused`] : []),
+  ];
+  return `  database: ${parts.join(', ')}`;
+}
+
 async function runSystem(options: StartOptions, out: NodeJS.WritableStream): Promise<number> {
   // Ctrl-C or SIGTERM while starting: remembered, and the system stops cleanly as soon as it is
   // up (a standby learner stops waiting at once) — never an abrupt exit half-way.
@@ -320,7 +336,7 @@ async function runStarted(
     last = { at: now, decisions, events };
     const tpr = (e.stage1_tp ?? 0) / Math.max(1, (e.stage1_tp ?? 0) + (e.stage1_fn ?? 0));
     const fpr = (e.stage1_fp ?? 0) / Math.max(1, (e.stage1_fp ?? 0) + (e.stage1_tn ?? 0));
-    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  ${rates}  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}${a.learner?.exported || a.learner?.reverted ? ` (candidates exported ${a.learner.exported ?? 0}, refused ${a.learner.reverted ?? 0})` : ''}  patterns ${e.patterns ?? 0}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}${stale.length > 0 ? `  (too busy to answer, figures as they were: ${stale.join(', ')} ago)` : ''}`;
+    return `episodes ${e.completed ?? 0} (+${e.partial ?? 0} partial)  ${rates}  stage-1 TPR ${(tpr * 100).toFixed(1)}% FPR ${(fpr * 100).toFixed(1)}%  decision p99 ${(e.latencyP99Ms ?? 0).toFixed(1)} ms  model ${modelVersion}  replay ${replay.size}  learner updates ${a.learner?.updates ?? 0}${a.learner?.exported || a.learner?.reverted ? ` (candidates exported ${a.learner.exported ?? 0}, refused ${a.learner.reverted ?? 0})` : ''}  patterns ${e.patterns ?? 0}${databaseTrouble(a['db-writer'])}${role === 'learner' ? `  experiences read ${a['experience-feed']?.consumed ?? 0}` : ''}${stale.length > 0 ? `  (too busy to answer, figures as they were: ${stale.join(', ')} ago)` : ''}`;
   };
   let failed = false;
   let status: NodeJS.Timeout | undefined;

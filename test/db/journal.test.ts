@@ -7,6 +7,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import pino from 'pino';
 import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
+import { databaseTrouble } from '../../src/cli/start.ts';
 import { createPool } from '../../src/db/connect.ts';
 import { freePort } from '../../src/db/embedded.ts';
 import { Journal, JournalWriteError } from '../../src/db/journal.ts';
@@ -178,6 +179,11 @@ test('the DB writer counts every row the journal cannot take and logs the run of
     await pool.end();
   }
   t.is(writer.stats.refused, 20, 'every refused row is counted');
+  t.is(
+    databaseTrouble({ ...writer.stats, journalBytes: writer.journalBytes }),
+    '  database: 20 rows refused',
+    'and the progress line of warden start shows them',
+  );
   const refusals = lines.filter((l) => l.alert === 'warden_journal_unwritable');
   t.is(refusals.length, 1, 'one line for a run of failures within 10 s, not one per batch');
   t.like(refusals[0], { msg: 'local journal not writable: rows refused', times: 1, rows: 1 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
 import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
+import { databaseTrouble } from '../../src/cli/start.ts';
 import { createPool } from '../../src/db/connect.ts';
 import { CELLS } from '../../src/db/ivf.ts';
 import {
@@ -363,11 +364,19 @@ test.serial(
         )?.[1] ?? Number.NaN,
       );
     const queued = () => rows('queued');
+    const writerStats = async () =>
+      (await system.stats()).threads.flatMap((th) => th.actors).find((a) => a.actor === 'db-writer')
+        ?.custom;
     try {
       await db.server.pause();
       try {
         for (let i = 0; i < 20; i++) system.send('db-writer', pattern(`blip-${i}`));
         t.true(await until(async () => (await queued()) === 20), 'the rows went to the journal');
+        t.regex(
+          databaseTrouble(await writerStats()),
+          /^ {2}database: \d+\.\d MiB queued in the journal$/,
+          'the progress line of warden start says so',
+        );
       } finally {
         await db.server.resume();
       }
@@ -379,6 +388,7 @@ test.serial(
       t.log(`stored ${Date.now() - back} ms after the database was back`);
       t.is(await rows('replayed'), 20, 'counted as stored from the journal');
       t.is(await rows('refused'), 0);
+      t.is(databaseTrouble(await writerStats()), '', 'and says nothing once all is stored');
     } finally {
       await system.stop();
     }
