@@ -75,20 +75,31 @@ test('a killed embedded server is started again with its data, and the journal f
     t.is(await writer.write([pattern('before-kill')]), 'persisted');
 
     process.kill(postmasterPid(dataDir), 'SIGKILL');
-    // Until the server is back, rows wait in the journal.
-    t.is(await writer.write([pattern('while-down')]), 'queued');
+    // Until the server is back, rows wait in the journal. (A backend of the killed server may
+    // still take the write before it notices, or the new server may already be up: either way
+    // the row must end up stored once.)
+    const outcome = await writer.write([pattern('while-down')]);
+    t.true(outcome === 'queued' || outcome === 'persisted', outcome);
+    t.log(`written while the server was down: ${outcome}`);
 
     const rows = await waitFor(
       () => probe(server.url, `SELECT pattern_id FROM attack_patterns ORDER BY pattern_id`),
       60_000,
     );
-    t.deepEqual(rows, [{ pattern_id: 'before-kill' }], 'back with the rows it had');
+    t.deepEqual(
+      rows,
+      outcome === 'queued'
+        ? [{ pattern_id: 'before-kill' }]
+        : [{ pattern_id: 'before-kill' }, { pattern_id: 'while-down' }],
+      'back with the rows it had',
+    );
     const down = lines.find((l) => l.alert === 'warden_embedded_postgres_down');
     t.is(down?.signal, 'SIGKILL', 'the exit is logged with an alert');
     t.true(lines.some((l) => l.msg === 'embedded PostgreSQL started again'));
 
     await writer.retry();
     t.is(writer.journalBytes, 0, 'the journal was replayed');
+    t.is(writer.stats.refused, 0);
     t.deepEqual(
       await probe(server.url, `SELECT pattern_id FROM attack_patterns ORDER BY pattern_id`),
       [{ pattern_id: 'before-kill' }, { pattern_id: 'while-down' }],
@@ -105,11 +116,13 @@ test('stopping right after the server died returns instead of waiting for it', a
   const server = await startEmbedded(dataDir, log, undefined, {});
   process.kill(postmasterPid(dataDir), 'SIGKILL');
   await waitFor(async () => lines.find((l) => l.alert === 'warden_embedded_postgres_down'), 10_000);
-  // The restart waits 1 s first; stop() comes within it, and nothing is started after it.
+  // The restart waits 1 s first: stop() normally comes within it (on a starved machine the
+  // restart may be under way, and is stopped with it). Nothing is started after it.
   t.true(await settlesWithin(server.stop(), 20_000), 'stop() returned');
-  t.true(lines.some((l) => l.msg === 'embedded PostgreSQL stopped'));
+  const stopped = lines.findIndex((l) => l.msg === 'embedded PostgreSQL stopped');
+  t.true(stopped >= 0);
   await new Promise((r) => setTimeout(r, 1_500));
-  t.false(lines.some((l) => l.msg === 'embedded PostgreSQL started again'));
+  t.false(lines.slice(stopped).some((l) => l.msg === 'embedded PostgreSQL started again'));
   t.is(await probe(server.url, 'SELECT 1'), undefined, 'no server left running');
 });
 
