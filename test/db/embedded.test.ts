@@ -228,14 +228,15 @@ test('a stalled server: a batch not committed within database.writeTimeoutMs goe
       pool,
       new Journal<DbRecord>(tempDir('warden-journal-'), 1 << 20),
       { info: () => undefined, warn: () => undefined, error: () => undefined },
-      { writeTimeoutMs: 1_000 },
+      // Short for a test, long enough that a loaded machine does not miss it with a live server.
+      { writeTimeoutMs: 5_000 },
     );
     t.is(await writer.write([pattern('before-stall')]), 'persisted');
     stalled = serverProcesses(postmasterPid(dataDir)); // with the writer's open connection
     signal('SIGSTOP'); // the server stops answering; its connections stay open
     const outcome = await Promise.race([
       writer.write([pattern('during-stall')]),
-      new Promise((r) => setTimeout(() => r('still waiting after 20 s'), 20_000)),
+      new Promise((r) => setTimeout(() => r('still waiting after 30 s'), 30_000)),
     ]);
     t.is(outcome, 'queued', 'the batch went to the journal at its deadline');
     signal('SIGCONT');
