@@ -220,8 +220,7 @@ export async function startEmbedded(
   // Supervision: a server that exits unless stopped here (killed, or PostgreSQL gave up after a
   // PANIC such as a full disk) is started again, after 1 s, 2 s, 4 s, … up to RESTART_MAX_MS, on
   // the same port and data directory; the DB writer's journal holds the rows meanwhile.
-  let running = true; // a server is up, or coming up
-  let stopping = false; // stop() or pause() was called: an exit is expected
+  let stopping = false; // stop() or pause() was called: an exit is expected, none runs after
   let wakeRestart: (() => void) | undefined;
   let restarting: Promise<void> | undefined;
   const watch = (s: EmbeddedPostgresType) => {
@@ -270,8 +269,7 @@ export async function startEmbedded(
     stopping = true;
     wakeRestart?.();
     await restarting;
-    if (running) await stopServer(server);
-    running = false;
+    await stopServer(server); // a no-op once its process has exited (a second stop, a dead server)
   };
   return {
     url,
@@ -284,10 +282,9 @@ export async function startEmbedded(
       await halt();
     },
     async resume() {
-      if (running) return;
+      if (!stopping) return;
       server = await started();
       stopping = false;
-      running = true;
       watch(server);
     },
   };

@@ -405,27 +405,18 @@ export class DbWriter {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
     const work = this.#transaction(client, records, mode);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new DbWriteTimeoutError(
-              `the database did not commit a batch of ${records.length} rows within ${timeoutMs} ms (database.writeTimeoutMs)`,
-            ),
-          ),
-        timeoutMs,
-      );
-    });
     try {
-      await Promise.race([work, deadline]);
+      if (!(await settlesWithin(work, timeoutMs)))
+        throw new DbWriteTimeoutError(
+          `the database did not commit a batch of ${records.length} rows within ${timeoutMs} ms (database.writeTimeoutMs)`,
+        );
+      await work;
     } catch (error) {
       if (error instanceof DbWriteTimeoutError) {
         // A stalled server (stopped, or cut off without a reset) would hold this batch, and every
         // one behind it in memory, for as long as it stalls: the rows go to the journal instead,
         // and the connection is dropped. Should the batch still commit, the replay's idempotent
         // keys make its rows no-ops.
-        work.catch(() => undefined);
         broken = error;
       } else {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -433,7 +424,6 @@ export class DbWriter {
       }
       throw error;
     } finally {
-      clearTimeout(timer);
       client.release(broken);
     }
     this.stats.batches++;

@@ -341,7 +341,7 @@ function resumeParams(
       if (params.dims.join() !== dims.join() || params.dueling !== ctx.config.learning.dueling) {
         ctx.log.warn(
           { version, dims: params.dims },
-          'latest model has another shape: learning from scratch',
+          'the model in service has another shape: learning from scratch',
         );
         return undefined;
       }
