@@ -96,6 +96,10 @@ const Telemetry = Type.Object(
       description:
         'Telemetry events of one episode stage that are decided on; later ones are counted and not decided (a flooding sample).',
     }),
+    intakeWindow: Int(20_000, 100, 10_000_000, {
+      description:
+        "Events a receiver hands on that the adapter has not finished with yet (requirement 1.5: at least 10,000 buffered). A receiver that reaches it stops reading its sandbox's stream until half are done, so a sandbox streaming faster than Warden decides meets gRPC flow control instead of an unbounded queue.",
+    }),
     maxOpenStages: Int(100_000, 100, 10_000_000, {
       description:
         'Episode stages the adapter tracks at once; beyond it the least recently active one is dropped and counted.',
@@ -344,6 +348,10 @@ const Dispatch = Type.Object(
     episodeTimeoutMs: Int(60_000, 100, 86_400_000, {
       description: 'An episode silent this long is stored as partial.',
     }),
+    maxOpenEpisodes: Int(100_000, 100, 10_000_000, {
+      description:
+        'Episodes tracked at once; beyond it the least recently active one is stored as partial and counted (a sandbox opening episodes it never ends cannot exhaust memory before episodeTimeoutMs).',
+    }),
     maxEpisodeDurationMs: Int(3_600_000, 1_000, 604_800_000, {
       description:
         'An episode still running after this long is closed and stored as partial (a sample cannot hold a slot forever).',
@@ -501,6 +509,10 @@ const Database = Type.Object(
     batchRows: Int(5_000, 1, 100_000, {
       description:
         'Rows per insert batch (a batch also leaves after 50 ms). Measured with 3 writers: 1,000 → 32k, 2,000 → 43k, 5,000 → 48k rows/s.',
+    }),
+    maxBufferedRows: Int(20_000, 100, 10_000_000, {
+      description:
+        'Rows the DB writer holds while every write connection is busy; past it they go to the local journal (the database is slower than rows arrive) and are written by its replay once it catches up.',
     }),
     writeConnections: Int(4, 1, 16, {
       description:

@@ -51,11 +51,6 @@ export class LayoutError extends WardenError {
   override readonly code = 'WARDEN_LAYOUT';
 }
 
-/** Addressing an actor that the current placement does not know. */
-export class UnknownActorError extends WardenError {
-  override readonly code = 'WARDEN_UNKNOWN_ACTOR';
-}
-
 /** A call that did not answer within its deadline. */
 export class TimeoutError extends WardenError {
   override readonly code = 'WARDEN_TIMEOUT';

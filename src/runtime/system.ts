@@ -10,9 +10,11 @@ import { ACTOR_MODULES } from '../actors/index.ts';
 import type { WardenConfig } from '../config/schema.ts';
 import type { ActorStats } from '../messages/control.ts';
 import { type MailboxOf, type Message, SYSTEM } from './actor.ts';
-import { type CrashLoopError, UnknownActorError } from './errors.ts';
+import type { CrashLoopError } from './errors.ts';
 import type { ActorPlacement, Envelope, ThreadLoad } from './host-protocol.ts';
 import { componentLogger, type Logger } from './logger.ts';
+import { Repeats } from './repeats.ts';
+import { IntakeCounts } from './shared/intake.ts';
 import { threadLoad } from './thread-load.ts';
 import { ThreadSupervisor } from './thread-supervisor.ts';
 import { TraceHub } from './tracing.ts';
@@ -68,6 +70,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   readonly #log: Logger;
   #config: WardenConfig;
   #deadLetters = 0;
+  readonly #undelivered = new Map<string, Repeats>();
   #routedByMain = 0;
   readonly #failed = new Set<string>();
   readonly #traces: TraceHub | undefined;
@@ -100,6 +103,11 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
       }
     }
     this.skipped = skipped;
+    // Telemetry in flight from each receiver to the adapter (receiver backpressure).
+    const shared = {
+      intake: new IntakeCounts(options.config.sandboxes.map((s) => s.name)).buffer,
+      ...options.shared,
+    };
     // The initial mesh: one channel per pair of threads, handed out at their first start.
     const threads = [...placements.keys()];
     const mesh = new Map<string, Record<string, MessagePort>>(threads.map((t) => [t, {}]));
@@ -116,7 +124,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
           thread,
           actors,
           routes: this.#routes,
-          shared: options.shared ?? {},
+          shared,
           log: this.#log,
           spawnTimeoutMs: options.spawnTimeoutMs ?? 30_000,
           tracing: this.#traces !== undefined,
@@ -130,10 +138,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
         for (const s of this.#supervisors.values()) if (s !== supervisor) s.peerDown(thread);
       });
       supervisor.on('spans', (spans) => this.#traces?.receive(spans));
-      supervisor.on('dead-letter', ({ to, reason }) => {
-        this.#deadLetters++;
-        this.#log.warn({ to, reason }, 'message not delivered');
-      });
+      supervisor.on('dead-letter', ({ to, reason }) => this.#deadLetter(to, reason));
       supervisor.on('actor-restarted', (e) => this.emit('actor-restarted', e));
       supervisor.on('worker-restarted', (e) => this.emit('worker-restarted', e));
       supervisor.on('actor-failed', (e) => {
@@ -192,6 +197,19 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     return ports;
   }
 
+  /**
+   * Counted each; logged once per recipient and reason, then at most every 10 s with how many
+   * (a full mailbox under a flood logged 1.1 million lines in two minutes).
+   */
+  #deadLetter(to: string, reason: string): void {
+    this.#deadLetters++;
+    const key = `${to}\u0000${reason}`;
+    const repeats = this.#undelivered.get(key) ?? new Repeats();
+    this.#undelivered.set(key, repeats);
+    const repeated = repeats.note(1);
+    if (repeated) this.#log.warn({ to, reason, times: repeated.times }, 'message not delivered');
+  }
+
   #route(envelope: Envelope): void {
     if (envelope.to === SYSTEM) {
       this.emit('message', { from: envelope.from, message: envelope.message });
@@ -200,11 +218,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     const thread = this.#routes[envelope.to];
     const supervisor = thread === undefined ? undefined : this.#supervisors.get(thread);
     if (!supervisor) {
-      this.#deadLetters++;
-      this.#log.warn(
-        { err: new UnknownActorError(`no actor named "${envelope.to}"`), from: envelope.from },
-        'message not delivered',
-      );
+      this.#deadLetter(envelope.to, 'unknown-actor');
       return;
     }
     if (envelope.from !== SYSTEM) this.#routedByMain++;

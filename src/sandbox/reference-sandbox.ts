@@ -133,6 +133,8 @@ export interface SandboxStats {
   actionsWithoutContext: number;
   actionsApplied: number;
   batchesSent: number;
+  /** Batches whose write had to wait for the stream to drain (Warden reading no faster). */
+  writesHeld: number;
   /** Act calls and ActStream messages received (actions per batch = actionsReceived / this). */
   actionBatches: number;
 }
@@ -148,6 +150,7 @@ export class ReferenceSandbox {
     actionsReceived: 0,
     actionsApplied: 0,
     batchesSent: 0,
+    writesHeld: 0,
     actionBatches: 0,
   };
   /** Ground truth per completed stage, for tests and the demo summary. */
@@ -533,8 +536,10 @@ export class ReferenceSandbox {
         call.destroy(new Error('fault injection: stream cut'));
         return;
       }
-      if (!call.write(encodeEventBatch(batch)))
+      if (!call.write(encodeEventBatch(batch))) {
+        this.stats.writesHeld++; // Warden reads no faster: gRPC flow control
         await new Promise((resolve) => call.once('drain', resolve));
+      }
     }
   }
 

@@ -28,6 +28,13 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ],
   [
     'episodes',
+    'evicted',
+    'warden_episodes_evicted',
+    'Episodes stored as partial because more than dispatch.maxOpenEpisodes were open (a sandbox opening episodes it never ends).',
+    1,
+  ],
+  [
+    'episodes',
     'transitions',
     'warden_replay_transitions_added',
     'Transitions appended to the replay storage.',
@@ -389,6 +396,30 @@ export function metricsRegistry(
     collect() {
       this.reset();
       if (sources.modelVersion) this.set({ version: sources.modelVersion() }, 1);
+    },
+  });
+  new Gauge({
+    name: 'warden_receiver_events_in_flight',
+    help: 'Events a receiver handed on that the adapter has not finished (backpressure at telemetry.intakeWindow).',
+    labelNames: ['sandbox'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const a of actors())
+        if (a.actor.startsWith('receiver:'))
+          this.set({ sandbox: a.actor.slice(9) }, a.custom.inFlight ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'warden_receiver_paused_seconds',
+    help: "Time a receiver stopped reading its sandbox's stream because the adapter was a full window behind (the sandbox streams faster than its events are decided).",
+    labelNames: ['sandbox'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const a of actors())
+        if (a.actor.startsWith('receiver:'))
+          this.set({ sandbox: a.actor.slice(9) }, (a.custom.pausedMs ?? 0) / 1000);
     },
   });
   new Gauge({

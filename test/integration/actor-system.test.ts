@@ -2,8 +2,10 @@
 
 import { threadId } from 'node:worker_threads';
 import test from 'ava';
+import { pino } from 'pino';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { fixtureActor, Inbox, testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
 
 const modules = { a: fixtureActor('echo'), b: fixtureActor('echo'), c: fixtureActor('echo') };
 
@@ -192,12 +194,16 @@ test('supervision: a worker that exits is respawned and its actors serve again',
 
 test('supervision: a crash loop gives up with a clear error and counts undeliverable messages', async (t) => {
   const config = testConfig({
+    // Warnings are what this test reads; the workers' own lines go to a file.
+    logging: { level: 'warn', dir: tempDir('warden-crash-loop-logs-') },
     runtime: {
       placement: { one: ['a'] },
       supervision: { maxRestarts: 2, backoffInitialMs: 5, backoffMaxMs: 5 },
     },
   });
-  const system = new ActorSystem({ config, modules });
+  const lines: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+  const system = new ActorSystem({ config, modules, log });
   const failed = new Promise<{ error: Error }>((resolve) => system.once('actor-failed', resolve));
   await system.start();
   try {
@@ -208,11 +214,14 @@ test('supervision: a crash loop gives up with a clear error and counts undeliver
     const { error } = await failed;
     t.is((error as Error & { code: string }).code, 'WARDEN_CRASH_LOOP');
     t.regex(error.message, /actor "a" crashed 3 times/);
-    system.send('a', { type: 'ping', id: 9 });
+    for (let id = 0; id < 500; id++) system.send('a', { type: 'ping', id });
     await new Promise((r) => setTimeout(r, 100));
     const stats = await system.stats();
     t.deepEqual(stats.failedActors, ['a']);
-    t.true(stats.deadLetters >= 1, 'a message to a failed actor is counted, not silently lost');
+    t.true(stats.deadLetters >= 500, 'a message to a failed actor is counted, not silently lost');
+    const logged = lines.filter((l) => l.includes('message not delivered'));
+    t.is(logged.length, 1, 'logged once, not once per message (then at most every 10 s)');
+    t.like(JSON.parse(logged[0]!), { to: 'a', reason: 'actor-failed', times: 1 });
   } finally {
     await system.stop();
   }

@@ -45,13 +45,42 @@ interface State {
   };
 }
 
-async function flush(state: State, ctx: ActorContext): Promise<void> {
-  if (state.buffer.length === 0) return;
-  const batch = state.buffer.splice(0);
+/**
+ * Starts a write of each full batch while a connection is free (each of what is buffered when
+ * `all`), without waiting for one: the mailbox keeps being read. Rows past
+ * database.maxBufferedRows go to the journal (the database is slower than they arrive); before,
+ * the actor waited for a connection with the mailbox filling behind it, and a burst of 37k partial
+ * episodes found it full and was dropped.
+ */
+function write(state: State, ctx: ActorContext, all: boolean): void {
+  const { batchRows, maxBufferedRows } = ctx.config.database;
+  while (
+    state.writer.canSubmit &&
+    (state.buffer.length >= batchRows || (all && state.buffer.length > 0))
+  )
+    void submit(state, ctx, state.buffer.splice(0, batchRows));
+  if (state.buffer.length >= maxBufferedRows) {
+    const batch = state.buffer.splice(0);
+    traceWrite(batch, state.writer.spill(batch), Date.now(), ctx);
+  }
+  if (state.buffer.length > 0 && !state.timers.flush) {
+    // Low traffic: a row waits at most 50 ms for company.
+    state.timers.flush = setTimeout(() => {
+      state.timers.flush = undefined;
+      ctx.send('db-writer', { type: 'flush' });
+    }, 50);
+  }
+}
+
+/** Resolves once another batch may start (at most database.writeConnections in flight). */
+function submit(state: State, ctx: ActorContext, batch: DbRecord[]): Promise<void> {
   const startTime = Date.now();
-  // Resolves once another batch may start (database.writeConnections in flight); the spans are
-  // ended when this batch is done.
-  await state.writer.submit(batch, (outcome) => traceWrite(batch, outcome, startTime, ctx));
+  return state.writer.submit(batch, (outcome) => {
+    traceWrite(batch, outcome, startTime, ctx);
+    // A connection is free again: full batches waiting for one go now.
+    if (state.buffer.length >= ctx.config.database.batchRows)
+      ctx.send('db-writer', { type: 'flush' });
+  });
 }
 
 /** The trajectory's write joins its episode's trace (tracing on). */
@@ -166,23 +195,16 @@ export default defineActor<DbWriterMessage, State>({
     state.timers.corroborate.unref();
     return state;
   },
-  async handle(state, message, ctx) {
+  handle(state, message, ctx) {
     switch (message.type) {
       case 'attack-pattern':
       case 'episode-trajectory':
       case 'experience-rows':
         state.buffer.push(message);
-        if (state.buffer.length >= ctx.config.database.batchRows) await flush(state, ctx);
-        else if (!state.timers.flush) {
-          // Low traffic: a row waits at most 50 ms for company.
-          state.timers.flush = setTimeout(() => {
-            state.timers.flush = undefined;
-            ctx.send('db-writer', { type: 'flush' });
-          }, 50);
-        }
+        write(state, ctx, false);
         return state;
       case 'flush':
-        await flush(state, ctx);
+        write(state, ctx, true);
         return state;
       default:
         return assertNever(message);
@@ -201,7 +223,8 @@ export default defineActor<DbWriterMessage, State>({
     clearTimeout(state.timers.flush);
     clearInterval(state.timers.retry);
     clearInterval(state.timers.corroborate);
-    await flush(state, ctx);
+    while (state.buffer.length > 0)
+      await submit(state, ctx, state.buffer.splice(0, ctx.config.database.batchRows));
     // Half the shutdown time for the writes in flight; what is still running then goes to the
     // journal (written at the next start), so the thread can end without losing a row.
     const budget = ctx.config.runtime.shutdownTimeoutMs / 2;

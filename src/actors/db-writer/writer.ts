@@ -258,6 +258,7 @@ export class DbWriter {
     journalFull: new Repeats(),
     journalUnwritable: new Repeats(),
     lost: new Repeats(),
+    behind: new Repeats(),
   };
 
   readonly #clean: (r: DbRecord) => DbRecord;
@@ -471,6 +472,11 @@ export class DbWriter {
         this.#log.error({ err: error }, 'database unreachable: queueing rows in the local journal');
       }
     }
+    return this.#toJournal(good);
+  }
+
+  /** Appends prepared rows to the journal: queued, or refused (counted, logged) when it cannot. */
+  #toJournal(good: readonly DbRecord[]): WriteOutcome {
     try {
       this.#journal.append(good);
     } catch (error) {
@@ -493,6 +499,27 @@ export class DbWriter {
     }
     this.stats.queued += good.length;
     return 'queued';
+  }
+
+  /** Whether submit() would start a write at once (a connection is free). */
+  get canSubmit(): boolean {
+    return this.#inFlight.size < this.#connections;
+  }
+
+  /**
+   * Rows arriving faster than the database takes them: into the journal now, written by its
+   * replay once the database catches up (later rows queue behind them, in order).
+   */
+  spill(records: readonly DbRecord[]): WriteOutcome {
+    const good = this.#prepare(records, true);
+    if (good.length === 0) return 'refused';
+    const repeated = this.#repeats.behind.note(good.length);
+    if (repeated)
+      this.#log.warn(
+        { ...repeated },
+        'database slower than rows arrive: rows queued in the local journal',
+      );
+    return this.#toJournal(good);
   }
 
   /**

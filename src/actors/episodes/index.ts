@@ -12,6 +12,7 @@ import type { Experience, ExperienceRows } from '../../messages/experience.ts';
 import { ACTION_FEEDBACK, type DispatchResult } from '../../messages/feedback.ts';
 import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
+import { OldestFirstMap } from '../../runtime/oldest-first-map.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import {
   DECISION_SUMMARIES,
@@ -92,7 +93,8 @@ export interface DetectionCounts {
 
 interface State {
   readonly replay: ReplayStorage | undefined;
-  readonly episodes: Map<string, EpisodeRecord>;
+  /** Open episodes, least recently active first (re-filed at most every TOUCH_MS). */
+  readonly episodes: OldestFirstMap<string, EpisodeRecord>;
   readonly detection: Record<Stage, DetectionCounts>;
   readonly latencies: number[];
   /** Decisions per latency bucket (LATENCY_BUCKETS_S; beyond the last: not counted here), made
@@ -106,6 +108,8 @@ interface State {
   nextReplayId: number;
   completed: number;
   partial: number;
+  /** Episodes stored as partial to stay within dispatch.maxOpenEpisodes. */
+  evicted: number;
   transitions: number;
   /** Hindsight verdicts added to the replay beside the played transitions (hindsight.ts). */
   hindsight: number;
@@ -120,28 +124,54 @@ interface State {
   sweep: NodeJS.Timeout | undefined;
 }
 
-function record(state: State, episodeId: string): EpisodeRecord {
+/** Re-filed as recently active at most this often (the open-episode bound evicts the quietest). */
+const TOUCH_MS = 1_000;
+
+function record(state: State, episodeId: string, ctx: ActorContext): EpisodeRecord {
+  const now = Date.now();
   let r = state.episodes.get(episodeId);
-  if (!r) {
-    r = {
-      episodeId,
-      replayId: state.nextReplayId++ | 0,
-      startedAt: Date.now(),
-      lastSeen: Date.now(),
-      label: 'unknown',
-      family: null,
-      artifactHash: null,
-      trace: undefined,
-      modelVersion: 'rules',
-      totalReward: 0,
-      decisions: new Map(),
-      steps: [],
-      stagesDone: new Set(),
-      stagesStarted: new Set(),
-    };
-    state.episodes.set(episodeId, r);
+  if (r) {
+    if (now - r.lastSeen >= TOUCH_MS) {
+      state.episodes.delete(episodeId);
+      state.episodes.set(episodeId, r);
+    }
+    r.lastSeen = now;
+    return r;
   }
-  r.lastSeen = Date.now();
+  const { maxOpenEpisodes } = ctx.config.dispatch;
+  while (state.episodes.size >= maxOpenEpisodes) {
+    // A sandbox (or many) opening episodes and never ending them would otherwise hold memory
+    // until the silence timeout: the least recently active goes to the database as partial.
+    const [, quietest] = state.episodes.shift()!;
+    if (state.evicted++ === 0)
+      ctx.log.warn(
+        { maxOpenEpisodes },
+        'too many open episodes: the least recently active are stored as partial (counted as evicted)',
+      );
+    finishEpisode(
+      state,
+      ctx,
+      quietest,
+      `evicted: more than ${maxOpenEpisodes} episodes open (dispatch.maxOpenEpisodes)`,
+    );
+  }
+  r = {
+    episodeId,
+    replayId: state.nextReplayId++ | 0,
+    startedAt: now,
+    lastSeen: now,
+    label: 'unknown',
+    family: null,
+    artifactHash: null,
+    trace: undefined,
+    modelVersion: 'rules',
+    totalReward: 0,
+    decisions: new Map(),
+    steps: [],
+    stagesDone: new Set(),
+    stagesStarted: new Set(),
+  };
+  state.episodes.set(episodeId, r);
   return r;
 }
 
@@ -167,7 +197,7 @@ function onDecision(
       },
       'decision',
     );
-  const r = record(state, d.episodeId);
+  const r = record(state, d.episodeId, ctx);
   r.modelVersion = d.modelVersion;
   const list = r.decisions.get(d.stage) ?? [];
   list.push({
@@ -393,7 +423,7 @@ export default defineActor<EpisodesMessage, State>({
     const buffer = ctx.shared.replay;
     const state: State = {
       replay: buffer ? new ReplayStorage(buffer) : undefined,
-      episodes: new Map(),
+      episodes: new OldestFirstMap(),
       detection: { 1: { tp: 0, fp: 0, tn: 0, fn: 0 }, 2: { tp: 0, fp: 0, tn: 0, fn: 0 } },
       latencies: [],
       latencyBuckets: LATENCY_BUCKETS_S.map(() => 0),
@@ -404,6 +434,7 @@ export default defineActor<EpisodesMessage, State>({
       nextReplayId: 1,
       completed: 0,
       partial: 0,
+      evicted: 0,
       transitions: 0,
       hindsight: 0,
       patterns: 0,
@@ -440,14 +471,14 @@ export default defineActor<EpisodesMessage, State>({
         for (const r of ACTION_FEEDBACK.unpack(message.items)) onFeedback(state, r);
         return state;
       case 'episode-started': {
-        const r = record(state, message.episodeId);
+        const r = record(state, message.episodeId, ctx);
         r.stagesStarted.add(message.stage);
         if (message.artifactHash) r.artifactHash = message.artifactHash;
         if (message.trace) r.trace = message.trace;
         return state;
       }
       case 'stage-outcome': {
-        const r = record(state, message.episodeId);
+        const r = record(state, message.episodeId, ctx);
         if (message.family) r.family = message.family;
         if (r.stagesDone.has(message.stage)) return state; // a repeated outcome
         finishStage(state, ctx, r, message.stage, message.groundTruth);
@@ -458,7 +489,7 @@ export default defineActor<EpisodesMessage, State>({
         return state;
       }
       case 'stage-failed': {
-        const r = record(state, message.episodeId);
+        const r = record(state, message.episodeId, ctx);
         finishEpisode(
           state,
           ctx,
@@ -509,6 +540,7 @@ export default defineActor<EpisodesMessage, State>({
     return {
       completed: s.completed,
       partial: s.partial,
+      evicted: s.evicted,
       open: s.episodes.size,
       transitions: s.transitions,
       hindsight: s.hindsight,

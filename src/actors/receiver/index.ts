@@ -2,7 +2,10 @@
 // decodes and validates every event as untrusted input (wire.ts: defaults counted per field, a
 // malformed event rejected on its own), and hands the batch to the adapter with its arrival time,
 // its telemetry in columns (messages/packed-telemetry.ts).
-// A cut stream is resubscribed with exponential backoff.
+// A cut stream is resubscribed with exponential backoff. Backpressure: the events handed on and
+// not yet finished by the adapter are counted in shared memory (runtime/shared/intake.ts); at
+// telemetry.intakeWindow the receiver stops reading the stream until half are done, and the
+// sandbox meets gRPC flow control (its writes wait) instead of Warden queueing without bound.
 
 import type * as grpc from '@grpc/grpc-js';
 import type {
@@ -14,6 +17,7 @@ import type {
 } from '../../messages/index.ts';
 import type { PackedTelemetry, SequencedLifecycle } from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import { IntakeCounts } from '../../runtime/shared/intake.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import { DefaultsCounter } from '../../validation/defaults-counter.ts';
 import { decodeEventBatch } from './wire.ts';
@@ -41,7 +45,15 @@ interface State {
   readonly sandbox: string;
   readonly client: SandboxClient;
   readonly counter: DefaultsCounter;
+  readonly intake: IntakeCounts;
+  readonly slot: number;
   call: grpc.ClientReadableStream<unknown> | undefined;
+  /** When the stream was paused for backpressure (performance.now()), or undefined. */
+  pausedAt: number | undefined;
+  pauses: number;
+  pausedMs: number;
+  /** The most events in flight to the adapter seen after a hand-off. */
+  inFlightMax: number;
   stopped: boolean;
   failures: number;
   batches: number;
@@ -100,6 +112,67 @@ function lifecycleEvent(kind: string, w: Wire, sandbox: string): EpisodeLifecycl
   return undefined;
 }
 
+const STALLED_MS = 10_000;
+
+/**
+ * Whether this receiver has more than `share` of its window in flight: events (telemetry.intakeWindow)
+ * or hand-offs (its share of the adapter's mailbox, which every receiver fills).
+ */
+function overWindow(state: State, ctx: ActorContext, share: number): boolean {
+  const { telemetry, runtime, sandboxes } = ctx.config;
+  const handoffs = Math.max(1, Math.floor(runtime.mailboxCapacity / (2 * sandboxes.length)));
+  return (
+    state.intake.inFlight(state.slot) >= telemetry.intakeWindow * share ||
+    state.intake.handoffs(state.slot) >= handoffs * share
+  );
+}
+
+/** Backpressure: stops reading `call` until the adapter is down to half the window. */
+function hold(state: State, ctx: ActorContext, call: grpc.ClientReadableStream<Buffer>): void {
+  call.pause();
+  state.pausedAt = performance.now();
+  if (state.pauses++ === 0)
+    ctx.log.info(
+      { sandbox: state.sandbox, intakeWindow: ctx.config.telemetry.intakeWindow },
+      'sandbox streams faster than its events are decided: reading paused until the adapter catches up (counted as pauses)',
+    );
+  // The count not moving for this long while paused: the events were lost with a worker thread
+  // (their mailbox), not being decided; forgotten, or the stream would wait forever.
+  const counts = () => `${state.intake.inFlight(state.slot)}/${state.intake.handoffs(state.slot)}`;
+  let last = counts();
+  let lastChange = performance.now();
+  const check = () => {
+    if (state.call !== call || state.stopped) {
+      release(state);
+      return;
+    }
+    const now = performance.now();
+    if (counts() !== last) {
+      last = counts();
+      lastChange = now;
+    } else if (now - lastChange > STALLED_MS) {
+      ctx.log.warn(
+        { sandbox: state.sandbox, inFlight: state.intake.inFlight(state.slot) },
+        `none of this sandbox's events in flight were finished for ${STALLED_MS / 1000} s: counted as lost with a restarted thread, reading again`,
+      );
+      state.intake.forget(state.slot);
+    }
+    if (overWindow(state, ctx, 0.5)) {
+      setTimeout(check, 1);
+      return;
+    }
+    release(state);
+    call.resume();
+  };
+  setTimeout(check, 1);
+}
+
+function release(state: State): void {
+  if (state.pausedAt === undefined) return;
+  state.pausedMs += performance.now() - state.pausedAt;
+  state.pausedAt = undefined;
+}
+
 function subscribe(state: State, ctx: ActorContext): void {
   if (state.stopped) return;
   const call = (state.client.raw.watch as (req: unknown) => grpc.ClientReadableStream<Buffer>)({
@@ -139,6 +212,9 @@ function subscribe(state: State, ctx: ActorContext): void {
       lifecycle: batch.lifecycle,
     };
     ctx.send('adapter', message);
+    const inFlight = state.intake.add(state.slot, batch.telemetry.count + batch.lifecycle.length);
+    if (inFlight > state.inFlightMax) state.inFlightMax = inFlight;
+    if (state.pausedAt === undefined && overWindow(state, ctx, 1)) hold(state, ctx, call);
   });
   const retry = (why: string) => {
     if (state.stopped || state.call !== call) return;
@@ -169,11 +245,21 @@ export default defineActor<ReceiverMessage, State>({
     const sandbox = ctx.name.slice('receiver:'.length);
     const entry = ctx.config.sandboxes.find((s) => s.name === sandbox);
     if (!entry) throw new Error(`no sandbox named "${sandbox}" in the configuration`);
+    const intake = new IntakeCounts(
+      ctx.config.sandboxes.map((s) => s.name),
+      ctx.shared.intake,
+    );
     const state: State = {
       sandbox,
       client: sandboxClient(entry.address, entry.tls ?? null, ctx.config.security),
       counter: new DefaultsCounter(),
+      intake,
+      slot: intake.slotOf(sandbox),
       call: undefined,
+      pausedAt: undefined,
+      pauses: 0,
+      pausedMs: 0,
+      inFlightMax: 0,
       stopped: false,
       failures: 0,
       batches: 0,
@@ -198,6 +284,13 @@ export default defineActor<ReceiverMessage, State>({
     events: s.events,
     rejected: s.rejected,
     reconnects: s.reconnects,
+    // backpressure (telemetry.intakeWindow)
+    inFlight: s.intake.inFlight(s.slot),
+    inFlightMax: s.inFlightMax,
+    pauses: s.pauses,
+    pausedMs: Math.round(
+      s.pausedMs + (s.pausedAt === undefined ? 0 : performance.now() - s.pausedAt),
+    ),
     defaultsApplied: s.counter.totalDefaults,
     // per field, for warden_telemetry_field_defaults{sandbox, field}
     ...Object.fromEntries(

@@ -1,0 +1,222 @@
+// More coming in than Warden can handle: a sandbox streaming faster than events are decided,
+// episodes opened and never ended, a database slower than rows arrive. Each is held to a bound
+// and every event or row stays accounted for — nothing queues without limit and nothing is dropped
+// at a full mailbox. Real gRPC on 127.0.0.1, real worker threads, a real PostgreSQL.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { ACTOR_MODULES } from '../../src/actors/index.ts';
+import { importCsv } from '../../src/data/import-csv.ts';
+import type { RecordedTrace } from '../../src/messages/recorded.ts';
+import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
+import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
+import {
+  attackPattern,
+  episodeStarted,
+  fixtureActor,
+  Inbox,
+  sandboxesAt,
+  testConfig,
+  until,
+} from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
+
+const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
+let traces: RecordedTrace[];
+let db: TestDatabase;
+test.before(async () => {
+  const names = JSON.parse(readFileSync(join(DATA, 'api_names.json'), 'utf8'));
+  traces = importCsv(join(DATA, 'api_calls.csv'), { names }).traces;
+  db = await startTestDatabase();
+});
+test.after.always(async () => {
+  await db?.stop();
+});
+
+const actorStats = async (system: ActorSystem) =>
+  Object.fromEntries(
+    (await system.stats()).threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
+  ) as Record<string, Record<string, number>>;
+
+test.serial(
+  'a sandbox streaming faster than Warden decides is held back: its events in flight stay within telemetry.intakeWindow, every one is accounted for, and a calm sandbox beside it finishes',
+  async (t) => {
+    const window = 500;
+    const goodware = traces.filter((x) => x.episode.label === 'benign');
+    // 400 episodes at once, streamed as fast as the stream takes them: far more than the window.
+    const flood = new ReferenceSandbox({
+      name: 'flood',
+      traces: traces.slice(0, 400),
+      benign: goodware.slice(0, 10),
+      episodes: 400,
+      concurrency: 400,
+      log: silentLogger,
+    });
+    const calm = new ReferenceSandbox({
+      name: 'calm',
+      traces: traces.slice(400, 410),
+      benign: goodware.slice(0, 10),
+      episodes: 10,
+      concurrency: 2,
+      log: silentLogger,
+    });
+    const sandboxes = [flood, calm];
+    const ports = await Promise.all(sandboxes.map((s) => s.start()));
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: {
+          placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
+        },
+        telemetry: { intakeWindow: window },
+        sandboxes: sandboxesAt(sandboxes, ports),
+        models: { dir: tempDir('warden-overload-models-') },
+      }),
+    });
+    await system.start();
+    try {
+      t.true(await until(async () => calm.done, 60_000), 'the calm sandbox finished');
+      t.true(await until(async () => flood.done, 120_000), 'the flooding sandbox finished');
+      t.true(
+        await until(async () => (await actorStats(system)).episodes?.completed === 410, 15_000),
+        'all 410 episodes closed',
+      );
+      const s = await actorStats(system);
+      const held = s['receiver:flood']!;
+      t.log(
+        `flood: ${flood.stats.eventsSent} events, at most ${held.inFlightMax} in flight, ${held.pauses} pauses (${held.pausedMs} ms), the sandbox's writes held ${flood.stats.writesHeld} times`,
+      );
+      t.true(held.pauses! >= 1, 'the receiver stopped reading the flooding stream');
+      t.true(
+        flood.stats.writesHeld > 0,
+        "the sandbox's writes waited: gRPC flow control held it back",
+      );
+      t.true(
+        held.inFlightMax! < window + 32,
+        `events in flight ${held.inFlightMax} stayed within the window and one batch of 32`,
+      );
+      for (const sb of sandboxes)
+        t.is(
+          s[`receiver:${sb.name}`]!.events,
+          sb.stats.eventsSent + sb.stats.lifecycleSent,
+          `${sb.name}: every message arrived, no more, no less`,
+        );
+      t.is(s.episodes!.partial, 0);
+      t.true(
+        await until(async () => {
+          const now = await actorStats(system);
+          return now['receiver:flood']!.inFlight === 0 && now['receiver:calm']!.inFlight === 0;
+        }, 10_000),
+        'once all is decided, nothing is counted in flight: the adapter finished every event it was handed',
+      );
+    } finally {
+      await system.stop();
+      await Promise.all(sandboxes.map((x) => x.stop()));
+    }
+  },
+);
+
+test.serial(
+  'episodes opened and never ended are bounded by dispatch.maxOpenEpisodes: the least recently active are stored as partial',
+  async (t) => {
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: { placement: { control: ['episodes'], sinks: ['db-writer', 'learner'] } },
+        dispatch: { maxOpenEpisodes: 100 },
+      }),
+      modules: {
+        ...ACTOR_MODULES,
+        'db-writer': fixtureActor('sink'),
+        learner: fixtureActor('sink'),
+      },
+    });
+    const inbox = new Inbox(system);
+    await system.start();
+    try {
+      for (let i = 0; i < 150; i++)
+        system.send(
+          'episodes',
+          episodeStarted({ sandboxId: 'lab', episodeId: `open-${i}`, stage: 1 }),
+        );
+      const stored = () =>
+        inbox.messages
+          .filter((m) => m.type === 'sunk' && m.actor === 'db-writer')
+          .map((m) => m.message as EpisodeTrajectory)
+          .filter((m) => m.type === 'episode-trajectory');
+      t.true(await until(async () => stored().length >= 50), 'fifty trajectories stored');
+      const evicted = stored();
+      t.deepEqual(
+        evicted.map((e) => e.episodeId),
+        Array.from({ length: 50 }, (_, i) => `open-${i}`),
+        'the fifty opened first (none active since) went',
+      );
+      for (const e of evicted) {
+        t.true(e.partial);
+        t.regex(e.failureReason ?? '', /evicted: more than 100 episodes open/);
+      }
+      const s = (await actorStats(system)).episodes!;
+      t.is(s.open, 100);
+      t.is(s.evicted, 50);
+      t.is(s.partial, 50);
+    } finally {
+      await system.stop();
+    }
+  },
+);
+
+test.serial(
+  'a database slower than rows arrive: rows past database.maxBufferedRows go to the journal instead of a full mailbox, and each is stored once',
+  async (t) => {
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: { placement: { control: ['db-writer'] }, mailboxCapacity: 16 },
+        database: {
+          url: db.server.url,
+          journalDir: tempDir('warden-overload-journal-'),
+          batchRows: 10,
+          maxBufferedRows: 100,
+          writeConnections: 1,
+          retryMs: 500,
+        },
+      }),
+    });
+    // Writes to the patterns table wait for this transaction: a database that takes nothing.
+    const locker = await db.pool.connect();
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE attack_patterns IN ACCESS EXCLUSIVE MODE');
+    let locked = true;
+    await system.start();
+    try {
+      for (let i = 0; i < 300; i++)
+        system.send('db-writer', attackPattern(`spill-${String(i).padStart(3, '0')}`));
+      t.true(
+        await until(async () => (await actorStats(system))['db-writer']!.queued! >= 190, 15_000),
+        'rows beyond the first batch and the buffer went to the journal while the database took nothing',
+      );
+      t.is((await system.stats()).deadLetters, 0, 'no row was dropped at a full mailbox');
+      await locker.query('COMMIT');
+      locked = false;
+      const count = async () =>
+        Number(
+          (
+            await db.pool.query(
+              `SELECT count(*) AS n FROM attack_patterns WHERE pattern_id LIKE 'spill-%'`,
+            )
+          ).rows[0].n,
+        );
+      t.true(await until(async () => (await count()) === 300, 30_000), 'all 300 rows stored');
+      t.true(
+        await until(async () => (await actorStats(system))['db-writer']!.journalBytes === 0),
+        'the journal drained',
+      );
+      t.is(await count(), 300, 'each stored once');
+    } finally {
+      if (locked) await locker.query('COMMIT').catch(() => undefined);
+      locker.release();
+      await system.stop();
+    }
+  },
+);
