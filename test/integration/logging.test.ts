@@ -9,14 +9,18 @@ import { join } from 'node:path';
 import test from 'ava';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
 import type { SandboxEvent } from '../../src/messages/index.ts';
+import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
+import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
 import {
   dispatchedDecisions,
   episodeStarted,
   fixtureActor,
   Inbox,
+  recordedTrace,
   sandboxBatch,
+  sandboxesAt,
   testConfig,
   tsSnippet,
   until,
@@ -179,4 +183,71 @@ test('a log file the disk refuses does not end the process: its lines go on to s
     },
   );
   t.true(lines.some((l) => l.msg === 'after the failure'));
+});
+
+test('a sandbox refusing every action: each batch is retried and counted as failed, and the failures are logged once, not per attempt', async (t) => {
+  const dir = tempDir('warden-logs-refused-');
+  const calls = ['NtOpenFile', 'NtReadFile', 'RegSetValueExW', 'NtClose', 'connect', 'send'];
+  const sandbox = new ReferenceSandbox({
+    name: 'refusing',
+    traces: Array.from({ length: 8 }, (_, i) =>
+      recordedTrace(`r${i}`, i % 2 ? 'benign' : 'malicious', calls),
+    ),
+    benign: [recordedTrace('b', 'benign', calls)],
+    episodes: 8,
+    concurrency: 4,
+    stageTimeoutMs: 100,
+    faults: { refuseActCalls: Number.MAX_SAFE_INTEGER },
+    log: silentLogger,
+  });
+  const port = await sandbox.start();
+  const system = new ActorSystem({
+    config: testConfig({
+      logging: { level: 'warn', dir },
+      runtime: {
+        placement: {
+          io: ['receiver', 'dispatcher'],
+          hot: ['adapter'],
+          control: ['episodes'],
+          sinks: ['db-writer', 'learner'],
+        },
+      },
+      sandboxes: sandboxesAt([sandbox], [port]),
+      dispatch: { retryDelaysMs: [1, 1, 1] },
+      models: { dir: join(dir, 'no-models') },
+    }),
+    modules: {
+      ...ACTOR_MODULES,
+      'db-writer': fixtureActor('sink'),
+      learner: fixtureActor('sink'),
+    },
+  });
+  await system.start();
+  let dispatcher: Record<string, number> = {};
+  try {
+    t.true(await until(async () => sandbox.done, 30_000), 'the sandbox ended its stages itself');
+    t.true(
+      await until(async () => {
+        const stats = await system.stats();
+        dispatcher =
+          stats.threads.flatMap((x) => x.actors).find((a) => a.actor === 'dispatcher')?.custom ??
+          {};
+        return dispatcher.inFlight === 0 && (dispatcher.failed ?? 0) > 0;
+      }),
+    );
+  } finally {
+    await system.stop();
+    await sandbox.stop();
+  }
+  const { lines } = readLogs(dir);
+  const attempts = lines.filter((l) => l.msg === 'Act failed');
+  const failed = lines.filter((l) => l.msg === 'actions failed after every retry');
+  t.log(
+    `${dispatcher.retries} retries, ${dispatcher.failed} actions failed; ${attempts.length} + ${failed.length} lines`,
+  );
+  t.true(dispatcher.retries! >= 3, 'each failed batch was retried three times');
+  t.true(attempts.length >= 1 && attempts.length <= 2, 'Act failed: once, then every 10 s');
+  t.true(failed.length >= 1 && failed.length <= 2);
+  t.like(attempts[0], { sandbox: 'refusing', failedAttempts: 1 });
+  t.like(failed[0], { sandbox: 'refusing', attempts: 4, batches: 1 });
 });

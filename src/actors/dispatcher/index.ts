@@ -13,6 +13,7 @@ import {
 } from '../../messages/feedback.ts';
 import { type PackedActions, unpackActions } from '../../messages/packed-actions.ts';
 import { type ActorContext, defineActor } from '../../runtime/actor.ts';
+import { Repeats } from '../../runtime/repeats.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import type { ResultBatch } from '../adapter/index.ts';
@@ -35,6 +36,14 @@ interface State {
   retries: number;
   failed: number;
   inFlight: number;
+  /** Per sandbox: failed attempts and failed batches, logged once then at most every 10 s. */
+  readonly repeats: Map<string, { readonly attempts: Repeats; readonly failed: Repeats }>;
+}
+
+function repeatsOf(state: State, sandbox: string) {
+  const r = state.repeats.get(sandbox) ?? { attempts: new Repeats(), failed: new Repeats() };
+  state.repeats.set(sandbox, r);
+  return r;
 }
 
 async function send(
@@ -121,14 +130,35 @@ async function send(
         return;
       } catch (error) {
         lastError = (error as Error).message;
-        ctx.log.warn(
-          { sandbox, attempt: attempt + 1, actions: batch.length, err: error },
-          'Act failed',
-        );
+        // A sandbox refusing actions fails every batch: 8,000 lines with stacks in 40 s before.
+        const repeated = repeatsOf(state, sandbox).attempts.note(batch.length);
+        if (repeated)
+          ctx.log.warn(
+            {
+              sandbox,
+              attempt: attempt + 1,
+              err: error,
+              failedAttempts: repeated.times, // since the last line
+              actions: repeated.rows,
+            },
+            'Act failed',
+          );
       }
     }
     state.failed += batch.length;
     endSpans(false, `failed after ${delays.length + 1} attempts: ${lastError}`);
+    const repeated = repeatsOf(state, sandbox).failed.note(batch.length);
+    if (repeated)
+      ctx.log.error(
+        {
+          sandbox,
+          attempts: delays.length + 1,
+          lastError,
+          batches: repeated.times, // since the last line
+          actions: repeated.rows,
+        },
+        'actions failed after every retry',
+      );
     for (const d of batch) {
       const failed: ActionFailed = {
         type: 'action-failed',
@@ -164,6 +194,7 @@ export default defineActor<DispatcherMessage, State>({
       retries: 0,
       failed: 0,
       inFlight: 0,
+      repeats: new Map(),
     };
   },
   handle(state, message, ctx) {
