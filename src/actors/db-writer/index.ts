@@ -56,9 +56,10 @@ function write(state: State, ctx: ActorContext, all: boolean): void {
   const { batchRows, maxBufferedRows } = ctx.config.database;
   while (
     state.writer.canSubmit &&
-    (state.buffer.length >= batchRows || (all && state.buffer.length > 0))
+    (state.buffer.length >= fullBatch(ctx) || (all && state.buffer.length > 0))
   )
     void submit(state, ctx, state.buffer.splice(0, batchRows));
+  // Reached only with every connection busy (a free one would have taken a full batch).
   if (state.buffer.length >= maxBufferedRows) {
     const batch = state.buffer.splice(0);
     traceWrite(batch, state.writer.spill(batch), Date.now(), ctx);
@@ -72,14 +73,17 @@ function write(state: State, ctx: ActorContext, all: boolean): void {
   }
 }
 
+/** Rows that make a batch worth writing at once (database.batchRows, or the buffer's bound if smaller). */
+const fullBatch = (ctx: ActorContext): number =>
+  Math.min(ctx.config.database.batchRows, ctx.config.database.maxBufferedRows);
+
 /** Resolves once another batch may start (at most database.writeConnections in flight). */
 function submit(state: State, ctx: ActorContext, batch: DbRecord[]): Promise<void> {
   const startTime = Date.now();
   return state.writer.submit(batch, (outcome) => {
     traceWrite(batch, outcome, startTime, ctx);
     // A connection is free again: full batches waiting for one go now.
-    if (state.buffer.length >= ctx.config.database.batchRows)
-      ctx.send('db-writer', { type: 'flush' });
+    if (state.buffer.length >= fullBatch(ctx)) ctx.send('db-writer', { type: 'flush' });
   });
 }
 
