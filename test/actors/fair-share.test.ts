@@ -4,9 +4,11 @@
 // threads; decisions are observed in the order they leave the adapter — order, not timing.
 
 import test from 'ava';
+import { LOST_AFTER_MS, type Pending, requeueLost } from '../../src/actors/adapter/index.ts';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
 import type { ActionDecision } from '../../src/messages/action.ts';
 import type { StageOutcome } from '../../src/messages/episode.ts';
+import { FairQueue } from '../../src/runtime/fair-queue.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
 import {
@@ -155,4 +157,31 @@ test('an episode that never ends is closed at dispatch.maxEpisodeDurationMs and 
   } finally {
     await system.stop();
   }
+});
+
+test('requests an inference worker took with it when it died are decided again; answered and recent ones stay', (t) => {
+  const pending = new Map<number, Pending>();
+  const backlog = new FairQueue<Pending>();
+  const request = (episodeId: string, submittedAt: number): Pending => ({
+    sandbox: 'lab',
+    slot: 0,
+    episodeId,
+    stage: 1,
+    seq: 0,
+    state: new Float32Array(4),
+    receivedAt: 0,
+    submittedAt,
+  });
+  const now = 100_000;
+  pending.set(1, request('lost-a', now - LOST_AFTER_MS - 1));
+  pending.set(2, request('lost-b', now - LOST_AFTER_MS));
+  pending.set(3, request('recent', now - 10));
+  t.is(requeueLost(pending, backlog, now), 2);
+  t.deepEqual([...pending.keys()], [3], 'the recent request still waits for its answer');
+  t.deepEqual(
+    [backlog.shift()?.episodeId, backlog.shift()?.episodeId, backlog.shift()],
+    ['lost-a', 'lost-b', undefined],
+    'the lost ones are back in the backlog, in order',
+  );
+  t.is(requeueLost(pending, backlog, now), 0, 'nothing else is old enough');
 });

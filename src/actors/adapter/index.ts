@@ -56,7 +56,7 @@ interface StageState {
   events: number;
 }
 
-interface Pending {
+export interface Pending {
   readonly sandbox: string;
   /** The sandbox's slot in the intake counts (runtime/shared/intake.ts). */
   readonly slot: number;
@@ -65,6 +65,8 @@ interface Pending {
   readonly seq: number;
   readonly state: Float32Array;
   readonly receivedAt: number;
+  /** When it went to the inference pool (performance.now()); 0 while in the backlog. */
+  submittedAt: number;
 }
 
 /**
@@ -178,6 +180,8 @@ interface State {
   overLimit: number;
   /** Stages dropped to stay within telemetry.maxOpenStages. */
   evicted: number;
+  /** Requests decided again: their inference worker died before answering (requeueLost). */
+  resubmitted: number;
   /**
    * Model switches (hot reloads, rollbacks) in order, off the mailbox: loading a model means an
    * ONNX Runtime session in every inference worker, and telemetry waited behind it (property 1).
@@ -295,6 +299,31 @@ function openStage(state: State, ctx: ActorContext, k: string, cleaned: boolean)
   return s;
 }
 
+/** Unanswered this long, a request went with an inference worker that died mid-batch. */
+export const LOST_AFTER_MS = 5_000;
+
+/**
+ * Puts requests unanswered for LOST_AFTER_MS back in the backlog, to be decided again (a late
+ * answer to the old id is ignored); returns how many. The batch a worker was running when it died
+ * is never answered: before, its requests stayed pending for good, and with at most
+ * QUEUED_BATCHES per worker submitted, four such crashes would have stopped every decision.
+ * Requests are submitted in id order, so only the oldest few are looked at.
+ */
+export function requeueLost<P extends Pending>(
+  pending: Map<number, P>,
+  backlog: FairQueue<P>,
+  now: number,
+): number {
+  let n = 0;
+  for (const [id, p] of pending) {
+    if (now - p.submittedAt < LOST_AFTER_MS) break;
+    pending.delete(id);
+    backlog.push(p.sandbox, key(p.episodeId, p.stage), p);
+    n++;
+  }
+  return n;
+}
+
 /**
  * Batches per inference worker that may wait in its ring. The rest waits in the fair backlog: a
  * ring is first come, first served, and filled to its 4,096 slots by a flooding sandbox it held
@@ -313,6 +342,7 @@ function submitAll(state: State, ctx: ActorContext): void {
       state.nextId--;
       return; // rings full: backpressure, retried on the next pump
     }
+    p.submittedAt = performance.now();
     state.pending.set(id, p);
     state.backlog.shift();
   }
@@ -484,6 +514,7 @@ async function pump(state: State, ctx: ActorContext): Promise<void> {
   state.pumping = true;
   try {
     while (state.pending.size > 0 || state.backlog.size > 0) {
+      state.resubmitted += requeueLost(state.pending, state.backlog, performance.now());
       submitAll(state, ctx);
       const got = state.pool.drain((d) => onDecision(state, d));
       flush(state, ctx);
@@ -533,6 +564,7 @@ export default defineActor<AdapterMessage, State>({
       stageOver: 0,
       overLimit: 0,
       evicted: 0,
+      resubmitted: 0,
       handoffs: new Float64Array(4096),
       handoffAt: new Float64Array(4096),
       handoffNext: 0,
@@ -592,6 +624,7 @@ export default defineActor<AdapterMessage, State>({
             seq,
             state: s.acc.vector(stage, s.isolation, s.cleaned),
             receivedAt: message.receivedAt,
+            submittedAt: 0,
           });
         }
         // The lifecycle events and the telemetry not queued for a decision are done with.
@@ -637,6 +670,7 @@ export default defineActor<AdapterMessage, State>({
       backlog: s.backlog.size,
       overStageLimit: s.overLimit,
       evictedStages: s.evicted,
+      resubmitted: s.resubmitted,
       handoffP99Ms: percentile(handoffs, 0.99),
       handoffMaxMs: handoffs.reduce((m, v) => Math.max(m, v), 0),
       stages: s.stages.size,
