@@ -305,9 +305,9 @@ export const LOST_AFTER_MS = 5_000;
 /**
  * Puts requests unanswered for LOST_AFTER_MS back in the backlog, to be decided again (a late
  * answer to the old id is ignored); returns how many. The batch a worker was running when it died
- * is never answered: before, its requests stayed pending for good, and with at most
- * QUEUED_BATCHES per worker submitted, four such crashes would have stopped every decision.
- * Requests are submitted in id order, so only the oldest few are looked at.
+ * is never answered: before, its requests stayed pending for good (each model switch then
+ * waited its full second for them, and the pump woke every 2 ms while any was left). Requests are
+ * submitted in id order, so only the oldest few are looked at.
  */
 export function requeueLost<P extends Pending>(
   pending: Map<number, P>,
@@ -324,18 +324,8 @@ export function requeueLost<P extends Pending>(
   return n;
 }
 
-/**
- * Batches per inference worker that may wait in its ring. The rest waits in the fair backlog: a
- * ring is first come, first served, and filled to its 4,096 slots by a flooding sandbox it held
- * every other sandbox's events behind them (905 demo episodes in a minute beside a flood, against
- * 10,886 alone).
- */
-const QUEUED_BATCHES = 4;
-
-function submitAll(state: State, ctx: ActorContext): void {
-  const { maxBatch, workers } = ctx.config.inference;
-  const limit = QUEUED_BATCHES * maxBatch * workers;
-  while (state.backlog.size > 0 && state.pending.size < limit) {
+function submitAll(state: State): void {
+  while (state.backlog.size > 0) {
     const p = state.backlog.peek()!;
     const id = state.nextId++;
     if (state.pool.submit(p.state, id) === 0) {
@@ -515,7 +505,7 @@ async function pump(state: State, ctx: ActorContext): Promise<void> {
   try {
     while (state.pending.size > 0 || state.backlog.size > 0) {
       state.resubmitted += requeueLost(state.pending, state.backlog, performance.now());
-      submitAll(state, ctx);
+      submitAll(state);
       const got = state.pool.drain((d) => onDecision(state, d));
       flush(state, ctx);
       if (got === 0) await state.pool.waitForResponses(2);
