@@ -242,6 +242,24 @@ export function metricsRegistry(
         for (const a of actors()) this.set({ actor: a.actor, thread: a.thread }, pick(a));
       },
     });
+  /** A gauge per sandbox from its receiver's stats. */
+  const perSandbox = (
+    name: string,
+    help: string,
+    pick: (receiver: Record<string, number>) => number,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['sandbox'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const a of actors())
+          if (a.actor.startsWith('receiver:'))
+            this.set({ sandbox: a.actor.slice('receiver:'.length) }, pick(a.custom));
+      },
+    });
   perActor('warden_actor_handled_messages', 'Messages an actor handled.', (a) => a.handled);
   perActor(
     'warden_actor_restarts',
@@ -311,18 +329,11 @@ export function metricsRegistry(
           this.set({ stage, outcome: o }, e[`stage${stage}_${o}`] ?? 0);
     },
   });
-  new Gauge({
-    name: 'warden_telemetry_defaults_applied',
-    help: 'Telemetry fields a receiver filled with defaults (malformed or missing input).',
-    labelNames: ['sandbox'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const a of actors())
-        if (a.actor.startsWith('receiver:'))
-          this.set({ sandbox: a.actor.slice(9) }, a.custom.defaultsApplied ?? 0);
-    },
-  });
+  perSandbox(
+    'warden_telemetry_defaults_applied',
+    'Telemetry fields a receiver filled with defaults (malformed or missing input).',
+    (r) => r.defaultsApplied ?? 0,
+  );
   new Gauge({
     name: 'warden_db_rows',
     help: 'Rows of the DB writer by outcome: stored at once (persisted), put in the local journal while the database was away (queued), stored from the journal later (replayed), or lost (refused: invalid, journal full or unwritable).',
@@ -398,30 +409,16 @@ export function metricsRegistry(
       if (sources.modelVersion) this.set({ version: sources.modelVersion() }, 1);
     },
   });
-  new Gauge({
-    name: 'warden_receiver_events_in_flight',
-    help: 'Events a receiver handed on that the adapter has not finished (backpressure at telemetry.intakeWindow).',
-    labelNames: ['sandbox'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const a of actors())
-        if (a.actor.startsWith('receiver:'))
-          this.set({ sandbox: a.actor.slice(9) }, a.custom.inFlight ?? 0);
-    },
-  });
-  new Gauge({
-    name: 'warden_receiver_paused_seconds',
-    help: "Time a receiver stopped reading its sandbox's stream because the adapter was a full window behind (the sandbox streams faster than its events are decided).",
-    labelNames: ['sandbox'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const a of actors())
-        if (a.actor.startsWith('receiver:'))
-          this.set({ sandbox: a.actor.slice(9) }, (a.custom.pausedMs ?? 0) / 1000);
-    },
-  });
+  perSandbox(
+    'warden_receiver_events_in_flight',
+    'Events a receiver handed on that the adapter has not finished (backpressure at telemetry.intakeWindow).',
+    (r) => r.inFlight ?? 0,
+  );
+  perSandbox(
+    'warden_receiver_paused_seconds',
+    "Time a receiver stopped reading its sandbox's stream because the adapter was a full window behind (the sandbox streams faster than its events are decided).",
+    (r) => (r.pausedMs ?? 0) / 1000,
+  );
   new Gauge({
     name: 'warden_telemetry_field_defaults',
     help: 'Telemetry fields filled with a default, by sandbox and field.',
