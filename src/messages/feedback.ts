@@ -45,3 +45,14 @@ export const ACTION_FEEDBACK = new RecordCodec<ActionFeedback>([
   ['detail', 'string'],
   ['timestamp', 'number'],
 ]);
+
+/** Failed deliveries in batches from the dispatcher to the episodes actor: one per failed batch. */
+export const ACTION_FAILURES = new RecordCodec<ActionFailed>([
+  ['type', 'string'],
+  ['actionId', 'string'],
+  ['sandboxId', 'string'],
+  ['episodeId', 'string'],
+  ['attempts', 'number'],
+  ['lastError', 'string'],
+  ['timestamp', 'number'],
+]);

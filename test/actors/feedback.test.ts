@@ -7,11 +7,16 @@ import {
   DECISION_SUMMARIES,
   type DecisionBatch,
   type DecisionSummary,
+  type FailureBatch,
   type ResultBatch,
 } from '../../src/actors/adapter/index.ts';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
 import { ACTIONS, type ActionId } from '../../src/messages/action.ts';
-import { ACTION_FEEDBACK, type ActionFailed } from '../../src/messages/feedback.ts';
+import {
+  ACTION_FAILURES,
+  ACTION_FEEDBACK,
+  type ActionFailed,
+} from '../../src/messages/feedback.ts';
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
@@ -62,7 +67,7 @@ test('feedback on each action is in the reward of its step', async (t) => {
       action: ACTIONS.RAISE_ISOLATION,
       timestamp: Date.now(),
     };
-    // As the dispatcher sends them: confirmations in a packed batch, a failed delivery on its own.
+    // As the dispatcher sends them: confirmations in a packed batch, failed deliveries in another.
     const results: ResultBatch = {
       type: 'action-results',
       items: ACTION_FEEDBACK.pack([
@@ -96,7 +101,11 @@ test('feedback on each action is in the reward of its step', async (t) => {
       lastError: 'unavailable',
       timestamp: Date.now(),
     };
-    system.send('episodes', failed);
+    const failures: FailureBatch = {
+      type: 'action-failures',
+      items: ACTION_FAILURES.pack([failed]),
+    };
+    system.send('episodes', failures);
     system.send('episodes', {
       type: 'stage-outcome',
       sandboxId: 'lab',

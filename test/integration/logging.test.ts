@@ -196,7 +196,10 @@ test('a sandbox refusing every action: each batch is retried and counted as fail
     benign: [recordedTrace('b', 'benign', calls)],
     episodes: 8,
     concurrency: 4,
-    stageTimeoutMs: 100,
+    // Long enough for Warden's decisions to come before the sandbox ends a stage on a loaded
+    // machine (a decision for an ended stage is dropped, not dispatched: at 100 ms a CI run had
+    // none to fail).
+    stageTimeoutMs: 1_000,
     faults: { refuseActCalls: Number.MAX_SAFE_INTEGER },
     log: silentLogger,
   });
@@ -224,16 +227,22 @@ test('a sandbox refusing every action: each batch is retried and counted as fail
   });
   await system.start();
   let dispatcher: Record<string, number> = {};
+  let episodes: Record<string, number> = {};
   try {
     t.true(await until(async () => sandbox.done, 30_000), 'the sandbox ended its stages itself');
     t.true(
       await until(async () => {
-        const stats = await system.stats();
-        dispatcher =
-          stats.threads.flatMap((x) => x.actors).find((a) => a.actor === 'dispatcher')?.custom ??
-          {};
-        return dispatcher.inFlight === 0 && (dispatcher.failed ?? 0) > 0;
+        const actors = (await system.stats()).threads.flatMap((x) => x.actors);
+        const of = (name: string) => actors.find((a) => a.actor === name)?.custom ?? {};
+        dispatcher = of('dispatcher');
+        episodes = of('episodes');
+        return (
+          dispatcher.inFlight === 0 &&
+          (dispatcher.failed ?? 0) > 0 &&
+          episodes.failedActions === dispatcher.failed
+        );
       }),
+      'every failed action reached the episodes actor (one message per failed batch)',
     );
   } finally {
     await system.stop();

@@ -14,7 +14,7 @@ import type {
 } from '../../messages/action.ts';
 import { STAGE_ENDING_ACTIONS } from '../../messages/action.ts';
 import type { EpisodeLifecycle } from '../../messages/episode.ts';
-import type { ActionFeedback } from '../../messages/feedback.ts';
+import type { ActionFailed, ActionFeedback } from '../../messages/feedback.ts';
 import type { ModelActivated, ModelPublished, ModelRefused } from '../../messages/model.ts';
 import { ActionPacker } from '../../messages/packed-actions.ts';
 import { type PackedRecords, RecordCodec } from '../../messages/packed-records.ts';
@@ -83,10 +83,16 @@ export interface DecisionBatch {
   readonly states: Float32Array;
 }
 
-/** The sandboxes' feedback on a batch of actions, packed (failed deliveries go one by one). */
+/** The sandboxes' feedback on a batch of actions, packed. */
 export interface ResultBatch {
   readonly type: 'action-results';
   readonly items: PackedRecords<ActionFeedback>;
+}
+
+/** A batch of actions the dispatcher gave up on after every retry, packed. */
+export interface FailureBatch {
+  readonly type: 'action-failures';
+  readonly items: PackedRecords<ActionFailed>;
 }
 
 export interface DecisionSummary {

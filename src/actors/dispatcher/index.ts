@@ -7,6 +7,7 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ActionDecision } from '../../messages/action.ts';
 import {
+  ACTION_FAILURES,
   ACTION_FEEDBACK,
   type ActionFailed,
   type ActionFeedback,
@@ -16,7 +17,7 @@ import { type ActorContext, defineActor } from '../../runtime/actor.ts';
 import { Repeats } from '../../runtime/repeats.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
-import type { ResultBatch } from '../adapter/index.ts';
+import type { FailureBatch, ResultBatch } from '../adapter/index.ts';
 
 /** Decided actions from the adapter, packed (messages/packed-actions.ts). */
 export type DispatcherMessage = PackedActions;
@@ -159,18 +160,19 @@ async function send(
         },
         'actions failed after every retry',
       );
-    for (const d of batch) {
-      const failed: ActionFailed = {
-        type: 'action-failed',
-        actionId: d.actionId,
-        sandboxId: sandbox,
-        episodeId: d.episodeId,
-        attempts: delays.length + 1,
-        lastError,
-        timestamp: Date.now(),
-      };
-      ctx.send('episodes', failed);
-    }
+    // One message for the batch: a burst of failed batches, one message per action, could fill
+    // the episodes actor's mailbox.
+    const failures: ActionFailed[] = batch.map((d) => ({
+      type: 'action-failed',
+      actionId: d.actionId,
+      sandboxId: sandbox,
+      episodeId: d.episodeId,
+      attempts: delays.length + 1,
+      lastError,
+      timestamp: Date.now(),
+    }));
+    const failed: FailureBatch = { type: 'action-failures', items: ACTION_FAILURES.pack(failures) };
+    ctx.send('episodes', failed);
   } finally {
     state.inFlight -= batch.length;
   }
