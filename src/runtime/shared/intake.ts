@@ -6,9 +6,10 @@
 // telemetry.intakeWindow, or whose hand-offs reach its share of the adapter's mailbox (a sandbox
 // sending one event per message), stops reading its stream until the adapter has worked them
 // down to half: the sandbox then meets gRPC's flow control instead of Warden queueing without
-// bound (or dropping at a full mailbox). A sandbox streaming faster than events are decided (a flood, or a sandbox that never
-// waits for actions) had the adapter's queue growing by about 100k events/s and Warden's memory
-// by about 40 MB/s (6.5 GB after two and a half minutes), with no decisions for anyone meanwhile.
+// bound (or dropping at a full mailbox). Before, a sandbox streaming faster than events are
+// decided (a flood, or a sandbox that never waits for actions) had the adapter's queue growing by
+// about 100k events/s and Warden's memory by about 40 MB/s (6.5 GB after two and a half
+// minutes), with no decisions for anyone meanwhile.
 //
 // Counts only: no event lives here. A restarted adapter takes its predecessor's HELD off
 // IN_FLIGHT (those events went with it); a worker thread lost with its mailbox leaves a count too
