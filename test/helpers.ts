@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import type { ExecutionContext } from 'ava';
 import { hyperParameters } from '../src/actors/learner/hyper-parameters.ts';
 import type { SandboxEventsBatch } from '../src/actors/receiver/index.ts';
 import { run } from '../src/cli/main.ts';
@@ -19,6 +20,7 @@ import type { RecordedTrace } from '../src/messages/recorded.ts';
 import type { MetadataDraft } from '../src/models/store.ts';
 import type { Message } from '../src/runtime/actor.ts';
 import type { ActorSystem } from '../src/runtime/system.ts';
+import type { ReferenceSandbox } from '../src/sandbox/reference-sandbox.ts';
 import { callEvent } from '../src/telemetry/call-event.ts';
 import { tempDir } from './temp-dir.ts';
 
@@ -135,6 +137,30 @@ export const PIPELINE_PLACEMENT = {
 /** Configured sandboxes for reference sandboxes listening on these loopback ports. */
 export const sandboxesAt = (sandboxes: readonly { name: string }[], ports: readonly number[]) =>
   sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` }));
+
+/** Every actor's own stats (and messages handled), by actor name. */
+export const actorStats = async (system: ActorSystem) => {
+  const stats = await system.stats();
+  return Object.fromEntries(
+    stats.threads
+      .flatMap((t) => t.actors)
+      .map((a) => [a.actor, { ...a.custom, handled: a.handled }]),
+  ) as Record<string, Record<string, number>>;
+};
+
+/** Each reference sandbox's messages all reached its receiver, no more, no less (property 4). */
+export function everyMessageArrived(
+  t: ExecutionContext,
+  stats: Record<string, Record<string, number>>,
+  sandboxes: readonly ReferenceSandbox[],
+): void {
+  for (const sb of sandboxes)
+    t.is(
+      stats[`receiver:${sb.name}`]?.events,
+      sb.stats.eventsSent + sb.stats.lifecycleSent,
+      `${sb.name}: every message arrived, no more, no less`,
+    );
+}
 
 export async function until(probe: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
   const end = Date.now() + ms;

@@ -15,8 +15,10 @@ import { ActorSystem } from '../../src/runtime/system.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import {
+  actorStats,
   attackPattern,
   episodeStarted,
+  everyMessageArrived,
   fixtureActor,
   Inbox,
   sandboxesAt,
@@ -36,11 +38,6 @@ test.before(async () => {
 test.after.always(async () => {
   await db?.stop();
 });
-
-const actorStats = async (system: ActorSystem) =>
-  Object.fromEntries(
-    (await system.stats()).threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom]),
-  ) as Record<string, Record<string, number>>;
 
 test.serial(
   'a sandbox streaming faster than Warden decides is held back: its events in flight stay within telemetry.intakeWindow, every one is accounted for, and a calm sandbox beside it finishes',
@@ -98,12 +95,7 @@ test.serial(
         held.inFlightMax! < window + 32,
         `events in flight ${held.inFlightMax} stayed within the window and one batch of 32`,
       );
-      for (const sb of sandboxes)
-        t.is(
-          s[`receiver:${sb.name}`]!.events,
-          sb.stats.eventsSent + sb.stats.lifecycleSent,
-          `${sb.name}: every message arrived, no more, no less`,
-        );
+      everyMessageArrived(t, s, sandboxes);
       t.is(s.episodes!.partial, 0);
       t.true(
         await until(async () => {

@@ -21,7 +21,15 @@ import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startMetricsServer } from '../../src/services/metrics.ts';
 import { sandboxProtoRoot } from '../../src/validation/telemetry-proto.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
-import { PIPELINE_PLACEMENT, sandboxesAt, tempStartConfig, testConfig, until } from '../helpers.ts';
+import {
+  actorStats,
+  everyMessageArrived,
+  PIPELINE_PLACEMENT,
+  sandboxesAt,
+  tempStartConfig,
+  testConfig,
+  until,
+} from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 const DATA = new URL('../../data/oliveira-balanced/', import.meta.url).pathname;
@@ -46,15 +54,6 @@ const framed = (events: Buffer[]) => {
   const w = protobuf.Writer.create();
   for (const e of events) w.uint32(10).bytes(e);
   return Buffer.from(w.finish());
-};
-
-const actorStats = async (system: ActorSystem) => {
-  const stats = await system.stats();
-  return Object.fromEntries(
-    stats.threads
-      .flatMap((t) => t.actors)
-      .map((a) => [a.actor, { ...a.custom, handled: a.handled }]),
-  ) as Record<string, Record<string, number>>;
 };
 
 /**
@@ -558,13 +557,7 @@ test.serial(
         '30 episodes closed',
       );
       const s = await actorStats(system);
-      for (const sb of sandboxes) {
-        t.is(
-          s[`receiver:${sb.name}`]?.events,
-          sb.stats.eventsSent + sb.stats.lifecycleSent,
-          `${sb.name}: every message arrived, no more, no less`,
-        );
-      }
+      everyMessageArrived(t, s, sandboxes);
       t.is(s.episodes!.partial, 0);
       t.true(
         await until(

@@ -29,7 +29,6 @@ import { type Feedback, feedbackReward, stepCost, verdictOf, verdictReward } fro
 export type EpisodesMessage =
   | DecisionBatch
   | EpisodeLifecycle
-  | DispatchResult
   | ResultBatch
   | FailureBatch
   | { readonly type: 'sweep' };
@@ -507,10 +506,6 @@ export default defineActor<EpisodesMessage, State>({
         );
         return state;
       }
-      case 'action-feedback':
-      case 'action-failed':
-        onFeedback(state, message);
-        return state;
       case 'sweep': {
         const now = Date.now();
         const { episodeTimeoutMs, maxEpisodeDurationMs } = ctx.config.dispatch;
