@@ -321,11 +321,18 @@ const Sandboxes = Type.Array(
           'TLS to this sandbox (mutual with certFile/keyFile); null = plaintext, allowed on loopback only unless security.allowPlaintextRemote.',
       }),
     ),
+    maxEventsPerSecond: Type.Optional(
+      Int(0, 0, 10_000_000, {
+        description:
+          "Most events (telemetry and lifecycle) read from this sandbox per second, in bursts of at most a tenth of a second's worth; above it the receiver paces its reading and the sandbox meets gRPC flow control, so one sandbox cannot take the whole machine from the others. 0 = no cap.",
+      }),
+    ),
   }),
   {
     default: [],
     maxItems: 256,
-    description: 'Sandboxes to connect to (`warden start` adds its two reference sandboxes).',
+    description:
+      'Sandboxes to connect to, each { name, address, tls, maxEventsPerSecond } (`warden start` adds its two reference sandboxes). maxEventsPerSecond (0 = no cap) paces the reading of a sandbox that would take the machine from the others.',
     ...restart,
   },
 );

@@ -419,6 +419,11 @@ export function metricsRegistry(
     "Time a receiver stopped reading its sandbox's stream because the adapter was a full window behind (the sandbox streams faster than its events are decided).",
     (r) => (r.pausedMs ?? 0) / 1000,
   );
+  perSandbox(
+    'warden_receiver_throttled_seconds',
+    "Time a receiver stopped reading its sandbox's stream to keep it under its maxEventsPerSecond.",
+    (r) => (r.throttledMs ?? 0) / 1000,
+  );
   new Gauge({
     name: 'warden_telemetry_field_defaults',
     help: 'Telemetry fields filled with a default, by sandbox and field.',

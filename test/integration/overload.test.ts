@@ -112,6 +112,79 @@ test.serial(
 );
 
 test.serial(
+  "a sandbox's maxEventsPerSecond caps what is read from it: the receiver paces its stream to the rate, the sandbox's writes wait, every event still arrives, and the sandbox beside it is not capped",
+  async (t) => {
+    const rate = 2_000;
+    const goodware = traces.filter((x) => x.episode.label === 'benign');
+    const capped = new ReferenceSandbox({
+      name: 'capped',
+      traces: traces.slice(0, 40),
+      benign: goodware.slice(0, 10),
+      episodes: 40,
+      concurrency: 40,
+      log: silentLogger,
+    });
+    const free = new ReferenceSandbox({
+      name: 'free',
+      traces: traces.slice(40, 80),
+      benign: goodware.slice(0, 10),
+      episodes: 40,
+      concurrency: 40,
+      log: silentLogger,
+    });
+    const sandboxes = [capped, free];
+    const ports = await Promise.all(sandboxes.map((s) => s.start()));
+    const [cappedAt, freeAt] = sandboxesAt(sandboxes, ports);
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: {
+          placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
+        },
+        sandboxes: [{ ...cappedAt!, maxEventsPerSecond: rate }, freeAt!],
+        models: { dir: tempDir('warden-overload-models-') },
+      }),
+    });
+    const started = performance.now();
+    await system.start();
+    try {
+      // What the cap allows by any moment: its burst (a tenth of a second's events) and a batch
+      // of 64 read before the bucket is checked, plus the rate since the start. A slower machine
+      // reads less, never more.
+      const allowed = () => rate / 10 + 64 + (rate * (performance.now() - started)) / 1000;
+      let most = 0;
+      t.true(
+        await until(async () => {
+          const read = (await actorStats(system))['receiver:capped']!.events!;
+          most = Math.max(most, read / allowed());
+          return capped.done;
+        }, 60_000),
+        'the capped sandbox finished',
+      );
+      t.true(await until(async () => free.done, 30_000), 'the free sandbox finished');
+      const elapsed = (performance.now() - started) / 1000;
+      const s = await actorStats(system);
+      const c = s['receiver:capped']!;
+      t.log(
+        `capped: ${c.events} events in ${elapsed.toFixed(1)} s (${Math.round(c.events! / elapsed)}/s for a cap of ${rate}/s), ${c.throttles} throttles (${c.throttledMs} ms), the sandbox's writes held ${capped.stats.writesHeld} times; free: ${s['receiver:free']!.events} events`,
+      );
+      t.true(most <= 1, `never read more than the cap allows (at most ${most.toFixed(2)} of it)`);
+      t.true(c.events! <= allowed(), 'nor by the end');
+      t.true(c.throttles! >= 1, 'the receiver paused reading to keep to the cap');
+      t.is(s['receiver:free']!.throttles, 0, 'the sandbox without a cap was never paced');
+      t.true(capped.stats.writesHeld > 0, "the capped sandbox's writes waited (flow control)");
+      everyMessageArrived(t, s, sandboxes);
+      t.true(
+        await until(async () => (await actorStats(system)).episodes?.completed === 80, 15_000),
+        'all 80 episodes closed',
+      );
+    } finally {
+      await system.stop();
+      await Promise.all(sandboxes.map((x) => x.stop()));
+    }
+  },
+);
+
+test.serial(
   'episodes opened and never ended are bounded by dispatch.maxOpenEpisodes: the least recently active are stored as partial',
   async (t) => {
     const system = new ActorSystem({

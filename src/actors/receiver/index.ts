@@ -6,6 +6,9 @@
 // not yet finished by the adapter are counted in shared memory (runtime/shared/intake.ts); at
 // telemetry.intakeWindow the receiver stops reading the stream until half are done, and the
 // sandbox meets gRPC flow control (its writes wait) instead of Warden queueing without bound.
+// A sandbox's maxEventsPerSecond caps what is read from it the same way (a token bucket: reading
+// pauses until the events read are back under the rate), so one sandbox that streams without
+// bound cannot take the machine from the others.
 
 import type * as grpc from '@grpc/grpc-js';
 import type {
@@ -52,6 +55,14 @@ interface State {
   pausedAt: number | undefined;
   pauses: number;
   pausedMs: number;
+  /** sandboxes[].maxEventsPerSecond (0 = no cap) and its token bucket. */
+  readonly rate: number;
+  tokens: number;
+  refilledAt: number;
+  /** When reading was paused by the cap (performance.now()), or undefined. */
+  throttledAt: number | undefined;
+  throttles: number;
+  throttledMs: number;
   /** The most events in flight to the adapter seen after a hand-off. */
   inFlightMax: number;
   stopped: boolean;
@@ -162,7 +173,7 @@ function hold(state: State, ctx: ActorContext, call: grpc.ClientReadableStream<B
       return;
     }
     release(state);
-    call.resume();
+    if (state.throttledAt === undefined) call.resume(); // else the cap's timer resumes it
   };
   setTimeout(check, 1);
 }
@@ -171,6 +182,46 @@ function release(state: State): void {
   if (state.pausedAt === undefined) return;
   state.pausedMs += performance.now() - state.pausedAt;
   state.pausedAt = undefined;
+}
+
+/** Burst of the cap: a tenth of a second's events, at least one batch's worth. */
+const burstOf = (rate: number) => Math.max(64, rate / 10);
+
+/**
+ * The sandbox's maxEventsPerSecond: takes `events` from the token bucket; when it runs short,
+ * stops reading `call` until the deficit has refilled at the rate.
+ */
+function pace(
+  state: State,
+  ctx: ActorContext,
+  call: grpc.ClientReadableStream<Buffer>,
+  events: number,
+): void {
+  const now = performance.now();
+  state.tokens = Math.min(
+    burstOf(state.rate),
+    state.tokens + ((now - state.refilledAt) / 1000) * state.rate,
+  );
+  state.refilledAt = now;
+  state.tokens -= events;
+  if (state.tokens >= 0 || state.throttledAt !== undefined) return;
+  call.pause();
+  state.throttledAt = now;
+  if (state.throttles++ === 0)
+    ctx.log.info(
+      { sandbox: state.sandbox, maxEventsPerSecond: state.rate },
+      'sandbox streams above its maxEventsPerSecond: reading paced to the cap (counted as throttles)',
+    );
+  setTimeout(
+    () => {
+      state.throttledMs += performance.now() - now;
+      state.throttledAt = undefined;
+      // The stream now read (a reconnect may have replaced `call`), unless backpressure holds it:
+      // then its check resumes it.
+      if (!state.stopped && state.pausedAt === undefined) state.call?.resume();
+    },
+    Math.ceil((-state.tokens / state.rate) * 1000),
+  );
 }
 
 function subscribe(state: State, ctx: ActorContext): void {
@@ -215,6 +266,7 @@ function subscribe(state: State, ctx: ActorContext): void {
     const inFlight = state.intake.add(state.slot, batch.telemetry.count + batch.lifecycle.length);
     if (inFlight > state.inFlightMax) state.inFlightMax = inFlight;
     if (state.pausedAt === undefined && overWindow(state, ctx, 1)) hold(state, ctx, call);
+    if (state.rate > 0) pace(state, ctx, call, batch.telemetry.count + batch.lifecycle.length);
   });
   const retry = (why: string) => {
     if (state.stopped || state.call !== call) return;
@@ -259,6 +311,12 @@ export default defineActor<ReceiverMessage, State>({
       pausedAt: undefined,
       pauses: 0,
       pausedMs: 0,
+      rate: entry.maxEventsPerSecond ?? 0,
+      tokens: burstOf(entry.maxEventsPerSecond ?? 0),
+      refilledAt: performance.now(),
+      throttledAt: undefined,
+      throttles: 0,
+      throttledMs: 0,
       inFlightMax: 0,
       stopped: false,
       failures: 0,
@@ -290,6 +348,11 @@ export default defineActor<ReceiverMessage, State>({
     pauses: s.pauses,
     pausedMs: Math.round(
       s.pausedMs + (s.pausedAt === undefined ? 0 : performance.now() - s.pausedAt),
+    ),
+    // the sandbox's maxEventsPerSecond
+    throttles: s.throttles,
+    throttledMs: Math.round(
+      s.throttledMs + (s.throttledAt === undefined ? 0 : performance.now() - s.throttledAt),
     ),
     defaultsApplied: s.counter.totalDefaults,
     // per field, for warden_telemetry_field_defaults{sandbox, field}
