@@ -14,6 +14,7 @@ import { ActorSystem } from '../../src/runtime/system.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { callEvent } from '../../src/telemetry/call-event.ts';
 import {
+  actorStats,
   dispatchedDecisions,
   episodeStarted,
   fixtureActor,
@@ -185,8 +186,8 @@ test('a log file the disk refuses does not end the process: its lines go on to s
   t.true(lines.some((l) => l.msg === 'after the failure'));
 });
 
-test('a sandbox refusing every action: each batch is retried and counted as failed, and the failures are logged once, not per attempt', async (t) => {
-  const dir = tempDir('warden-logs-refused-');
+/** A reference sandbox refusing every Act call, and a Warden whose dispatcher retries after `retryDelaysMs`. */
+async function refusingRun(dir: string, retryDelaysMs: number[]) {
   const calls = ['NtOpenFile', 'NtReadFile', 'RegSetValueExW', 'NtClose', 'connect', 'send'];
   const sandbox = new ReferenceSandbox({
     name: 'refusing',
@@ -216,7 +217,7 @@ test('a sandbox refusing every action: each batch is retried and counted as fail
         },
       },
       sandboxes: sandboxesAt([sandbox], [port]),
-      dispatch: { retryDelaysMs: [1, 1, 1] },
+      dispatch: { retryDelaysMs },
       models: { dir: join(dir, 'no-models') },
     }),
     modules: {
@@ -226,6 +227,12 @@ test('a sandbox refusing every action: each batch is retried and counted as fail
     },
   });
   await system.start();
+  return { sandbox, system };
+}
+
+test('a sandbox refusing every action: each batch is retried and counted as failed, and the failures are logged once, not per attempt', async (t) => {
+  const dir = tempDir('warden-logs-refused-');
+  const { sandbox, system } = await refusingRun(dir, [1, 1, 1]);
   let dispatcher: Record<string, number> = {};
   let episodes: Record<string, number> = {};
   try {
@@ -259,4 +266,29 @@ test('a sandbox refusing every action: each batch is retried and counted as fail
   t.true(failed.length >= 1 && failed.length <= 2);
   t.like(attempts[0], { sandbox: 'refusing', failedAttempts: 1 });
   t.like(failed[0], { sandbox: 'refusing', attempts: 4, batches: 1 });
+});
+
+test('at stop, a batch waiting for its retry is reported failed at once, before the episodes actor stops (no dead letter)', async (t) => {
+  const dir = tempDir('warden-logs-refused-stop-');
+  // The retry would come a minute later: only the stop can end it.
+  const { sandbox, system } = await refusingRun(dir, [60_000]);
+  try {
+    t.true(
+      await until(async () => ((await actorStats(system)).dispatcher?.retries ?? 0) > 0, 30_000),
+      'a refused batch waits for its retry',
+    );
+  } finally {
+    await system.stop();
+    await sandbox.stop();
+  }
+  const { lines } = readLogs(dir);
+  const failed = lines.filter((l) => l.msg === 'actions failed after every retry');
+  t.true(failed.length >= 1, 'the waiting batch was reported failed');
+  t.regex(String(failed[0]?.lastError), /^not retried, Warden stopping: /);
+  t.like(failed[0], { sandbox: 'refusing', attempts: 1 });
+  t.deepEqual(
+    lines.filter((l) => l.msg === 'message not delivered'),
+    [],
+    'the report reached the episodes actor: it stops after the dispatcher',
+  );
 });

@@ -2,7 +2,9 @@
 // context (20), in one batch per sandbox per turn (on its ActStream, or an Act call);
 // confirmations and feedback go to the episodes actor (21). A failed batch is retried after
 // dispatch.retryDelaysMs (1 s, 2 s, 4 s by default: at most 3 retries), then its actions are
-// reported failed (23). Retried actions keep their id, so a sandbox applies each once.
+// reported failed (23). Retried actions keep their id, so a sandbox applies each once. At stop, a
+// batch waiting for its next attempt is not retried: it is reported failed before the dispatcher
+// stops, while the episodes actor still takes the report.
 
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ActionDecision } from '../../messages/action.ts';
@@ -16,6 +18,7 @@ import { type PackedActions, unpackActions } from '../../messages/packed-actions
 import { type ActorContext, defineActor } from '../../runtime/actor.ts';
 import { Repeats } from '../../runtime/repeats.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
+import { settlesWithin } from '../../runtime/within.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import type { FailureBatch, ResultBatch } from '../adapter/index.ts';
 
@@ -37,6 +40,11 @@ interface State {
   retries: number;
   failed: number;
   inFlight: number;
+  /** Set by stop: no more retries. */
+  stopping: boolean;
+  /** Batches being sent (stop waits for their reports) and the waits before their retries. */
+  readonly sending: Set<Promise<void>>;
+  readonly waits: Set<() => void>;
   /** Per sandbox: failed attempts and failed batches, logged once then at most every 10 s. */
   readonly repeats: Map<string, { readonly attempts: Repeats; readonly failed: Repeats }>;
 }
@@ -90,9 +98,14 @@ async function send(
       span.end();
     }
   };
+  let attempts = 0;
   try {
     for (let attempt = 0; client && attempt <= delays.length; attempt++) {
       if (attempt > 0) {
+        if (state.stopping) {
+          lastError = `not retried, Warden stopping: ${lastError}`;
+          break;
+        }
         state.retries++;
         for (const span of spans)
           span?.addEvent('retry', {
@@ -100,8 +113,21 @@ async function send(
             'error.message': lastError,
             delayMs: delays[attempt - 1],
           });
-        await new Promise((r) => setTimeout(r, delays[attempt - 1]));
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            clearTimeout(timer);
+            state.waits.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, delays[attempt - 1]);
+          state.waits.add(wake);
+        });
+        if (state.stopping) {
+          lastError = `not retried, Warden stopping: ${lastError}`;
+          break;
+        }
       }
+      attempts++;
       try {
         const acks = await client.act(batch, ctx.config.dispatch.deadlineMs);
         const byId = new Map(acks.map((a) => [a.actionId, a]));
@@ -147,13 +173,13 @@ async function send(
       }
     }
     state.failed += batch.length;
-    endSpans(false, `failed after ${delays.length + 1} attempts: ${lastError}`);
+    endSpans(false, `failed after ${attempts} attempts: ${lastError}`);
     const repeated = repeatsOf(state, sandbox).failed.note(batch.length);
     if (repeated)
       ctx.log.error(
         {
           sandbox,
-          attempts: delays.length + 1,
+          attempts,
           lastError,
           batches: repeated.times, // since the last line
           actions: repeated.rows,
@@ -167,7 +193,7 @@ async function send(
       actionId: d.actionId,
       sandboxId: sandbox,
       episodeId: d.episodeId,
-      attempts: delays.length + 1,
+      attempts,
       lastError,
       timestamp: Date.now(),
     }));
@@ -196,6 +222,9 @@ export default defineActor<DispatcherMessage, State>({
       retries: 0,
       failed: 0,
       inFlight: 0,
+      stopping: false,
+      sending: new Set(),
+      waits: new Set(),
       repeats: new Map(),
     };
   },
@@ -212,7 +241,10 @@ export default defineActor<DispatcherMessage, State>({
         state.scheduled = false;
         for (const [sandbox, batch] of state.queues) {
           state.queues.delete(sandbox);
-          if (batch.length > 0) void send(state, ctx, sandbox, batch);
+          if (batch.length === 0) continue;
+          const sent = send(state, ctx, sandbox, batch);
+          state.sending.add(sent);
+          void sent.finally(() => state.sending.delete(sent));
         }
       });
     }
@@ -226,9 +258,15 @@ export default defineActor<DispatcherMessage, State>({
     inFlight: s.inFlight,
   }),
   async stop(state, ctx) {
-    // Batches in flight get their acks before the channels close (up to one deadline).
-    await Promise.all(
-      [...state.clients.values()].map((c) => c.close(ctx.config.dispatch.deadlineMs)),
-    );
+    // Batches waiting to be retried are reported failed now; batches in flight get their acks
+    // before the channels close (up to one deadline), or are reported failed too.
+    state.stopping = true;
+    for (const wake of [...state.waits]) wake();
+    await new Promise((r) => setImmediate(r)); // this turn's batches go out first
+    const { deadlineMs } = ctx.config.dispatch;
+    const until = performance.now() + deadlineMs;
+    await Promise.all([...state.clients.values()].map((c) => c.close(deadlineMs)));
+    // Their reports (the channels closed, every call has settled or soon does).
+    await settlesWithin(Promise.all(state.sending), Math.max(100, until - performance.now()));
   },
 });
