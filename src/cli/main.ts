@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { SplitPart } from '../data/split.ts';
 import { configCheck, configDocs, configSchema, configShow } from './config-commands.ts';
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
-import { dbPruneCommand } from './db-commands.ts';
+import { dbEpisodesCommand, dbPruneCommand } from './db-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
 import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
 import { patternsQueryCommand, patternsReindexCommand } from './pattern-commands.ts';
@@ -371,10 +371,22 @@ export async function run(
       code = await patternsReindexCommand(opts, out);
     });
 
-  program
-    .command('db')
-    .description('the episode history in PostgreSQL')
-    .command('prune')
+  const db = program.command('db').description('the episode history in PostgreSQL');
+  withServiceFlags(db.command('episodes'))
+    .description(
+      'what Warden did with each file, stage by stage: one episode, every episode of an artifact, or the latest to end (asks the running Warden; read role)',
+    )
+    .option('--id <episodeId>', 'one episode')
+    .option('--artifact <hash>', "every episode of this file (the sandbox's artifact hash)")
+    .option('--from <date>', 'episodes that ended at or after (ISO 8601)')
+    .option('--to <date>', 'episodes that ended before (ISO 8601)')
+    .option('--limit <n>', 'most episodes, latest first (default 20; 100 with --steps)')
+    .option('--steps', "every decision's action, repeats folded")
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      code = await dbEpisodesCommand(opts, out);
+    });
+  db.command('prune')
     .description(
       'delete episodes that ended before the cutoff, their trajectories, and shared experiences every consumer has read; attack patterns and models stay (needs a role with DELETE: run with DATABASE_URL, or while Warden is stopped)',
     )

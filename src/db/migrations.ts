@@ -175,6 +175,11 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'episodes by end time, for pruning history (warden db prune)',
     sql: `CREATE INDEX episodes_ended_at ON episodes (ended_at);`,
   },
+  {
+    version: 9,
+    name: 'episodes by artifact hash, for the episode history (warden episodes)',
+    sql: `CREATE INDEX episodes_artifact_hash ON episodes (artifact_hash);`,
+  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"

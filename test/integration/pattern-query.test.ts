@@ -1,9 +1,15 @@
 // The PatternQuery gRPC service over loopback on a real PostgreSQL, the `warden patterns query`
-// command against it, and the db-writer actor on its own worker thread feeding the same store.
+// and `warden db episodes` commands against it, and the db-writer actor on its own worker thread
+// feeding the same store.
 
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
+import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
 import { learnedPattern } from '../../src/actors/episodes/patterns.ts';
+import { Journal } from '../../src/db/journal.ts';
+import type { ActionId } from '../../src/messages/action.ts';
+import type { Label } from '../../src/messages/index.ts';
+import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { patternQueryClient } from '../../src/services/pattern-query.ts';
@@ -181,3 +187,108 @@ test.serial('`warden patterns query` prints patterns with their confidence', asy
   t.is(near.code, 0);
   t.is(JSON.parse(near.text).length, 2);
 });
+
+test.serial(
+  'the episode history: one episode, every episode of an artifact, or the latest, each stage with its last action; `warden db episodes` prints them',
+  async (t) => {
+    const writer = new DbWriter(
+      db.pool,
+      new Journal<DbRecord>(tempDir('warden-history-journal-'), 1 << 20),
+      silentLogger,
+    );
+    const step = (stage: 1 | 2, step: number, action: ActionId, reward = 0) => ({
+      stage,
+      step,
+      state: new Float32Array(4),
+      action,
+      reward,
+      done: action >= 2,
+    });
+    const episode = (id: string, artifact: string, endedAt: number, label: Label) =>
+      ({
+        type: 'episode-trajectory',
+        episodeId: id,
+        label,
+        partial: false,
+        failureReason: null,
+        artifactHash: artifact,
+        modelVersion: 'v9',
+        totalReward: 1.5,
+        startedAt: endedAt - 1_000,
+        endedAt,
+        steps: [
+          step(1, 0, 0),
+          step(1, 1, 1),
+          step(1, 2, 0),
+          step(1, 3, 0),
+          step(1, 4, 3, 1),
+          step(2, 0, 0),
+          step(2, 1, 5, 0.5),
+        ],
+      }) satisfies EpisodeTrajectory;
+    const t0 = Date.UTC(2026, 6, 1);
+    t.is(
+      await writer.write([
+        episode('hist-1', 'aaaa', t0, 'malicious'),
+        episode('hist-2', 'bbbb', t0 + 60_000, 'benign'),
+        episode('hist-3', 'aaaa', t0 + 120_000, 'malicious'),
+        {
+          ...episode('hist-4', 'cccc', t0 + 180_000, 'unknown'),
+          partial: true,
+          failureReason: 'stage 2: sandbox-crash',
+          steps: [step(1, 0, 0)],
+        },
+      ]),
+      'persisted',
+    );
+    const client = patternQueryClient(`127.0.0.1:${service.port}`, { token: READER });
+    t.teardown(() => client.close());
+    const ids = (list: { episodeId: string }[]) => list.map((e) => e.episodeId);
+    t.deepEqual(ids(await client.episodes({ artifactHash: 'aaaa' })), ['hist-3', 'hist-1']);
+    const [one] = await client.episodes({ episodeId: 'hist-2', steps: true });
+    t.like(one, {
+      episodeId: 'hist-2',
+      label: 'benign',
+      artifactHash: 'bbbb',
+      partial: false,
+      modelVersion: 'v9',
+    });
+    t.deepEqual(one!.stages, [
+      { stage: 1, steps: 5, finalAction: 3, reward: 1 },
+      { stage: 2, steps: 2, finalAction: 5, reward: 0.5 },
+    ]);
+    t.deepEqual(
+      one!.steps.map((s) => s.action),
+      [0, 1, 0, 0, 3, 0, 5],
+    );
+    t.deepEqual(
+      ids(await client.episodes({ fromMs: t0 + 60_000, toMs: t0 + 180_000 })),
+      ['hist-3', 'hist-2'],
+      'ended in [from, to), latest first',
+    );
+    t.deepEqual(ids(await client.episodes({ limit: 1 })), ['hist-4']);
+    await t.throwsAsync(client.episodes({ episodeId: 'hist-1', artifactHash: 'aaaa' }), {
+      message: /not both/,
+    });
+    await t.throwsAsync(client.episodes({ limit: 101, steps: true }), { message: /exceeds 100/ });
+
+    process.env.WARDEN_TOKEN = READER;
+    t.teardown(() => {
+      delete process.env.WARDEN_TOKEN;
+    });
+    const server = ['db', 'episodes', '--server', `127.0.0.1:${service.port}`];
+    const printed = await runCli([...server, '--artifact', 'aaaa', '--steps']);
+    t.is(printed.code, 0);
+    t.regex(printed.text, /hist-3 {2}malicious {2}complete {2}reward 1\.50 {2}v9 {2}artifact aaaa/);
+    t.regex(
+      printed.text,
+      /stage 1: 5 decision\(s\), last quarantine, reward 1\.00\n {4}continue → raise-isolation → continue ×2 → quarantine/,
+    );
+    t.regex(printed.text, /2 episode\(s\)/);
+    const partial = await runCli([...server, '--id', 'hist-4']);
+    t.regex(partial.text, /hist-4 {2}unknown {2}partial \(stage 2: sandbox-crash\)/);
+    const bad = await runCli([...server, '--from', 'yesterday']);
+    t.is(bad.code, 1);
+    t.regex(bad.text, /--from must be a date/);
+  },
+);

@@ -169,5 +169,13 @@ test.serial(
       ],
       'rows under both keys are found and decrypted',
     );
+    // The episode history: found by its plaintext artifact hash and id, shown decrypted.
+    const [byArtifact] = await client.episodes({ artifactHash: trajectory.artifactHash! });
+    t.like(byArtifact, {
+      episodeId: secretEpisode,
+      artifactHash: trajectory.artifactHash,
+      failureReason: trajectory.failureReason,
+    });
+    t.is((await client.episodes({ episodeId: secretEpisode })).length, 1);
   },
 );
