@@ -6,12 +6,10 @@
 import { loadConfig } from '../config/load.ts';
 import { openDatabase } from '../db/connect.ts';
 import { parseAge, pruneHistory } from '../db/prune.ts';
-import { ACTION_NAMES } from '../messages/action.ts';
+import { actionLabel } from '../messages/action.ts';
 import { componentLogger } from '../runtime/logger.ts';
 import { patternQueryClient } from '../services/pattern-query.ts';
 import { type ServiceFlags, withClient } from './service-commands.ts';
-
-const actionName = (a: number) => ACTION_NAMES[a]?.toLowerCase().replace('_', '-') ?? `action ${a}`;
 
 /** A stage's actions, repeats folded: "continue ×37 → terminate". */
 export function foldActions(actions: readonly number[]): string {
@@ -19,7 +17,7 @@ export function foldActions(actions: readonly number[]): string {
   for (let i = 0; i < actions.length; ) {
     let j = i;
     while (j < actions.length && actions[j] === actions[i]) j++;
-    parts.push(j - i > 1 ? `${actionName(actions[i]!)} ×${j - i}` : actionName(actions[i]!));
+    parts.push(j - i > 1 ? `${actionLabel(actions[i]!)} ×${j - i}` : actionLabel(actions[i]!));
     i = j;
   }
   return parts.join(' → ');
@@ -67,7 +65,7 @@ export async function dbEpisodesCommand(
       for (const s of e.stages) {
         const actions = e.steps.filter((x) => x.stage === s.stage).map((x) => x.action);
         out.write(
-          `  stage ${s.stage}: ${s.steps} decision(s), last ${actionName(s.finalAction)}, reward ${s.reward.toFixed(2)}${actions.length > 0 ? `\n    ${foldActions(actions)}` : ''}\n`,
+          `  stage ${s.stage}: ${s.steps} decision(s), last ${actionLabel(s.finalAction)}, reward ${s.reward.toFixed(2)}${actions.length > 0 ? `\n    ${foldActions(actions)}` : ''}\n`,
         );
       }
     }

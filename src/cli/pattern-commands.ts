@@ -4,6 +4,7 @@
 import { loadConfig } from '../config/load.ts';
 import { openDatabase } from '../db/connect.ts';
 import { reindexPatterns } from '../db/ivf-store.ts';
+import { actionLabel } from '../messages/action.ts';
 import { componentLogger } from '../runtime/logger.ts';
 import { patternQueryClient } from '../services/pattern-query.ts';
 import { type ServiceFlags, withClient } from './service-commands.ts';
@@ -44,7 +45,7 @@ export async function patternsQueryCommand(
           ? `  distance ${r.distance.toFixed(4)}  score ${r.score.toFixed(3)}`
           : '';
         out.write(
-          `${new Date(r.createdAtMs).toISOString()}  ${r.attackType.padEnd(20)} action ${r.action}  confidence ${r.confidence.toFixed(3)}  ${r.modelVersion}  ${r.episodeId}${extra}\n`,
+          `${new Date(r.createdAtMs).toISOString()}  ${r.attackType.padEnd(20)} ${actionLabel(r.action).padEnd(15)}  confidence ${r.confidence.toFixed(3)}  ${r.modelVersion}  ${r.episodeId}${extra}\n`,
         );
       }
       out.write(`${rows.length} pattern(s)\n`);

@@ -21,6 +21,9 @@ export const ACTION_NAMES: readonly ActionName[] = [
   'REQUEST_REVIEW',
   'RELEASE',
 ];
+/** An action id as people read it: 'raise-isolation' (an id outside the six: 'action 7'). */
+export const actionLabel = (a: number): string =>
+  ACTION_NAMES[a]?.toLowerCase().replace('_', '-') ?? `action ${a}`;
 /** TERMINATE, QUARANTINE, REQUEST_REVIEW and RELEASE end a stage. */
 export const STAGE_ENDING_ACTIONS: readonly ActionId[] = [2, 3, 4, 5];
 /** A malicious verdict makes stage 1 clean the file. */

@@ -174,7 +174,7 @@ test.serial('`warden patterns query` prints patterns with their confidence', asy
   });
   const byType = await runCli([...server, '--type', 'QakBot']);
   t.is(byType.code, 0);
-  t.regex(byType.text, /QakBot\s+action 2\s+confidence 0\.\d{3}/);
+  t.regex(byType.text, /QakBot\s+terminate\s+confidence 0\.\d{3}/);
   t.regex(byType.text, /5 pattern\(s\)/);
   const near = await runCli([
     ...server,
