@@ -6,7 +6,13 @@ import { configCheck, configDocs, configSchema, configShow } from './config-comm
 import { importCapeCommand, importCsvCommand, validateCommand } from './data-commands.ts';
 import { dbEpisodesCommand, dbPruneCommand } from './db-commands.ts';
 import { evalCommand, trainCommand } from './learn-commands.ts';
-import { keygenCommand, rollbackCommand, signCommand, verifyCommand } from './model-commands.ts';
+import {
+  keygenCommand,
+  listCommand,
+  rollbackCommand,
+  signCommand,
+  verifyCommand,
+} from './model-commands.ts';
 import { patternsQueryCommand, patternsReindexCommand } from './pattern-commands.ts';
 import { sandboxCommand } from './sandbox-command.ts';
 import {
@@ -413,6 +419,16 @@ export async function run(
     .requiredOption('--key <pem>', 'private key (PEM file)')
     .action((opts: { dir: string; version?: string; key: string }) => {
       code = signCommand(opts, out);
+    });
+  models
+    .command('list')
+    .description(
+      'the versions of a models directory, newest first: when made, the metrics they were measured at, checksum and signature; * marks latest',
+    )
+    .option('--dir <dir>', 'models directory', 'models')
+    .option('--json', 'print JSON')
+    .action((opts: { dir: string; json?: boolean }) => {
+      code = listCommand(opts, out);
     });
   models
     .command('verify')

@@ -1,10 +1,12 @@
-// `warden models keygen|sign|verify|rollback`: model provenance (Ed25519) and the latest pointer.
+// `warden models list|keygen|sign|verify|rollback`: the versions of a models directory, model
+// provenance (Ed25519) and the latest pointer.
 
 import { createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateSigningKeys, loadPrivateKey, signModel, verifyModel } from '../models/signing.ts';
 import {
   latestVersion,
+  listVersions,
   metadataFile,
   modelFile,
   readMetadata,
@@ -23,6 +25,61 @@ function loadVersion(dir: string, requested?: string) {
     bytes: readFileSync(modelFile(dir, version)),
     metadata: readMetadata(dir, version),
   };
+}
+
+/** One version as `models list` reports it; a version whose files do not read says why. */
+function describe(dir: string, version: string, latest: string | undefined) {
+  const base = { version, latest: version === latest };
+  try {
+    const metadata = readMetadata(dir, version);
+    let checksum: 'ok' | 'MISMATCH' | 'MISSING FILE' = 'MISSING FILE';
+    try {
+      checksum =
+        sha256(readFileSync(modelFile(dir, version))) === metadata.sha256 ? 'ok' : 'MISMATCH';
+    } catch {}
+    return {
+      ...base,
+      createdAt: new Date(metadata.timestamp).toISOString(),
+      stateDim: metadata.stateDim,
+      engine: metadata.engine,
+      trainingEpisodes: metadata.trainingEpisodes,
+      metrics: metadata.metrics,
+      sha256: checksum,
+      signed: typeof metadata.signature === 'string' && metadata.signature.length > 0,
+    };
+  } catch (error) {
+    return { ...base, error: (error as Error).message };
+  }
+}
+
+/** The versions of a models directory, newest first, with what each was measured at. */
+export function listCommand(opts: { dir: string; json?: boolean }, out: Out): number {
+  const latest = latestVersion(opts.dir);
+  const rows = listVersions(opts.dir)
+    .reverse()
+    .map((v) => describe(opts.dir, v, latest));
+  if (opts.json) {
+    out.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return 0;
+  }
+  const pct = (x: number | undefined) => (x === undefined ? '   -' : `${(x * 100).toFixed(1)}%`);
+  for (const r of rows) {
+    const mark = r.latest ? '* ' : '  ';
+    if ('error' in r) {
+      out.write(`${mark}${r.version}  ${r.error}\n`);
+      continue;
+    }
+    const m = r.metrics;
+    out.write(
+      `${mark}${r.version}  ${r.createdAt}  accuracy ${pct(m?.detectionAccuracy)}  FPR ${pct(m?.falsePositiveRate)}  FNR ${pct(m?.falseNegativeRate)}  reward ${m?.averageReward?.toFixed(3) ?? '-'}  dim ${r.stateDim}  sha256 ${r.sha256}  ${r.signed ? 'signed' : 'unsigned'}\n`,
+    );
+  }
+  out.write(
+    rows.length === 0
+      ? `no model in ${opts.dir}\n`
+      : `${rows.length} version(s)${latest ? `; * = latest (${latest}), what a Warden starting on ${opts.dir} serves` : ''}\n`,
+  );
+  return 0;
 }
 
 export function keygenCommand(opts: { out: string }, out: Out): number {

@@ -198,7 +198,7 @@ test('sandbox on a port in use: one clear line and exit 1 (the process ends: not
   }
 });
 
-test('models keygen, sign, verify: a signed model verifies; a tampered one does not; rollback moves latest', async (t) => {
+test('models keygen, sign, verify, list: a signed model verifies; a tampered one does not; rollback moves latest; list shows each version as it stands', async (t) => {
   const { exportModel } = await import('../../src/models/store.ts');
   const { initParams } = await import('../../src/actors/learner/q-network.ts');
   const { modelDraft } = await import('../helpers.ts');
@@ -226,8 +226,25 @@ test('models keygen, sign, verify: a signed model verifies; a tampered one does 
   t.is(bad.status, 1);
   t.regex(bad.stdout, /sha256 MISMATCH, signature INVALID/);
   t.is(cli('keygen', '--out', keys).status, 1, 'an existing key is never overwritten');
+  const listed = cli('list', '--dir', dir);
+  t.is(listed.status, 0);
+  const [newest, oldest] = listed.stdout.split('\n');
+  t.regex(newest!, new RegExp(`^\\* ${second.metadata.version} .* sha256 MISMATCH {2}signed$`));
+  t.regex(oldest!, new RegExp(`^ {2}${first.metadata.version} .* sha256 ok {2}unsigned$`));
   t.is(cli('rollback', '--dir', dir).status, 0);
   t.is(readFileSync(join(dir, 'latest'), 'utf8').trim(), first.metadata.version);
+  const after = JSON.parse(cli('list', '--dir', dir, '--json').stdout) as {
+    version: string;
+    latest: boolean;
+  }[];
+  t.deepEqual(
+    after.map((v) => [v.version, v.latest]),
+    [
+      [second.metadata.version, false],
+      [first.metadata.version, true],
+    ],
+    'newest first; latest follows the rollback',
+  );
 });
 
 /** `warden train --data <data> --out <out> …args`, run to its end. */
