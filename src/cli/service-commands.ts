@@ -109,8 +109,25 @@ export const statusCommand = (flags: ServiceFlags, out: Out) =>
   withAdmin(flags, async (c) => {
     const s = await c.status();
     out.write(
-      `model ${s.modelVersion}  environment ${s.environment}  decisions ${s.decisions}  episodes ${s.episodesCompleted}  up ${(s.uptimeMs / 1000).toFixed(0)} s\n`,
+      `model ${s.modelVersion}  environment ${s.environment}  decisions ${s.decisions}  episodes ${s.episodesCompleted} (+${s.episodesPartial} partial)  up ${(s.uptimeMs / 1000).toFixed(0)} s\n`,
     );
+    const now = Date.now();
+    const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    for (const b of s.sandboxes)
+      out.write(
+        [
+          `sandbox ${b.name} (${b.address})`,
+          b.lastBatchMs > 0 ? `last batch ${seconds(now - b.lastBatchMs)} ago` : 'no batch yet',
+          `events ${b.events}`,
+          `rejected ${b.rejected}`,
+          `reconnects ${b.reconnects}`,
+          `in flight ${b.inFlight}`,
+          `paused ${seconds(b.pausedMs)}`,
+          b.maxEventsPerSecond > 0
+            ? `capped at ${b.maxEventsPerSecond}/s, throttled ${seconds(b.throttledMs)}`
+            : 'no cap',
+        ].join('  ') + '\n',
+      );
   });
 
 export const deployCommand = (version: string, flags: ServiceFlags, out: Out) =>

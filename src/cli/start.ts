@@ -431,7 +431,11 @@ async function runStarted(
               modelVersion: () => modelVersion,
               counters: async () => {
                 const e = (await progress())?.actors.episodes ?? {};
-                return { decisions: e.decisions ?? 0, episodesCompleted: e.completed ?? 0 };
+                return {
+                  decisions: e.decisions ?? 0,
+                  episodesCompleted: e.completed ?? 0,
+                  episodesPartial: e.partial ?? 0,
+                };
               },
               startedAt: Date.now(),
             }),

@@ -32,12 +32,28 @@ export interface ConfigUpdate {
   readonly restartRequired: readonly string[];
 }
 
+export interface SandboxStatus {
+  readonly name: string;
+  readonly address: string;
+  readonly events: number;
+  readonly rejected: number;
+  readonly reconnects: number;
+  readonly inFlight: number;
+  readonly pausedMs: number;
+  readonly throttledMs: number;
+  readonly maxEventsPerSecond: number;
+  /** When its last batch arrived (ms since the epoch), 0 before the first. */
+  readonly lastBatchMs: number;
+}
+
 export interface AdminStatus {
   readonly modelVersion: string;
   readonly environment: string;
   readonly decisions: number;
   readonly episodesCompleted: number;
+  readonly episodesPartial: number;
   readonly uptimeMs: number;
+  readonly sandboxes: readonly SandboxStatus[];
 }
 
 export interface AdminOperations {

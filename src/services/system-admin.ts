@@ -19,7 +19,11 @@ export interface SystemAdminOptions {
   readonly config: () => WardenConfig;
   readonly configFiles: LoadOptions & { dir: string };
   readonly modelVersion: () => string;
-  readonly counters: () => Promise<{ decisions: number; episodesCompleted: number }>;
+  readonly counters: () => Promise<{
+    decisions: number;
+    episodesCompleted: number;
+    episodesPartial?: number;
+  }>;
   readonly startedAt: number;
   readonly timeoutMs?: number;
 }
@@ -66,13 +70,32 @@ export function systemAdmin(o: SystemAdminOptions): AdminOperations {
 
   return {
     async status(): Promise<AdminStatus> {
-      const c = await o.counters();
+      const [c, stats] = await Promise.all([o.counters(), o.system.stats()]);
+      const receivers = new Map(
+        stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom ?? {}]),
+      );
       return {
         modelVersion: o.modelVersion(),
         environment: o.config().environment,
         decisions: c.decisions,
         episodesCompleted: c.episodesCompleted,
+        episodesPartial: c.episodesPartial ?? 0,
         uptimeMs: Date.now() - o.startedAt,
+        sandboxes: o.config().sandboxes.map((s) => {
+          const r: Record<string, number | undefined> = receivers.get(`receiver:${s.name}`) ?? {};
+          return {
+            name: s.name,
+            address: s.address,
+            events: r.events ?? 0,
+            rejected: r.rejected ?? 0,
+            reconnects: r.reconnects ?? 0,
+            inFlight: r.inFlight ?? 0,
+            pausedMs: r.pausedMs ?? 0,
+            throttledMs: r.throttledMs ?? 0,
+            maxEventsPerSecond: s.maxEventsPerSecond ?? 0,
+            lastBatchMs: r.lastBatchAt ?? 0,
+          };
+        }),
       };
     },
     deploy: (version) =>

@@ -13,6 +13,7 @@ import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
+import { systemAdmin } from '../../src/services/system-admin.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import {
   actorStats,
@@ -135,15 +136,14 @@ test.serial(
     const sandboxes = [capped, free];
     const ports = await Promise.all(sandboxes.map((s) => s.start()));
     const [cappedAt, freeAt] = sandboxesAt(sandboxes, ports);
-    const system = new ActorSystem({
-      config: testConfig({
-        runtime: {
-          placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
-        },
-        sandboxes: [{ ...cappedAt!, maxEventsPerSecond: rate }, freeAt!],
-        models: { dir: tempDir('warden-overload-models-') },
-      }),
+    const config = testConfig({
+      runtime: {
+        placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
+      },
+      sandboxes: [{ ...cappedAt!, maxEventsPerSecond: rate }, freeAt!],
+      models: { dir: tempDir('warden-overload-models-') },
     });
+    const system = new ActorSystem({ config });
     const started = performance.now();
     await system.start();
     try {
@@ -177,6 +177,25 @@ test.serial(
         await until(async () => (await actorStats(system)).episodes?.completed === 80, 15_000),
         'all 80 episodes closed',
       );
+      // What `warden status` shows an operator of the two.
+      const status = await systemAdmin({
+        system,
+        config: () => config,
+        configFiles: { dir: tempDir('warden-overload-config-'), env: {} },
+        modelVersion: () => 'rules',
+        counters: async () => ({ decisions: 0, episodesCompleted: 0 }),
+        startedAt: Date.now(),
+      }).status();
+      const [cappedStatus, freeStatus] = status.sandboxes;
+      t.like(cappedStatus, {
+        name: 'capped',
+        address: cappedAt!.address,
+        events: c.events,
+        maxEventsPerSecond: rate,
+        inFlight: 0,
+      });
+      t.true(cappedStatus!.throttledMs > 0 && cappedStatus!.lastBatchMs > 0);
+      t.like(freeStatus, { name: 'free', maxEventsPerSecond: 0, throttledMs: 0 });
     } finally {
       await system.stop();
       await Promise.all(sandboxes.map((x) => x.stop()));

@@ -68,6 +68,8 @@ interface State {
   stopped: boolean;
   failures: number;
   batches: number;
+  /** When the last batch arrived (ms since the epoch), 0 before the first. */
+  lastBatchAt: number;
   events: number;
   rejected: number;
   reconnects: number;
@@ -236,6 +238,7 @@ function subscribe(state: State, ctx: ActorContext): void {
     const receivedAt = performance.timeOrigin + performance.now();
     state.failures = 0;
     state.batches++;
+    state.lastBatchAt = Date.now();
     const validation = {
       limits,
       counter: state.counter,
@@ -321,6 +324,7 @@ export default defineActor<ReceiverMessage, State>({
       stopped: false,
       failures: 0,
       batches: 0,
+      lastBatchAt: 0,
       events: 0,
       rejected: 0,
       reconnects: 0,
@@ -339,6 +343,7 @@ export default defineActor<ReceiverMessage, State>({
   },
   stats: (s) => ({
     batches: s.batches,
+    lastBatchAt: s.lastBatchAt,
     events: s.events,
     rejected: s.rejected,
     reconnects: s.reconnects,
