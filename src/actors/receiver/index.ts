@@ -223,7 +223,7 @@ function pace(
       if (!state.stopped && state.pausedAt === undefined) state.call?.resume();
     },
     Math.ceil((-state.tokens / state.rate) * 1000),
-  );
+  ).unref(); // a slow cap (seconds between batches) must not hold the thread at stop
 }
 
 function subscribe(state: State, ctx: ActorContext): void {
