@@ -300,6 +300,7 @@ async function runStarted(
   let modelVersion = 'rules'; // the version the adapter's pool serves (model-activated)
   let metricsServer: { stop(): Promise<void> } | undefined;
   let last = { at: Date.now(), decisions: 0, events: 0 };
+  const runStartedAt = last.at;
   type Progress = Record<string, Record<string, number>>;
   /**
    * Every actor's stats, and when they were asked for: the receivers and the episodes actor
@@ -357,6 +358,8 @@ async function runStarted(
     watcher.close();
     void progress()
       .then((final) => {
+        // Rates over the whole run, not since the last progress line.
+        last = { at: runStartedAt, decisions: 0, events: 0 };
         if (final) say(`warden: summary — ${line(final)}`);
       })
       .then(() => metricsServer?.stop())
