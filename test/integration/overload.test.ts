@@ -40,28 +40,24 @@ test.after.always(async () => {
   await db?.stop();
 });
 
+/** A reference sandbox replaying traces [from, to) of the bundled data, `concurrency` at a time. */
+const replaying = (name: string, from: number, to: number, concurrency: number) =>
+  new ReferenceSandbox({
+    name,
+    traces: traces.slice(from, to),
+    benign: traces.filter((x) => x.episode.label === 'benign').slice(0, 10),
+    episodes: to - from,
+    concurrency,
+    log: silentLogger,
+  });
+
 test.serial(
   'a sandbox streaming faster than Warden decides is held back: its events in flight stay within telemetry.intakeWindow, every one is accounted for, and a calm sandbox beside it finishes',
   async (t) => {
     const window = 500;
-    const goodware = traces.filter((x) => x.episode.label === 'benign');
     // 400 episodes at once, streamed as fast as the stream takes them: far more than the window.
-    const flood = new ReferenceSandbox({
-      name: 'flood',
-      traces: traces.slice(0, 400),
-      benign: goodware.slice(0, 10),
-      episodes: 400,
-      concurrency: 400,
-      log: silentLogger,
-    });
-    const calm = new ReferenceSandbox({
-      name: 'calm',
-      traces: traces.slice(400, 410),
-      benign: goodware.slice(0, 10),
-      episodes: 10,
-      concurrency: 2,
-      log: silentLogger,
-    });
+    const flood = replaying('flood', 0, 400, 400);
+    const calm = replaying('calm', 400, 410, 2);
     const sandboxes = [flood, calm];
     const ports = await Promise.all(sandboxes.map((s) => s.start()));
     const system = new ActorSystem({
@@ -116,23 +112,8 @@ test.serial(
   "a sandbox's maxEventsPerSecond caps what is read from it: the receiver paces its stream to the rate, the sandbox's writes wait, every event still arrives, and the sandbox beside it is not capped",
   async (t) => {
     const rate = 2_000;
-    const goodware = traces.filter((x) => x.episode.label === 'benign');
-    const capped = new ReferenceSandbox({
-      name: 'capped',
-      traces: traces.slice(0, 40),
-      benign: goodware.slice(0, 10),
-      episodes: 40,
-      concurrency: 40,
-      log: silentLogger,
-    });
-    const free = new ReferenceSandbox({
-      name: 'free',
-      traces: traces.slice(40, 80),
-      benign: goodware.slice(0, 10),
-      episodes: 40,
-      concurrency: 40,
-      log: silentLogger,
-    });
+    const capped = replaying('capped', 0, 40, 40);
+    const free = replaying('free', 40, 80, 40);
     const sandboxes = [capped, free];
     const ports = await Promise.all(sandboxes.map((s) => s.start()));
     const [cappedAt, freeAt] = sandboxesAt(sandboxes, ports);
