@@ -1,7 +1,7 @@
 // Field-by-field validation against ConfigSchema: an invalid or unknown field never rejects the
 // whole file; it falls back to the schema's safe default and yields a warning naming the field (9.3).
 
-import { Kind, type TObject, type TSchema } from '@sinclair/typebox';
+import { Kind, type TArray, type TObject, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigSchema, type WardenConfig } from './schema.ts';
 
@@ -11,6 +11,9 @@ export interface ConfigWarning {
 }
 
 const isObjectSchema = (schema: TSchema): schema is TObject => schema[Kind] === 'Object';
+/** A list of objects (the sandboxes): compared entry by entry, field by field. */
+const isListOfObjects = (schema: TSchema): schema is TArray<TObject> =>
+  schema[Kind] === 'Array' && isObjectSchema((schema as TArray).items);
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -112,14 +115,25 @@ export function validateConfig(raw: unknown): { config: WardenConfig; warnings: 
   return { config, warnings };
 }
 
-/** Dotted paths of the leaf fields marked `restart: true` in the schema. */
+/**
+ * Dotted paths of the leaf fields marked `restart: true` in the schema. In a list of objects, the
+ * list itself (entries added or removed) and each entry's restart fields (`sandboxes.*.address`);
+ * an entry's other fields apply live.
+ */
 export function restartOnlyFields(schema: TSchema = ConfigSchema, path = ''): string[] {
   if (isObjectSchema(schema)) {
     return Object.entries(schema.properties).flatMap(([key, child]) =>
       restartOnlyFields(child, path ? `${path}.${key}` : key),
     );
   }
-  return (schema as { restart?: boolean }).restart === true ? [path] : [];
+  const own = (schema as { restart?: boolean }).restart === true ? [path] : [];
+  if (isListOfObjects(schema)) return [...own, ...restartOnlyFields(schema.items, `${path}.*`)];
+  return own;
+}
+
+/** Whether a changed field (`sandboxes.0.address`) is one of `restartOnly` (`sandboxes.*.address`). */
+export function needsRestart(field: string, restartOnly: ReadonlySet<string>): boolean {
+  return restartOnly.has(field) || restartOnly.has(field.replace(/\.\d+(?=\.|$)/g, '.*'));
 }
 
 /** Leaf paths whose values differ between two configs (objects compared field by field). */
@@ -134,6 +148,9 @@ export function changedFields(
       changedFields(a[key], b[key], child, path ? `${path}.${key}` : key),
     );
   }
+  // The same number of entries: what changed within each (`sandboxes.0.maxEventsPerSecond`).
+  if (isListOfObjects(schema) && Array.isArray(a) && Array.isArray(b) && a.length === b.length)
+    return a.flatMap((x, i) => changedFields(x, b[i], schema.items, `${path}.${i}`));
   return Value.Equal(a, b) ? [] : [path];
 }
 

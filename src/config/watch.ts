@@ -6,7 +6,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import type { Logger } from '../runtime/logger.ts';
 import { type LoadedConfig, type LoadOptions, loadConfig } from './load.ts';
 import type { WardenConfig } from './schema.ts';
-import { type ConfigWarning, changedFields, restartOnlyFields } from './validate.ts';
+import { type ConfigWarning, changedFields, needsRestart, restartOnlyFields } from './validate.ts';
 
 export interface ConfigChange {
   readonly config: WardenConfig;
@@ -39,8 +39,8 @@ export function planChange(
   next: WardenConfig,
 ): Omit<ConfigChange, 'warnings'> {
   const changed = changedFields(current, next);
-  const applied = changed.filter((f) => !RESTART_ONLY.has(f));
-  const requiresRestart = changed.filter((f) => RESTART_ONLY.has(f));
+  const applied = changed.filter((f) => !needsRestart(f, RESTART_ONLY));
+  const requiresRestart = changed.filter((f) => needsRestart(f, RESTART_ONLY));
   const config = structuredClone(current) as unknown as Record<string, unknown>;
   for (const field of applied) setPath(config, field, getPath(next, field));
   return { config: config as unknown as WardenConfig, applied, requiresRestart };

@@ -14,9 +14,10 @@ import {
 import { configJsonSchema } from '../../src/config/json-schema.ts';
 import { DEFAULT_CONFIG_DIR, loadConfig } from '../../src/config/load.ts';
 import { configurationReference } from '../../src/config/reference.ts';
+import type { WardenConfig } from '../../src/config/schema.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { defaultOf } from '../../src/config/validate.ts';
-import { ConfigWatcher } from '../../src/config/watch.ts';
+import { ConfigWatcher, planChange } from '../../src/config/watch.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { createSampleBatch, ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { tempDir } from '../temp-dir.ts';
@@ -198,6 +199,40 @@ test('property 37: configured learning rate, gamma and epsilon decay are the one
   replay.sample(64, sampleOptions(config), out);
   const fromFirst = [...out.indices.subarray(0, out.size)].indexOf(0);
   t.is(out.returns[fromFirst], 2 + 0.5 * 4);
+});
+
+test("a sandbox's cap applies live; adding a sandbox or changing its address, name or TLS waits for a restart", (t) => {
+  const base = loadConfig({ dir: configDir({ 'default.json': {} }), env: {} }).config;
+  const current: WardenConfig = {
+    ...base,
+    sandboxes: [
+      { name: 'a', address: '127.0.0.1:1', tls: null },
+      { name: 'b', address: '127.0.0.1:2', tls: null, maxEventsPerSecond: 100 },
+    ],
+  };
+  const capped = planChange(current, {
+    ...current,
+    sandboxes: [
+      { ...current.sandboxes[0]!, maxEventsPerSecond: 5_000 },
+      { ...current.sandboxes[1]!, address: '127.0.0.1:3', maxEventsPerSecond: 0 },
+    ],
+  });
+  t.deepEqual(capped.applied, ['sandboxes.0.maxEventsPerSecond', 'sandboxes.1.maxEventsPerSecond']);
+  t.deepEqual(capped.requiresRestart, ['sandboxes.1.address']);
+  t.deepEqual(
+    capped.config.sandboxes.map((s) => [s.address, s.maxEventsPerSecond]),
+    [
+      ['127.0.0.1:1', 5_000],
+      ['127.0.0.1:2', 0],
+    ],
+    'the caps apply; the address keeps its running value',
+  );
+  const added = planChange(current, {
+    ...current,
+    sandboxes: [...current.sandboxes, { name: 'c', address: '127.0.0.1:4', tls: null }],
+  });
+  t.deepEqual(added.applied, []);
+  t.deepEqual(added.requiresRestart, ['sandboxes']);
 });
 
 test('property 38: a changed file is validated and applied without restart; restart-only fields say so', async (t) => {

@@ -109,56 +109,83 @@ test.serial(
 );
 
 test.serial(
-  "a sandbox's maxEventsPerSecond caps what is read from it: the receiver paces its stream to the rate, the sandbox's writes wait, every event still arrives, and the sandbox beside it is not capped",
+  "a sandbox's maxEventsPerSecond caps what is read from it, from the start or set live: the receiver paces its stream to the rate, the sandbox's writes wait, every event still arrives, and a sandbox without a cap is not paced",
   async (t) => {
     const rate = 2_000;
-    const capped = replaying('capped', 0, 40, 40);
-    const free = replaying('free', 40, 80, 40);
-    const sandboxes = [capped, free];
+    const later = 1_500;
+    const sandboxes = [
+      replaying('capped', 0, 30, 30),
+      replaying('later', 30, 60, 30),
+      replaying('free', 60, 90, 30),
+    ];
+    const [capped, late, free] = sandboxes;
     const ports = await Promise.all(sandboxes.map((s) => s.start()));
-    const [cappedAt, freeAt] = sandboxesAt(sandboxes, ports);
-    const config = testConfig({
+    const [cappedAt, laterAt, freeAt] = sandboxesAt(sandboxes, ports);
+    let config = testConfig({
       runtime: {
         placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
       },
-      sandboxes: [{ ...cappedAt!, maxEventsPerSecond: rate }, freeAt!],
+      sandboxes: [{ ...cappedAt!, maxEventsPerSecond: rate }, laterAt!, freeAt!],
       models: { dir: tempDir('warden-overload-models-') },
     });
     const system = new ActorSystem({ config });
     const started = performance.now();
     await system.start();
     try {
-      // What the cap allows by any moment: its burst (a tenth of a second's events) and a batch
-      // of 64 read before the bucket is checked, plus the rate since the start. A slower machine
+      // The second sandbox gets its cap while it streams (a live setting, as a configuration
+      // file change or `warden config update` applies it).
+      const changed = performance.now();
+      config = {
+        ...config,
+        sandboxes: config.sandboxes.map((s) =>
+          s.name === 'later' ? { ...s, maxEventsPerSecond: later } : s,
+        ),
+      };
+      await system.configure(config);
+      const before = (await actorStats(system))['receiver:later']!.events!;
+      // What a cap allows by any moment: its burst (a tenth of a second's events) and a batch of
+      // 64 read before the bucket is checked, plus the rate since it applies. A slower machine
       // reads less, never more.
-      const allowed = () => rate / 10 + 64 + (rate * (performance.now() - started)) / 1000;
+      const allowed = (cap: number, since: number) =>
+        cap / 10 + 64 + (cap * (performance.now() - since)) / 1000;
       let most = 0;
       t.true(
         await until(async () => {
-          const read = (await actorStats(system))['receiver:capped']!.events!;
-          most = Math.max(most, read / allowed());
-          return capped.done;
+          const s = await actorStats(system);
+          most = Math.max(
+            most,
+            s['receiver:capped']!.events! / allowed(rate, started),
+            (s['receiver:later']!.events! - before) / allowed(later, changed),
+          );
+          return capped!.done && late!.done;
         }, 60_000),
-        'the capped sandbox finished',
+        'the capped sandboxes finished',
       );
-      t.true(await until(async () => free.done, 30_000), 'the free sandbox finished');
+      t.true(await until(async () => free!.done, 30_000), 'the free sandbox finished');
+      // A paced receiver reads the last of what its sandbox wrote after the sandbox is done.
+      await until(async () => {
+        const s = await actorStats(system);
+        return sandboxes.every(
+          (x) => s[`receiver:${x.name}`]?.events === x.stats.eventsSent + x.stats.lifecycleSent,
+        );
+      }, 15_000);
       const elapsed = (performance.now() - started) / 1000;
       const s = await actorStats(system);
-      const c = s['receiver:capped']!;
+      const [c, l, f] = [s['receiver:capped']!, s['receiver:later']!, s['receiver:free']!];
       t.log(
-        `capped: ${c.events} events in ${elapsed.toFixed(1)} s (${Math.round(c.events! / elapsed)}/s for a cap of ${rate}/s), ${c.throttles} throttles (${c.throttledMs} ms), the sandbox's writes held ${capped.stats.writesHeld} times; free: ${s['receiver:free']!.events} events`,
+        `capped: ${c.events} events in ${elapsed.toFixed(1)} s (${Math.round(c.events! / elapsed)}/s for a cap of ${rate}/s), ${c.throttles} throttles (${c.throttledMs} ms), the sandbox's writes held ${capped!.stats.writesHeld} times; later: ${before} events before its cap of ${later}/s, ${l.events} in all, ${l.throttles} throttles; free: ${f.events} events`,
       );
-      t.true(most <= 1, `never read more than the cap allows (at most ${most.toFixed(2)} of it)`);
-      t.true(c.events! <= allowed(), 'nor by the end');
+      t.true(most <= 1, `never read more than a cap allows (at most ${most.toFixed(2)} of it)`);
       t.true(c.throttles! >= 1, 'the receiver paused reading to keep to the cap');
-      t.is(s['receiver:free']!.throttles, 0, 'the sandbox without a cap was never paced');
-      t.true(capped.stats.writesHeld > 0, "the capped sandbox's writes waited (flow control)");
+      t.true(l.throttles! >= 1, 'the cap set live paced the second sandbox');
+      t.is(f.throttles, 0, 'the sandbox without a cap was never paced');
+      t.true(capped!.stats.writesHeld > 0, "the capped sandbox's writes waited (flow control)");
       everyMessageArrived(t, s, sandboxes);
       t.true(
-        await until(async () => (await actorStats(system)).episodes?.completed === 80, 15_000),
-        'all 80 episodes closed',
+        await until(async () => (await actorStats(system)).episodes?.completed === 90, 15_000),
+        'all 90 episodes closed',
       );
-      // What `warden status` shows an operator of the two.
+      // What `warden status` shows an operator of the three.
       const status = await systemAdmin({
         system,
         config: () => config,
@@ -167,7 +194,7 @@ test.serial(
         counters: async () => ({ decisions: 0, episodesCompleted: 0 }),
         startedAt: Date.now(),
       }).status();
-      const [cappedStatus, freeStatus] = status.sandboxes;
+      const [cappedStatus, laterStatus, freeStatus] = status.sandboxes;
       t.like(cappedStatus, {
         name: 'capped',
         address: cappedAt!.address,
@@ -176,6 +203,7 @@ test.serial(
         inFlight: 0,
       });
       t.true(cappedStatus!.throttledMs > 0 && cappedStatus!.lastBatchMs > 0);
+      t.like(laterStatus, { name: 'later', maxEventsPerSecond: later });
       t.like(freeStatus, { name: 'free', maxEventsPerSecond: 0, throttledMs: 0 });
     } finally {
       await system.stop();

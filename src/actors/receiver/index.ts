@@ -8,9 +8,11 @@
 // sandbox meets gRPC flow control (its writes wait) instead of Warden queueing without bound.
 // A sandbox's maxEventsPerSecond caps what is read from it the same way (a token bucket: reading
 // pauses until the events read are back under the rate), so one sandbox that streams without
-// bound cannot take the machine from the others.
+// bound cannot take the machine from the others; the cap is live (a configuration change applies
+// without a restart).
 
 import type * as grpc from '@grpc/grpc-js';
+import type { WardenConfig } from '../../config/schema.ts';
 import type {
   EpisodeLifecycle,
   EpisodeStarted,
@@ -45,6 +47,11 @@ declare module '../../runtime/actor.ts' {
 }
 
 interface State {
+  /**
+   * The context in force: replaced on every configuration change (configure), and read by the
+   * stream's callbacks, which outlive the context they were created in.
+   */
+  ctx: ActorContext;
   readonly sandbox: string;
   readonly client: SandboxClient;
   readonly counter: DefaultsCounter;
@@ -55,8 +62,9 @@ interface State {
   pausedAt: number | undefined;
   pauses: number;
   pausedMs: number;
-  /** sandboxes[].maxEventsPerSecond (0 = no cap) and its token bucket. */
-  readonly rate: number;
+  /** sandboxes[].maxEventsPerSecond (0 = no cap; live: read from each configuration) and its token bucket. */
+  rate: number;
+  rateOf: WardenConfig | undefined;
   tokens: number;
   refilledAt: number;
   /** When reading was paused by the cap (performance.now()), or undefined. */
@@ -131,8 +139,8 @@ const STALLED_MS = 10_000;
  * Whether this receiver has more than `share` of its window in flight: events (telemetry.intakeWindow)
  * or hand-offs (its share of the adapter's mailbox, which every receiver fills).
  */
-function overWindow(state: State, ctx: ActorContext, share: number): boolean {
-  const { telemetry, runtime, sandboxes } = ctx.config;
+function overWindow(state: State, share: number): boolean {
+  const { telemetry, runtime, sandboxes } = state.ctx.config;
   const handoffs = Math.max(1, Math.floor(runtime.mailboxCapacity / (2 * sandboxes.length)));
   return (
     state.intake.inFlight(state.slot) >= telemetry.intakeWindow * share ||
@@ -141,7 +149,8 @@ function overWindow(state: State, ctx: ActorContext, share: number): boolean {
 }
 
 /** Backpressure: stops reading `call` until the adapter is down to half the window. */
-function hold(state: State, ctx: ActorContext, call: grpc.ClientReadableStream<Buffer>): void {
+function hold(state: State, call: grpc.ClientReadableStream<Buffer>): void {
+  const { ctx } = state;
   call.pause();
   state.pausedAt = performance.now();
   if (state.pauses++ === 0)
@@ -164,13 +173,13 @@ function hold(state: State, ctx: ActorContext, call: grpc.ClientReadableStream<B
       last = counts();
       lastChange = now;
     } else if (now - lastChange > STALLED_MS) {
-      ctx.log.warn(
+      state.ctx.log.warn(
         { sandbox: state.sandbox, inFlight: state.intake.inFlight(state.slot) },
         `none of this sandbox's events in flight were finished for ${STALLED_MS / 1000} s: counted as lost with a restarted thread, reading again`,
       );
       state.intake.forget(state.slot);
     }
-    if (overWindow(state, ctx, 0.5)) {
+    if (overWindow(state, 0.5)) {
       setTimeout(check, 1);
       return;
     }
@@ -189,16 +198,30 @@ function release(state: State): void {
 /** Burst of the cap: a tenth of a second's events, at least one batch's worth. */
 const burstOf = (rate: number) => Math.max(64, rate / 10);
 
+/** The sandbox's cap in the configuration now (a live setting): a new cap starts with a full burst. */
+function currentRate(state: State): number {
+  const { ctx } = state;
+  if (state.rateOf === ctx.config) return state.rate;
+  state.rateOf = ctx.config;
+  const rate = ctx.config.sandboxes.find((s) => s.name === state.sandbox)?.maxEventsPerSecond ?? 0;
+  if (rate !== state.rate) {
+    if (state.rate > 0 || rate > 0)
+      ctx.log.info(
+        { sandbox: state.sandbox, maxEventsPerSecond: rate, before: state.rate },
+        'sandbox cap changed',
+      );
+    state.rate = rate;
+    state.tokens = burstOf(rate);
+    state.refilledAt = performance.now();
+  }
+  return rate;
+}
+
 /**
  * The sandbox's maxEventsPerSecond: takes `events` from the token bucket; when it runs short,
  * stops reading `call` until the deficit has refilled at the rate.
  */
-function pace(
-  state: State,
-  ctx: ActorContext,
-  call: grpc.ClientReadableStream<Buffer>,
-  events: number,
-): void {
+function pace(state: State, call: grpc.ClientReadableStream<Buffer>, events: number): void {
   const now = performance.now();
   state.tokens = Math.min(
     burstOf(state.rate),
@@ -210,7 +233,7 @@ function pace(
   call.pause();
   state.throttledAt = now;
   if (state.throttles++ === 0)
-    ctx.log.info(
+    state.ctx.log.info(
       { sandbox: state.sandbox, maxEventsPerSecond: state.rate },
       'sandbox streams above its maxEventsPerSecond: reading paced to the cap (counted as throttles)',
     );
@@ -226,16 +249,18 @@ function pace(
   ).unref(); // a slow cap (seconds between batches) must not hold the thread at stop
 }
 
-function subscribe(state: State, ctx: ActorContext): void {
+function subscribe(state: State): void {
   if (state.stopped) return;
+  const { ctx } = state;
   const call = (state.client.raw.watch as (req: unknown) => grpc.ClientReadableStream<Buffer>)({
     receiverId: ctx.name,
     maxBatch: 64,
   });
   state.call = call as grpc.ClientReadableStream<unknown>;
-  const limits = ctx.config.telemetry;
   call.on('data', (bytes: Buffer) => {
     const receivedAt = performance.timeOrigin + performance.now();
+    const { ctx } = state;
+    const limits = ctx.config.telemetry;
     state.failures = 0;
     state.batches++;
     state.lastBatchAt = Date.now();
@@ -268,25 +293,25 @@ function subscribe(state: State, ctx: ActorContext): void {
     ctx.send('adapter', message);
     const inFlight = state.intake.add(state.slot, batch.telemetry.count + batch.lifecycle.length);
     if (inFlight > state.inFlightMax) state.inFlightMax = inFlight;
-    if (state.pausedAt === undefined && overWindow(state, ctx, 1)) hold(state, ctx, call);
-    if (state.rate > 0) pace(state, ctx, call, batch.telemetry.count + batch.lifecycle.length);
+    if (state.pausedAt === undefined && overWindow(state, 1)) hold(state, call);
+    if (currentRate(state) > 0) pace(state, call, batch.telemetry.count + batch.lifecycle.length);
   });
   const retry = (why: string) => {
     if (state.stopped || state.call !== call) return;
     state.call = undefined;
     state.failures++;
     state.reconnects++;
-    const { reconnectInitialMs, reconnectMaxMs } = ctx.config.dispatch;
+    const { reconnectInitialMs, reconnectMaxMs } = state.ctx.config.dispatch;
     const delay = Math.min(
       reconnectMaxMs,
       reconnectInitialMs * 2 ** Math.min(20, state.failures - 1),
     );
-    ctx.log.warn(
+    state.ctx.log.warn(
       { sandbox: state.sandbox, why, delayMs: delay },
       'sandbox stream lost; resubscribing',
     );
     setTimeout(
-      () => ctx.send(ctx.name as `receiver:${string}`, { type: 'reconnect' }),
+      () => state.ctx.send(state.ctx.name as `receiver:${string}`, { type: 'reconnect' }),
       delay,
     ).unref();
   };
@@ -305,6 +330,7 @@ export default defineActor<ReceiverMessage, State>({
       ctx.shared.intake,
     );
     const state: State = {
+      ctx,
       sandbox,
       client: sandboxClient(entry.address, entry.tls ?? null, ctx.config.security),
       counter: new DefaultsCounter(),
@@ -315,6 +341,7 @@ export default defineActor<ReceiverMessage, State>({
       pauses: 0,
       pausedMs: 0,
       rate: entry.maxEventsPerSecond ?? 0,
+      rateOf: ctx.config,
       tokens: burstOf(entry.maxEventsPerSecond ?? 0),
       refilledAt: performance.now(),
       throttledAt: undefined,
@@ -329,13 +356,17 @@ export default defineActor<ReceiverMessage, State>({
       rejected: 0,
       reconnects: 0,
     };
-    subscribe(state, ctx);
+    subscribe(state);
     return state;
   },
-  handle(state, message, ctx) {
+  configure(state, _config, ctx) {
+    state.ctx = ctx;
+    return state;
+  },
+  handle(state, message) {
     switch (message.type) {
       case 'reconnect':
-        if (!state.call) subscribe(state, ctx);
+        if (!state.call) subscribe(state);
         return state;
       default:
         return assertNever(message.type);
