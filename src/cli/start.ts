@@ -211,7 +211,12 @@ async function runStarted(
   // the placement of this host's role.
   const withDb = <C extends typeof config>(c: C): C => ({
     ...c,
-    sandboxes,
+    // The sandboxes connected at start, each with its live settings (maxEventsPerSecond) as the
+    // configuration has them now.
+    sandboxes: sandboxes.map((s) => {
+      const now = c.sandboxes.find((x) => x.name === s.name);
+      return now ? { ...s, maxEventsPerSecond: now.maxEventsPerSecond } : s;
+    }),
     database: { ...c.database, url: db.url },
     runtime: { ...c.runtime, placement: placementFor(c) },
   });
@@ -430,6 +435,7 @@ async function runStarted(
           : systemAdmin({
               system,
               config: () => withDb(watcher.current),
+              fileConfig: () => watcher.current,
               configFiles: { dir: configDir },
               modelVersion: () => modelVersion,
               counters: async () => {

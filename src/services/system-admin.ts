@@ -17,6 +17,12 @@ export interface SystemAdminOptions {
   readonly system: ActorSystem;
   /** The configuration the system runs with now. */
   readonly config: () => WardenConfig;
+  /**
+   * The configuration as its files give it now, which an update is compared with (default:
+   * config). `warden start` runs with more than its files say (the reference sandboxes, the
+   * embedded database's URL): compared with that, every update would seem to change them.
+   */
+  readonly fileConfig?: () => WardenConfig;
   readonly configFiles: LoadOptions & { dir: string };
   readonly modelVersion: () => string;
   readonly counters: () => Promise<{
@@ -143,7 +149,8 @@ export function systemAdmin(o: SystemAdminOptions): AdminOperations {
     updateConfig: (document, dryRun) =>
       serial(async () => {
         try {
-          const plan = updateEnvironmentConfig(o.configFiles, o.config(), document, dryRun);
+          const current = (o.fileConfig ?? o.config)();
+          const plan = updateEnvironmentConfig(o.configFiles, current, document, dryRun);
           return plan;
         } catch (error) {
           if (error instanceof ConfigError)

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { initParams } from '../../src/actors/learner/q-network.ts';
-import { DEFAULT_CONFIG_DIR } from '../../src/config/load.ts';
+import { DEFAULT_CONFIG_DIR, loadConfig } from '../../src/config/load.ts';
 import type { WardenConfig } from '../../src/config/schema.ts';
 import { exportModel, latestVersion, modelFile } from '../../src/models/store.ts';
 import { silentLogger } from '../../src/runtime/logger.ts';
@@ -178,3 +178,40 @@ test.serial(
     t.regex(denied.text, /UNAUTHENTICATED.*WARDEN_TOKEN/);
   },
 );
+
+test('a configuration update is compared with what the files say, not with what `warden start` added to them: capping a sandbox applies live', async (t) => {
+  const dir = tempDir('warden-admin-files-');
+  copyFileSync(join(DEFAULT_CONFIG_DIR, 'default.json'), join(dir, 'default.json'));
+  writeFileSync(
+    join(dir, 'dev.json'),
+    JSON.stringify({ sandboxes: [{ name: 'lab', address: '127.0.0.1:50090' }] }),
+  );
+  const files = loadConfig({ dir, env: {} }).config;
+  // What `warden start` runs with: a reference sandbox before the configured one, the embedded
+  // database's URL.
+  const running: WardenConfig = {
+    ...files,
+    sandboxes: [
+      { name: 'sandbox-positive', address: '127.0.0.1:1', tls: null },
+      ...files.sandboxes,
+    ],
+    database: { ...files.database, url: 'postgres://warden@127.0.0.1:5/warden' },
+  };
+  const admin = systemAdmin({
+    system,
+    config: () => running,
+    fileConfig: () => files,
+    configFiles: { dir, env: {} },
+    modelVersion: () => modelVersion,
+    counters: async () => ({ decisions: 0, episodesCompleted: 0 }),
+    startedAt: Date.now(),
+  });
+  const plan = await admin.updateConfig(
+    JSON.stringify({
+      sandboxes: [{ name: 'lab', address: '127.0.0.1:50090', maxEventsPerSecond: 5_000 }],
+    }),
+    true,
+  );
+  t.deepEqual(plan.changed, ['sandboxes.0.maxEventsPerSecond']);
+  t.deepEqual(plan.restartRequired, []);
+});
