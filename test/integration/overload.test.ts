@@ -109,40 +109,55 @@ test.serial(
 );
 
 test.serial(
-  "a sandbox's maxEventsPerSecond caps what is read from it, from the start or set live: the receiver paces its stream to the rate, the sandbox's writes wait, every event still arrives, and a sandbox without a cap is not paced",
+  "a sandbox's maxEventsPerSecond caps what is read from it, from the start or set live, and lifting it live ends a pause at once: the receiver paces its stream to the rate, the sandbox's writes wait, and every event still arrives",
   async (t) => {
     const rate = 2_000;
     const later = 1_500;
     const sandboxes = [
-      replaying('capped', 0, 30, 30),
-      replaying('later', 30, 60, 30),
-      replaying('free', 60, 90, 30),
+      replaying('capped', 0, 30, 30), // capped from the start
+      replaying('later', 30, 60, 30), // capped while it streams
+      replaying('released', 60, 90, 30), // 1 event/s, lifted while that holds it paused
     ];
-    const [capped, late, free] = sandboxes;
+    const [capped] = sandboxes;
     const ports = await Promise.all(sandboxes.map((s) => s.start()));
-    const [cappedAt, laterAt, freeAt] = sandboxesAt(sandboxes, ports);
+    const [cappedAt, laterAt, releasedAt] = sandboxesAt(sandboxes, ports);
     let config = testConfig({
       runtime: {
         placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
       },
-      sandboxes: [{ ...cappedAt!, maxEventsPerSecond: rate }, laterAt!, freeAt!],
+      sandboxes: [
+        { ...cappedAt!, maxEventsPerSecond: rate },
+        laterAt!,
+        { ...releasedAt!, maxEventsPerSecond: 1 },
+      ],
       models: { dir: tempDir('warden-overload-models-') },
     });
     const system = new ActorSystem({ config });
     const started = performance.now();
     await system.start();
     try {
-      // The second sandbox gets its cap while it streams (a live setting, as a configuration
-      // file change or `warden config update` applies it).
+      // Live settings, as a configuration file change or `warden config update` applies them,
+      // once the third sandbox is paused by its 1 event/s (a wait of tens of seconds).
+      t.true(
+        await until(
+          async () => ((await actorStats(system))['receiver:released']!.throttles ?? 0) > 0,
+        ),
+        'the third sandbox is paused at 1 event/s',
+      );
       const changed = performance.now();
       config = {
         ...config,
         sandboxes: config.sandboxes.map((s) =>
-          s.name === 'later' ? { ...s, maxEventsPerSecond: later } : s,
+          s.name === 'later'
+            ? { ...s, maxEventsPerSecond: later }
+            : s.name === 'released'
+              ? { ...s, maxEventsPerSecond: 0 }
+              : s,
         ),
       };
       await system.configure(config);
-      const before = (await actorStats(system))['receiver:later']!.events!;
+      const atChange = await actorStats(system);
+      const before = atChange['receiver:later']!.events!;
       // What a cap allows by any moment: its burst (a tenth of a second's events) and a batch of
       // 64 read before the bucket is checked, plus the rate since it applies. A slower machine
       // reads less, never more.
@@ -157,11 +172,10 @@ test.serial(
             s['receiver:capped']!.events! / allowed(rate, started),
             (s['receiver:later']!.events! - before) / allowed(later, changed),
           );
-          return capped!.done && late!.done;
+          return sandboxes.every((x) => x.done);
         }, 60_000),
-        'the capped sandboxes finished',
+        'the sandboxes finished',
       );
-      t.true(await until(async () => free!.done, 30_000), 'the free sandbox finished');
       // A paced receiver reads the last of what its sandbox wrote after the sandbox is done.
       await until(async () => {
         const s = await actorStats(system);
@@ -171,14 +185,21 @@ test.serial(
       }, 15_000);
       const elapsed = (performance.now() - started) / 1000;
       const s = await actorStats(system);
-      const [c, l, f] = [s['receiver:capped']!, s['receiver:later']!, s['receiver:free']!];
+      const [c, l, r] = [s['receiver:capped']!, s['receiver:later']!, s['receiver:released']!];
       t.log(
-        `capped: ${c.events} events in ${elapsed.toFixed(1)} s (${Math.round(c.events! / elapsed)}/s for a cap of ${rate}/s), ${c.throttles} throttles (${c.throttledMs} ms), the sandbox's writes held ${capped!.stats.writesHeld} times; later: ${before} events before its cap of ${later}/s, ${l.events} in all, ${l.throttles} throttles; free: ${f.events} events`,
+        `capped: ${c.events} events in ${elapsed.toFixed(1)} s (${Math.round(c.events! / elapsed)}/s for a cap of ${rate}/s), ${c.throttles} throttles (${c.throttledMs} ms), the sandbox's writes held ${capped!.stats.writesHeld} times; later: ${before} events before its cap of ${later}/s, ${l.events} in all, ${l.throttles} throttles; released: ${atChange['receiver:released']!.events} events at 1/s, then ${r.events} in all`,
       );
       t.true(most <= 1, `never read more than a cap allows (at most ${most.toFixed(2)} of it)`);
       t.true(c.throttles! >= 1, 'the receiver paused reading to keep to the cap');
       t.true(l.throttles! >= 1, 'the cap set live paced the second sandbox');
-      t.is(f.throttles, 0, 'the sandbox without a cap was never paced');
+      t.like(
+        r,
+        {
+          throttles: atChange['receiver:released']!.throttles,
+          throttledMs: atChange['receiver:released']!.throttledMs,
+        },
+        'the lifted cap ended its pause when it changed, and never paced again',
+      );
       t.true(capped!.stats.writesHeld > 0, "the capped sandbox's writes waited (flow control)");
       everyMessageArrived(t, s, sandboxes);
       t.true(
@@ -194,7 +215,7 @@ test.serial(
         counters: async () => ({ decisions: 0, episodesCompleted: 0 }),
         startedAt: Date.now(),
       }).status();
-      const [cappedStatus, laterStatus, freeStatus] = status.sandboxes;
+      const [cappedStatus, laterStatus, releasedStatus] = status.sandboxes;
       t.like(cappedStatus, {
         name: 'capped',
         address: cappedAt!.address,
@@ -204,7 +225,7 @@ test.serial(
       });
       t.true(cappedStatus!.throttledMs > 0 && cappedStatus!.lastBatchMs > 0);
       t.like(laterStatus, { name: 'later', maxEventsPerSecond: later });
-      t.like(freeStatus, { name: 'free', maxEventsPerSecond: 0, throttledMs: 0 });
+      t.like(releasedStatus, { name: 'released', maxEventsPerSecond: 0 });
     } finally {
       await system.stop();
       await Promise.all(sandboxes.map((x) => x.stop()));

@@ -67,8 +67,9 @@ interface State {
   rateOf: WardenConfig | undefined;
   tokens: number;
   refilledAt: number;
-  /** When reading was paused by the cap (performance.now()), or undefined. */
+  /** When reading was paused by the cap (performance.now()), or undefined; and the wait's end. */
   throttledAt: number | undefined;
+  throttle: NodeJS.Timeout | undefined;
   throttles: number;
   throttledMs: number;
   /** The most events in flight to the adapter seen after a hand-off. */
@@ -237,16 +238,21 @@ function pace(state: State, call: grpc.ClientReadableStream<Buffer>, events: num
       { sandbox: state.sandbox, maxEventsPerSecond: state.rate },
       'sandbox streams above its maxEventsPerSecond: reading paced to the cap (counted as throttles)',
     );
-  setTimeout(
-    () => {
-      state.throttledMs += performance.now() - now;
-      state.throttledAt = undefined;
-      // The stream now read (a reconnect may have replaced `call`), unless backpressure holds it:
-      // then its check resumes it.
-      if (!state.stopped && state.pausedAt === undefined) state.call?.resume();
-    },
+  state.throttle = setTimeout(
+    () => unthrottle(state),
     Math.ceil((-state.tokens / state.rate) * 1000),
   ).unref(); // a slow cap (seconds between batches) must not hold the thread at stop
+}
+
+/** Ends a pause of the cap: its wait is over, or the cap changed. */
+function unthrottle(state: State): void {
+  if (state.throttledAt === undefined) return;
+  clearTimeout(state.throttle);
+  state.throttledMs += performance.now() - state.throttledAt;
+  state.throttledAt = undefined;
+  // The stream now read (a reconnect may have replaced `call`), unless backpressure holds it:
+  // then its check resumes it.
+  if (!state.stopped && state.pausedAt === undefined) state.call?.resume();
 }
 
 function subscribe(state: State): void {
@@ -345,6 +351,7 @@ export default defineActor<ReceiverMessage, State>({
       tokens: burstOf(entry.maxEventsPerSecond ?? 0),
       refilledAt: performance.now(),
       throttledAt: undefined,
+      throttle: undefined,
       throttles: 0,
       throttledMs: 0,
       inFlightMax: 0,
@@ -361,6 +368,9 @@ export default defineActor<ReceiverMessage, State>({
   },
   configure(state, _config, ctx) {
     state.ctx = ctx;
+    // A new cap applies now, also to a stream its old cap paused (it reads no batch until then).
+    const before = state.rate;
+    if (currentRate(state) !== before) unthrottle(state);
     return state;
   },
   handle(state, message) {
