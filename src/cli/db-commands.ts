@@ -12,7 +12,7 @@ import { patternQueryClient } from '../services/pattern-query.ts';
 import { type ServiceFlags, withClient } from './service-commands.ts';
 
 /** A stage's actions, repeats folded: "continue ×37 → terminate". */
-export function foldActions(actions: readonly number[]): string {
+function foldActions(actions: readonly number[]): string {
   const parts: string[] = [];
   for (let i = 0; i < actions.length; ) {
     let j = i;

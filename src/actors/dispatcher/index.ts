@@ -99,13 +99,15 @@ async function send(
     }
   };
   let attempts = 0;
+  // Whether Warden stops: then no retry (before a wait, or when stop cut it short).
+  const stopping = () => {
+    if (state.stopping) lastError = `not retried, Warden stopping: ${lastError}`;
+    return state.stopping;
+  };
   try {
     for (let attempt = 0; client && attempt <= delays.length; attempt++) {
       if (attempt > 0) {
-        if (state.stopping) {
-          lastError = `not retried, Warden stopping: ${lastError}`;
-          break;
-        }
+        if (stopping()) break;
         state.retries++;
         for (const span of spans)
           span?.addEvent('retry', {
@@ -122,10 +124,7 @@ async function send(
           const timer = setTimeout(wake, delays[attempt - 1]);
           state.waits.add(wake);
         });
-        if (state.stopping) {
-          lastError = `not retried, Warden stopping: ${lastError}`;
-          break;
-        }
+        if (stopping()) break;
       }
       attempts++;
       try {
