@@ -131,7 +131,7 @@ export function restartOnlyFields(schema: TSchema = ConfigSchema, path = ''): st
   return own;
 }
 
-/** Whether a changed field (`sandboxes.0.address`) is one of `restartOnly` (`sandboxes.*.address`). */
+/** Whether a changed field (`sandboxes.0.address`) is in `restartOnly` (`sandboxes.*.address`). */
 export function needsRestart(field: string, restartOnly: ReadonlySet<string>): boolean {
   return restartOnly.has(field) || restartOnly.has(field.replace(/\.\d+(?=\.|$)/g, '.*'));
 }

@@ -1,8 +1,8 @@
 // The PatternQuery gRPC service (proto/warden/patterns/v1/patterns.proto) over the pattern
 // queries and the episode history (db/episodes.ts), and its client. Served by services/server.ts
-// beside Admin; every method needs `read`. Requests are validated (limits, vector size) before any
-// SQL runs; a bad request gets INVALID_ARGUMENT, a database failure UNAVAILABLE — the server never
-// crashes.
+// beside Admin; every method needs `read`. Requests are validated (limits, vector size) before
+// any SQL runs; a bad request gets INVALID_ARGUMENT, a database failure UNAVAILABLE — the server
+// never crashes.
 
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';

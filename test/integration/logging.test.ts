@@ -186,7 +186,7 @@ test('a log file the disk refuses does not end the process: its lines go on to s
   t.true(lines.some((l) => l.msg === 'after the failure'));
 });
 
-/** A reference sandbox refusing every Act call, and a Warden whose dispatcher retries after `retryDelaysMs`. */
+/** A reference sandbox refusing every Act call, and a Warden retrying after `retryDelaysMs`. */
 async function refusingRun(dir: string, retryDelaysMs: number[]) {
   const calls = ['NtOpenFile', 'NtReadFile', 'RegSetValueExW', 'NtClose', 'connect', 'send'];
   const sandbox = new ReferenceSandbox({

@@ -62,7 +62,7 @@ interface State {
   pausedAt: number | undefined;
   pauses: number;
   pausedMs: number;
-  /** sandboxes[].maxEventsPerSecond (0 = no cap; live: read from each configuration) and its token bucket. */
+  /** sandboxes[].maxEventsPerSecond (0 = no cap; live) and its token bucket. */
   rate: number;
   rateOf: WardenConfig | undefined;
   tokens: number;
@@ -199,7 +199,7 @@ function release(state: State): void {
 /** Burst of the cap: a tenth of a second's events, at least one batch's worth. */
 const burstOf = (rate: number) => Math.max(64, rate / 10);
 
-/** The sandbox's cap in the configuration now (a live setting): a new cap starts with a full burst. */
+/** The sandbox's cap in the configuration now (live): a new cap starts with a full burst. */
 function currentRate(state: State): number {
   const { ctx } = state;
   if (state.rateOf === ctx.config) return state.rate;
