@@ -6,11 +6,14 @@
 // cube_recv (cube ≥ 1.5) its value: a header word (point flag | dimensions), big-endian doubles.
 
 import type { AttackPattern } from '../messages/pattern.ts';
-import type { EpisodeTrajectory } from '../messages/trajectory.ts';
+import type { EpisodeTrajectory, TrajectoryStep } from '../messages/trajectory.ts';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const POINT_BIT = 0x80000000;
 const FLOAT4_OID = 700;
+const INT2_OID = 21;
+const INT4_OID = 23;
+const BOOL_OID = 16;
 /** Milliseconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 const PG_EPOCH_MS = 946_684_800_000;
 
@@ -118,19 +121,69 @@ class CopyWriter {
     return this;
   }
 
-  /** A one-dimensional real[] (array_recv: dims, null flag, element type, length, lower bound). */
-  float4Array(v: ArrayLike<number>): this {
-    this.#ensure(24 + 8 * v.length);
-    this.#int32(20 + 8 * v.length);
+  /**
+   * A one-dimensional array's length and header (array_recv: dims, null flag, element type, length,
+   * lower bound); its n elements, each a length and `size` bytes, follow.
+   */
+  #arrayHeader(oid: number, size: number, n: number): void {
+    this.#ensure(24 + (4 + size) * n);
+    this.#int32(20 + (4 + size) * n);
     this.#int32(1);
     this.#int32(0);
-    this.#int32(FLOAT4_OID);
-    this.#int32(v.length);
+    this.#int32(oid);
+    this.#int32(n);
     this.#int32(1);
+  }
+
+  /** real[] */
+  float4Array(v: ArrayLike<number>): this {
+    this.#arrayHeader(FLOAT4_OID, 4, v.length);
     for (let i = 0; i < v.length; i++) {
       this.#int32(4);
       this.#view.setFloat32(this.#at, v[i]!);
       this.#at += 4;
+    }
+    return this;
+  }
+
+  /** smallint[] of n values */
+  int16Array(n: number, value: (i: number) => number): this {
+    this.#arrayHeader(INT2_OID, 2, n);
+    for (let i = 0; i < n; i++) {
+      this.#int32(2);
+      this.#view.setInt16(this.#at, value(i));
+      this.#at += 2;
+    }
+    return this;
+  }
+
+  /** integer[] of n values */
+  int32Array(n: number, value: (i: number) => number): this {
+    this.#arrayHeader(INT4_OID, 4, n);
+    for (let i = 0; i < n; i++) {
+      this.#int32(4);
+      this.#int32(value(i));
+    }
+    return this;
+  }
+
+  /** real[] of n values */
+  float4Values(n: number, value: (i: number) => number): this {
+    this.#arrayHeader(FLOAT4_OID, 4, n);
+    for (let i = 0; i < n; i++) {
+      this.#int32(4);
+      this.#view.setFloat32(this.#at, value(i));
+      this.#at += 4;
+    }
+    return this;
+  }
+
+  /** boolean[] of n values */
+  boolArray(n: number, value: (i: number) => boolean): this {
+    this.#arrayHeader(BOOL_OID, 1, n);
+    for (let i = 0; i < n; i++) {
+      this.#int32(1);
+      this.#buf[this.#at++] = value(i) ? 1 : 0;
     }
     return this;
   }
@@ -171,24 +224,51 @@ export function encodePatterns(
   return out.finish();
 }
 
-/** The columns, in the order encodeTrajectories writes them. */
-export const TRAJECTORY_COPY_COLUMNS = 'episode_id, stage, step, state, action, reward, done';
+/** The columns, in the order encodeTrajectoryStages writes them (migration 10). */
+export const TRAJECTORY_STAGE_COPY_COLUMNS =
+  'episode_id, stage, dim, steps, states, actions, rewards, dones';
 
-/** Every step of these episodes as trajectory rows (next_state is left NULL: see migration 7). */
-export function encodeTrajectories(episodes: readonly EpisodeTrajectory[]): Buffer {
-  const steps = episodes.reduce((n, e) => n + e.steps.length, 0);
-  const dim = episodes[0]?.steps[0]?.state.length ?? 0;
-  const out = new CopyWriter(steps * (100 + 8 * dim));
-  for (const e of episodes)
-    for (const s of e.steps)
-      out
-        .tuple(7)
-        .text(e.episodeId)
-        .int16(s.stage)
-        .int32(s.step)
-        .float4Array(s.state)
-        .int16(s.action)
-        .float4(s.reward)
-        .bool(s.done);
+/**
+ * Each stage of these episodes as one trajectory_stages row: its steps' states end to end in one
+ * real[] (steps × dim), and their step numbers, actions, rewards and done flags as arrays. One row
+ * per step (migration 7's layout) cost PostgreSQL a heap tuple, an index entry and a WAL record
+ * for every decision. Throws when a stage's states differ in length (the state dimension is fixed
+ * for a process: telemetry.stateDim needs a restart).
+ */
+export function encodeTrajectoryStages(episodes: readonly EpisodeTrajectory[]): Buffer {
+  const stages: { episodeId: string; stage: number; steps: TrajectoryStep[] }[] = [];
+  let values = 0;
+  for (const e of episodes) {
+    const byStage = new Map<number, TrajectoryStep[]>();
+    for (const s of e.steps) {
+      const list = byStage.get(s.stage) ?? [];
+      if (list.length === 0) byStage.set(s.stage, list);
+      list.push(s);
+      values += s.state.length;
+    }
+    for (const [stage, steps] of byStage) stages.push({ episodeId: e.episodeId, stage, steps });
+  }
+  const out = new CopyWriter(values * 8 + stages.length * 200);
+  for (const { episodeId, stage, steps } of stages) {
+    const dim = steps[0]!.state.length;
+    const states = new Float32Array(steps.length * dim);
+    for (const [i, s] of steps.entries()) {
+      if (s.state.length !== dim)
+        throw new RangeError(
+          `episode ${episodeId} stage ${stage}: step ${s.step} has a state of ${s.state.length} values, step ${steps[0]!.step} of ${dim}`,
+        );
+      states.set(s.state, i * dim);
+    }
+    out
+      .tuple(8)
+      .text(episodeId)
+      .int16(stage)
+      .int16(dim)
+      .int32Array(steps.length, (i) => steps[i]!.step)
+      .float4Array(states)
+      .int16Array(steps.length, (i) => steps[i]!.action)
+      .float4Values(steps.length, (i) => steps[i]!.reward)
+      .boolArray(steps.length, (i) => steps[i]!.done);
+  }
   return out.finish();
 }

@@ -180,12 +180,76 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'episodes by artifact hash, for the episode history (warden episodes)',
     sql: `CREATE INDEX episodes_artifact_hash ON episodes (artifact_hash);`,
   },
+  {
+    version: 10,
+    name: 'trajectories: one row per episode stage; the views trajectories and trajectory_transitions keep a row per step',
+    sql: `
+      -- One row per stage instead of one per step: PostgreSQL spent a heap tuple, an index entry
+      -- and a WAL record on every decision. states holds the stage's states end to end (steps ×
+      -- dim values), stored uncompressed (float data does not compress, and pglz costs CPU).
+      CREATE TABLE trajectory_stages (
+        episode_id text NOT NULL REFERENCES episodes (episode_id),
+        stage      smallint NOT NULL CHECK (stage IN (1, 2)),
+        dim        smallint NOT NULL CHECK (dim > 0),
+        steps      integer[] NOT NULL,
+        states     real[] NOT NULL,
+        actions    smallint[] NOT NULL,
+        rewards    real[] NOT NULL,
+        dones      boolean[] NOT NULL,
+        PRIMARY KEY (episode_id, stage),
+        CHECK (cardinality(states) = cardinality(steps) * dim
+               AND cardinality(actions) = cardinality(steps)
+               AND cardinality(rewards) = cardinality(steps)
+               AND cardinality(dones) = cardinality(steps))
+      );
+      ALTER TABLE trajectory_stages ALTER COLUMN states SET STORAGE EXTERNAL;
+
+      -- The rows stored so far, a stage at a time (a next_state stored by the layout before
+      -- migration 7 is the next step's state, which the view derives). A stage whose states
+      -- differ in length fails the CHECK above, and with it the migration: nothing is dropped.
+      INSERT INTO trajectory_stages (episode_id, stage, dim, steps, states, actions, rewards, dones)
+        SELECT t.episode_id, t.stage, max(cardinality(t.state)),
+               array_agg(t.step ORDER BY t.step),
+               (SELECT array_agg(v ORDER BY s.step, o)
+                  FROM trajectories s, unnest(s.state) WITH ORDINALITY AS u(v, o)
+                 WHERE s.episode_id = t.episode_id AND s.stage = t.stage),
+               array_agg(t.action ORDER BY t.step),
+               array_agg(t.reward ORDER BY t.step),
+               array_agg(t.done ORDER BY t.step)
+          FROM trajectories t
+         GROUP BY t.episode_id, t.stage;
+      DROP VIEW trajectory_transitions;
+      DROP TABLE trajectories;
+
+      -- The per-step shape readers used: a row per step, as before.
+      CREATE VIEW trajectories AS
+        SELECT t.episode_id, t.stage, t.steps[i] AS step,
+               t.states[(i - 1) * t.dim + 1 : i * t.dim] AS state,
+               t.actions[i] AS action, t.rewards[i] AS reward, t.dones[i] AS done
+          FROM trajectory_stages t, generate_subscripts(t.steps, 1) AS i;
+      -- A step's next state is the next step's state in its stage (its own at the stage's end).
+      CREATE VIEW trajectory_transitions AS
+        SELECT t.episode_id, t.stage, t.steps[i] AS step,
+               t.states[(i - 1) * t.dim + 1 : i * t.dim] AS state,
+               t.actions[i] AS action, t.rewards[i] AS reward,
+               t.states[(least(i + 1, cardinality(t.steps)) - 1) * t.dim + 1
+                        : least(i + 1, cardinality(t.steps)) * t.dim] AS next_state,
+               t.dones[i] AS done
+          FROM trajectory_stages t, generate_subscripts(t.steps, 1) AS i;
+    `,
+  },
 ];
 
 const LOCK_KEY = 0x5741_5244; // "WARD"
 
-/** Applies every migration not yet recorded; returns the versions applied now. */
-export async function migrate(client: pg.PoolClient | pg.Client): Promise<number[]> {
+/**
+ * Applies every migration not yet recorded (up to version `upTo`, every one by default); returns
+ * the versions applied now.
+ */
+export async function migrate(
+  client: pg.PoolClient | pg.Client,
+  upTo = Number.POSITIVE_INFINITY,
+): Promise<number[]> {
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
@@ -198,7 +262,7 @@ export async function migrate(client: pg.PoolClient | pg.Client): Promise<number
     );
     const applied: number[] = [];
     for (const m of MIGRATIONS) {
-      if (done.has(m.version)) continue;
+      if (done.has(m.version) || m.version > upTo) continue;
       await client.query(m.sql);
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
         m.version,

@@ -38,7 +38,8 @@ export async function pruneHistory(pool: pg.Pool, options: PruneOptions): Promis
     const [episodes, steps, experiences] = await Promise.all([
       pool.query<{ n: string }>('SELECT count(*) AS n FROM episodes WHERE ended_at < $1', [cutoff]),
       pool.query<{ n: string }>(
-        `SELECT count(*) AS n FROM trajectories t JOIN episodes e USING (episode_id)
+        `SELECT coalesce(sum(cardinality(t.steps)), 0) AS n
+           FROM trajectory_stages t JOIN episodes e USING (episode_id)
           WHERE e.ended_at < $1`,
         [cutoff],
       ),
@@ -66,11 +67,13 @@ export async function pruneHistory(pool: pg.Pool, options: PruneOptions): Promis
       );
       const list = ids.rows.map((r) => r.episode_id);
       if (list.length === 0) return 0;
-      const steps = await client.query('DELETE FROM trajectories WHERE episode_id = ANY($1)', [
-        list,
-      ]);
+      const steps = await client.query<{ n: string }>(
+        `WITH gone AS (DELETE FROM trajectory_stages WHERE episode_id = ANY($1) RETURNING steps)
+         SELECT coalesce(sum(cardinality(steps)), 0) AS n FROM gone`,
+        [list],
+      );
       const eps = await client.query('DELETE FROM episodes WHERE episode_id = ANY($1)', [list]);
-      trajectorySteps += steps.rowCount ?? 0;
+      trajectorySteps += count(steps);
       return eps.rowCount ?? 0;
     });
     episodes += removed;

@@ -7,6 +7,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import test from 'ava';
+import pg from 'pg';
 import { type DbRecord, DbWriter } from '../../src/actors/db-writer/writer.ts';
 import { databaseTrouble } from '../../src/cli/start.ts';
 import { createPool } from '../../src/db/connect.ts';
@@ -284,32 +285,127 @@ test.serial(
       transitions.rows.map((r) => r.next_state),
       [1, 2].flatMap((stage) => [1, 2, 3, 4, 4].map((next) => [next / 5, stage])),
     );
-    const bytes = await db.pool.query(
-      'SELECT next_state IS NULL AS derived FROM trajectories WHERE episode_id = $1',
+    const rows = await db.pool.query(
+      `SELECT stage, dim, cardinality(states) AS "values" FROM trajectory_stages
+        WHERE episode_id = $1 ORDER BY stage`,
       ['traj-1'],
     );
-    t.true(
-      bytes.rows.every((r) => r.derived),
-      'next_state is not stored a second time',
+    t.deepEqual(
+      rows.rows,
+      [
+        { stage: 1, dim: 2, values: 10 },
+        { stage: 2, dim: 2, values: 10 },
+      ],
+      'one row per stage, each state once',
     );
-    // A row stored before migration 7, with its next_state, keeps it.
-    await db.pool.query(
-      `INSERT INTO episodes (episode_id, label, partial, model_version, total_reward, transitions, started_at, ended_at)
-       VALUES ('traj-old', 'benign', false, 'v0', 0, 1, now(), now())`,
-    );
-    await db.pool.query(
-      `INSERT INTO trajectories (episode_id, stage, step, state, action, reward, next_state, done)
-       VALUES ('traj-old', 1, 0, '{0.1}', 0, 0, '{0.9}', false)`,
-    );
-    const old = await db.pool.query(
-      `SELECT next_state FROM trajectory_transitions WHERE episode_id = 'traj-old'`,
-    );
-    t.deepEqual(old.rows[0].next_state, [0.9]);
     const ep = await db.pool.query(
       'SELECT partial, failure_reason FROM episodes WHERE episode_id = $1',
       ['traj-2'],
     );
     t.deepEqual(ep.rows[0], { partial: true, failure_reason: 'stage 2: sandbox-crash' });
+  },
+);
+
+test.serial(
+  'a trajectory whose states differ in length within a stage is refused alone; the rest of its batch is stored',
+  async (t) => {
+    const writer = newWriter();
+    const trajectory = (id: string, lengths: number[]): EpisodeTrajectory => ({
+      type: 'episode-trajectory',
+      episodeId: id,
+      label: 'benign',
+      partial: false,
+      failureReason: null,
+      modelVersion: 'v1',
+      totalReward: 0,
+      startedAt: 1,
+      endedAt: 2,
+      steps: lengths.map((n, step) => ({
+        stage: 1,
+        step,
+        state: new Float32Array(n).fill(0.5),
+        action: 0,
+        reward: 0,
+        done: step === lengths.length - 1,
+      })),
+    });
+    const outcome = await writer.write([
+      trajectory('dims-good', [3, 3]),
+      trajectory('dims-bad', [3, 4]),
+      pattern('dims-pattern'),
+    ]);
+    t.is(outcome, 'persisted');
+    t.is(writer.stats.refused, 1);
+    t.is(await countWhere('episodes', `episode_id LIKE 'dims-%'`), 1);
+    t.is(await countWhere('trajectories', `episode_id = 'dims-good'`), 2);
+    t.is(await count(`pattern_id = 'dims-pattern'`), 1);
+  },
+);
+
+test.serial(
+  'migration 10 moves the trajectories stored a row per step to a row per stage; the views give the same rows',
+  async (t) => {
+    // A database at migration 9, with steps as earlier versions stored them: one with its
+    // next_state (before migration 7), the others without.
+    await db.pool.query('CREATE DATABASE warden_at_9');
+    const url = new URL(db.server.url);
+    url.pathname = '/warden_at_9';
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    try {
+      t.deepEqual(await migrate(client, 9), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await client.query(
+        `INSERT INTO episodes (episode_id, label, partial, model_version, total_reward, transitions, started_at, ended_at)
+         VALUES ('old-1', 'benign', false, 'v0', 0, 4, now(), now())`,
+      );
+      await client.query(
+        `INSERT INTO trajectories (episode_id, stage, step, state, action, reward, next_state, done) VALUES
+           ('old-1', 1, 1, '{0.2,0.3}', 0, -0.01, NULL, false),
+           ('old-1', 1, 0, '{0.1,0.2}', 0, -0.01, '{0.2,0.3}', false),
+           ('old-1', 1, 2, '{0.4,0.5}', 3, 1, NULL, true),
+           ('old-1', 2, 0, '{0.6,0.7}', 5, 0.5, NULL, true)`,
+      );
+      const read = async () => ({
+        steps: (
+          await client.query(
+            'SELECT stage, step, state, action, reward, done FROM trajectories ORDER BY stage, step',
+          )
+        ).rows,
+        transitions: (
+          await client.query(
+            'SELECT stage, step, next_state FROM trajectory_transitions ORDER BY stage, step',
+          )
+        ).rows,
+      });
+      const before = await read();
+      t.deepEqual(await migrate(client), [10]);
+      const after = await read();
+      t.deepEqual(after, before, 'the same steps and transitions, read the same way');
+      t.deepEqual(
+        after.transitions.map((r) => r.next_state),
+        [
+          [0.2, 0.3],
+          [0.4, 0.5],
+          [0.4, 0.5],
+          [0.6, 0.7],
+        ],
+      );
+      const { rows } = await client.query(
+        'SELECT stage, dim, steps, states, actions, dones FROM trajectory_stages ORDER BY stage',
+      );
+      t.deepEqual(rows[0], {
+        stage: 1,
+        dim: 2,
+        steps: [0, 1, 2],
+        states: [0.1, 0.2, 0.2, 0.3, 0.4, 0.5],
+        actions: [0, 0, 3],
+        dones: [false, false, true],
+      });
+      t.is(rows.length, 2);
+    } finally {
+      await client.end();
+      await db.pool.query('DROP DATABASE warden_at_9');
+    }
   },
 );
 
@@ -329,7 +425,7 @@ test.serial(
     t.true(outcomes.slice(10, 20).every((o) => o === 'queued'));
     t.true(
       outcomes.slice(20).every((o) => o === 'queued'),
-      'behind a backlog, new rows queue to keep the order',
+      'until a replay has reached the database again, rows queue',
     );
     t.true(writer.journalBytes > 0);
     await writer.retry();
@@ -416,22 +512,34 @@ test.serial(
 );
 
 test.serial(
-  'a replay also takes the rows that queue behind it while it runs: each row stored once, the journal emptied',
+  'once a replay has stored a batch, new rows go straight to the database while the rest of the journal replays beside them',
   async (t) => {
+    // A backlog of 400 rows replayed two at a time: the replay runs for a while.
     const journal = new Journal<DbRecord>(journalDir(), 1 << 22);
-    for (let i = 0; i < 30; i++) journal.append([pattern(`behind-${i}`)]);
+    for (let i = 0; i < 400; i++) journal.append([pattern(`beside-${i}`)]);
     const writer = new DbWriter(db.pool, journal, silentLogger, { batchRows: 2 });
+    await db.server.pause();
+    try {
+      t.is(await writer.write([pattern('beside-away')]), 'queued', 'the database is away');
+    } finally {
+      await db.server.resume();
+    }
+    t.is(await writer.write([pattern('beside-early')]), 'queued', 'taken for away until a replay');
     const replay = writer.retry();
-    // Rows that arrive while the replay runs queue behind it (the journal still holds rows).
+    t.true(await until(async () => writer.stats.replayed > 0, 20_000));
+    // Before, rows that came during a replay queued behind it, and each paid a journal write and
+    // read on top of its insert: on a busy machine the backlog never drained.
     const late = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => writer.write([pattern(`behind-late-${i}`)])),
+      Array.from({ length: 10 }, (_, i) => writer.write([pattern(`beside-late-${i}`)])),
     );
+    const pendingThen = writer.journalBytes;
     await replay;
-    t.deepEqual(late, Array(10).fill('queued'));
-    t.is(await count(`pattern_id LIKE 'behind-%'`), 40);
-    t.is(writer.journalBytes, 0);
-    t.is(writer.stats.replayed, 40, 'each row once');
-    t.is(await writer.write([pattern('behind-after')]), 'persisted', 'then direct writes again');
+    t.deepEqual(late, Array(10).fill('persisted'));
+    t.true(pendingThen > 0, 'the journal still held rows while they were stored');
+    t.is(await count(`pattern_id LIKE 'beside-%'`), 412, 'each row once');
+    t.is(writer.journalBytes, 0, 'the journal emptied');
+    t.is(writer.stats.replayed, 402);
+    t.is(writer.stats.persisted, 10);
     journal.close();
   },
 );

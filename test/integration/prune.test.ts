@@ -27,12 +27,12 @@ async function seed(now: number): Promise<void> {
        VALUES ($1, 'malicious', false, 'v1', 1, 5, $2, $2)`,
       [`ep-${i}`, ended],
     );
-    for (let step = 0; step < 5; step++)
-      await q(
-        `INSERT INTO trajectories (episode_id, stage, step, state, action, reward, done)
-         VALUES ($1, 1, $2, '{0.5}', 0, 0, $3)`,
-        [`ep-${i}`, step, step === 4],
-      );
+    await q(
+      `INSERT INTO trajectory_stages (episode_id, stage, dim, steps, states, actions, rewards, dones)
+       VALUES ($1, 1, 1, '{0,1,2,3,4}', '{0.5,0.5,0.5,0.5,0.5}', '{0,0,0,0,0}', '{0,0,0,0,0}',
+               '{f,f,f,f,t}')`,
+      [`ep-${i}`],
+    );
   }
   await q(
     `INSERT INTO attack_patterns (pattern_id, features, action, reward, attack_type, confidence, created_at, model_version, episode_id, stage)
