@@ -58,7 +58,9 @@ export async function openDatabase(config: WardenConfig, log: Logger): Promise<D
   });
   const client = await pool.connect();
   try {
-    const applied = await migrate(client);
+    const applied = await migrate(client, Number.POSITIVE_INFINITY, (m) =>
+      log.info({ version: m.version, migration: m.name }, 'applying database migration'),
+    );
     if (applied.length > 0) log.info({ applied }, 'database migrations applied');
   } finally {
     client.release();

@@ -207,17 +207,20 @@ export const MIGRATIONS: readonly Migration[] = [
       -- The rows stored so far, a stage at a time (a next_state stored by the layout before
       -- migration 7 is the next step's state, which the view derives). A stage whose states
       -- differ in length fails the CHECK above, and with it the migration: nothing is dropped.
+      -- States are joined by array_cat, a state at a time: unnesting them to aggregate value by
+      -- value took four times as long (25 s against 6.3 s for the 8,935 episodes of a 60 s
+      -- npm start).
+      CREATE AGGREGATE pg_temp.warden_concat(real[]) (SFUNC = array_cat, STYPE = real[]);
       INSERT INTO trajectory_stages (episode_id, stage, dim, steps, states, actions, rewards, dones)
         SELECT t.episode_id, t.stage, max(cardinality(t.state)),
                array_agg(t.step ORDER BY t.step),
-               (SELECT array_agg(v ORDER BY s.step, o)
-                  FROM trajectories s, unnest(s.state) WITH ORDINALITY AS u(v, o)
-                 WHERE s.episode_id = t.episode_id AND s.stage = t.stage),
+               pg_temp.warden_concat(t.state ORDER BY t.step),
                array_agg(t.action ORDER BY t.step),
                array_agg(t.reward ORDER BY t.step),
                array_agg(t.done ORDER BY t.step)
           FROM trajectories t
          GROUP BY t.episode_id, t.stage;
+      DROP AGGREGATE pg_temp.warden_concat(real[]);
       DROP VIEW trajectory_transitions;
       DROP TABLE trajectories;
 
@@ -249,6 +252,8 @@ const LOCK_KEY = 0x5741_5244; // "WARD"
 export async function migrate(
   client: pg.PoolClient | pg.Client,
   upTo = Number.POSITIVE_INFINITY,
+  /** Told of each migration before it runs (one that moves stored rows takes a while). */
+  onApply: (m: Migration) => void = () => undefined,
 ): Promise<number[]> {
   await client.query('BEGIN');
   try {
@@ -263,6 +268,7 @@ export async function migrate(
     const applied: number[] = [];
     for (const m of MIGRATIONS) {
       if (done.has(m.version) || m.version > upTo) continue;
+      onApply(m);
       await client.query(m.sql);
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
         m.version,
