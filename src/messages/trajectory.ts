@@ -7,7 +7,8 @@ import type { Label, Stage } from './episode.ts';
 /**
  * One transition. Its next state is the next step's state in the same stage (its own at the
  * stage's last step), so it is not stored twice: PostgreSQL's view `trajectory_transitions`
- * gives every row with its `next_state` (migration 7).
+ * gives every row with its `next_state`. The steps of a stage are stored as one row of
+ * `trajectory_stages` (migration 10).
  */
 export interface TrajectoryStep {
   readonly stage: Stage;

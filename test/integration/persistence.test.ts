@@ -52,6 +52,30 @@ const count = async (where = 'true', params: unknown[] = []) =>
       .rows[0].n,
   );
 
+/** A benign episode's trajectory: one stage-1 step per state, done at the last. */
+const stageOneTrajectory = (
+  id: string,
+  states: readonly (Float32Array | readonly number[])[],
+): EpisodeTrajectory => ({
+  type: 'episode-trajectory',
+  episodeId: id,
+  label: 'benign',
+  partial: false,
+  failureReason: null,
+  modelVersion: 'v1',
+  totalReward: 0,
+  startedAt: 1,
+  endedAt: 2,
+  steps: states.map((state, step) => ({
+    stage: 1,
+    step,
+    state,
+    action: 0,
+    reward: 0,
+    done: step === states.length - 1,
+  })),
+});
+
 test.serial('migrations run twice are a no-op', async (t) => {
   const client = await db.pool.connect();
   try {
@@ -310,28 +334,9 @@ test.serial(
   'a trajectory whose states differ in length within a stage is refused alone; the rest of its batch is stored',
   async (t) => {
     const writer = newWriter();
-    const trajectory = (id: string, lengths: number[]): EpisodeTrajectory => ({
-      type: 'episode-trajectory',
-      episodeId: id,
-      label: 'benign',
-      partial: false,
-      failureReason: null,
-      modelVersion: 'v1',
-      totalReward: 0,
-      startedAt: 1,
-      endedAt: 2,
-      steps: lengths.map((n, step) => ({
-        stage: 1,
-        step,
-        state: new Float32Array(n).fill(0.5),
-        action: 0,
-        reward: 0,
-        done: step === lengths.length - 1,
-      })),
-    });
     const outcome = await writer.write([
-      trajectory('dims-good', [3, 3]),
-      trajectory('dims-bad', [3, 4]),
+      stageOneTrajectory('dims-good', [new Float32Array(3), new Float32Array(3)]),
+      stageOneTrajectory('dims-bad', [new Float32Array(3), new Float32Array(4)]),
       pattern('dims-pattern'),
     ]);
     t.is(outcome, 'persisted');
@@ -610,25 +615,7 @@ test.serial(
   'stopping while a write is stuck: its rows go to the journal, and the next start stores them exactly once',
   async (t) => {
     const dir = journalDir();
-    const trajectory = (id: string): EpisodeTrajectory => ({
-      type: 'episode-trajectory',
-      episodeId: id,
-      label: 'benign',
-      partial: false,
-      failureReason: null,
-      modelVersion: 'v1',
-      totalReward: 0,
-      startedAt: 1,
-      endedAt: 2,
-      steps: [0, 1, 2].map((step) => ({
-        stage: 1 as const,
-        step,
-        state: [step],
-        action: 0 as const,
-        reward: 0,
-        done: step === 2,
-      })),
-    });
+    const trajectory = (id: string) => stageOneTrajectory(id, [[0], [1], [2]]);
     // Another session holds the episodes table: the writer's INSERT waits on it.
     const blocker = await db.pool.connect();
     try {

@@ -1,8 +1,8 @@
 // The DB writer's logic (no threads): batches patterns and trajectories into PostgreSQL with
 // idempotent keys, and when the database is unreachable appends them to the durable journal,
 // replayed in order when the actor's schedule retries (backoff from 1 s up to database.retryMs;
-// properties 24, 26), beside the new rows once the database answers again. Every row handed to write() is either in the database, in the journal, or
-// refused with a counted, logged reason.
+// properties 24, 26), beside the new rows once the database answers again. Every row handed to
+// write() is either in the database, in the journal, or refused with a counted, logged reason.
 
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -104,7 +104,8 @@ export function trajectoryProblem(e: EpisodeTrajectory): string | undefined {
   for (const s of e.steps) {
     const dim = dims.get(s.stage) ?? s.state.length;
     dims.set(s.stage, dim);
-    if (dim === 0 || s.state.length !== dim)
+    if (s.state.length === 0) return `stage ${s.stage} step ${s.step}: empty state`;
+    if (s.state.length !== dim)
       return `stage ${s.stage}: states of ${dim} and ${s.state.length} values`;
   }
   return undefined;
@@ -179,7 +180,8 @@ const isDuplicatePattern = (error: unknown): boolean =>
  * Episodes, then the steps of those stored now (an episode stored by an earlier attempt keeps
  * its trajectory): one INSERT for the episode rows, one binary COPY of a row per stage. Per
  * episode an INSERT and a JSON document of its steps cost the DB writer's thread most of its time
- * in the e2e bench's profile; a row per step cost PostgreSQL a fifth of npm start's throughput.
+ * in the e2e bench's profile; a row per step cost about a fifth of npm start's throughput, most
+ * of it PostgreSQL's work per row.
  */
 async function insertEpisodes(
   client: pg.PoolClient,
