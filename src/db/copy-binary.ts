@@ -146,46 +146,37 @@ class CopyWriter {
     return this;
   }
 
-  /** smallint[] of n values */
-  int16Array(n: number, value: (i: number) => number): this {
-    this.#arrayHeader(INT2_OID, 2, n);
+  /** A one-dimensional array of n values of `size` bytes, value i written at `at` by `put`. */
+  #values(oid: number, size: number, n: number, put: (at: number, i: number) => void): this {
+    this.#arrayHeader(oid, size, n);
     for (let i = 0; i < n; i++) {
-      this.#int32(2);
-      this.#view.setInt16(this.#at, value(i));
-      this.#at += 2;
+      this.#int32(size);
+      put(this.#at, i);
+      this.#at += size;
     }
     return this;
+  }
+
+  /** smallint[] of n values */
+  int16Array(n: number, value: (i: number) => number): this {
+    return this.#values(INT2_OID, 2, n, (at, i) => this.#view.setInt16(at, value(i)));
   }
 
   /** integer[] of n values */
   int32Array(n: number, value: (i: number) => number): this {
-    this.#arrayHeader(INT4_OID, 4, n);
-    for (let i = 0; i < n; i++) {
-      this.#int32(4);
-      this.#int32(value(i));
-    }
-    return this;
+    return this.#values(INT4_OID, 4, n, (at, i) => this.#view.setInt32(at, value(i)));
   }
 
   /** real[] of n values */
   float4Values(n: number, value: (i: number) => number): this {
-    this.#arrayHeader(FLOAT4_OID, 4, n);
-    for (let i = 0; i < n; i++) {
-      this.#int32(4);
-      this.#view.setFloat32(this.#at, value(i));
-      this.#at += 4;
-    }
-    return this;
+    return this.#values(FLOAT4_OID, 4, n, (at, i) => this.#view.setFloat32(at, value(i)));
   }
 
   /** boolean[] of n values */
   boolArray(n: number, value: (i: number) => boolean): this {
-    this.#arrayHeader(BOOL_OID, 1, n);
-    for (let i = 0; i < n; i++) {
-      this.#int32(1);
-      this.#buf[this.#at++] = value(i) ? 1 : 0;
-    }
-    return this;
+    return this.#values(BOOL_OID, 1, n, (at, i) => {
+      this.#buf[at] = value(i) ? 1 : 0;
+    });
   }
 
   finish(): Buffer {

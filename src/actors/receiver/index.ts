@@ -12,7 +12,6 @@
 // without a restart).
 
 import type * as grpc from '@grpc/grpc-js';
-import type { WardenConfig } from '../../config/schema.ts';
 import type {
   EpisodeLifecycle,
   EpisodeStarted,
@@ -64,7 +63,6 @@ interface State {
   pausedMs: number;
   /** sandboxes[].maxEventsPerSecond (0 = no cap; live) and its token bucket. */
   rate: number;
-  rateOf: WardenConfig | undefined;
   tokens: number;
   refilledAt: number;
   /** When reading was paused by the cap (performance.now()), or undefined; and the wait's end. */
@@ -199,23 +197,22 @@ function release(state: State): void {
 /** Burst of the cap: a tenth of a second's events, at least one batch's worth. */
 const burstOf = (rate: number) => Math.max(64, rate / 10);
 
-/** The sandbox's cap in the configuration now (live): a new cap starts with a full burst. */
-function currentRate(state: State): number {
+/**
+ * Takes the sandbox's cap from the configuration in force (configure calls it on every change);
+ * a new cap starts with a full burst. Returns whether it changed.
+ */
+function applyRate(state: State): boolean {
   const { ctx } = state;
-  if (state.rateOf === ctx.config) return state.rate;
-  state.rateOf = ctx.config;
   const rate = ctx.config.sandboxes.find((s) => s.name === state.sandbox)?.maxEventsPerSecond ?? 0;
-  if (rate !== state.rate) {
-    if (state.rate > 0 || rate > 0)
-      ctx.log.info(
-        { sandbox: state.sandbox, maxEventsPerSecond: rate, before: state.rate },
-        'sandbox cap changed',
-      );
-    state.rate = rate;
-    state.tokens = burstOf(rate);
-    state.refilledAt = performance.now();
-  }
-  return rate;
+  if (rate === state.rate) return false;
+  ctx.log.info(
+    { sandbox: state.sandbox, maxEventsPerSecond: rate, before: state.rate },
+    'sandbox cap changed',
+  );
+  state.rate = rate;
+  state.tokens = burstOf(rate);
+  state.refilledAt = performance.now();
+  return true;
 }
 
 /**
@@ -300,7 +297,7 @@ function subscribe(state: State): void {
     const inFlight = state.intake.add(state.slot, batch.telemetry.count + batch.lifecycle.length);
     if (inFlight > state.inFlightMax) state.inFlightMax = inFlight;
     if (state.pausedAt === undefined && overWindow(state, 1)) hold(state, call);
-    if (currentRate(state) > 0) pace(state, call, batch.telemetry.count + batch.lifecycle.length);
+    if (state.rate > 0) pace(state, call, batch.telemetry.count + batch.lifecycle.length);
   });
   const retry = (why: string) => {
     if (state.stopped || state.call !== call) return;
@@ -347,7 +344,6 @@ export default defineActor<ReceiverMessage, State>({
       pauses: 0,
       pausedMs: 0,
       rate: entry.maxEventsPerSecond ?? 0,
-      rateOf: ctx.config,
       tokens: burstOf(entry.maxEventsPerSecond ?? 0),
       refilledAt: performance.now(),
       throttledAt: undefined,
@@ -369,8 +365,7 @@ export default defineActor<ReceiverMessage, State>({
   configure(state, _config, ctx) {
     state.ctx = ctx;
     // A new cap applies now, also to a stream its old cap paused (it reads no batch until then).
-    const before = state.rate;
-    if (currentRate(state) !== before) unthrottle(state);
+    if (applyRate(state)) unthrottle(state);
     return state;
   },
   handle(state, message) {
