@@ -232,13 +232,20 @@ export function storeReceivedModel(dir: string, metadata: ModelMetadata, bytes: 
   writeAtomic(metadataFile(dir, metadata.version), `${JSON.stringify(metadata, null, 2)}\n`);
 }
 
-/** Points `latest` at the version before the current one; returns it. */
+/**
+ * Points `latest` at the newest version older than the current one; returns it. The current one
+ * need not exist any more: a pointer left at a deleted version rolls back to the newest version
+ * before it (and a pointer that names no version at all, to the newest there is).
+ */
 export function rollback(dir: string): string {
   const versions = listVersions(dir);
   const current = latestVersion(dir);
-  const i = current ? versions.indexOf(current) : -1;
-  if (i <= 0) throw new ModelNotFoundError(`no version before ${current ?? '(none)'} in ${dir}`);
-  const previous = versions[i - 1]!;
+  const currentTs = /^v\d+$/.test(current ?? '')
+    ? Number(current!.slice(1))
+    : Number.POSITIVE_INFINITY;
+  const previous = versions.findLast((v) => Number(v.slice(1)) < currentTs);
+  if (previous === undefined)
+    throw new ModelNotFoundError(`no version before ${current ?? '(none)'} in ${dir}`);
   setLatest(dir, previous);
   return previous;
 }

@@ -116,6 +116,12 @@ test('rollback points latest at the previous version; a tampered file fails its 
   t.is(rollback(d), a.metadata.version);
   t.is(latestVersion(d), a.metadata.version);
   t.throws(() => rollback(d), { code: 'WARDEN_MODEL_NOT_FOUND' });
+  // latest left pointing at a version whose files are gone: back to the newest one before it.
+  const c = await exportModel(d, initParams([32, 8, 6], false, 3), draft);
+  setLatest(d, `v${c.metadata.timestamp + 5}`);
+  t.is(rollback(d), c.metadata.version);
+  setLatest(d, 'not-a-version');
+  t.is(rollback(d), c.metadata.version, 'a pointer naming no version goes to the newest');
   await t.throwsAsync(OnnxPolicy.load(b.path, 32, 6, a.metadata.sha256), {
     code: 'WARDEN_MODEL_LOAD',
     message: /sha256/,
