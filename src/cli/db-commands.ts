@@ -53,6 +53,12 @@ export async function dbEpisodesCommand(
   };
   return withClient(patternQueryClient, opts, async (client) => {
     const episodes = await client.episodes(request);
+    // One named episode that is not there is an answer a script must be able to tell from one
+    // that is (exit 1), like an unknown model version; a search that matches nothing is not.
+    if (opts.id !== undefined && episodes.length === 0)
+      throw new Error(
+        `no episode ${opts.id} in the history (ended episodes only; pruned ones are gone)`,
+      );
     if (opts.json) {
       out.write(`${JSON.stringify(episodes, null, 2)}\n`);
       return;

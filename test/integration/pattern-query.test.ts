@@ -287,6 +287,12 @@ test.serial(
     t.regex(printed.text, /2 episode\(s\)/);
     const partial = await runCli([...server, '--id', 'hist-4']);
     t.regex(partial.text, /hist-4 {2}unknown {2}partial \(stage 2: sandbox-crash\)/);
+    const unknown = await runCli([...server, '--id', 'never-seen']);
+    t.is(unknown.code, 1);
+    t.regex(unknown.text, /no episode never-seen in the history/);
+    const none = await runCli([...server, '--artifact', 'ffff']);
+    t.is(none.code, 0, 'a search that matches nothing is not an error');
+    t.regex(none.text, /^0 episode\(s\)/m);
     const bad = await runCli([...server, '--from', 'yesterday']);
     t.is(bad.code, 1);
     t.regex(bad.text, /--from must be a date/);
