@@ -20,15 +20,26 @@ const proxy: DestinationStream = { write: (line: string) => sink.write(line) };
 
 let root: Logger | undefined;
 
-export function rootLogger(): Logger {
-  root ??= pino(
+/**
+ * A logger the way Warden's are made, writing to `destination`. An error's cause is logged as an
+ * object of its own (type, message, stack) under `err.cause`: pino's default serializer appends the
+ * cause's message to the error's, which repeats it wherever a message already quotes its cause
+ * ("… is not valid JSON: Unexpected end of JSON input: Unexpected end of JSON input").
+ */
+export function createLogger(destination: DestinationStream, level = 'info'): Logger {
+  return pino(
     {
       name: 'warden',
-      level: process.env.WARDEN_LOG_LEVEL ?? 'info',
+      level,
       base: { pid: process.pid },
+      serializers: { err: pino.stdSerializers.errWithCause },
     },
-    proxy,
+    destination,
   );
+}
+
+export function rootLogger(): Logger {
+  root ??= createLogger(proxy, process.env.WARDEN_LOG_LEVEL ?? 'info');
   return root;
 }
 

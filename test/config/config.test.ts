@@ -18,7 +18,7 @@ import type { WardenConfig } from '../../src/config/schema.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { defaultOf } from '../../src/config/validate.ts';
 import { ConfigWatcher, planChange } from '../../src/config/watch.ts';
-import { silentLogger } from '../../src/runtime/logger.ts';
+import { createLogger, silentLogger } from '../../src/runtime/logger.ts';
 import { createSampleBatch, ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { tempDir } from '../temp-dir.ts';
 
@@ -240,7 +240,9 @@ test('property 38: a changed file is validated and applied without restart; rest
     'default.json': { learning: { gamma: 0.9 }, replay: { capacity: 10_000 } },
   });
   const initial = loadConfig({ dir, env: {} });
-  const watcher = new ConfigWatcher(initial, { dir, env: {} }, silentLogger, 20).start();
+  const logged: string[] = [];
+  const logger = createLogger({ write: (line: string) => logged.push(line) }, 'warn');
+  const watcher = new ConfigWatcher(initial, { dir, env: {} }, logger, 20).start();
   try {
     const change = new Promise<import('../../src/config/watch.ts').ConfigChange>((resolve) =>
       watcher.once('change', resolve),
@@ -260,9 +262,22 @@ test('property 38: a changed file is validated and applied without restart; rest
 
     // A broken file keeps the running configuration.
     const error = new Promise((resolve) => watcher.once('error', resolve));
-    writeFileSync(join(dir, 'default.json'), '{ "learning": ');
+    const broken = '{ "learning": ';
+    writeFileSync(join(dir, 'default.json'), broken);
     await error;
     t.is(watcher.current.learning.gamma, 0.5);
+    const warning = logged
+      .map((l) => JSON.parse(l) as { err?: { message: string } })
+      .find((l) => /not valid JSON/.test(l.err?.message ?? ''));
+    t.truthy(warning, 'the reload warning names the broken file');
+    const parser = (() => {
+      try {
+        return JSON.parse(broken) as never;
+      } catch (e) {
+        return (e as Error).message;
+      }
+    })();
+    t.is(warning!.err!.message.split(parser).length, 2, "the parser's message once, not twice");
   } finally {
     watcher.close();
   }
