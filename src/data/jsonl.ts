@@ -9,6 +9,7 @@ import { createGunzip } from 'node:zlib';
 import type { Label } from '../messages/episode.ts';
 import type { RecordedEpisode, RecordedLine, RecordedTrace } from '../messages/recorded.ts';
 import { ARTIFACT_TYPES, type ArtifactType, type TelemetryEvent } from '../messages/telemetry.ts';
+import { InvalidInputError } from '../runtime/errors.ts';
 import { DefaultsCounter } from '../validation/defaults-counter.ts';
 import { parseTelemetryJson, type TelemetryLimits } from '../validation/telemetry.ts';
 
@@ -68,42 +69,49 @@ export async function readRecorded(
   const byId = new Map<string, { episode: RecordedEpisode; events: TelemetryEvent[] }>();
   let n = 0;
   let orphanEvents = 0;
-  for await (const line of lines) {
-    n++;
-    if (line.trim() === '') continue;
-    let first: unknown;
-    try {
-      // Headers are recognised before the telemetry validator sees the line.
-      first =
-        line.includes('"type":"episode"') || line.includes('"type": "episode"')
-          ? JSON.parse(line)
-          : undefined;
-    } catch (error) {
-      badLines.push({ line: n, error: (error as Error).message });
-      continue;
-    }
-    if (first && typeof first === 'object' && (first as { type?: unknown }).type === 'episode') {
-      const episode = episodeHeader(first as Record<string, unknown>);
-      if (!byId.has(episode.episodeId)) order.push(episode.episodeId);
-      byId.set(episode.episodeId, { episode, events: byId.get(episode.episodeId)?.events ?? [] });
-      continue;
-    }
-    try {
-      const event = parseTelemetryJson(line, { limits, counter, now: 0 });
-      let entry = byId.get(event.episodeId);
-      if (!entry) {
-        orphanEvents++;
-        entry = {
-          episode: episodeHeader({ episodeId: event.episodeId, source: path }),
-          events: [],
-        };
-        byId.set(event.episodeId, entry);
-        order.push(event.episodeId);
+  try {
+    for await (const line of lines) {
+      n++;
+      if (line.trim() === '') continue;
+      let first: unknown;
+      try {
+        // Headers are recognised before the telemetry validator sees the line.
+        first =
+          line.includes('"type":"episode"') || line.includes('"type": "episode"')
+            ? JSON.parse(line)
+            : undefined;
+      } catch (error) {
+        badLines.push({ line: n, error: (error as Error).message });
+        continue;
       }
-      entry.events.push(event);
-    } catch (error) {
-      badLines.push({ line: n, error: (error as Error).message });
+      if (first && typeof first === 'object' && (first as { type?: unknown }).type === 'episode') {
+        const episode = episodeHeader(first as Record<string, unknown>);
+        if (!byId.has(episode.episodeId)) order.push(episode.episodeId);
+        byId.set(episode.episodeId, { episode, events: byId.get(episode.episodeId)?.events ?? [] });
+        continue;
+      }
+      try {
+        const event = parseTelemetryJson(line, { limits, counter, now: 0 });
+        let entry = byId.get(event.episodeId);
+        if (!entry) {
+          orphanEvents++;
+          entry = {
+            episode: episodeHeader({ episodeId: event.episodeId, source: path }),
+            events: [],
+          };
+          byId.set(event.episodeId, entry);
+          order.push(event.episodeId);
+        }
+        entry.events.push(event);
+      } catch (error) {
+        badLines.push({ line: n, error: (error as Error).message });
+      }
     }
+  } catch (error) {
+    // The file itself, not a line of it: missing, unreadable, or a gzip stream cut short.
+    const e = error as NodeJS.ErrnoException;
+    const what = e.code?.startsWith('Z_') ? 'broken gzip' : 'cannot read it';
+    throw new InvalidInputError(`${path}: ${what}${n > 0 ? ` after line ${n}` : ''}: ${e.message}`);
   }
   const traces = order.map((id) => {
     const { episode, events } = byId.get(id)!;

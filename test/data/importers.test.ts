@@ -4,12 +4,14 @@
 
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import { importCape } from '../../src/data/import-cape.ts';
 import { importCsv } from '../../src/data/import-csv.ts';
 import { readRecorded, writeRecorded } from '../../src/data/jsonl.ts';
 import { qualityReport } from '../../src/data/quality.ts';
 import { splitTraces } from '../../src/data/split.ts';
+import { runCli } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 const DATA = new URL('../../data/', import.meta.url).pathname;
@@ -112,6 +114,46 @@ test('JSONL round trip keeps every event; bad lines are counted with their numbe
     Object.values(q.labels).reduce((a, b) => a + b, 0),
     50,
   );
+});
+
+test('a file that cannot be read whole is an error naming it and where it broke, not a partial read', async (t) => {
+  const { traces } = importCsv(join(DATA, 'oliveira-balanced/api_calls.csv'), { names });
+  const dir = tmp();
+  const text = traces
+    .slice(0, 200)
+    .flatMap((tr) => [tr.episode, ...tr.events].map((r) => JSON.stringify(r)))
+    .join('\n');
+  const zipped = gzipSync(text);
+  writeFileSync(join(dir, 'cut.jsonl.gz'), zipped.subarray(0, zipped.length >> 1));
+  await t.throwsAsync(readRecorded(join(dir, 'cut.jsonl.gz')), {
+    code: 'WARDEN_INVALID_INPUT',
+    message: /cut\.jsonl\.gz: broken gzip after line \d+: unexpected end of file/,
+  });
+  await t.throwsAsync(readRecorded(join(dir, 'missing.jsonl')), {
+    message: /missing\.jsonl: cannot read it: ENOENT/,
+  });
+  writeFileSync(join(dir, 'names.json'), '[1, 2]');
+  writeFileSync(join(dir, 'header.csv'), 'call_1,call_2,label\n');
+  const cli = await runCli([
+    'import',
+    'csv',
+    join(dir, 'header.csv'),
+    '--out',
+    join(dir, 'h.jsonl'),
+  ]);
+  t.is(cli.code, 1);
+  t.regex(cli.text, /header\.csv: no data rows below the header/);
+  const badNames = await runCli([
+    'import',
+    'csv',
+    join(dir, 'header.csv'),
+    '--names',
+    join(dir, 'names.json'),
+    '--out',
+    join(dir, 'h.jsonl'),
+  ]);
+  t.is(badNames.code, 1);
+  t.regex(badNames.text, /--names .*names\.json: expected a JSON object from call id to API name/);
 });
 
 test('the split is by distinct sequence: no sequence on both sides, about a quarter held out', (t) => {
