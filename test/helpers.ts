@@ -138,13 +138,20 @@ export const PIPELINE_PLACEMENT = {
 export const sandboxesAt = (sandboxes: readonly { name: string }[], ports: readonly number[]) =>
   sandboxes.map((s, i) => ({ name: s.name, address: `127.0.0.1:${ports[i]}` }));
 
-/** Every actor's own stats (and messages handled), by actor name. */
+/** Every actor's own stats (and messages handled and pending), by actor name. */
 export const actorStats = async (system: ActorSystem) => {
   const stats = await system.stats();
   return Object.fromEntries(
     stats.threads
       .flatMap((t) => t.actors)
-      .map((a) => [a.actor, { ...a.custom, handled: a.handled }]),
+      .map((a) => [
+        a.actor,
+        {
+          ...a.custom,
+          handled: a.handled,
+          ...(a.pending === undefined ? {} : { pending: a.pending }),
+        },
+      ]),
   ) as Record<string, Record<string, number>>;
 };
 

@@ -6,6 +6,11 @@ export interface ActorStats {
   readonly failed: number;
   readonly restarts: number;
   readonly mailboxDepth: number;
+  /**
+   * Messages sent to the actor and not yet taken up: its mailbox and what still waits in the
+   * channels between threads (runtime/shared/backlog.ts).
+   */
+  readonly pending?: number;
   readonly custom: Readonly<Record<string, number>>;
   /**
    * Set when the actor's thread did not answer in time (busy in one long piece of work, such as

@@ -21,6 +21,8 @@ export class ActorCell {
   #taken = 0;
   readonly #capacity: number;
   readonly #onCrash: (error: SerializedError, message?: Message) => void;
+  /** A message left the mailbox: taken up, or dropped with the mailbox (shared/backlog.ts). */
+  readonly #onTaken: () => void;
   #handled = 0;
   #failed = 0;
   #dropped = 0;
@@ -31,11 +33,13 @@ export class ActorCell {
     ctx: ActorContext,
     capacity: number,
     onCrash: (error: SerializedError, message?: Message) => void,
+    onTaken: () => void = () => {},
   ) {
     this.definition = definition;
     this.#ctx = ctx;
     this.#capacity = capacity;
     this.#onCrash = onCrash;
+    this.#onTaken = onTaken;
   }
 
   get status(): CellStatus {
@@ -80,6 +84,7 @@ export class ActorCell {
   abandon(): number {
     this.#status = 'failed';
     const dropped = this.depth;
+    for (let i = 0; i < dropped; i++) this.#onTaken();
     this.#mailbox.length = 0;
     this.#head = 0;
     this.#dropped += dropped;
@@ -160,6 +165,7 @@ export class ActorCell {
         const message = this.#mailbox[this.#head]!;
         this.#mailbox[this.#head++] = undefined as unknown as Message;
         this.#taken++;
+        this.#onTaken();
         if (this.#head > 1024 && this.#head * 2 > this.#mailbox.length) {
           this.#mailbox.splice(0, this.#head);
           this.#head = 0;

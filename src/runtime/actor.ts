@@ -4,6 +4,7 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { WardenConfig } from '../config/schema.ts';
 import type { Logger } from './logger.ts';
+import type { BacklogCounts } from './shared/backlog.ts';
 
 /** Every actor message is a discriminated union on `type`. */
 export interface Message {
@@ -38,6 +39,8 @@ export interface ActorContext {
   send<K extends string>(to: K, message: MailboxOf<K>): void;
   /** Records spans (runtime/tracing.ts); the no-op tracer when tracing is off. */
   readonly tracer: Tracer;
+  /** Messages pending per actor (shared/backlog.ts); absent where no system counts them. */
+  readonly backlog?: BacklogCounts;
 }
 
 export interface ActorDefinition<M extends Message = Message, S = unknown> {

@@ -14,6 +14,7 @@ import type { CrashLoopError } from './errors.ts';
 import type { ActorPlacement, Envelope, ThreadLoad } from './host-protocol.ts';
 import { componentLogger, type Logger } from './logger.ts';
 import { Repeats } from './repeats.ts';
+import { BacklogCounts } from './shared/backlog.ts';
 import { IntakeCounts } from './shared/intake.ts';
 import { threadLoad } from './thread-load.ts';
 import { ThreadSupervisor } from './thread-supervisor.ts';
@@ -70,6 +71,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   readonly #log: Logger;
   #config: WardenConfig;
   #deadLetters = 0;
+  readonly #backlog: BacklogCounts;
   readonly #undelivered = new Map<string, Repeats>();
   #routedByMain = 0;
   readonly #failed = new Set<string>();
@@ -104,8 +106,11 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     }
     this.skipped = skipped;
     // Telemetry in flight from each receiver to the adapter (receiver backpressure).
+    // Messages pending per actor (receiver backpressure for the actors after the adapter).
+    this.#backlog = new BacklogCounts(Object.keys(this.#routes));
     const shared = {
       intake: new IntakeCounts(options.config.sandboxes.map((s) => s.name)).buffer,
+      backlog: this.#backlog.buffer,
       ...options.shared,
     };
     // The initial mesh: one channel per pair of threads, handed out at their first start.
@@ -176,6 +181,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   }
 
   send<K extends string>(to: K, message: MailboxOf<K>): void {
+    this.#backlog.sent(to);
     this.#route({ kind: 'deliver', from: SYSTEM, to, message });
   }
 
@@ -203,6 +209,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
    */
   #deadLetter(to: string, reason: string): void {
     this.#deadLetters++;
+    this.#backlog.settled(this.#backlog.slotOf(to));
     const key = `${to}\u0000${reason}`;
     const repeats = this.#undelivered.get(key) ?? new Repeats();
     this.#undelivered.set(key, repeats);
@@ -229,7 +236,9 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     const threads = await Promise.all(
       [...this.#supervisors.values()].map(async (s) => {
         const [actors, load] = await Promise.all([s.stats(), s.load().catch(() => undefined)]);
-        return { thread: s.thread, actors, ...(load ? { load } : {}) };
+        // Read here, not by the actor's thread: fresh even while that thread is too busy to answer.
+        const withPending = actors.map((a) => ({ ...a, pending: this.#backlog.pending(a.actor) }));
+        return { thread: s.thread, actors: withPending, ...(load ? { load } : {}) };
       }),
     );
     return {

@@ -12,6 +12,7 @@ import type { ActorContext, ActorDefinition, Message } from './actor.ts';
 import { ActorCell } from './actor-cell.ts';
 import type { Envelope, HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
 import { closeLogOutput, componentLogger, configureLogOutput, setLogLevel } from './logger.ts';
+import { BacklogCounts } from './shared/backlog.ts';
 import { threadLoad } from './thread-load.ts';
 import { applyThreadPriority } from './thread-priority.ts';
 import { NOOP_TRACER, workerTracing } from './tracing.ts';
@@ -77,7 +78,13 @@ export async function main(init: HostInit): Promise<void> {
   };
   for (const [thread, port] of Object.entries(init.peers)) attach(thread, port, init.awaitFences);
 
+  // Messages pending per actor (shared/backlog.ts): counted at send, settled when taken up.
+  const backlog =
+    init.shared.backlog === undefined
+      ? undefined
+      : new BacklogCounts(Object.keys(init.routes), init.shared.backlog);
   for (const placement of init.actors) {
+    const slot = backlog?.slotOf(placement.name) ?? -1;
     const mod = (await import(placement.module)) as { default: ActorDefinition<Message, unknown> };
     const definition = mod.default;
     const ctx: ActorContext = {
@@ -87,12 +94,15 @@ export async function main(init: HostInit): Promise<void> {
       config,
       shared: init.shared,
       tracer: tracing?.tracer ?? NOOP_TRACER,
+      ...(backlog ? { backlog } : {}),
       send(to, message) {
         const thread = init.routes[to];
         if (thread === init.thread) {
+          backlog?.sent(to);
           deliverLocal(to, message);
           return;
         }
+        backlog?.sent(to);
         const envelope: Envelope = { kind: 'deliver', from: placement.name, to, message };
         const port = thread === undefined ? undefined : peers.get(thread);
         if (port) port.postMessage(envelope);
@@ -117,7 +127,9 @@ export async function main(init: HostInit): Promise<void> {
         );
         post({ kind: 'crashed', actor: placement.name, error });
       },
+      () => backlog?.settled(slot),
     );
+    backlog?.reset(placement.name);
     cells.set(placement.name, cell);
   }
 

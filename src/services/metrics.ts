@@ -272,6 +272,11 @@ export function metricsRegistry(
     'Messages waiting in an actor’s mailbox.',
     (a) => a.mailboxDepth,
   );
+  perActor(
+    'warden_actor_pending_messages',
+    'Messages sent to an actor and not yet taken up: its mailbox and the channels to its thread. Receivers pause their sandboxes while the dispatcher, episodes actor or DB writer has half a mailbox pending.',
+    (a) => a.pending ?? 0,
+  );
   new Counter({
     name: 'warden_thread_busy_seconds_total',
     help: 'Event-loop busy time per thread since it (re)started; rate() is its utilisation.',

@@ -1,5 +1,6 @@
 // More coming in than Warden can handle: a sandbox streaming faster than events are decided,
-// episodes opened and never ended, a database slower than rows arrive. Each is held to a bound
+// a thread after the adapter that stalls, episodes opened and never ended, a database slower than
+// rows arrive. Each is held to a bound
 // and every event or row stays accounted for — nothing queues without limit and nothing is dropped
 // at a full mailbox. Real gRPC on 127.0.0.1, real worker threads, a real PostgreSQL.
 
@@ -331,6 +332,55 @@ test.serial(
       if (locked) await locker.query('COMMIT').catch(() => undefined);
       locker.release();
       await system.stop();
+    }
+  },
+);
+
+test.serial(
+  'an actor after the adapter whose thread stalls holds the sandboxes back: the messages waiting for it stay within its mailbox, and every event and episode is accounted for',
+  async (t) => {
+    const capacity = 128;
+    const flood = replaying('flood', 0, 120, 60);
+    const ports = await Promise.all([flood.start()]);
+    const system = new ActorSystem({
+      config: testConfig({
+        runtime: {
+          placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'], control: ['episodes'] },
+          mailboxCapacity: capacity,
+        },
+        telemetry: { intakeWindow: 200 },
+        sandboxes: sandboxesAt([flood], ports),
+        models: { dir: tempDir('warden-overload-models-') },
+      }),
+      // The real episodes actor, its thread stalled for 1.5 s every 100 messages.
+      modules: { ...ACTOR_MODULES, episodes: fixtureActor('slow-episodes') },
+    });
+    await system.start();
+    try {
+      // Messages for the episodes actor pile up in the channel to its stalled thread, where no
+      // mailbox bound applies; sampled every 50 ms.
+      let most = 0;
+      t.true(
+        await until(async () => {
+          const s = await actorStats(system);
+          most = Math.max(most, s.episodes?.pending ?? Number.POSITIVE_INFINITY);
+          return flood.done && s.episodes?.completed === 120;
+        }, 120_000),
+        'the sandbox finished and all 120 episodes closed',
+      );
+      const s = await actorStats(system);
+      const held = s['receiver:flood']!;
+      t.log(
+        `${flood.stats.eventsSent} events, ${held.pauses} pauses (${held.pausedMs} ms), the sandbox's writes held ${flood.stats.writesHeld} times; at most ${most} messages pending for the episodes actor (mailbox ${capacity})`,
+      );
+      t.true(most <= capacity, `at most ${most} messages waited for the episodes actor`);
+      t.is(s.episodes!.dropped, 0, "the episodes actor's mailbox never overflowed");
+      t.true(held.pauses! >= 1, 'the receiver stopped reading while the episodes actor caught up');
+      everyMessageArrived(t, s, [flood]);
+      t.is(s.episodes!.partial, 0);
+    } finally {
+      await system.stop();
+      await flood.stop();
     }
   },
 );

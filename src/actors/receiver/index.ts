@@ -5,7 +5,10 @@
 // A cut stream is resubscribed with exponential backoff. Backpressure: the events handed on and
 // not yet finished by the adapter are counted in shared memory (runtime/shared/intake.ts); at
 // telemetry.intakeWindow the receiver stops reading the stream until half are done, and the
-// sandbox meets gRPC flow control (its writes wait) instead of Warden queueing without bound.
+// sandbox meets gRPC flow control (its writes wait) instead of Warden queueing without bound. The
+// same holds every stream while the dispatcher, the episodes actor or the DB writer has half a
+// mailbox of messages pending (runtime/shared/backlog.ts): a thread that falls behind slows the
+// sandboxes down rather than dropping what they sent.
 // A sandbox's maxEventsPerSecond caps what is read from it the same way (a token bucket: reading
 // pauses until the events read are back under the rate), so one sandbox that streams without
 // bound cannot take the machine from the others; the cap is live (a configuration change applies
@@ -72,6 +75,8 @@ interface State {
   throttledMs: number;
   /** The most events in flight to the adapter seen after a hand-off. */
   inFlightMax: number;
+  /** Data-path actors this receiver has paused for (logged the first time each). */
+  readonly heldFor: Set<string>;
   stopped: boolean;
   failures: number;
   batches: number;
@@ -135,16 +140,32 @@ function lifecycleEvent(kind: string, w: Wire, sandbox: string): EpisodeLifecycl
 const STALLED_MS = 10_000;
 
 /**
+ * The actors after the adapter that every event's data passes through: one of them with half a
+ * mailbox of messages pending (runtime/shared/backlog.ts) holds every receiver, so that a thread
+ * that falls behind (starved of a core, a slow disk) slows the sandboxes down instead of its full
+ * mailbox dropping decisions, feedback or trajectories. The learner is not among them: what it is
+ * sent is a statistic, and learning waits for spare cycles by design.
+ */
+const DATA_PATH = ['dispatcher', 'episodes', 'db-writer'] as const;
+
+/**
  * Whether this receiver has more than `share` of its window in flight: events (telemetry.intakeWindow)
- * or hand-offs (its share of the adapter's mailbox, which every receiver fills).
+ * or hand-offs (its share of the adapter's mailbox, which every receiver fills), or an actor on the
+ * data path more than `share` of half its mailbox behind.
  */
 function overWindow(state: State, share: number): boolean {
   const { telemetry, runtime, sandboxes } = state.ctx.config;
   const handoffs = Math.max(1, Math.floor(runtime.mailboxCapacity / (2 * sandboxes.length)));
   return (
     state.intake.inFlight(state.slot) >= telemetry.intakeWindow * share ||
-    state.intake.handoffs(state.slot) >= handoffs * share
+    state.intake.handoffs(state.slot) >= handoffs * share ||
+    behind(state, share) !== undefined
   );
+}
+
+/** The data-path actor more than `share` of half its mailbox behind, if any. */
+function behind(state: State, share: number): string | undefined {
+  return state.ctx.backlog?.over(DATA_PATH, (state.ctx.config.runtime.mailboxCapacity / 2) * share);
 }
 
 /** Backpressure: stops reading `call` until the adapter is down to half the window. */
@@ -152,14 +173,26 @@ function hold(state: State, call: grpc.ClientReadableStream<Buffer>): void {
   const { ctx } = state;
   call.pause();
   state.pausedAt = performance.now();
-  if (state.pauses++ === 0)
+  const slow = behind(state, 1);
+  if (slow !== undefined) {
+    // Once per actor and stream, not per pause: a starved thread can hold the streams often.
+    if (!state.heldFor.has(slow)) {
+      state.heldFor.add(slow);
+      ctx.log.warn(
+        { sandbox: state.sandbox, actor: slow, pending: ctx.backlog?.pending(slow) },
+        `${slow} is half a mailbox behind: reading paused until it catches up (counted as pauses)`,
+      );
+    }
+  } else if (state.pauses === 0)
     ctx.log.info(
       { sandbox: state.sandbox, intakeWindow: ctx.config.telemetry.intakeWindow },
       'sandbox streams faster than its events are decided: reading paused until the adapter catches up (counted as pauses)',
     );
-  // The count not moving for this long while paused: the events were lost with a worker thread
-  // (their mailbox), not being decided; forgotten, or the stream would wait forever.
-  const counts = () => `${state.intake.inFlight(state.slot)}/${state.intake.handoffs(state.slot)}`;
+  state.pauses++;
+  // The counts not moving for this long while paused: the events (or messages) were lost with a
+  // worker thread (its mailbox), not being worked on; forgotten, or the stream would wait forever.
+  const counts = () =>
+    `${state.intake.inFlight(state.slot)}/${state.intake.handoffs(state.slot)}/${DATA_PATH.map((a) => ctx.backlog?.pending(a) ?? 0).join('/')}`;
   let last = counts();
   let lastChange = performance.now();
   const check = () => {
@@ -177,6 +210,7 @@ function hold(state: State, call: grpc.ClientReadableStream<Buffer>): void {
         `none of this sandbox's events in flight were finished for ${STALLED_MS / 1000} s: counted as lost with a restarted thread, reading again`,
       );
       state.intake.forget(state.slot);
+      for (const a of DATA_PATH) state.ctx.backlog?.reset(a);
     }
     if (overWindow(state, 0.5)) {
       setTimeout(check, 1);
@@ -339,6 +373,7 @@ export default defineActor<ReceiverMessage, State>({
       counter: new DefaultsCounter(),
       intake,
       slot: intake.slotOf(sandbox),
+      heldFor: new Set(),
       call: undefined,
       pausedAt: undefined,
       pauses: 0,
