@@ -108,7 +108,7 @@ test('exit codes say what happened: config check 0 / 2, validate of a missing fi
     encoding: 'utf8',
   });
   t.is(missing.status, 1);
-  t.regex(missing.stderr, /^warden: error: ENOENT/m);
+  t.regex(missing.stderr, /^warden: error: .*missing\.jsonl: cannot read it: ENOENT/m);
   for (const command of [
     ['eval', '--model', broken, '--data', 'x.csv'],
     ['sandbox', '--duration', '1'],
