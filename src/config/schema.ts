@@ -66,6 +66,12 @@ const Runtime = Type.Object(
         'How much lower background threads run (added to their nice value, at most 19): 0 the same as the others. e2e at 10k events/s, p99 median: 18.6 ms at 0, 10.7 at 5, 12.7 at 10; 5 leaves them a larger share when other processes load the host.',
       ...restart,
     }),
+    backgroundIdle: Type.Boolean({
+      default: false,
+      description:
+        "Linux: background threads also run under the SCHED_IDLE policy (set with util-linux's chrt): they get a core only when no other thread wants one, and a waking receiver, adapter or inference worker takes it from them at once. Learning then waits for spare cycles, and the episodes actor and DB writer hold the sandboxes back (receiver backpressure) when they fall behind. Without chrt, backgroundNice alone applies (logged). e2e, three interleaved pairs (medians, off → on): 10k events/s p50 11.1 → 5.2 ms, p99 67 → 37 ms; full speed 17.9k → 19.4k events/s, but at saturation the p99 reached 1.4-2.4 s in two runs of three (the streams held while the starved episodes actor caught up), so it stays off by default.",
+      ...restart,
+    }),
     supervision: Supervision,
     shutdownTimeoutMs: Int(5_000, 100, 120_000),
     mailboxCapacity: Int(10_000, 16, 10_000_000, {

@@ -113,6 +113,8 @@ export interface ThreadLoad {
   readonly cpuMs?: number;
   /** The thread's scheduling priority (Linux nice value; runtime/thread-priority.ts). */
   readonly nice?: number;
+  /** Whether the thread runs under Linux's SCHED_IDLE policy (runtime.backgroundIdle). */
+  readonly idlePolicy?: boolean;
 }
 
 export interface HostControl {

@@ -34,8 +34,14 @@ export async function main(init: HostInit): Promise<void> {
   );
   if (priority.error !== undefined) {
     componentLogger('runtime', { thread: init.thread }).warn(
-      { err: priority.error, nice: config.runtime.backgroundNice },
-      "could not lower this background thread's priority; it runs at the normal one",
+      {
+        err: priority.error,
+        nice: config.runtime.backgroundNice,
+        idle: config.runtime.backgroundIdle,
+      },
+      priority.nice === undefined
+        ? "could not lower this background thread's priority; it runs at the normal one"
+        : `this background thread runs at nice ${priority.nice} but not under SCHED_IDLE`,
     );
   }
 

@@ -286,6 +286,43 @@ test('a thread of background actors runs at a lower priority; the others and mai
   }
 });
 
+test('with runtime.backgroundIdle a thread of background actors runs under SCHED_IDLE; the others and main do not, also after a respawn', async (t) => {
+  if (process.platform !== 'linux') {
+    t.log('scheduling policies are Linux only; nothing to check here');
+    t.pass();
+    return;
+  }
+  const config = testConfig({
+    runtime: {
+      placement: { one: ['a', 'b'], two: ['c'] },
+      background: ['b', 'c'],
+      backgroundIdle: true,
+    },
+  });
+  const system = new ActorSystem({ config, modules });
+  await system.start();
+  try {
+    const idleOf = async () => {
+      const s = await system.stats();
+      return {
+        main: s.mainLoad.idlePolicy,
+        ...Object.fromEntries(s.threads.map((th) => [th.thread, th.load?.idlePolicy])),
+      };
+    };
+    const expected = { main: false, one: false, two: true };
+    t.deepEqual(await idleOf(), expected);
+    const respawned = new Promise((resolve) => system.once('worker-restarted', resolve));
+    system.send('c', { type: 'exit-thread' });
+    await respawned;
+    const inbox = new Inbox(system);
+    system.send('c', { type: 'ping', id: 1 });
+    await inbox.waitFor((m) => m.type === 'pong' && m.id === 1);
+    t.deepEqual(await idleOf(), expected);
+  } finally {
+    await system.stop();
+  }
+});
+
 test('unbuilt actors in the placement are left out and named', async (t) => {
   const config = testConfig({ runtime: { placement: { one: ['a', 'learner'] } } });
   const system = new ActorSystem({ config, modules });
