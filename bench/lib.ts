@@ -79,6 +79,8 @@ export function writeResult(
     node: process.version,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model,
+    // How it was run: the experiment knobs (E2E_CONFIG, E2E_POINTS, …) change the figures.
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(E2E|BENCH)_/.test(k))),
     headline,
     details,
   };

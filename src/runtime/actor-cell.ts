@@ -21,7 +21,10 @@ export class ActorCell {
   #taken = 0;
   readonly #capacity: number;
   readonly #onCrash: (error: SerializedError, message?: Message) => void;
-  /** A message left the mailbox: taken up, or dropped with the mailbox (shared/backlog.ts). */
+  /**
+   * A message was taken up (shared/backlog.ts). Those given up are settled where they become dead
+   * letters, on main: a full mailbox, or an abandoned one (the supervisor reports each).
+   */
   readonly #onTaken: () => void;
   #handled = 0;
   #failed = 0;
@@ -84,7 +87,6 @@ export class ActorCell {
   abandon(): number {
     this.#status = 'failed';
     const dropped = this.depth;
-    for (let i = 0; i < dropped; i++) this.#onTaken();
     this.#mailbox.length = 0;
     this.#head = 0;
     this.#dropped += dropped;

@@ -105,10 +105,10 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
       }
     }
     this.skipped = skipped;
-    // Telemetry in flight from each receiver to the adapter (receiver backpressure).
     // Messages pending per actor (receiver backpressure for the actors after the adapter).
     this.#backlog = new BacklogCounts(Object.keys(this.#routes));
     const shared = {
+      // Telemetry in flight from each receiver to the adapter (receiver backpressure).
       intake: new IntakeCounts(options.config.sandboxes.map((s) => s.name)).buffer,
       backlog: this.#backlog.buffer,
       ...options.shared,

@@ -6,7 +6,8 @@
 // full-speed throughput as it was: background threads still get every idle cycle.
 //
 // Linux only: there the nice value belongs to the thread (setpriority on id 0 is the calling thread).
-// Elsewhere it would apply to the whole process, so nothing is changed.
+// Elsewhere it would apply to the whole process, so nothing is changed. runtime.backgroundIdle also
+// puts such a thread under SCHED_IDLE (off by default: see its description for the trade-off).
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

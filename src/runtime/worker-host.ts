@@ -102,13 +102,12 @@ export async function main(init: HostInit): Promise<void> {
       tracer: tracing?.tracer ?? NOOP_TRACER,
       ...(backlog ? { backlog } : {}),
       send(to, message) {
+        backlog?.sent(to);
         const thread = init.routes[to];
         if (thread === init.thread) {
-          backlog?.sent(to);
           deliverLocal(to, message);
           return;
         }
-        backlog?.sent(to);
         const envelope: Envelope = { kind: 'deliver', from: placement.name, to, message };
         const port = thread === undefined ? undefined : peers.get(thread);
         if (port) port.postMessage(envelope);

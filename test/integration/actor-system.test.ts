@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { threadId } from 'node:worker_threads';
 import test from 'ava';
 import { pino } from 'pino';
+import type { ThreadLoad } from '../../src/runtime/host-protocol.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { fixtureActor, Inbox, testConfig } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
@@ -248,43 +249,55 @@ test('configure reaches every actor in every thread', async (t) => {
   }
 });
 
+/**
+ * Threads "one" (a on the event path, b in the background) and "two" (c, background only) with
+ * `runtime`: what `read` finds in each thread's load, at start and after "two" is respawned.
+ */
+async function backgroundThreads<V>(
+  runtime: Record<string, unknown>,
+  read: (load: ThreadLoad | undefined) => V,
+): Promise<{ atStart: Record<string, V>; afterRespawn: Record<string, V> }> {
+  const config = testConfig({
+    runtime: { placement: { one: ['a', 'b'], two: ['c'] }, background: ['b', 'c'], ...runtime },
+  });
+  const system = new ActorSystem({ config, modules });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    const readAll = async () => {
+      const s = await system.stats();
+      return {
+        main: read(s.mainLoad),
+        ...Object.fromEntries(s.threads.map((th) => [th.thread, read(th.load)])),
+      };
+    };
+    const atStart = await readAll();
+    const respawned = new Promise((resolve) => system.once('worker-restarted', resolve));
+    system.send('c', { type: 'exit-thread' });
+    await respawned;
+    system.send('c', { type: 'ping', id: 1 });
+    await inbox.waitFor((m) => m.type === 'pong' && m.id === 1);
+    return { atStart, afterRespawn: await readAll() };
+  } finally {
+    await system.stop();
+  }
+}
+
 test('a thread of background actors runs at a lower priority; the others and main keep theirs, also after a respawn', async (t) => {
   if (process.platform !== 'linux') {
     t.log('per-thread priorities are Linux only; nothing to check here');
     t.pass();
     return;
   }
-  const config = testConfig({
-    runtime: {
-      placement: { one: ['a', 'b'], two: ['c'] },
-      background: ['b', 'c'],
-      backgroundNice: 7,
-    },
-  });
-  const system = new ActorSystem({ config, modules });
-  const inbox = new Inbox(system);
-  await system.start();
-  try {
-    const niceOf = async () => {
-      const s = await system.stats();
-      return {
-        main: s.mainLoad.nice,
-        ...Object.fromEntries(s.threads.map((th) => [th.thread, th.load?.nice])),
-      };
-    };
-    // "one" also hosts a, which is on the event path: it stays at the normal priority.
-    const main = (await system.stats()).mainLoad.nice ?? 0;
-    const expected = { main, one: main, two: Math.min(19, main + 7) };
-    t.deepEqual(await niceOf(), expected);
-    const respawned = new Promise((resolve) => system.once('worker-restarted', resolve));
-    system.send('c', { type: 'exit-thread' });
-    await respawned;
-    system.send('c', { type: 'ping', id: 1 });
-    await inbox.waitFor((m) => m.type === 'pong' && m.id === 1);
-    t.deepEqual(await niceOf(), expected);
-  } finally {
-    await system.stop();
-  }
+  const { atStart, afterRespawn } = await backgroundThreads(
+    { backgroundNice: 7 },
+    (load) => load?.nice,
+  );
+  // "one" also hosts a, which is on the event path: it stays at the normal priority.
+  const main = atStart.main ?? 0;
+  const expected = { main, one: main, two: Math.min(19, main + 7) };
+  t.deepEqual(atStart, expected);
+  t.deepEqual(afterRespawn, expected);
 });
 
 test('with runtime.backgroundIdle a thread of background actors runs under SCHED_IDLE; the others and main do not, also after a respawn', async (t) => {
@@ -293,35 +306,13 @@ test('with runtime.backgroundIdle a thread of background actors runs under SCHED
     t.pass();
     return;
   }
-  const config = testConfig({
-    runtime: {
-      placement: { one: ['a', 'b'], two: ['c'] },
-      background: ['b', 'c'],
-      backgroundIdle: true,
-    },
-  });
-  const system = new ActorSystem({ config, modules });
-  await system.start();
-  try {
-    const idleOf = async () => {
-      const s = await system.stats();
-      return {
-        main: s.mainLoad.idlePolicy,
-        ...Object.fromEntries(s.threads.map((th) => [th.thread, th.load?.idlePolicy])),
-      };
-    };
-    const expected = { main: false, one: false, two: true };
-    t.deepEqual(await idleOf(), expected);
-    const respawned = new Promise((resolve) => system.once('worker-restarted', resolve));
-    system.send('c', { type: 'exit-thread' });
-    await respawned;
-    const inbox = new Inbox(system);
-    system.send('c', { type: 'ping', id: 1 });
-    await inbox.waitFor((m) => m.type === 'pong' && m.id === 1);
-    t.deepEqual(await idleOf(), expected);
-  } finally {
-    await system.stop();
-  }
+  const { atStart, afterRespawn } = await backgroundThreads(
+    { backgroundIdle: true },
+    (load) => load?.idlePolicy,
+  );
+  const expected = { main: false, one: false, two: true };
+  t.deepEqual(atStart, expected);
+  t.deepEqual(afterRespawn, expected);
 });
 
 test('unbuilt actors in the placement are left out and named', async (t) => {
