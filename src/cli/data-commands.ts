@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { importCape } from '../data/import-cape.ts';
-import { importCsv } from '../data/import-csv.ts';
+import { importCsv, readNamesTable } from '../data/import-csv.ts';
 import { readRecorded, writeRecorded } from '../data/jsonl.ts';
 import { DEFAULT_THRESHOLDS, qualityReport } from '../data/quality.ts';
 import type { Label } from '../messages/episode.ts';
@@ -16,7 +16,7 @@ export async function importCsvCommand(
   opts: { out: string; names?: string; label?: string },
   out: Out,
 ): Promise<number> {
-  const names = opts.names ? readNames(opts.names) : undefined;
+  const names = opts.names ? readNamesTable(opts.names) : undefined;
   const result = importCsv(file, {
     ...(names ? { names } : {}),
     ...(opts.label ? { labelColumn: opts.label } : {}),
@@ -34,26 +34,6 @@ export async function importCsvCommand(
   if (result.traces.length === 0 && result.skippedRows.length === 0)
     out.write(`${file}: no data rows below the header\n`);
   return result.traces.length > 0 ? 0 : 1;
-}
-
-/** The id → API name table of `--names`: a JSON object of strings, or a clear error. */
-function readNames(path: string): Record<string, string> {
-  let table: unknown;
-  try {
-    table = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new InvalidInputError(`--names ${path}: ${(error as Error).message}`);
-  }
-  if (
-    typeof table !== 'object' ||
-    table === null ||
-    Array.isArray(table) ||
-    !Object.values(table).every((v) => typeof v === 'string')
-  )
-    throw new InvalidInputError(
-      `--names ${path}: expected a JSON object from call id to API name, e.g. {"0": "NtClose"}`,
-    );
-  return table as Record<string, string>;
 }
 
 export async function importCapeCommand(

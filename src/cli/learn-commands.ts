@@ -9,7 +9,7 @@ import { OnnxPolicy } from '../actors/inference/onnx-policy.ts';
 import { hyperParameters } from '../actors/learner/hyper-parameters.ts';
 import type { QNetParams } from '../actors/learner/q-network.ts';
 import { loadConfig } from '../config/load.ts';
-import { type LoadedTraces, readTraceFile } from '../data/load-traces.ts';
+import { type LoadedTraces, labelCounts, readTraceFile } from '../data/load-traces.ts';
 import { type SplitPart, splitTraces } from '../data/split.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { readPolicyParams } from '../models/read-params.ts';
@@ -118,6 +118,13 @@ export async function trainCommand(
     throw new InvalidInputError(
       `${opts.data}: none of its ${traces.length} episodes falls on the training side of the split`,
     );
+  // Unlabelled episodes earn only the time cost; without both labels the model would learn no
+  // verdict at all, yet become the latest version a running Warden loads.
+  const labels = labelCounts(trainSet);
+  if (labels.malicious === 0 || labels.benign === 0)
+    throw new InvalidInputError(
+      `${opts.data}: the training side of the split holds ${labels.malicious} malicious, ${labels.benign} benign and ${labels.unknown} unlabelled episodes; learning a verdict needs both labels (warden validate reports a file's labels)`,
+    );
   const cfg = stageConfig();
   let initial: QNetParams | undefined;
   if (opts.resume) {
@@ -129,7 +136,7 @@ export async function trainCommand(
   }
   const members = opts.members ?? 1;
   out.write(
-    `training on ${trainSet.length} episodes (${testSet.length} held out by sequence), ${opts.episodes} training episodes${members > 1 ? ` for each of ${members} networks` : ''}\n`,
+    `training on ${trainSet.length} episodes (${labels.unknown > 0 ? `${labels.unknown} unlabelled, which teach only the time cost; ` : ''}${testSet.length} held out by sequence), ${opts.episodes} training episodes${members > 1 ? ` for each of ${members} networks` : ''}\n`,
   );
   const tty = (out as NodeJS.WriteStream).isTTY === true;
   const total = opts.episodes * members;
@@ -286,13 +293,24 @@ export async function evalCommand(
     throw new InvalidInputError(
       `${opts.data}: none of its ${traces.length} episodes falls on the ${opts.split} side of the split (--split all evaluates on every one)`,
     );
+  const labels = labelCounts(evalSet);
+  if (labels.malicious + labels.benign === 0)
+    throw new InvalidInputError(
+      `${opts.data}: none of the ${evalSet.length} episodes on the ${opts.split} side of the split is labelled malicious or benign, so there is nothing to score`,
+    );
+  if (labels.malicious === 0 || labels.benign === 0)
+    process.stderr.write(
+      `${opts.data}: only ${labels.malicious ? 'malicious' : 'benign'} episodes to score: AUC and TPR at 1% FPR need both labels\n`,
+    );
   const trainSet = opts.split === 'all' ? evalSet : splitTraces(traces, 'train');
   const policy = await OnnxPolicy.load(path, cfg.dim, 6, sha);
   const rows = await evaluateAll(policy, trainSet, evalSet, cfg);
   await policy.release();
   if (opts.json) out.write(`${JSON.stringify(Object.fromEntries(rows), null, 2)}\n`);
   else {
-    out.write(`${path} on ${opts.data} (${opts.split}: ${evalSet.length} episodes)\n`);
+    out.write(
+      `${path} on ${opts.data} (${opts.split}: ${evalSet.length} episodes${labels.unknown ? `, ${labels.unknown} of them unlabelled and left out` : ''})\n`,
+    );
     printTable(rows, out);
   }
   return 0;

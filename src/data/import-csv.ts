@@ -40,6 +40,27 @@ export function sequenceHash(calls: readonly string[]): string {
   return createHash('sha256').update(calls.join('\n')).digest('hex');
 }
 
+/** An id → API name table file (`--names`, api_names.json): a JSON object of strings, or a
+ * clear error naming the file. */
+export function readNamesTable(path: string): Record<string, string> {
+  let table: unknown;
+  try {
+    table = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new InvalidInputError(`${path}: ${(error as Error).message}`);
+  }
+  if (
+    typeof table !== 'object' ||
+    table === null ||
+    Array.isArray(table) ||
+    !Object.values(table).every((v) => typeof v === 'string')
+  )
+    throw new InvalidInputError(
+      `${path}: expected a JSON object from call id to API name, e.g. {"0": "NtClose"}`,
+    );
+  return table as Record<string, string>;
+}
+
 export function importCsv(path: string, options: CsvImportOptions = {}): CsvImportResult {
   return parseCsv(readFileSync(path), path, options);
 }

@@ -3,11 +3,11 @@
 // a file with no episode at all is an InvalidInputError, not an empty data set that trains or
 // evaluates on nothing.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RecordedTrace } from '../messages/recorded.ts';
 import { InvalidInputError } from '../runtime/errors.ts';
-import { importCsv } from './import-csv.ts';
+import { importCsv, readNamesTable } from './import-csv.ts';
 import { readRecorded } from './jsonl.ts';
 
 export interface LoadedTraces {
@@ -22,7 +22,7 @@ export async function readTraceFile(path: string, namesPath?: string): Promise<L
   if (path.endsWith('.csv')) {
     const guess = join(dirname(path), 'api_names.json');
     const names = namesPath ?? (existsSync(guess) ? guess : undefined);
-    const csv = importCsv(path, names ? { names: JSON.parse(readFileSync(names, 'utf8')) } : {});
+    const csv = importCsv(path, names ? { names: readNamesTable(names) } : {});
     const first = csv.skippedRows[0];
     loaded = {
       traces: csv.traces,
@@ -48,4 +48,20 @@ export async function readTraceFile(path: string, namesPath?: string): Promise<L
 /** The traces of a file (what readTraceFile finds, without the count of what it left out). */
 export async function loadTraces(path: string, namesPath?: string): Promise<RecordedTrace[]> {
   return (await readTraceFile(path, namesPath)).traces;
+}
+
+export interface LabelCounts {
+  readonly malicious: number;
+  readonly benign: number;
+  readonly unknown: number;
+}
+
+/** How many episodes carry each label: training needs both, scoring needs at least one. */
+export function labelCounts(traces: readonly RecordedTrace[]): LabelCounts {
+  let malicious = 0;
+  let benign = 0;
+  for (const t of traces)
+    if (t.episode.label === 'malicious') malicious++;
+    else if (t.episode.label === 'benign') benign++;
+  return { malicious, benign, unknown: traces.length - malicious - benign };
 }

@@ -334,6 +334,44 @@ test('train and eval on a file without usable episodes: a clear error, exit 1; u
   t.is(JSON.parse(evaluated.stdout)['agent (DQN)'].episodes, 40);
 });
 
+test('train on telemetry without both labels refuses before any model is written; eval of unlabelled episodes has nothing to score', (t) => {
+  const dir = tempDir('warden-nolabel-');
+  const file = join(dir, 'telemetry.jsonl');
+  const episode = (id: string, label?: string) =>
+    [
+      { type: 'episode', episodeId: id, events: 3, ...(label ? { label } : {}) },
+      ...['NtCreateFile', 'NtWriteFile', id].map((api, seq) => ({
+        type: 'telemetry',
+        episodeId: id,
+        seq,
+        syscallTypes: [api],
+      })),
+    ]
+      .map((l) => JSON.stringify(l))
+      .join('\n');
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+  const models = join(dir, 'models');
+  for (const label of [undefined, 'malicious']) {
+    const episodes = Array.from({ length: 8 }, (_, i) => episode(`e${i}`, label));
+    writeFileSync(file, `${episodes.join('\n')}\n`);
+    const train = run('train', '--data', file, '--episodes', '3', '--out', models);
+    t.is(train.status, 1, train.stdout);
+    t.regex(
+      train.stderr,
+      /training side of the split holds \d+ malicious, 0 benign and \d+ unlabelled episodes; learning a verdict needs both labels/,
+    );
+  }
+  t.throws(() => readdirSync(models), { code: 'ENOENT' }, 'no model was exported');
+  writeFileSync(file, `${episode('e0')}\n${episode('e1')}\n`);
+  const evaluated = run('eval', '--model', 'data/starter-model', '--data', file, '--split', 'all');
+  t.is(evaluated.status, 1);
+  t.regex(
+    evaluated.stderr,
+    /none of the 2 episodes on the all side of the split is labelled malicious or benign/,
+  );
+});
+
 test('eval --verdict-margin: the starter holds its verdicts for a lead over observing on, and observes longer', (t) => {
   const run = (...args: string[]) =>
     spawnSync(

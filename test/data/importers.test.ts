@@ -153,7 +153,7 @@ test('a file that cannot be read whole is an error naming it and where it broke,
     join(dir, 'h.jsonl'),
   ]);
   t.is(badNames.code, 1);
-  t.regex(badNames.text, /--names .*names\.json: expected a JSON object from call id to API name/);
+  t.regex(badNames.text, /names\.json: expected a JSON object from call id to API name/);
 });
 
 test('the split is by distinct sequence: no sequence on both sides, about a quarter held out', (t) => {
