@@ -1,13 +1,11 @@
 // `warden import csv|cape` and `warden validate`: recorded telemetry in, a quality verdict out.
 
-import { readFileSync } from 'node:fs';
 import { importCape } from '../data/import-cape.ts';
 import { importCsv, readNamesTable } from '../data/import-csv.ts';
 import { readRecorded, writeRecorded } from '../data/jsonl.ts';
 import { DEFAULT_THRESHOLDS, qualityReport } from '../data/quality.ts';
 import type { Label } from '../messages/episode.ts';
 import type { RecordedTrace } from '../messages/recorded.ts';
-import { InvalidInputError } from '../runtime/errors.ts';
 
 type Out = NodeJS.WritableStream;
 

@@ -65,6 +65,14 @@ function wholeNumber(value: string): number {
   return n;
 }
 
+/** `--delay-acts <n>x<ms>`: hold back the acks of the first n action batches by ms each. */
+function delayActs(value: string): { batches: number; ms: number } {
+  const m = /^(\d+)x(\d+)$/.exec(value);
+  if (!m || Number(m[1]) < 1)
+    throw new InvalidArgumentError('expected <batches>x<ms>, e.g. 10x1500');
+  return { batches: Number(m[1]), ms: Number(m[2]) };
+}
+
 function share(value: string): number {
   const n = Number(value);
   if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('a number from 0 to 1');
@@ -187,6 +195,21 @@ export async function run(
     .option('--tls-cert <pem>', 'serve over TLS with this certificate …')
     .option('--tls-key <pem>', '… and this key')
     .option('--tls-client-ca <pem>', 'mutual TLS: require client certificates from this CA')
+    .option(
+      '--cut-stream-after <batches>',
+      'fault: cut every event stream after this many batches (the cut batch is sent again once Warden reconnects)',
+      wholeNumber,
+    )
+    .option(
+      '--refuse-acts <n>',
+      'fault: refuse the first n batches of actions with UNAVAILABLE (Warden retries them)',
+      wholeNumber,
+    )
+    .option(
+      '--delay-acts <n>x<ms>',
+      'fault: hold back the acknowledgements of the first n batches of actions by ms each',
+      delayActs,
+    )
     .action(async (opts) => {
       code = await sandboxCommand(
         { ...opts, ...(opts.realTime === true ? { realTime: 1 } : {}) },

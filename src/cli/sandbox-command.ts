@@ -27,6 +27,10 @@ export interface SandboxCommandOptions {
   readonly tlsClientCa?: string;
   /** Stop after this many seconds (tests, demos); otherwise at Ctrl-C, or when --episodes are done. */
   readonly duration?: number;
+  /** Fault injection, in both sandboxes: rehearse how Warden copes before a real sandbox does it. */
+  readonly cutStreamAfter?: number;
+  readonly refuseActs?: number;
+  readonly delayActs?: { readonly batches: number; readonly ms: number };
 }
 
 export async function sandboxCommand(
@@ -54,6 +58,12 @@ export async function sandboxCommand(
   const traces = splitTraces(await replayOrder(data), split);
   if (traces.length === 0)
     throw new Error(`${data}: none of its episodes falls on the ${split} side of the split`);
+  const faults = {
+    ...(o.cutStreamAfter === undefined ? {} : { cutStreamAfterBatches: o.cutStreamAfter }),
+    ...(o.refuseActs === undefined ? {} : { refuseActCalls: o.refuseActs }),
+    ...(o.delayActs === undefined ? {} : { delayActs: o.delayActs }),
+  };
+  const faulty = Object.keys(faults).length > 0;
   const pair = await startReferencePair({
     traces,
     host: o.host,
@@ -64,6 +74,7 @@ export async function sandboxCommand(
     ...(o.episodes === undefined ? {} : { episodes: o.episodes }),
     ...(o.concurrency === undefined ? {} : { concurrency: o.concurrency }),
     ...(o.cleanSuccessRate === undefined ? {} : { cleanSuccessRate: o.cleanSuccessRate }),
+    ...(faulty ? { faults: [faults, faults] as const } : {}),
     log: componentLogger('sandbox'),
   });
   const { positive, negative } = pair;
@@ -74,6 +85,13 @@ export async function sandboxCommand(
   out.write(
     `warden: reference sandbox negative (stage 2) on ${address(negative.port)}, running the files the positive one passes on\n`,
   );
+  if (faulty)
+    out.write(
+      `warden: fault injection in both sandboxes:${o.cutStreamAfter ? ` every event stream cut after ${o.cutStreamAfter} batches;` : ''}${o.refuseActs ? ` the first ${o.refuseActs} action batches refused;` : ''}${o.delayActs ? ` the acks of the first ${o.delayActs.batches} action batches held back ${o.delayActs.ms} ms;` : ''}`.replace(
+        /;$/,
+        '\n',
+      ),
+    );
   if (!tls)
     out.write(
       `warden: connect with: npx warden run ${pair.sandboxes.map((s) => `--sandbox ${s.name}=${address(s.port)}`).join(' ')}\n`,
@@ -109,8 +127,9 @@ export async function sandboxCommand(
   clearInterval(poll);
   await pair.stop();
   const s = [positive.stats, negative.stats];
+  const both = (k: 'streamsCut' | 'actsRefused' | 'actsDelayed') => s[0]![k] + s[1]![k];
   out.write(
-    `warden: sandboxes stopped (${reason}); episodes started ${s[0]!.episodesStarted}, completed ${s[0]!.episodesCompleted}; events sent ${s[0]!.eventsSent + s[1]!.eventsSent}; actions applied ${s[0]!.actionsApplied + s[1]!.actionsApplied}\n`,
+    `warden: sandboxes stopped (${reason}); episodes started ${s[0]!.episodesStarted}, completed ${s[0]!.episodesCompleted}; events sent ${s[0]!.eventsSent + s[1]!.eventsSent}; actions applied ${s[0]!.actionsApplied + s[1]!.actionsApplied}${faulty ? `; faults injected: streams cut ${both('streamsCut')}, action batches refused ${both('actsRefused')}, delayed ${both('actsDelayed')}` : ''}\n`,
   );
   return 0;
 }

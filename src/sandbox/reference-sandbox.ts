@@ -137,6 +137,10 @@ export interface SandboxStats {
   writesHeld: number;
   /** Act calls and ActStream messages received (actions per batch = actionsReceived / this). */
   actionBatches: number;
+  /** Fault injection: event streams cut, action batches refused, ack batches held back. */
+  streamsCut: number;
+  actsRefused: number;
+  actsDelayed: number;
 }
 
 export class ReferenceSandbox {
@@ -152,6 +156,9 @@ export class ReferenceSandbox {
     batchesSent: 0,
     writesHeld: 0,
     actionBatches: 0,
+    streamsCut: 0,
+    actsRefused: 0,
+    actsDelayed: 0,
   };
   /** Ground truth per completed stage, for tests and the demo summary. */
   readonly outcomes: {
@@ -179,8 +186,6 @@ export class ReferenceSandbox {
   #wake: (() => void) | undefined;
   #stopped = false;
   #paused = false;
-  #refusals = 0;
-  #delayed = 0;
   #batchesThisStream = 0;
   /** Episodes started here and not finished yet (in either stage, wherever it runs). */
   #inFlight = 0;
@@ -533,7 +538,13 @@ export class ReferenceSandbox {
         }
         this.stats.eventsSent -= events;
         this.stats.lifecycleSent -= batch.length - events;
-        call.destroy(new Error('fault injection: stream cut'));
+        this.stats.streamsCut++;
+        // An 'error' ends the call with this status (grpc-js); destroy() would leave the client
+        // waiting for a status that is never sent.
+        call.emit('error', {
+          code: grpc.status.UNAVAILABLE,
+          details: 'fault injection: stream cut',
+        });
         return;
       }
       if (!call.write(encodeEventBatch(batch))) {
@@ -546,16 +557,16 @@ export class ReferenceSandbox {
   /** Fault injection: how long to hold back the acks of this batch of actions (ms). */
   #delay(): number {
     const delay = this.#o.faults?.delayActs;
-    if (delay === undefined || this.#delayed >= delay.batches) return 0;
-    this.#delayed++;
+    if (delay === undefined || this.stats.actsDelayed >= delay.batches) return 0;
+    this.stats.actsDelayed++;
     return delay.ms;
   }
 
   /** Fault injection: whether to refuse this Act call or stream message (UNAVAILABLE). */
   #refuse(): boolean {
     const refuse = this.#o.faults?.refuseActCalls;
-    if (refuse === undefined || this.#refusals >= refuse) return false;
-    this.#refusals++;
+    if (refuse === undefined || this.stats.actsRefused >= refuse) return false;
+    this.stats.actsRefused++;
     return true;
   }
 

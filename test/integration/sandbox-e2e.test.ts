@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import protobuf from 'protobufjs';
 import { importCsv } from '../../src/data/import-csv.ts';
 import type { RecordedTrace } from '../../src/messages/recorded.ts';
@@ -367,73 +367,107 @@ test.serial(
   },
 );
 
+/**
+ * `warden sandbox` (6 episodes, with `sandboxArgs`) and `warden run --sandbox …` pointed at it,
+ * as a user runs them: two processes. Resolves once the sandboxes have stopped by themselves and
+ * Warden, stopped with Ctrl-C, has printed its summary; both are killed whatever happens.
+ */
+async function sandboxAndRun(t: ExecutionContext, ...sandboxArgs: string[]) {
+  const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
+  const sandbox = spawn(
+    process.execPath,
+    [BIN, 'sandbox', '--port', '0', '--episodes', '6', '--concurrency', '3', ...sandboxArgs],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const { configDir } = tempStartConfig('warden-run-');
+  let run: ReturnType<typeof spawn> | undefined;
+  const output = (child: ReturnType<typeof spawn>) => {
+    const o = { text: '', exit: new Promise<number | null>((r) => child.on('exit', r)) };
+    child.stdout!.on('data', (b: Buffer) => {
+      o.text += b.toString();
+    });
+    return o;
+  };
+  const fromSandbox = output(sandbox);
+  try {
+    t.true(
+      await until(async () => /connect with: npx warden run (.*)\n/.test(fromSandbox.text), 30_000),
+      fromSandbox.text,
+    );
+    const flags = fromSandbox.text.match(/connect with: npx warden run (.*)\n/)![1]!.split(' ');
+    t.deepEqual(
+      flags.filter((f) => f !== '--sandbox').map((f) => f.split('=')[0]),
+      ['positive', 'negative'],
+    );
+    run = spawn(
+      process.execPath,
+      [BIN, 'run', '--config-dir', configDir, '--duration', '120', ...flags],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const fromRun = output(run);
+    t.is(
+      await fromSandbox.exit,
+      0,
+      'the sandboxes stopped by themselves once their 6 episodes were done',
+    );
+    t.regex(fromSandbox.text, /stopped \(all 6 episodes done\); episodes started 6, completed 6/);
+    // The progress line shows them all; then Ctrl-C stops Warden cleanly, with its summary.
+    t.true(
+      await until(async () => /episodes 6 \(\+0 partial\)/.test(fromRun.text), 30_000),
+      fromRun.text,
+    );
+    run.kill('SIGINT');
+    t.is(await fromRun.exit, 0, fromRun.text);
+    t.regex(fromRun.text, /stopping \(SIGINT\)/);
+    t.regex(
+      fromRun.text,
+      /summary — episodes 6 \(\+0 partial\)/,
+      'Warden completed the same 6 episodes, none partial',
+    );
+    return { sandbox: fromSandbox.text, run: fromRun.text };
+  } finally {
+    sandbox.kill();
+    run?.kill();
+  }
+}
+
 test.serial(
   'warden sandbox and warden run --sandbox: two commands, two processes, every episode completed on both sides',
   async (t) => {
-    const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
-    const sandbox = spawn(
-      process.execPath,
-      [BIN, 'sandbox', '--port', '0', '--episodes', '6', '--concurrency', '3'],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    const out = await sandboxAndRun(t);
+    t.regex(
+      out.sandbox,
+      /replaying \d+ traces of \S+api_calls\.csv \(training split\)/,
+      'the bundled traces: the training split only (the test split is the held-out set)',
     );
-    const { configDir } = tempStartConfig('warden-run-');
-    let run: ReturnType<typeof spawn> | undefined;
-    const output = (child: ReturnType<typeof spawn>) => {
-      const o = { text: '', exit: new Promise<number | null>((r) => child.on('exit', r)) };
-      child.stdout!.on('data', (b: Buffer) => {
-        o.text += b.toString();
-      });
-      return o;
-    };
-    const fromSandbox = output(sandbox);
-    try {
-      t.true(
-        await until(
-          async () => /connect with: npx warden run (.*)\n/.test(fromSandbox.text),
-          30_000,
-        ),
-        fromSandbox.text,
-      );
-      const flags = fromSandbox.text.match(/connect with: npx warden run (.*)\n/)![1]!.split(' ');
-      t.deepEqual(
-        flags.filter((f) => f !== '--sandbox').map((f) => f.split('=')[0]),
-        ['positive', 'negative'],
-      );
-      run = spawn(
-        process.execPath,
-        [BIN, 'run', '--config-dir', configDir, '--duration', '120', ...flags],
-        { env, stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      const fromRun = output(run);
-      t.is(
-        await fromSandbox.exit,
-        0,
-        'the sandboxes stopped by themselves once their 6 episodes were done',
-      );
-      t.regex(fromSandbox.text, /stopped \(all 6 episodes done\); episodes started 6, completed 6/);
-      t.regex(
-        fromSandbox.text,
-        /replaying \d+ traces of \S+api_calls\.csv \(training split\)/,
-        'the bundled traces: the training split only (the test split is the held-out set)',
-      );
-      // The progress line shows them all; then Ctrl-C stops Warden cleanly, with its summary.
-      t.true(
-        await until(async () => /episodes 6 \(\+0 partial\)/.test(fromRun.text), 30_000),
-        fromRun.text,
-      );
-      run.kill('SIGINT');
-      t.is(await fromRun.exit, 0, fromRun.text);
-      t.regex(fromRun.text, /stopping \(SIGINT\)/);
-      t.regex(fromRun.text, /runtime up — io\[receiver:positive, receiver:negative, dispatcher\]/);
-      t.regex(
-        fromRun.text,
-        /summary — episodes 6 \(\+0 partial\)/,
-        'Warden completed the same 6 episodes, none partial',
-      );
-    } finally {
-      sandbox.kill();
-      run?.kill();
-    }
+    t.regex(out.run, /runtime up — io\[receiver:positive, receiver:negative, dispatcher\]/);
+    t.notRegex(out.sandbox, /fault/);
+  },
+);
+
+test.serial(
+  "warden sandbox's faults (streams cut, actions refused, acks held back): Warden reconnects and retries, and every episode still completes, none partial",
+  async (t) => {
+    const out = await sandboxAndRun(
+      t,
+      '--cut-stream-after',
+      '3',
+      '--refuse-acts',
+      '2',
+      '--delay-acts',
+      '3x1500',
+    );
+    t.regex(
+      out.sandbox,
+      /fault injection in both sandboxes: every event stream cut after 3 batches/,
+    );
+    const faults = out.sandbox.match(
+      /faults injected: streams cut (\d+), action batches refused (\d+), delayed (\d+)/,
+    );
+    t.truthy(faults, out.sandbox);
+    t.true(Number(faults![1]) >= 1, 'the event streams were cut, and Warden subscribed again');
+    t.is(Number(faults![2]), 4, 'two action batches refused by each sandbox');
+    t.is(Number(faults![3]), 6, 'three ack batches held back by each sandbox');
   },
 );
 
