@@ -8,6 +8,7 @@ import { DEFAULT_CONFIG_DIR, loadConfig } from '../config/load.ts';
 import { configurationReference } from '../config/reference.ts';
 import { ConfigSchema } from '../config/schema.ts';
 import { defaultOf } from '../config/validate.ts';
+import { webhookShown } from '../services/alert-webhook.ts';
 
 export function configCheck(dir: string | undefined, out: NodeJS.WritableStream): number {
   try {
@@ -31,6 +32,10 @@ export function configShow(dir: string | undefined, out: NodeJS.WritableStream):
   const redacted = {
     ...config,
     database: { ...config.database, url: config.database.url ? '<from DATABASE_URL>' : null },
+    alerts: {
+      ...config.alerts,
+      webhook: config.alerts.webhook === null ? null : webhookShown(config.alerts.webhook),
+    },
   };
   out.write(`${JSON.stringify(redacted, null, 2)}\n`);
   return 0;

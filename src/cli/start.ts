@@ -32,6 +32,7 @@ import { replayOrder, startReferencePair } from '../sandbox/reference-pair.ts';
 import type { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import { channelCredentials } from '../security/tls.ts';
+import { postAlert } from '../services/alert-webhook.ts';
 import { deniedCalls, startMetricsServer } from '../services/metrics.ts';
 import { type RunningServices, startServices } from '../services/server.ts';
 import { systemAdmin } from '../services/system-admin.ts';
@@ -400,14 +401,7 @@ async function runStarted(
       say(
         `warden: ALERT model ${alert.version} degraded (accuracy ${(alert.accuracy * 100).toFixed(1)}% vs ${(alert.previousAccuracy * 100).toFixed(1)}% for ${alert.previousVersion})`,
       );
-      if (config.alerts.webhook) {
-        fetch(config.alerts.webhook, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(alert),
-          signal: AbortSignal.timeout(5_000),
-        }).catch((error) => log.error({ err: error }, 'degradation webhook failed'));
-      }
+      if (config.alerts.webhook) void postAlert(config.alerts.webhook, alert, log);
     }
   });
   onLeadershipLost = (error) => {

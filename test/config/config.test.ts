@@ -20,6 +20,7 @@ import { defaultOf } from '../../src/config/validate.ts';
 import { ConfigWatcher, planChange } from '../../src/config/watch.ts';
 import { createLogger, silentLogger } from '../../src/runtime/logger.ts';
 import { createSampleBatch, ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
+import { runCli } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 function configDir(files: Record<string, unknown>): string {
@@ -282,3 +283,27 @@ test('property 38: a changed file is validated and applied without restart; rest
     watcher.close();
   }
 });
+
+test.serial(
+  'config show prints no secret: DATABASE_URL and the webhook path stay out of it',
+  async (t) => {
+    const dir = tempDir('warden-show-');
+    writeFileSync(
+      join(dir, 'default.json'),
+      JSON.stringify({ alerts: { webhook: 'https://hooks.example.com/services/T0/B0/SECRET' } }),
+    );
+    const saved = process.env.DATABASE_URL;
+    process.env.DATABASE_URL = 'postgres://warden:PASSWORD@db.example.com/warden';
+    try {
+      const { code, text } = await runCli(['config', 'show', '--config-dir', dir]);
+      t.is(code, 0);
+      const shown = JSON.parse(text) as WardenConfig;
+      t.is(shown.alerts.webhook, 'https://hooks.example.com/…');
+      t.is(shown.database.url, '<from DATABASE_URL>');
+      t.false(/SECRET|PASSWORD/.test(text));
+    } finally {
+      if (saved === undefined) delete process.env.DATABASE_URL;
+      else process.env.DATABASE_URL = saved;
+    }
+  },
+);

@@ -1,0 +1,75 @@
+// alerts.webhook: an alert POSTed as JSON to the operator's endpoint. The endpoint being down for
+// a moment must not lose the alert, so a failed POST is retried with exponential backoff (1 s,
+// 2 s, 4 s, as the dispatcher retries actions). A network error, a timeout, 408, 429 and 5xx are
+// worth retrying; any other status says the endpoint refuses the alert, and another try would not
+// change that. Whatever the outcome, nothing is thrown: the caller is the runtime's event loop.
+// Webhook URLs often carry their credential in the path (Slack, Teams): logs show only the origin.
+
+import type { Logger } from '../runtime/logger.ts';
+
+export interface WebhookOptions {
+  /** Waits before each retry (default 1 s, 2 s, 4 s). */
+  readonly retryDelaysMs?: readonly number[];
+  /** Per attempt (default 5 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface WebhookResult {
+  readonly delivered: boolean;
+  readonly attempts: number;
+  /** What the last attempt got: an HTTP status, or the error's message. */
+  readonly last: string;
+}
+
+/** The URL without its path, query or user info: what logs and `config show` may print. */
+export function webhookShown(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.pathname === '/' && !u.search && !u.username ? u.origin : `${u.origin}/…`;
+  } catch {
+    return '<not a URL>';
+  }
+}
+
+const retryable = (status: number) => status === 408 || status === 429 || status >= 500;
+
+export async function postAlert(
+  url: string,
+  alert: object,
+  log: Logger,
+  options: WebhookOptions = {},
+): Promise<WebhookResult> {
+  const delays = options.retryDelaysMs ?? [1_000, 2_000, 4_000];
+  const body = JSON.stringify(alert);
+  const shown = webhookShown(url);
+  let last = '';
+  for (let attempt = 1; ; attempt++) {
+    let again: boolean;
+    try {
+      const response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
+      });
+      await response.body?.cancel();
+      if (response.ok) return { delivered: true, attempts: attempt, last: String(response.status) };
+      last = `HTTP ${response.status}`;
+      again = retryable(response.status);
+    } catch (error) {
+      const cause = (error as Error & { cause?: Error }).cause;
+      last = cause?.message ?? (error as Error).message;
+      again = true;
+    }
+    const delay = delays[attempt - 1];
+    if (!again || delay === undefined) {
+      log.error(
+        { url: shown, attempts: attempt, last },
+        again ? 'alert webhook failed after every retry' : 'alert webhook refused the alert',
+      );
+      return { delivered: false, attempts: attempt, last };
+    }
+    log.warn({ url: shown, attempt, last, retryInMs: delay }, 'alert webhook failed; retrying');
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
