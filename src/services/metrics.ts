@@ -415,6 +415,26 @@ export function metricsRegistry(
     },
   });
   perSandbox(
+    'warden_receiver_events',
+    "Events a receiver read from its sandbox's stream (telemetry and episode lifecycle) since it started.",
+    (r) => r.events ?? 0,
+  );
+  perSandbox(
+    'warden_receiver_rejected_events',
+    'Events from the sandbox rejected as malformed (each on its own; the rest of its batch went on).',
+    (r) => r.rejected ?? 0,
+  );
+  perSandbox(
+    'warden_receiver_streams_lost',
+    "Times a receiver's stream from its sandbox failed (unreachable, refused, cut, TLS) and it subscribed again with backoff; a stream the sandbox ends cleanly is not counted.",
+    (r) => r.lost ?? 0,
+  );
+  perSandbox(
+    'warden_receiver_last_batch_timestamp_seconds',
+    'When the last batch of events came from the sandbox (Unix seconds; 0 before the first).',
+    (r) => (r.lastBatchAt ?? 0) / 1000,
+  );
+  perSandbox(
     'warden_receiver_events_in_flight',
     'Events a receiver handed on that the adapter has not finished (backpressure at telemetry.intakeWindow).',
     (r) => r.inFlight ?? 0,

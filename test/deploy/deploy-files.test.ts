@@ -74,3 +74,15 @@ const promtool = spawnSync('promtool', ['--version']).status === 0;
   t.is(r.status, 0, r.stdout + r.stderr);
   t.regex(r.stdout, /SUCCESS: \d+ rules found/);
 });
+
+(promtool ? test : test.skip)(
+  'the sandbox alerts fire for a sandbox Warden keeps losing, and for rejected telemetry, not for a healthy or a once-cut stream (promtool test rules)',
+  (t) => {
+    const r = spawnSync('promtool', ['test', 'rules', 'sandbox-alerts.test.yml'], {
+      cwd: new URL('../fixtures/deploy/', import.meta.url).pathname,
+      encoding: 'utf8',
+    });
+    t.is(r.status, 0, r.stdout + r.stderr);
+    t.regex(r.stdout, /SUCCESS/);
+  },
+);

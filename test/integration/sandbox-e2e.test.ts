@@ -208,6 +208,19 @@ test.serial(
         t.regex(body, /^warden_actor_handled_messages\{actor="adapter",thread="hot"\} \d+$/m);
         t.regex(body, /^warden_detection_verdicts\{stage="1",outcome="tp"\} \d+$/m);
         t.regex(body, /^warden_telemetry_defaults_applied\{sandbox="sb1"\} \d+$/m);
+        // Each sandbox's stream: what came from it, nothing rejected, and lately.
+        const received = after['receiver:sb1']!;
+        t.regex(
+          body,
+          new RegExp(`^warden_receiver_events\\{sandbox="sb1"\\} ${received.events}$`, 'm'),
+        );
+        t.regex(body, /^warden_receiver_rejected_events\{sandbox="sb1"\} 0$/m);
+        // The sandboxes end their streams once done: resubscribed, but no stream was lost.
+        t.regex(body, /^warden_receiver_streams_lost\{sandbox="sb1"\} 0$/m);
+        const lastBatch = body.match(
+          /^warden_receiver_last_batch_timestamp_seconds\{sandbox="sb2"\} ([\d.e+]+)$/m,
+        );
+        t.true(Math.abs(Number(lastBatch?.[1]) - Date.now() / 1000) < 120, lastBatch?.[0]);
         t.regex(body, /^warden_process_resident_memory_bytes \d+/m);
         // Where the CPU goes: busy seconds of every worker thread's event loop, and main's.
         for (const thread of ['main', 'io', 'hot', 'control']) {
@@ -509,6 +522,7 @@ test.serial(
       );
       const s = await actorStats(system);
       t.true(s['receiver:crashy']!.reconnects! >= 1, 'the receiver kept trying to reconnect');
+      t.true(s['receiver:crashy']!.lost! >= 1, 'counted as lost streams (what the alert watches)');
       t.true(
         await until(
           async () =>

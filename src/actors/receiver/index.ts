@@ -85,6 +85,8 @@ interface State {
   events: number;
   rejected: number;
   reconnects: number;
+  /** Streams that ended in an error (unreachable, refused, cut), not by the sandbox closing them. */
+  lost: number;
 }
 
 type Wire = Record<string, unknown>;
@@ -333,11 +335,12 @@ function subscribe(state: State): void {
     if (state.pausedAt === undefined && overWindow(state, 1)) hold(state, call);
     if (state.rate > 0) pace(state, call, batch.telemetry.count + batch.lifecycle.length);
   });
-  const retry = (why: string) => {
+  const retry = (why: string, lost: boolean) => {
     if (state.stopped || state.call !== call) return;
     state.call = undefined;
     state.failures++;
     state.reconnects++;
+    if (lost) state.lost++;
     const { reconnectInitialMs, reconnectMaxMs } = state.ctx.config.dispatch;
     const delay = Math.min(
       reconnectMaxMs,
@@ -352,8 +355,8 @@ function subscribe(state: State): void {
       delay,
     ).unref();
   };
-  call.on('error', (error) => retry(error.message));
-  call.on('end', () => retry('stream ended'));
+  call.on('error', (error) => retry(error.message, true));
+  call.on('end', () => retry('stream ended', false));
 }
 
 export default defineActor<ReceiverMessage, State>({
@@ -393,6 +396,7 @@ export default defineActor<ReceiverMessage, State>({
       events: 0,
       rejected: 0,
       reconnects: 0,
+      lost: 0,
     };
     subscribe(state);
     return state;
@@ -418,6 +422,7 @@ export default defineActor<ReceiverMessage, State>({
     events: s.events,
     rejected: s.rejected,
     reconnects: s.reconnects,
+    lost: s.lost,
     // backpressure (telemetry.intakeWindow)
     inFlight: s.intake.inFlight(s.slot),
     inFlightMax: s.inFlightMax,
