@@ -179,6 +179,20 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ],
   [
     'adapter',
+    'modelRefused',
+    'warden_model_refused',
+    'Model versions the inference pool refused to serve (checksum, signature, shape, damaged file, load failure): an older version, or the rule table, serves instead.',
+    1,
+  ],
+  [
+    'adapter',
+    'poolRestarts',
+    'warden_inference_worker_restarts',
+    'Inference workers that died and were started again (their requests were decided again).',
+    1,
+  ],
+  [
+    'adapter',
     'overStageLimit',
     'warden_telemetry_over_stage_limit',
     'Events past telemetry.maxEventsPerStage, not decided.',

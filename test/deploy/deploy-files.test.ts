@@ -76,9 +76,9 @@ const promtool = spawnSync('promtool', ['--version']).status === 0;
 });
 
 (promtool ? test : test.skip)(
-  'the sandbox alerts fire for a sandbox Warden keeps losing, and for rejected telemetry, not for a healthy or a once-cut stream (promtool test rules)',
+  'alerts fire when they should and not otherwise: a sandbox Warden keeps losing, rejected telemetry, a refused model (promtool test rules)',
   (t) => {
-    const r = spawnSync('promtool', ['test', 'rules', 'sandbox-alerts.test.yml'], {
+    const r = spawnSync('promtool', ['test', 'rules', 'alerts.test.yml'], {
       cwd: new URL('../fixtures/deploy/', import.meta.url).pathname,
       encoding: 'utf8',
     });

@@ -9,9 +9,12 @@ import test from 'ava';
 import { argmaxQ, chooseAction } from '../../src/actors/inference/decide.ts';
 import { InferencePool, type PoolDecision } from '../../src/actors/inference/pool.ts';
 import { forward, initParams, type QNetParams } from '../../src/actors/learner/q-network.ts';
+import type { ModelActivated } from '../../src/messages/model.ts';
 import { generateSigningKeys, loadPrivateKey } from '../../src/models/signing.ts';
 import { exportModel, modelFile, setLatest, sha256 } from '../../src/models/store.ts';
-import { modelDraft, testConfig } from '../helpers.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { metricsRegistry } from '../../src/services/metrics.ts';
+import { Inbox, modelDraft, testConfig } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 const DIM = 32;
@@ -330,5 +333,31 @@ test('a crashed inference worker is respawned with the serving model and answers
     );
   } finally {
     await pool.close();
+  }
+});
+
+test('a refused model shows where an operator looks: warden_model_refused on /metrics (WardenModelRefused), from the adapter on its worker thread', async (t) => {
+  const dir = models();
+  const fallback = await exportModel(dir, initParams([DIM, 8, 6], false, 1), draft);
+  const latest = await exportModel(dir, initParams([DIM, 8, 6], false, 2), draft);
+  writeFileSync(modelFile(dir, latest.metadata.version), 'tampered with');
+  const system = new ActorSystem({
+    config: testConfig({
+      runtime: { placement: { hot: ['adapter'] } },
+      telemetry: { stateDim: DIM },
+      inference: { workers: 1 },
+      models: { dir },
+    }),
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    const activated = await inbox.waitFor((m) => m.type === 'model-activated');
+    t.is((activated as unknown as ModelActivated).version, fallback.metadata.version);
+    const body = await metricsRegistry(system).scrape();
+    t.regex(body, /^warden_model_refused 1$/m);
+    t.regex(body, /^warden_inference_worker_restarts 0$/m);
+  } finally {
+    await system.stop();
   }
 });

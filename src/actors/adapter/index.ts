@@ -672,6 +672,7 @@ export default defineActor<AdapterMessage, State>({
       stages: s.stages.size,
       poolRestarts: s.pool.restarts,
       modelAlerts: s.pool.alerts.length,
+      modelRefused: s.pool.alerts.filter((a) => a.reason !== 'missing').length,
     };
   },
   async stop(state, ctx) {
