@@ -61,12 +61,49 @@ function checkPem(file: string, kind: 'certificate' | 'key', what: string): void
   } catch (error) {
     throw new InsecureChannelError(`${what}: cannot read ${kind} file ${file}`, { cause: error });
   }
+  let certificate: X509Certificate | undefined;
   try {
     if (kind === 'key') createPrivateKey(text);
-    else new X509Certificate(text);
+    else certificate = new X509Certificate(text);
   } catch (error) {
     throw new InsecureChannelError(`${what}: ${file} is not a PEM ${kind}`, { cause: error });
   }
+  // Every handshake with it would fail, with an error that names neither file nor date.
+  if (certificate && new Date(certificate.validTo).getTime() < Date.now())
+    throw new InsecureChannelError(
+      `${what}: the certificate in ${file} expired on ${new Date(certificate.validTo).toISOString()}`,
+    );
+}
+
+/**
+ * When the (first) certificate of a PEM file expires, in Unix seconds; undefined when the file
+ * cannot be read as one. Read afresh on every call: the files are renewed in place.
+ */
+export function certificateExpiry(file: string): number | undefined {
+  try {
+    return new Date(new X509Certificate(readFileSync(file)).validTo).getTime() / 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every certificate file a configuration names, and what it is for. */
+export function configuredCertificates(config: {
+  readonly sandboxes: readonly { readonly name: string; readonly tls?: ClientTls | null }[];
+  readonly security: { readonly services: { readonly tls: ServerTls | null } };
+}): { readonly use: string; readonly file: string }[] {
+  const out: { use: string; file: string }[] = [];
+  const services = config.security.services.tls;
+  if (services) {
+    out.push({ use: 'services', file: services.certFile });
+    if (services.clientCaFile) out.push({ use: 'services client CA', file: services.clientCaFile });
+  }
+  for (const s of config.sandboxes) {
+    if (!s.tls) continue;
+    out.push({ use: `sandbox ${s.name} CA`, file: s.tls.caFile });
+    if (s.tls.certFile) out.push({ use: `sandbox ${s.name} client`, file: s.tls.certFile });
+  }
+  return out;
 }
 
 const provider = (config: grpc.experimental.FileWatcherCertificateProviderConfig) =>

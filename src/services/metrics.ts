@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger.ts';
 import type { ActorSystem } from '../runtime/system.ts';
+import { certificateExpiry, configuredCertificates } from '../security/tls.ts';
 
 type Stats = Awaited<ReturnType<ActorSystem['stats']>>;
 
@@ -475,6 +476,19 @@ export function metricsRegistry(
         for (const [k, v] of Object.entries(a.custom))
           if (k.startsWith('default:'))
             this.set({ sandbox: a.actor.slice(9), field: k.slice(8) }, v);
+      }
+    },
+  });
+  new Gauge({
+    name: 'warden_tls_certificate_expiry_timestamp_seconds',
+    help: 'When each configured TLS certificate expires (Unix seconds; the first certificate of its file, read at every scrape, so renewals show at once).',
+    labelNames: ['use', 'file'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { use, file } of configuredCertificates(system.config)) {
+        const expiry = certificateExpiry(file);
+        if (expiry !== undefined) this.set({ use, file }, expiry);
       }
     },
   });

@@ -6,10 +6,12 @@ import { connect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { silentLogger } from '../../src/runtime/logger.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
 import { sandboxClient } from '../../src/sandbox/grpc.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { createDevPki, type DevPki } from '../../src/security/dev-pki.ts';
 import { channelCredentials, serverCredentials } from '../../src/security/tls.ts';
+import { metricsRegistry } from '../../src/services/metrics.ts';
 import { patternQueryClient } from '../../src/services/pattern-query.ts';
 import { type RunningServices, startServices } from '../../src/services/server.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
@@ -248,3 +250,64 @@ test.serial(
     t.not(after, before, 'the new certificate within a few reload intervals');
   },
 );
+
+test('an expired certificate stops the start with the file and the date; configured certificates report their expiry on /metrics', async (t) => {
+  const expired = await createDevPki(tempDir('warden-expired-'), ['detector'], -1);
+  t.throws(
+    () =>
+      serverCredentials(
+        { certFile: expired.server.certFile, keyFile: expired.server.keyFile },
+        '127.0.0.1',
+        'services',
+      ),
+    {
+      message: new RegExp(
+        `^services: the certificate in ${expired.server.certFile} expired on \\d{4}-\\d\\d-\\d\\dT`,
+      ),
+    },
+  );
+  t.throws(() => channelCredentials('10.0.0.1:50061', { caFile: expired.caFile }, 'sandbox x'), {
+    message: /^sandbox x: the certificate in .*ca\.pem expired on/,
+  });
+
+  // What Prometheus scrapes: every certificate file the configuration names, read afresh.
+  const system = new ActorSystem({
+    config: testConfig({
+      runtime: { placement: {} },
+      security: {
+        services: {
+          tls: {
+            certFile: pki.server.certFile,
+            keyFile: pki.server.keyFile,
+            clientCaFile: pki.caFile,
+          },
+        },
+      },
+      sandboxes: [
+        {
+          name: 'lab',
+          address: '10.0.0.1:50061',
+          tls: {
+            caFile: pki.caFile,
+            certFile: pki.clients.detector!.certFile,
+            keyFile: pki.clients.detector!.keyFile,
+          },
+        },
+      ],
+    }),
+  });
+  const body = await metricsRegistry(system).scrape();
+  const expiry = (use: string) =>
+    Number(
+      body.match(
+        new RegExp(
+          `^warden_tls_certificate_expiry_timestamp_seconds\\{use="${use}",file="[^"]+"\\} (\\S+)$`,
+          'm',
+        ),
+      )?.[1],
+    );
+  for (const use of ['services', 'services client CA', 'sandbox lab CA', 'sandbox lab client']) {
+    const days = (expiry(use) - Date.now() / 1000) / 86_400;
+    t.true(days > 29 && days <= 30, `${use}: ${days} days`);
+  }
+});
