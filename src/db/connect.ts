@@ -2,6 +2,7 @@
 
 import pg from 'pg';
 import type { WardenConfig } from '../config/schema.ts';
+import { ConfigError, DatabaseError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { settlesWithin } from '../runtime/within.ts';
 import { type EmbeddedDatabase, startEmbedded } from './embedded.ts';
@@ -38,7 +39,27 @@ export function createPool(url: string, log: Logger, max = 4): pg.Pool {
   return pool;
 }
 
+/** Where a PostgreSQL URL points, without its credentials (host:port/database); undefined when
+ * it is not a postgres:// URL. */
+export function databaseShown(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') return undefined;
+  const host = u.hostname || u.searchParams.get('host') || 'localhost';
+  return `${host}:${u.port || 5432}${u.pathname}`;
+}
+
 export async function openDatabase(config: WardenConfig, log: Logger): Promise<Database> {
+  // pg reads any string as a connection string: "notaurl" became a lookup of host "base".
+  const shown = config.database.url ? databaseShown(config.database.url) : 'the embedded server';
+  if (!shown)
+    throw new ConfigError(
+      'DATABASE_URL is not a PostgreSQL URL: expected postgres://user:password@host:port/database (its value is not shown: it may hold a password)',
+    );
   const embedded = config.database.url
     ? undefined
     : await startEmbedded(
@@ -56,14 +77,24 @@ export async function openDatabase(config: WardenConfig, log: Logger): Promise<D
     open.add(c);
     c.once('end', () => open.delete(c));
   });
-  const client = await pool.connect();
   try {
-    const applied = await migrate(client, Number.POSITIVE_INFINITY, (m) =>
-      log.info({ version: m.version, migration: m.name }, 'applying database migration'),
+    const client = await pool.connect();
+    try {
+      const applied = await migrate(client, Number.POSITIVE_INFINITY, (m) =>
+        log.info({ version: m.version, migration: m.name }, 'applying database migration'),
+      );
+      if (applied.length > 0) log.info({ applied }, 'database migrations applied');
+    } finally {
+      client.release();
+    }
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    await embedded?.stop();
+    const source = config.database.url ? ' (DATABASE_URL)' : '';
+    throw new DatabaseError(
+      `cannot use PostgreSQL at ${shown}${source}: ${(error as Error).message}`,
+      { cause: error },
     );
-    if (applied.length > 0) log.info({ applied }, 'database migrations applied');
-  } finally {
-    client.release();
   }
   return {
     pool,

@@ -26,6 +26,11 @@ export class ConfigError extends WardenError {
   override readonly code = 'WARDEN_CONFIG';
 }
 
+/** The database cannot be reached or used at start (the message says where, never with what password). */
+export class DatabaseError extends WardenError {
+  override readonly code = 'WARDEN_DATABASE';
+}
+
 /** A worker could not be spawned or did not answer READY. */
 export class WorkerSpawnError extends WardenError {
   override readonly code = 'WARDEN_WORKER_SPAWN';

@@ -402,3 +402,32 @@ test('eval --verdict-margin: the starter holds its verdicts for a lead over obse
   t.is(bad.status, 1);
   t.regex(bad.stderr, /--verdict-margin <q>.*'-1' is invalid\. expected a number ≥ 0/);
 });
+
+test('a DATABASE_URL that is not a URL, or points where nothing listens: one clear line naming where, never the password; exit 1', async (t) => {
+  // A port that was free a moment ago: nothing listens there now.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', () => resolve()));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const prune = (url: string) =>
+    spawnSync(process.execPath, [BIN, 'db', 'prune', '--older-than', '30d'], {
+      env: { ...env, DATABASE_URL: url },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  const refused = prune(`postgres://warden:S3CRET@127.0.0.1:${port}/history`);
+  t.is(refused.status, 1, refused.stderr);
+  t.regex(
+    refused.stderr,
+    new RegExp(
+      `^warden: error: cannot use PostgreSQL at 127\\.0\\.0\\.1:${port}/history \\(DATABASE_URL\\): connect ECONNREFUSED`,
+    ),
+  );
+  const garbled = prune('S3CRET');
+  t.is(garbled.status, 1, garbled.stderr);
+  t.regex(
+    garbled.stderr,
+    /^warden: error: DATABASE_URL is not a PostgreSQL URL: expected postgres:\/\//,
+  );
+  t.false(/S3CRET/.test(refused.stderr + refused.stdout + garbled.stderr + garbled.stdout));
+});
