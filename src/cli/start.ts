@@ -454,6 +454,7 @@ async function runStarted(
   );
   const metrics = await startMetricsServer(system, config.metrics.port, config.metrics.host, log, {
     modelVersion: () => modelVersion,
+    config: () => watcher.status,
   }).catch((error) => {
     log.error({ err: error }, 'metrics endpoint could not start; running without it');
     return undefined;

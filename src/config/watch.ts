@@ -15,6 +15,16 @@ export interface ConfigChange {
   readonly warnings: readonly ConfigWarning[];
 }
 
+/** What an operator watches (metrics): is the configuration on disk the one that runs? */
+export interface ConfigStatus {
+  /** Fields of the last configuration read that fell back to their defaults (invalid or unknown). */
+  readonly defaulted: readonly string[];
+  /** Fields changed on disk that keep their running value until a restart. */
+  readonly restartPending: readonly string[];
+  /** Reloads that could not read the files at all (the running configuration stayed). */
+  readonly reloadFailures: number;
+}
+
 export interface ConfigWatcherEvents {
   change: [ConfigChange];
   error: [Error];
@@ -53,6 +63,9 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
   readonly #options: LoadOptions & { dir: string };
   readonly #log: Logger;
   readonly #debounceMs: number;
+  #defaulted: readonly string[];
+  #restartPending: readonly string[] = [];
+  #reloadFailures = 0;
 
   constructor(
     initial: LoadedConfig,
@@ -62,6 +75,7 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
   ) {
     super();
     this.#current = initial.config;
+    this.#defaulted = initial.warnings.map((w) => w.field);
     this.#options = options;
     this.#log = log;
     this.#debounceMs = debounceMs;
@@ -69,6 +83,14 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
 
   get current(): WardenConfig {
     return this.#current;
+  }
+
+  get status(): ConfigStatus {
+    return {
+      defaulted: this.#defaulted,
+      restartPending: this.#restartPending,
+      reloadFailures: this.#reloadFailures,
+    };
   }
 
   start(): this {
@@ -89,6 +111,7 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
       loaded = loadConfig(this.#options);
     } catch (error) {
       // A half-written or broken file keeps the running configuration.
+      this.#reloadFailures++;
       this.#log.warn(
         { err: error },
         'configuration reload failed; keeping the running configuration',
@@ -98,6 +121,8 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
     }
     for (const w of loaded.warnings) this.#log.warn({ field: w.field }, `config: ${w.message}`);
     const plan = planChange(this.#current, loaded.config);
+    this.#defaulted = loaded.warnings.map((w) => w.field);
+    this.#restartPending = plan.requiresRestart;
     if (plan.applied.length === 0 && plan.requiresRestart.length === 0) return undefined;
     this.#current = plan.config;
     const change: ConfigChange = { ...plan, warnings: loaded.warnings };

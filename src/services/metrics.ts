@@ -4,6 +4,7 @@
 
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { ConfigStatus } from '../config/watch.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { ActorSystem } from '../runtime/system.ts';
 import { certificateExpiry, configuredCertificates } from '../security/tls.ts';
@@ -222,6 +223,8 @@ const ACTION_LABELS = [
 export interface MetricsSources {
   /** The model version the inference pool serves (main learns it from model-activated). */
   readonly modelVersion?: () => string;
+  /** The configuration watcher's view: fields defaulted, waiting for a restart, failed reloads. */
+  readonly config?: () => ConfigStatus;
 }
 
 export function metricsRegistry(
@@ -477,6 +480,30 @@ export function metricsRegistry(
           if (k.startsWith('default:'))
             this.set({ sandbox: a.actor.slice(9), field: k.slice(8) }, v);
       }
+    },
+  });
+  new Gauge({
+    name: 'warden_config_fields_defaulted',
+    help: 'Fields of the configuration files that fell back to their defaults when last read (invalid or unknown; the log names them, as does warden config check).',
+    registers: [registry],
+    collect() {
+      if (sources.config) this.set(sources.config().defaulted.length);
+    },
+  });
+  new Gauge({
+    name: 'warden_config_restart_pending',
+    help: 'Fields changed in the configuration files that keep their running value until Warden restarts.',
+    registers: [registry],
+    collect() {
+      if (sources.config) this.set(sources.config().restartPending.length);
+    },
+  });
+  new Gauge({
+    name: 'warden_config_reload_failures',
+    help: 'Configuration reloads that could not read the files (a broken or half-written file): the running configuration stayed.',
+    registers: [registry],
+    collect() {
+      if (sources.config) this.set(sources.config().reloadFailures);
     },
   });
   new Gauge({

@@ -18,8 +18,10 @@ import type { WardenConfig } from '../../src/config/schema.ts';
 import { ConfigSchema } from '../../src/config/schema.ts';
 import { defaultOf } from '../../src/config/validate.ts';
 import { ConfigWatcher, planChange } from '../../src/config/watch.ts';
-import { createLogger, silentLogger } from '../../src/runtime/logger.ts';
+import { createLogger } from '../../src/runtime/logger.ts';
 import { createSampleBatch, ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
+import { ActorSystem } from '../../src/runtime/system.ts';
+import { metricsRegistry } from '../../src/services/metrics.ts';
 import { runCli } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
@@ -260,6 +262,15 @@ test('property 38: a changed file is validated and applied without restart; rest
     t.is(config.learning.batchSize, 64, 'invalid value fell back to the default');
     t.true(warnings.some((w) => w.field === 'learning.batchSize'));
     t.is(watcher.current.learning.gamma, 0.5);
+    // What an operator sees on /metrics (alert WardenConfigInvalid).
+    const metrics = metricsRegistry(new ActorSystem({ config: initial.config }), {
+      config: () => watcher.status,
+    });
+    const scraped = async (name: string) =>
+      Number((await metrics.scrape()).match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+    t.is(await scraped('warden_config_fields_defaulted'), 1);
+    t.is(await scraped('warden_config_restart_pending'), 1);
+    t.is(await scraped('warden_config_reload_failures'), 0);
 
     // A broken file keeps the running configuration.
     const error = new Promise((resolve) => watcher.once('error', resolve));
@@ -279,6 +290,8 @@ test('property 38: a changed file is validated and applied without restart; rest
       }
     })();
     t.is(warning!.err!.message.split(parser).length, 2, "the parser's message once, not twice");
+    t.is(await scraped('warden_config_reload_failures'), 1);
+    t.is(await scraped('warden_config_fields_defaulted'), 1, 'still the last configuration read');
   } finally {
     watcher.close();
   }
