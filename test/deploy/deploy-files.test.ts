@@ -76,7 +76,7 @@ const promtool = spawnSync('promtool', ['--version']).status === 0;
 });
 
 (promtool ? test : test.skip)(
-  'alerts fire when they should and not otherwise: a sandbox Warden keeps losing, rejected telemetry, a refused model, a certificate about to expire (promtool test rules)',
+  'alerts fire when they should and not otherwise: a sandbox Warden keeps losing, rejected telemetry, a refused model, a defaulted configuration, a certificate about to expire (promtool test rules)',
   (t) => {
     const r = spawnSync('promtool', ['test', 'rules', 'alerts.test.yml'], {
       cwd: new URL('../fixtures/deploy/', import.meta.url).pathname,

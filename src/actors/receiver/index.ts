@@ -346,10 +346,17 @@ function subscribe(state: State): void {
       reconnectMaxMs,
       reconnectInitialMs * 2 ** Math.min(20, state.failures - 1),
     );
-    state.ctx.log.warn(
-      { sandbox: state.sandbox, why, delayMs: delay },
-      'sandbox stream lost; resubscribing',
-    );
+    // A stream the sandbox closes cleanly (it restarts, or has nothing more) is no fault.
+    if (lost)
+      state.ctx.log.warn(
+        { sandbox: state.sandbox, why, delayMs: delay },
+        'sandbox stream lost; resubscribing',
+      );
+    else
+      state.ctx.log.info(
+        { sandbox: state.sandbox, delayMs: delay },
+        'sandbox closed its stream; subscribing again',
+      );
     setTimeout(
       () => state.ctx.send(state.ctx.name as `receiver:${string}`, { type: 'reconnect' }),
       delay,
