@@ -57,6 +57,14 @@ test('the dashboard and the alert rules reference only metrics Warden exports', 
   const alerts = rules.groups.flatMap((g) => g.rules);
   t.true(alerts.length >= 5);
   t.true(alerts.every((r) => /^Warden[A-Za-z]+$/.test(r.alert) && r.expr.trim() !== ''));
+  // The on-call table says what each alert means and what to do first.
+  const operations = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+  const table = operations.slice(operations.indexOf('### Alerts'));
+  t.deepEqual(
+    alerts.map((r) => r.alert).filter((a) => !table.includes(`\`${a}\``)),
+    [],
+    'every alert is in the table of docs/operations.md',
+  );
 
   const missing = [
     ...referenced(dashboardText),
