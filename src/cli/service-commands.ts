@@ -115,7 +115,7 @@ export const statusCommand = (flags: ServiceFlags, out: Out) =>
     const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
     for (const b of s.sandboxes)
       out.write(
-        [
+        `${[
           `sandbox ${b.name} (${b.address})`,
           b.lastBatchMs > 0 ? `last batch ${seconds(now - b.lastBatchMs)} ago` : 'no batch yet',
           `events ${b.events}`,
@@ -126,7 +126,7 @@ export const statusCommand = (flags: ServiceFlags, out: Out) =>
           b.maxEventsPerSecond > 0
             ? `capped at ${b.maxEventsPerSecond}/s, throttled ${seconds(b.throttledMs)}`
             : 'no cap',
-        ].join('  ') + '\n',
+        ].join('  ')}\n`,
       );
   });
 
