@@ -432,41 +432,49 @@ export function metricsRegistry(
       if (sources.modelVersion) this.set({ version: sources.modelVersion() }, 1);
     },
   });
-  perSandbox(
-    'warden_receiver_events',
-    "Events a receiver read from its sandbox's stream (telemetry and episode lifecycle) since it started.",
-    (r) => r.events ?? 0,
-  );
-  perSandbox(
-    'warden_receiver_rejected_events',
-    'Events from the sandbox rejected as malformed (each on its own; the rest of its batch went on).',
-    (r) => r.rejected ?? 0,
-  );
-  perSandbox(
-    'warden_receiver_streams_lost',
-    "Times a receiver's stream from its sandbox failed (unreachable, refused, cut, TLS) and it subscribed again with backoff; a stream the sandbox ends cleanly is not counted.",
-    (r) => r.lost ?? 0,
-  );
-  perSandbox(
-    'warden_receiver_last_batch_timestamp_seconds',
-    'When the last batch of events came from the sandbox (Unix seconds; 0 before the first).',
-    (r) => (r.lastBatchAt ?? 0) / 1000,
-  );
-  perSandbox(
-    'warden_receiver_events_in_flight',
-    'Events a receiver handed on that the adapter has not finished (backpressure at telemetry.intakeWindow).',
-    (r) => r.inFlight ?? 0,
-  );
-  perSandbox(
-    'warden_receiver_paused_seconds',
-    "Time a receiver stopped reading its sandbox's stream because the adapter was a full window behind (the sandbox streams faster than its events are decided).",
-    (r) => (r.pausedMs ?? 0) / 1000,
-  );
-  perSandbox(
-    'warden_receiver_throttled_seconds',
-    "Time a receiver stopped reading its sandbox's stream to keep it under its maxEventsPerSecond.",
-    (r) => (r.throttledMs ?? 0) / 1000,
-  );
+  // Each sandbox's stream, from its receiver's stats.
+  const receiverGauges: readonly (readonly [
+    string,
+    string,
+    (r: Record<string, number>) => number,
+  ])[] = [
+    [
+      'warden_receiver_events',
+      "Events a receiver read from its sandbox's stream (telemetry and episode lifecycle) since it started.",
+      (r) => r.events ?? 0,
+    ],
+    [
+      'warden_receiver_rejected_events',
+      'Events from the sandbox rejected as malformed (each on its own; the rest of its batch went on).',
+      (r) => r.rejected ?? 0,
+    ],
+    [
+      'warden_receiver_streams_lost',
+      "Times a receiver's stream from its sandbox failed (unreachable, refused, cut, TLS) and it subscribed again with backoff; a stream the sandbox ends cleanly is not counted.",
+      (r) => r.lost ?? 0,
+    ],
+    [
+      'warden_receiver_last_batch_timestamp_seconds',
+      'When the last batch of events came from the sandbox (Unix seconds; 0 before the first).',
+      (r) => (r.lastBatchAt ?? 0) / 1000,
+    ],
+    [
+      'warden_receiver_events_in_flight',
+      'Events a receiver handed on that the adapter has not finished (backpressure at telemetry.intakeWindow).',
+      (r) => r.inFlight ?? 0,
+    ],
+    [
+      'warden_receiver_paused_seconds',
+      "Time a receiver stopped reading its sandbox's stream because the adapter was a full window behind (the sandbox streams faster than its events are decided).",
+      (r) => (r.pausedMs ?? 0) / 1000,
+    ],
+    [
+      'warden_receiver_throttled_seconds',
+      "Time a receiver stopped reading its sandbox's stream to keep it under its maxEventsPerSecond.",
+      (r) => (r.throttledMs ?? 0) / 1000,
+    ],
+  ];
+  for (const [name, help, pick] of receiverGauges) perSandbox(name, help, pick);
   new Gauge({
     name: 'warden_telemetry_field_defaults',
     help: 'Telemetry fields filled with a default, by sandbox and field.',
@@ -482,30 +490,33 @@ export function metricsRegistry(
       }
     },
   });
-  new Gauge({
-    name: 'warden_config_fields_defaulted',
-    help: 'Fields of the configuration files that fell back to their defaults when last read (invalid or unknown; the log names them, as does warden config check).',
-    registers: [registry],
-    collect() {
-      if (sources.config) this.set(sources.config().defaulted.length);
-    },
-  });
-  new Gauge({
-    name: 'warden_config_restart_pending',
-    help: 'Fields changed in the configuration files that keep their running value until Warden restarts.',
-    registers: [registry],
-    collect() {
-      if (sources.config) this.set(sources.config().restartPending.length);
-    },
-  });
-  new Gauge({
-    name: 'warden_config_reload_failures',
-    help: 'Configuration reloads that could not read the files (a broken or half-written file): the running configuration stayed.',
-    registers: [registry],
-    collect() {
-      if (sources.config) this.set(sources.config().reloadFailures);
-    },
-  });
+  // The configuration watcher's view (start.ts passes it): is the configuration on disk what runs?
+  const configGauges: readonly (readonly [string, string, (c: ConfigStatus) => number])[] = [
+    [
+      'warden_config_fields_defaulted',
+      'Fields of the configuration files that fell back to their defaults when last read (invalid or unknown; the log names them, as does warden config check).',
+      (c) => c.defaulted.length,
+    ],
+    [
+      'warden_config_restart_pending',
+      'Fields changed in the configuration files that keep their running value until Warden restarts.',
+      (c) => c.restartPending.length,
+    ],
+    [
+      'warden_config_reload_failures',
+      'Configuration reloads that could not read the files (a broken or half-written file): the running configuration stayed.',
+      (c) => c.reloadFailures,
+    ],
+  ];
+  for (const [name, help, pick] of configGauges)
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        if (sources.config) this.set(pick(sources.config()));
+      },
+    });
   new Gauge({
     name: 'warden_tls_certificate_expiry_timestamp_seconds',
     help: 'When each configured TLS certificate expires (Unix seconds; the first certificate of its file, read at every scrape, so renewals show at once).',
