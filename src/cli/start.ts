@@ -32,7 +32,7 @@ import { replayOrder, startReferencePair } from '../sandbox/reference-pair.ts';
 import type { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import { channelCredentials } from '../security/tls.ts';
-import { postAlert } from '../services/alert-webhook.ts';
+import { AlertWebhook } from '../services/alert-webhook.ts';
 import { deniedCalls, startMetricsServer } from '../services/metrics.ts';
 import { type RunningServices, startServices } from '../services/server.ts';
 import { systemAdmin } from '../services/system-admin.ts';
@@ -354,6 +354,7 @@ async function runStarted(
   });
   const configDir = options.configDir ?? new URL('../../config/', import.meta.url).pathname;
   const watcher = new ConfigWatcher(loaded, { dir: configDir }, log);
+  const webhook = new AlertWebhook(() => watcher.current.alerts.webhook, log);
   let services: RunningServices | undefined;
 
   function stop(reason: string): void {
@@ -374,6 +375,8 @@ async function runStarted(
       .then(() => services?.stop())
       .then(() => leadership?.release())
       .then(() => db.close())
+      // An alert raised just before the stop still gets its retries (1 + 2 + 4 s, and timeouts).
+      .then(() => webhook.drain(15_000))
       .then(resolveDone);
   }
   // Registry stand-in: a model the learner published is hot-loaded by the adapter's pool.
@@ -401,7 +404,7 @@ async function runStarted(
       say(
         `warden: ALERT model ${alert.version} degraded (accuracy ${(alert.accuracy * 100).toFixed(1)}% vs ${(alert.previousAccuracy * 100).toFixed(1)}% for ${alert.previousVersion})`,
       );
-      if (config.alerts.webhook) void postAlert(config.alerts.webhook, alert, log);
+      void webhook.send(alert);
     }
   });
   onLeadershipLost = (error) => {

@@ -395,7 +395,7 @@ const Alerts = Type.Object(
     webhook: Type.Union([Type.String({ pattern: '^https?://' }), Type.Null()], {
       default: null,
       description:
-        'POST each degradation alert as JSON here; a network error, a 5-second timeout, 408, 429 or 5xx is retried after 1, 2 and 4 s, any other status is logged as a refusal. Logs and config show print only its origin: a credential in the path stays out of them.',
+        'POST each degradation alert as JSON here; a network error, a 5-second timeout, 408, 429 or 5xx is retried after 1, 2 and 4 s, any other status is logged as a refusal; a stop waits up to 15 s for alerts still being posted. Logs and config show print only its origin: a credential in the path stays out of them.',
     }),
     autoRollback: Type.Boolean({
       default: false,

@@ -73,3 +73,47 @@ export async function postAlert(
     await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
+
+/**
+ * The alerts of one running Warden on their way to the webhook: each posted with retries, and
+ * waited for at shutdown (up to a bound), so an alert raised just before a stop is not dropped.
+ */
+export class AlertWebhook {
+  readonly #url: () => string | null;
+  readonly #log: Logger;
+  readonly #options: WebhookOptions;
+  readonly #pending = new Set<Promise<WebhookResult>>();
+
+  /** `url` is read at each alert: the configuration may change it while Warden runs. */
+  constructor(url: () => string | null, log: Logger, options: WebhookOptions = {}) {
+    this.#url = url;
+    this.#log = log;
+    this.#options = options;
+  }
+
+  /** Posts the alert (with retries) when a webhook is configured; undefined when none is. */
+  send(alert: object): Promise<WebhookResult> | undefined {
+    const url = this.#url();
+    if (!url) return undefined;
+    const posted = postAlert(url, alert, this.#log, this.#options);
+    this.#pending.add(posted);
+    void posted.finally(() => this.#pending.delete(posted));
+    return posted;
+  }
+
+  /** Waits for the alerts still being posted (retries included), at most `ms`; how many were left. */
+  async drain(ms: number): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    });
+    await Promise.race([Promise.allSettled([...this.#pending]), timeout]);
+    clearTimeout(timer);
+    if (this.#pending.size > 0)
+      this.#log.warn(
+        { alerts: this.#pending.size },
+        'stopping with alerts not yet delivered to the webhook',
+      );
+    return this.#pending.size;
+  }
+}

@@ -6,10 +6,10 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { createLogger } from '../../src/runtime/logger.ts';
-import { postAlert, webhookShown } from '../../src/services/alert-webhook.ts';
+import { AlertWebhook, postAlert, webhookShown } from '../../src/services/alert-webhook.ts';
 
-/** An endpoint answering each POST with the next status of `statuses` (then 200). */
-async function endpoint(statuses: number[]) {
+/** An endpoint answering each POST with the next status of `statuses` (then 200), after `delayMs`. */
+async function endpoint(statuses: number[], delayMs = 0) {
   const bodies: unknown[] = [];
   const server = createServer((req: IncomingMessage, res) => {
     let text = '';
@@ -22,7 +22,7 @@ async function endpoint(statuses: number[]) {
         type: req.headers['content-type'],
         body: JSON.parse(text),
       });
-      res.writeHead(statuses.shift() ?? 200).end();
+      setTimeout(() => res.writeHead(statuses.shift() ?? 200).end(), delayMs).unref();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -30,7 +30,11 @@ async function endpoint(statuses: number[]) {
   return {
     url: `http://127.0.0.1:${port}/hooks/T000/SECRET-TOKEN`,
     bodies,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -93,4 +97,33 @@ test('webhookShown keeps only what may be printed', (t) => {
   t.is(webhookShown('https://alerts.example.com'), 'https://alerts.example.com');
   t.is(webhookShown('https://alerts.example.com/?token=x'), 'https://alerts.example.com/…');
   t.is(webhookShown('not a url'), '<not a URL>');
+});
+
+test('at a stop, an alert still on its way (a slow endpoint, a retry) is waited for; the URL is read at each alert, so a configuration change applies', async (t) => {
+  const slow = await endpoint([503], 150);
+  const { log, lines } = capturedLog();
+  let url: string | null = null;
+  const webhook = new AlertWebhook(() => url, log, fast);
+  try {
+    t.is(webhook.send(alert), undefined, 'no webhook configured: nothing sent');
+    url = slow.url;
+    void webhook.send(alert);
+    t.is(await webhook.drain(5_000), 0, 'every alert settled before the stop went on');
+    t.is(slow.bodies.length, 2, 'refused once (503), delivered on the retry');
+    // An endpoint that never answers in time: the stop waits only so long, and says so.
+    const never = await endpoint([], 60_000);
+    try {
+      const hanging = new AlertWebhook(() => never.url, log, {
+        retryDelaysMs: [],
+        timeoutMs: 60_000,
+      });
+      void hanging.send(alert);
+      t.is(await hanging.drain(100), 1);
+      t.is(lines.at(-1)!.msg, 'stopping with alerts not yet delivered to the webhook');
+    } finally {
+      await never.close();
+    }
+  } finally {
+    await slow.close();
+  }
 });
