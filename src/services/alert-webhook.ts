@@ -42,6 +42,10 @@ export async function postAlert(
   const delays = options.retryDelaysMs ?? [1_000, 2_000, 4_000];
   const body = JSON.stringify(alert);
   const shown = webhookShown(url);
+  if (shown === '<not a URL>') {
+    log.error('alerts.webhook is not a URL: the alert was not sent');
+    return { delivered: false, attempts: 0, last: 'not a URL' };
+  }
   let last = '';
   for (let attempt = 1; ; attempt++) {
     let again: boolean;

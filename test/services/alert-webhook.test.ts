@@ -84,11 +84,20 @@ test('a refusal (400) is not retried; an endpoint that stays down is tried 1 + 3
   t.is(down.attempts, 4);
   t.regex(down.last, /ECONNREFUSED/);
   t.is(lines.at(-1)!.msg, 'alert webhook failed after every retry');
+  // A URL that does not parse (the schema asks only for http(s)://) is not tried at all.
+  t.deepEqual(await postAlert('https://hooks example.com/SECRET-TOKEN', alert, log, fast), {
+    delivered: false,
+    attempts: 0,
+    last: 'not a URL',
+  });
+  t.is(lines.at(-1)!.msg, 'alerts.webhook is not a URL: the alert was not sent');
   t.false(
     JSON.stringify(lines).includes('SECRET-TOKEN'),
     'the credential in the URL path is not logged',
   );
-  t.true(lines.every((l) => l.url === `${new URL(refusing.url).origin}/…`));
+  const withUrl = lines.filter((l) => 'url' in l);
+  t.is(withUrl.length, 5, 'the refusal, three retries and the last failure');
+  t.true(withUrl.every((l) => l.url === `${new URL(refusing.url).origin}/…`));
 });
 
 test('webhookShown keeps only what may be printed', (t) => {
