@@ -63,13 +63,13 @@ export async function importCapeCommand(
 
 export async function validateCommand(
   file: string,
-  opts: { json?: boolean; minMinority?: string },
+  opts: { json?: boolean; minMinority?: number },
   out: Out,
 ): Promise<number> {
   const { traces, report } = await readRecorded(file);
   const thresholds = {
     ...DEFAULT_THRESHOLDS,
-    ...(opts.minMinority ? { minMinorityShare: Number(opts.minMinority) } : {}),
+    ...(opts.minMinority === undefined ? {} : { minMinorityShare: opts.minMinority }),
   };
   const q = qualityReport(traces, report, thresholds);
   if (opts.json) out.write(`${JSON.stringify(q, null, 2)}\n`);

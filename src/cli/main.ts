@@ -73,6 +73,18 @@ function delayActs(value: string): { batches: number; ms: number } {
   return { batches: Number(m[1]), ms: Number(m[2]) };
 }
 
+function groundTruth(value: string): string {
+  if (value === 'malicious' || value === 'benign' || value === 'unknown') return value;
+  throw new InvalidArgumentError('expected malicious, benign or unknown');
+}
+
+function minorityShare(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 0.5))
+    throw new InvalidArgumentError('a share from 0 to 0.5');
+  return n;
+}
+
 function share(value: string): number {
   const n = Number(value);
   if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('a number from 0 to 1');
@@ -285,6 +297,7 @@ export async function run(
     .option(
       '--label <label>',
       'ground truth of these reports: malicious | benign | unknown',
+      groundTruth,
       'malicious',
     )
     .action(async (reports: string[], opts: { out: string; label?: string }) => {
@@ -294,8 +307,12 @@ export async function run(
     .command('validate <file>')
     .description('data-quality report for a telemetry JSONL file; exit 0 = pass, 1 = fail')
     .option('--json', 'print the report as JSON')
-    .option('--min-minority <share>', 'fail when the minority label is below this share (0–0.5)')
-    .action(async (file: string, opts: { json?: boolean; minMinority?: string }) => {
+    .option(
+      '--min-minority <share>',
+      'fail when the minority label is below this share (0–0.5)',
+      minorityShare,
+    )
+    .action(async (file: string, opts: { json?: boolean; minMinority?: number }) => {
       code = await validateCommand(file, opts, out);
     });
 

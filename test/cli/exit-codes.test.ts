@@ -9,6 +9,7 @@ import test from 'ava';
 import { tempDir } from '../temp-dir.ts';
 
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
+const DATA_DIR = new URL('../../data/', import.meta.url).pathname;
 const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
 
 test('start with its query port taken: a clear error, exit code 1, the database stopped again', async (t) => {
@@ -430,4 +431,37 @@ test('a DATABASE_URL that is not a URL, or points where nothing listens: one cle
     /^warden: error: DATABASE_URL is not a PostgreSQL URL: expected postgres:\/\//,
   );
   t.false(/S3CRET/.test(refused.stderr + refused.stdout + garbled.stderr + garbled.stdout));
+});
+
+test('import cape --label and validate --min-minority take only what they can use: a usage error, exit 1, nothing written', (t) => {
+  const dir = tempDir('warden-flags-');
+  const report = join(
+    DATA_DIR,
+    'cape-reports',
+    readdirSync(join(DATA_DIR, 'cape-reports')).find((f) => f.endsWith('.json.gz'))!,
+  );
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+  // Before: the label was written as given ("bogus") and read back as unknown.
+  const cape = run('import', 'cape', report, '--label', 'bogus', '--out', join(dir, 'c.jsonl'));
+  t.is(cape.status, 1);
+  t.regex(
+    cape.stderr,
+    /--label <label>' argument 'bogus' is invalid\. expected malicious, benign or unknown/,
+  );
+  t.deepEqual(readdirSync(dir), [], 'nothing written');
+  // Before: a share that is not a number disabled the check, and the file passed.
+  const good = run('import', 'cape', report, '--label', 'benign', '--out', join(dir, 'c.jsonl'));
+  t.is(good.status, 0, good.stderr);
+  for (const share of ['abc', '0.7']) {
+    const validated = run('validate', join(dir, 'c.jsonl'), '--min-minority', share);
+    t.is(validated.status, 1);
+    t.regex(
+      validated.stderr,
+      /--min-minority <share>' argument '[^']+' is invalid\. a share from 0 to 0\.5/,
+    );
+  }
+  const balanced = run('validate', join(dir, 'c.jsonl'), '--min-minority', '0.2');
+  t.is(balanced.status, 1, 'one label only: below a 20% minority');
+  t.regex(balanced.stdout, /label balance 0 malicious \/ 1 benign is below 20% minority/);
 });
