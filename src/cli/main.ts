@@ -341,7 +341,15 @@ export async function run(
       3,
     )
     .option('--out <dir>', 'models directory', 'models')
-    .option('--engine <engine>', 'auto | ort | tfjs', 'auto')
+    .option(
+      '--engine <engine>',
+      'auto | ort | tfjs',
+      (v: string) => {
+        if (v === 'auto' || v === 'ort' || v === 'tfjs') return v;
+        throw new InvalidArgumentError('expected auto, ort or tfjs');
+      },
+      'auto',
+    )
     .option(
       '--seed <n>',
       'seed for sampling, exploration and initial weights',

@@ -433,7 +433,7 @@ test('a DATABASE_URL that is not a URL, or points where nothing listens: one cle
   t.false(/S3CRET/.test(refused.stderr + refused.stdout + garbled.stderr + garbled.stdout));
 });
 
-test('import cape --label and validate --min-minority take only what they can use: a usage error, exit 1, nothing written', (t) => {
+test('import cape --label, validate --min-minority and train --engine take only what they can use: a usage error, exit 1, nothing written', (t) => {
   const dir = tempDir('warden-flags-');
   const report = join(
     DATA_DIR,
@@ -461,6 +461,22 @@ test('import cape --label and validate --min-minority take only what they can us
       /--min-minority <share>' argument '[^']+' is invalid\. a share from 0 to 0\.5/,
     );
   }
+  // Before: an unknown engine trained on the default one and exported a model.
+  const engine = run(
+    'train',
+    '--data',
+    join(dir, 'c.jsonl'),
+    '--engine',
+    'bogus',
+    '--out',
+    join(dir, 'm'),
+  );
+  t.is(engine.status, 1);
+  t.regex(
+    engine.stderr,
+    /--engine <engine>' argument 'bogus' is invalid\. expected auto, ort or tfjs/,
+  );
+  t.false(readdirSync(dir).includes('m'));
   const balanced = run('validate', join(dir, 'c.jsonl'), '--min-minority', '0.2');
   t.is(balanced.status, 1, 'one label only: below a 20% minority');
   t.regex(balanced.stdout, /label balance 0 malicious \/ 1 benign is below 20% minority/);
