@@ -38,10 +38,18 @@ function nonNegativeNumber(value: string): number {
   return n;
 }
 
-function splitPart(value: string): SplitPart {
-  if (value === 'train' || value === 'test' || value === 'all') return value;
-  throw new InvalidArgumentError('expected train, test or all');
+/** A parser for an option that takes one of a few words. */
+function oneOf<T extends string>(...words: readonly T[]): (value: string) => T {
+  const expected = `expected ${words.slice(0, -1).join(', ')} or ${words.at(-1)}`;
+  return (value) => {
+    if ((words as readonly string[]).includes(value)) return value as T;
+    throw new InvalidArgumentError(expected);
+  };
 }
+
+const splitPart = oneOf<SplitPart>('train', 'test', 'all');
+const groundTruth = oneOf('malicious', 'benign', 'unknown');
+const engine = oneOf('auto', 'ort', 'tfjs');
 
 function sandboxFlag(
   value: string,
@@ -71,11 +79,6 @@ function delayActs(value: string): { batches: number; ms: number } {
   if (!m || Number(m[1]) < 1)
     throw new InvalidArgumentError('expected <batches>x<ms>, e.g. 10x1500');
   return { batches: Number(m[1]), ms: Number(m[2]) };
-}
-
-function groundTruth(value: string): string {
-  if (value === 'malicious' || value === 'benign' || value === 'unknown') return value;
-  throw new InvalidArgumentError('expected malicious, benign or unknown');
 }
 
 function minorityShare(value: string): number {
@@ -341,15 +344,7 @@ export async function run(
       3,
     )
     .option('--out <dir>', 'models directory', 'models')
-    .option(
-      '--engine <engine>',
-      'auto | ort | tfjs',
-      (v: string) => {
-        if (v === 'auto' || v === 'ort' || v === 'tfjs') return v;
-        throw new InvalidArgumentError('expected auto, ort or tfjs');
-      },
-      'auto',
-    )
+    .option('--engine <engine>', 'auto | ort | tfjs', engine, 'auto')
     .option(
       '--seed <n>',
       'seed for sampling, exploration and initial weights',
