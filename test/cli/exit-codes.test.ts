@@ -11,6 +11,9 @@ import { tempDir } from '../temp-dir.ts';
 const BIN = new URL('../../bin/warden.js', import.meta.url).pathname;
 const DATA_DIR = new URL('../../data/', import.meta.url).pathname;
 const env = { ...process.env, WARDEN_LOG_LEVEL: 'silent', WARDEN_ENV: 'dev' };
+/** `warden …` as a user runs it, to its end: exit status, stdout and stderr. */
+const warden = (...args: string[]) =>
+  spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 120_000 });
 
 test('start with its query port taken: a clear error, exit code 1, the database stopped again', async (t) => {
   const busy = createServer();
@@ -314,9 +317,7 @@ test('train and eval on a file without usable episodes: a clear error, exit 1; u
   const dir = tempDir('warden-baddata-');
   const csv = join(dir, 'calls.csv');
   writeFileSync(csv, 't_0,t_1,malware\nCreateFileW,ReadFile,2\n');
-  const run = (...args: string[]) =>
-    spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 120_000 });
-  const train = run('train', '--data', csv, '--episodes', '3', '--out', join(dir, 'models'));
+  const train = warden('train', '--data', csv, '--episodes', '3', '--out', join(dir, 'models'));
   t.is(train.status, 1);
   t.regex(
     train.stderr,
@@ -328,8 +329,11 @@ test('train and eval on a file without usable episodes: a clear error, exit 1; u
     `t_0,t_1,malware\n${Array.from({ length: 40 }, (_, i) => `CreateFileW,${i % 2 ? 'ReadFile' : 'WriteFile'},${i % 2}`).join('\n')}\nRegOpenKeyW,ReadFile,maybe\n`,
   );
   const model = join(dir, 'model');
-  t.is(run('train', '--data', csv, '--episodes', '2', '--members', '1', '--out', model).status, 0);
-  const evaluated = run('eval', '--model', model, '--data', csv, '--split', 'all', '--json');
+  t.is(
+    warden('train', '--data', csv, '--episodes', '2', '--members', '1', '--out', model).status,
+    0,
+  );
+  const evaluated = warden('eval', '--model', model, '--data', csv, '--split', 'all', '--json');
   t.is(evaluated.status, 0, evaluated.stderr);
   t.regex(evaluated.stderr, /1 unreadable rows or lines left out \(first at row 42: label "maybe"/);
   t.is(JSON.parse(evaluated.stdout)['agent (DQN)'].episodes, 40);
@@ -350,13 +354,11 @@ test('train on telemetry without both labels refuses before any model is written
     ]
       .map((l) => JSON.stringify(l))
       .join('\n');
-  const run = (...args: string[]) =>
-    spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 120_000 });
   const models = join(dir, 'models');
   for (const label of [undefined, 'malicious']) {
     const episodes = Array.from({ length: 8 }, (_, i) => episode(`e${i}`, label));
     writeFileSync(file, `${episodes.join('\n')}\n`);
-    const train = run('train', '--data', file, '--episodes', '3', '--out', models);
+    const train = warden('train', '--data', file, '--episodes', '3', '--out', models);
     t.is(train.status, 1, train.stdout);
     t.regex(
       train.stderr,
@@ -365,7 +367,15 @@ test('train on telemetry without both labels refuses before any model is written
   }
   t.throws(() => readdirSync(models), { code: 'ENOENT' }, 'no model was exported');
   writeFileSync(file, `${episode('e0')}\n${episode('e1')}\n`);
-  const evaluated = run('eval', '--model', 'data/starter-model', '--data', file, '--split', 'all');
+  const evaluated = warden(
+    'eval',
+    '--model',
+    'data/starter-model',
+    '--data',
+    file,
+    '--split',
+    'all',
+  );
   t.is(evaluated.status, 1);
   t.regex(
     evaluated.stderr,
@@ -440,10 +450,8 @@ test('import cape --label, validate --min-minority and train --engine take only 
     'cape-reports',
     readdirSync(join(DATA_DIR, 'cape-reports')).find((f) => f.endsWith('.json.gz'))!,
   );
-  const run = (...args: string[]) =>
-    spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
   // Before: the label was written as given ("bogus") and read back as unknown.
-  const cape = run('import', 'cape', report, '--label', 'bogus', '--out', join(dir, 'c.jsonl'));
+  const cape = warden('import', 'cape', report, '--label', 'bogus', '--out', join(dir, 'c.jsonl'));
   t.is(cape.status, 1);
   t.regex(
     cape.stderr,
@@ -451,10 +459,10 @@ test('import cape --label, validate --min-minority and train --engine take only 
   );
   t.deepEqual(readdirSync(dir), [], 'nothing written');
   // Before: a share that is not a number disabled the check, and the file passed.
-  const good = run('import', 'cape', report, '--label', 'benign', '--out', join(dir, 'c.jsonl'));
+  const good = warden('import', 'cape', report, '--label', 'benign', '--out', join(dir, 'c.jsonl'));
   t.is(good.status, 0, good.stderr);
   for (const share of ['abc', '0.7']) {
-    const validated = run('validate', join(dir, 'c.jsonl'), '--min-minority', share);
+    const validated = warden('validate', join(dir, 'c.jsonl'), '--min-minority', share);
     t.is(validated.status, 1);
     t.regex(
       validated.stderr,
@@ -462,7 +470,7 @@ test('import cape --label, validate --min-minority and train --engine take only 
     );
   }
   // Before: an unknown engine trained on the default one and exported a model.
-  const engine = run(
+  const engine = warden(
     'train',
     '--data',
     join(dir, 'c.jsonl'),
@@ -477,7 +485,7 @@ test('import cape --label, validate --min-minority and train --engine take only 
     /--engine <engine>' argument 'bogus' is invalid\. expected auto, ort or tfjs/,
   );
   t.false(readdirSync(dir).includes('m'));
-  const balanced = run('validate', join(dir, 'c.jsonl'), '--min-minority', '0.2');
+  const balanced = warden('validate', join(dir, 'c.jsonl'), '--min-minority', '0.2');
   t.is(balanced.status, 1, 'one label only: below a 20% minority');
   t.regex(balanced.stdout, /label balance 0 malicious \/ 1 benign is below 20% minority/);
 });
