@@ -127,9 +127,10 @@ export async function sandboxCommand(
   clearInterval(poll);
   await pair.stop();
   const s = [positive.stats, negative.stats];
-  const both = (k: 'streamsCut' | 'actsRefused' | 'actsDelayed') => s[0]![k] + s[1]![k];
+  const both = (k: 'streamsCut' | 'eventsResent' | 'actsRefused' | 'actsDelayed') =>
+    s[0]![k] + s[1]![k];
   out.write(
-    `warden: sandboxes stopped (${reason}); episodes started ${s[0]!.episodesStarted}, completed ${s[0]!.episodesCompleted}; events sent ${s[0]!.eventsSent + s[1]!.eventsSent}; actions applied ${s[0]!.actionsApplied + s[1]!.actionsApplied}${faulty ? `; faults injected: streams cut ${both('streamsCut')}, action batches refused ${both('actsRefused')}, delayed ${both('actsDelayed')}` : ''}\n`,
+    `warden: sandboxes stopped (${reason}); episodes started ${s[0]!.episodesStarted}, completed ${s[0]!.episodesCompleted}; events sent ${s[0]!.eventsSent + s[1]!.eventsSent}; actions applied ${s[0]!.actionsApplied + s[1]!.actionsApplied}${faulty ? `; faults injected: streams cut ${both('streamsCut')} (events sent again from where Warden stood ${both('eventsResent')}), action batches refused ${both('actsRefused')}, delayed ${both('actsDelayed')}` : ''}\n`,
   );
   return 0;
 }

@@ -120,7 +120,8 @@ export const statusCommand = (flags: ServiceFlags, out: Out) =>
           b.lastBatchMs > 0 ? `last batch ${seconds(now - b.lastBatchMs)} ago` : 'no batch yet',
           `events ${b.events}`,
           `rejected ${b.rejected}`,
-          `reconnects ${b.reconnects}`,
+          ...(b.repeated > 0 ? [`sent again ${b.repeated}`] : []),
+          `reconnects ${b.reconnects}${b.streamsLost > 0 ? ` (${b.streamsLost} lost)` : ''}`,
           `in flight ${b.inFlight}`,
           `paused ${seconds(b.pausedMs)}`,
           b.maxEventsPerSecond > 0

@@ -13,9 +13,13 @@
 //   review) cleans the file — successfully with probability cleanSuccessRate for malware — and a
 //   cleaned file behaves like goodware in stage 2 (a benign trace is replayed, truth benign).
 //   Outcomes report the sandbox's detection, the cleaning, and the ground truth.
-//   Fault injection for tests: cut the stream after N batches; refuse the first N batches of
-//   actions (an Act call, or a message on ActStream, which ends that stream); delay the acks of
-//   the first N batches of actions; crash() mid-episode.
+//   A new Watch resumes as the contract asks (resume_after: the last event the receiver accepted
+//   per open stage): a stage it names continues after that event, an open stage it does not name
+//   starts again from its episode-started, and the outcome of a stage it names that has ended here
+//   is sent again — the sandbox cannot know what a cut stream delivered.
+//   Fault injection for tests: cut the stream after N batches (that batch is lost, as on a real
+//   cut); refuse the first N batches of actions (an Act call, or a message on ActStream, which
+//   ends that stream); delay the acks of the first N batches of actions; crash() mid-episode.
 
 import * as grpc from '@grpc/grpc-js';
 import { fnv1a } from '../actors/adapter/state-vector.ts';
@@ -80,6 +84,8 @@ export interface ReferenceSandboxOptions {
 
 interface StageRun {
   readonly key: string;
+  /** Its episode-started, as sent (again, when a resumed Watch does not name the stage). */
+  readonly start: WireEvent;
   readonly episodeId: string;
   readonly stage: Stage;
   readonly trace: RecordedTrace;
@@ -108,6 +114,8 @@ interface Handoff {
 type WireEvent = BatchItem;
 
 const RELEASE = 5 as ActionId;
+/** Ended stages whose outcome a resumed Watch can ask for again. */
+const OUTCOMES_KEPT = 4_096;
 /** What ActionContext.source may say. */
 const SOURCES: ReadonlySet<string> = new Set(['model', 'rules', 'exploration']);
 
@@ -128,6 +136,9 @@ export interface SandboxStats {
   eventsSent: number;
   /** Episode-started and stage-outcome messages written to the stream. */
   lifecycleSent: number;
+  /** Events and lifecycle messages queued again by a resumed Watch (resume_after). */
+  eventsResent: number;
+  lifecycleResent: number;
   actionsReceived: number;
   /** Actions that arrived without their full context (model version, 6 Q-values, confidence, source). */
   actionsWithoutContext: number;
@@ -150,6 +161,8 @@ export class ReferenceSandbox {
     episodesCompleted: 0,
     eventsSent: 0,
     lifecycleSent: 0,
+    eventsResent: 0,
+    lifecycleResent: 0,
     actionsWithoutContext: 0,
     actionsReceived: 0,
     actionsApplied: 0,
@@ -180,6 +193,8 @@ export class ReferenceSandbox {
   readonly #server = new grpc.Server(channelOptions);
   readonly #runs = new Map<string, StageRun>();
   readonly #pending: WireEvent[] = [];
+  /** The outcomes of the stages ended last, by "episode/stage": a resumed Watch may ask again. */
+  readonly #outcomes = new OldestFirstMap<string, WireEvent>();
   readonly #seenActions = new OldestFirstMap<string, ActionAckWire>();
   #traceIndex = 0;
   #episodeCounter = 0;
@@ -341,8 +356,20 @@ export class ReferenceSandbox {
     finished?: () => void,
   ): void {
     const key = `${episodeId}/${stage}`;
+    const start: WireEvent = {
+      episodeStarted: {
+        sandboxId: this.name,
+        episodeId,
+        stage,
+        timestampMs: Date.now(),
+        artifactHash: original.episode.artifactHash,
+        artifactType: original.episode.artifactType,
+        cleaned,
+      },
+    };
     this.#runs.set(key, {
       key,
+      start,
       episodeId,
       stage,
       trace,
@@ -355,17 +382,7 @@ export class ReferenceSandbox {
       startedAt: Date.now(),
       ...(finished ? { finished } : {}),
     });
-    this.#pending.push({
-      episodeStarted: {
-        sandboxId: this.name,
-        episodeId,
-        stage,
-        timestampMs: Date.now(),
-        artifactHash: original.episode.artifactHash,
-        artifactType: original.episode.artifactType,
-        cleaned,
-      },
-    });
+    this.#pending.push(start);
     this.#wake?.();
   }
 
@@ -385,7 +402,7 @@ export class ReferenceSandbox {
       verdict: malicious ? 'malicious' : 'benign',
       truth: run.truth,
     });
-    this.#pending.push({
+    const outcome: WireEvent = {
       stageOutcome: {
         sandboxId: this.name,
         episodeId: run.episodeId,
@@ -398,7 +415,10 @@ export class ReferenceSandbox {
         groundTruth: run.truth === 'malicious' ? 1 : run.truth === 'benign' ? 2 : 0,
         family: run.original.episode.family ?? '',
       },
-    });
+    };
+    this.#pending.push(outcome);
+    this.#outcomes.set(run.key, outcome);
+    if (this.#outcomes.size > OUTCOMES_KEPT) this.#outcomes.shift();
     this.#o.log.debug(
       { sandbox: this.name, episode: run.episodeId, stage: run.stage, action, detail },
       'stage ended',
@@ -456,8 +476,59 @@ export class ReferenceSandbox {
     return Date.now() - run.startedAt >= offset;
   }
 
+  /**
+   * A new Watch: what the receiver says it accepted (resume_after, "episode/stage" → last seq)
+   * decides what is sent again. Nothing was lost on a first Watch: every open stage is then still
+   * at its start, with its episode-started pending.
+   */
+  #resume(resumeAfter: Readonly<Record<string, number>>): void {
+    // Queued and not yet written: not lost (the same objects as in the runs and #outcomes).
+    const pending = new Set<WireEvent>(this.#pending);
+    const resent = this.stats.eventsResent;
+    for (const run of this.#runs.values()) {
+      const last = resumeAfter[run.key];
+      if (last !== undefined) {
+        if (run.next > last + 1) {
+          this.stats.eventsResent += run.next - (last + 1);
+          run.next = last + 1;
+          run.sentAllAt = undefined;
+        }
+      } else if (!pending.has(run.start)) {
+        // Nothing of it accepted: from the start (its episode-started may be what was lost).
+        this.stats.eventsResent += run.next;
+        run.next = 0;
+        run.sentAllAt = undefined;
+        this.#pending.unshift(run.start);
+        this.stats.lifecycleResent++;
+      }
+    }
+    for (const key of Object.keys(resumeAfter)) {
+      const outcome = this.#outcomes.get(key);
+      if (outcome && !this.#runs.has(key) && !pending.has(outcome)) {
+        this.#pending.push(outcome);
+        this.stats.lifecycleResent++;
+      }
+    }
+    if (this.stats.eventsResent > resent || Object.keys(resumeAfter).length > 0)
+      this.#o.log.info(
+        {
+          sandbox: this.name,
+          stages: Object.keys(resumeAfter).length,
+          eventsAgain: this.stats.eventsResent - resent,
+        },
+        'watch resumed',
+      );
+  }
+
   async #watch(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
     this.#batchesThisStream = 0;
+    const request = call.request as { resumeAfter?: Record<string, number | string> } | undefined;
+    const resumeAfter: Record<string, number> = {};
+    for (const [k, v] of Object.entries(request?.resumeAfter ?? {})) {
+      const n = Number(v);
+      if (Number.isSafeInteger(n) && n >= 0) resumeAfter[k] = n;
+    }
+    this.#resume(resumeAfter);
     let closed = false;
     call.on('cancelled', () => {
       closed = true;
@@ -527,15 +598,8 @@ export class ReferenceSandbox {
       this.stats.batchesSent++;
       const cut = this.#o.faults?.cutStreamAfterBatches;
       if (cut !== undefined && ++this.#batchesThisStream > cut) {
-        // Fault: the batch is "lost in the cut": put its lifecycle events back, rewind its telemetry.
-        for (const b of batch) {
-          const t = b.telemetry as { episodeId: string; stage: number; seq: number } | undefined;
-          if (!t) this.#pending.push(b);
-          else {
-            const run = this.#runs.get(`${t.episodeId}/${t.stage}`);
-            if (run && run.next > t.seq) run.next = t.seq;
-          }
-        }
+        // Fault: the batch is lost in the cut, as on a real one; the next Watch's resume_after
+        // says what to send again.
         this.stats.eventsSent -= events;
         this.stats.lifecycleSent -= batch.length - events;
         this.stats.streamsCut++;

@@ -37,7 +37,11 @@ export interface SandboxStatus {
   readonly address: string;
   readonly events: number;
   readonly rejected: number;
+  /** Events the sandbox sent again (receiver/ledger.ts), dropped. */
+  readonly repeated: number;
   readonly reconnects: number;
+  /** Streams that failed, not closed by the sandbox. */
+  readonly streamsLost: number;
   readonly inFlight: number;
   readonly pausedMs: number;
   readonly throttledMs: number;

@@ -440,8 +440,13 @@ export function metricsRegistry(
   ])[] = [
     [
       'warden_receiver_events',
-      "Events a receiver read from its sandbox's stream (telemetry and episode lifecycle) since it started.",
+      "Events a receiver accepted from its sandbox's stream (telemetry and episode lifecycle) since it started.",
       (r) => r.events ?? 0,
+    ],
+    [
+      'warden_receiver_repeated_events',
+      'Events the sandbox sent again (at or below the last sequence number accepted for their stage, a second start or outcome of a stage, an event of a stage that ended), dropped instead of decided twice.',
+      (r) => r.repeated ?? 0,
     ],
     [
       'warden_receiver_rejected_events',

@@ -215,6 +215,7 @@ test.serial(
           new RegExp(`^warden_receiver_events\\{sandbox="sb1"\\} ${received.events}$`, 'm'),
         );
         t.regex(body, /^warden_receiver_rejected_events\{sandbox="sb1"\} 0$/m);
+        t.regex(body, /^warden_receiver_repeated_events\{sandbox="sb1"\} 0$/m);
         // The sandboxes end their streams once done: resubscribed, but no stream was lost.
         t.regex(body, /^warden_receiver_streams_lost\{sandbox="sb1"\} 0$/m);
         const lastBatch = body.match(
@@ -475,12 +476,13 @@ test.serial(
       /fault injection in both sandboxes: every event stream cut after 3 batches/,
     );
     const faults = out.sandbox.match(
-      /faults injected: streams cut (\d+), action batches refused (\d+), delayed (\d+)/,
+      /faults injected: streams cut (\d+) \(events sent again from where Warden stood (\d+)\), action batches refused (\d+), delayed (\d+)/,
     );
     t.truthy(faults, out.sandbox);
     t.true(Number(faults![1]) >= 1, 'the event streams were cut, and Warden subscribed again');
-    t.is(Number(faults![2]), 4, 'two action batches refused by each sandbox');
-    t.is(Number(faults![3]), 6, 'three ack batches held back by each sandbox');
+    t.true(Number(faults![2]) >= 1, 'what the cuts lost was sent again (resume_after)');
+    t.is(Number(faults![3]), 4, 'two action batches refused by each sandbox');
+    t.is(Number(faults![4]), 6, 'three ack batches held back by each sandbox');
   },
 );
 
@@ -561,6 +563,84 @@ test.serial(
       await system.stop();
       await sandbox.stop().catch(() => undefined);
       await restarted?.stop();
+    }
+  },
+);
+
+test.serial(
+  'a cut stream resumes where the receiver stood (resume_after): what the cut lost is sent again, nothing is taken twice, every episode completes',
+  async (t) => {
+    const malware = traces.filter((x) => x.episode.label === 'malicious');
+    const goodware = traces.filter((x) => x.episode.label === 'benign');
+    const sandbox = new ReferenceSandbox({
+      name: 'cut',
+      traces: goodware.slice(0, 6).flatMap((g, i) => [g, malware[i]!]),
+      benign: goodware.slice(0, 20),
+      episodes: 12,
+      concurrency: 4,
+      batchSize: 16,
+      log: silentLogger,
+      // Every stream loses its fourth batch: the sandbox cannot tell what arrived before it.
+      faults: { cutStreamAfterBatches: 3 },
+    });
+    const port = await sandbox.start();
+    const { system } = pipeline({
+      sandboxes: [{ name: 'cut', address: `127.0.0.1:${port}` }],
+      dispatch: { retryDelaysMs: [20, 40, 80], reconnectInitialMs: 10, reconnectMaxMs: 50 },
+      inference: { workers: 1 },
+    });
+    await system.start();
+    try {
+      t.true(await until(async () => sandbox.done, 60_000), 'the sandbox ran all its episodes');
+      t.true(
+        await until(async () => (await actorStats(system)).episodes?.completed === 12, 10_000),
+        'every episode completed',
+      );
+      const s = await actorStats(system);
+      t.is(s.episodes!.partial, 0);
+      t.true(sandbox.stats.streamsCut >= 3, `streams cut: ${sandbox.stats.streamsCut}`);
+      t.true(
+        sandbox.stats.eventsResent > 0,
+        'the events lost in the cuts were sent again from where the receiver stood',
+      );
+      // Each stage was taken once, in order: its states' progress (events seen / horizon, feature
+      // 24) rises with every decision. A stage begun again (a start sent again) would fall back.
+      t.true(
+        await until(
+          async () =>
+            Number(
+              (
+                await db.pool.query(
+                  `SELECT count(*) AS n FROM episodes WHERE episode_id LIKE 'cut-%'`,
+                )
+              ).rows[0].n,
+            ) === 12,
+          20_000,
+        ),
+        'every episode stored',
+      );
+      const stages = await db.pool.query(
+        `SELECT episode_id, stage, dim, steps, states FROM trajectory_stages WHERE episode_id LIKE 'cut-%'`,
+      );
+      let checked = 0;
+      for (const row of stages.rows as {
+        episode_id: string;
+        stage: number;
+        dim: number;
+        steps: number[];
+        states: number[];
+      }[]) {
+        const progress = row.steps.flatMap((step, k) =>
+          step >= 0 ? [row.states[k * row.dim + 24]!] : [],
+        );
+        const rising = progress.every((p, k) => k === 0 || p > progress[k - 1]! || p === 1);
+        t.true(rising, `${row.episode_id} stage ${row.stage}: progress ${progress.join(' ')}`);
+        checked++;
+      }
+      t.true(checked >= 12, `${checked} stages checked`);
+    } finally {
+      await system.stop();
+      await sandbox.stop();
     }
   },
 );

@@ -2,7 +2,9 @@
 // decodes and validates every event as untrusted input (wire.ts: defaults counted per field, a
 // malformed event rejected on its own), and hands the batch to the adapter with its arrival time,
 // its telemetry in columns (messages/packed-telemetry.ts).
-// A cut stream is resubscribed with exponential backoff. Backpressure: the events handed on and
+// A cut stream is resubscribed with exponential backoff, telling the sandbox the last sequence
+// number accepted per open stage (resume_after); what it sends again anyway is dropped and counted
+// (ledger.ts). Backpressure: the events handed on and
 // not yet finished by the adapter are counted in shared memory (runtime/shared/intake.ts); at
 // telemetry.intakeWindow the receiver stops reading the stream until half are done, and the
 // sandbox meets gRPC flow control (its writes wait) instead of Warden queueing without bound. The
@@ -27,6 +29,7 @@ import { type ActorContext, assertNever, defineActor } from '../../runtime/actor
 import { IntakeCounts } from '../../runtime/shared/intake.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import { DefaultsCounter } from '../../validation/defaults-counter.ts';
+import { StreamLedger } from './ledger.ts';
 import { decodeEventBatch } from './wire.ts';
 
 export interface SandboxEventsBatch {
@@ -57,6 +60,10 @@ interface State {
   readonly sandbox: string;
   readonly client: SandboxClient;
   readonly counter: DefaultsCounter;
+  /** What was accepted per open stage: resume_after, and the events sent again (ledger.ts). */
+  readonly ledger: StreamLedger;
+  /** Stages named in the last resume_after. */
+  resumed: number;
   readonly intake: IntakeCounts;
   readonly slot: number;
   call: grpc.ClientReadableStream<unknown> | undefined;
@@ -82,6 +89,7 @@ interface State {
   batches: number;
   /** When the last batch arrived (ms since the epoch), 0 before the first. */
   lastBatchAt: number;
+  /** Events accepted and handed on (not the rejected ones, nor those sent again). */
   events: number;
   rejected: number;
   reconnects: number;
@@ -291,8 +299,16 @@ function unthrottle(state: State): void {
 function subscribe(state: State): void {
   if (state.stopped) return;
   const { ctx } = state;
+  const resumeAfter = state.ledger.resumeAfter(Date.now(), ctx.config.dispatch.episodeTimeoutMs);
+  state.resumed = Object.keys(resumeAfter).length;
+  if (state.resumed > 0)
+    ctx.log.info(
+      { sandbox: state.sandbox, stages: state.resumed },
+      'resubscribing with the last event accepted per open stage (resume_after)',
+    );
   const call = (state.client.raw.watch as (req: unknown) => grpc.ClientReadableStream<Buffer>)({
     receiverId: ctx.name,
+    resumeAfter,
     maxBatch: 64,
   });
   state.call = call as grpc.ClientReadableStream<unknown>;
@@ -321,19 +337,23 @@ function subscribe(state: State): void {
         'sandbox events rejected (the first one shown; the rest of the batch went on)',
       );
     }
-    state.events += batch.telemetry.count + batch.lifecycle.length;
+    // What the sandbox sent before (after a resubscribe) goes no further.
+    const { telemetry, lifecycle } = state.ledger.accept(batch.telemetry, batch.lifecycle);
+    const events = telemetry.count + lifecycle.length;
+    if (events === 0) return;
+    state.events += events;
     const message: SandboxEventsBatch = {
       type: 'sandbox-events',
       sandbox: state.sandbox,
       receivedAt,
-      telemetry: batch.telemetry,
-      lifecycle: batch.lifecycle,
+      telemetry,
+      lifecycle,
     };
     ctx.send('adapter', message);
-    const inFlight = state.intake.add(state.slot, batch.telemetry.count + batch.lifecycle.length);
+    const inFlight = state.intake.add(state.slot, events);
     if (inFlight > state.inFlightMax) state.inFlightMax = inFlight;
     if (state.pausedAt === undefined && overWindow(state, 1)) hold(state, call);
-    if (state.rate > 0) pace(state, call, batch.telemetry.count + batch.lifecycle.length);
+    if (state.rate > 0) pace(state, call, events);
   });
   const retry = (why: string, lost: boolean) => {
     if (state.stopped || state.call !== call) return;
@@ -381,6 +401,8 @@ export default defineActor<ReceiverMessage, State>({
       sandbox,
       client: sandboxClient(entry.address, entry.tls ?? null, ctx.config.security),
       counter: new DefaultsCounter(),
+      ledger: new StreamLedger(ctx.config.telemetry.maxOpenStages),
+      resumed: 0,
       intake,
       slot: intake.slotOf(sandbox),
       heldFor: new Set(),
@@ -428,6 +450,8 @@ export default defineActor<ReceiverMessage, State>({
     lastBatchAt: s.lastBatchAt,
     events: s.events,
     rejected: s.rejected,
+    repeated: s.ledger.repeated,
+    resumed: s.resumed,
     reconnects: s.reconnects,
     lost: s.lost,
     // backpressure (telemetry.intakeWindow)

@@ -1,0 +1,209 @@
+// What a receiver has accepted from its sandbox, per open (episode, stage): the last telemetry
+// sequence number. A resubscribe tells the sandbox where each open stage stands (WatchRequest
+// resume_after, the contract's "skip what it already accepted"), and what a sandbox sends again
+// anyway — it cannot know what the cut stream delivered — is dropped here and counted, never
+// decided twice:
+//   - telemetry of a stage at or below the last sequence number accepted for it (the adapter
+//     skipped these before, uncounted), or of a stage that has ended;
+//   - episode-started of a stage already open (the adapter would have begun it again, losing
+//     the state built from its events so far) or ended;
+//   - stage-outcome and stage-failed of a stage that has ended (a second outcome for a finished
+//     episode opened a new record, which the episodes actor later closed as partial).
+// A stage runs once per episode id: the episode's record and trajectory are keyed by it.
+// Bounded: open stages beyond telemetry.maxOpenStages go oldest first (as the adapter's do), and
+// the ended stages remembered are the last ENDED_KEPT.
+
+import type { EpisodeLifecycle, Stage } from '../../messages/episode.ts';
+import {
+  COL,
+  COLUMNS,
+  type PackedTelemetry,
+  type SequencedLifecycle,
+  TelemetryPacker,
+} from '../../messages/packed-telemetry.ts';
+import { OldestFirstMap } from '../../runtime/oldest-first-map.ts';
+
+/** Ended stages remembered, so that an outcome or event sent again for one is known as such. */
+export const ENDED_KEPT = 65_536;
+/** At most this many stages in one WatchRequest's resume_after (the most recently active). */
+export const RESUME_KEYS_MAX = 10_000;
+
+/** The open stages of one episode: last sequence number accepted per stage (−1: none yet). */
+interface OpenEpisode {
+  /** Index 1 and 2; undefined: the stage is not open. */
+  readonly last: [unknown, number | undefined, number | undefined];
+  /** Date.now() of the last event accepted for it. */
+  touchedAt: number;
+}
+
+const keyOf = (episodeId: string, stage: Stage) => `${episodeId}/${stage}`;
+
+export class StreamLedger {
+  readonly #open = new OldestFirstMap<string, OpenEpisode>();
+  readonly #ended = new OldestFirstMap<string, true>();
+  /** Events dropped as sent again (or after their stage ended), since the receiver started. */
+  repeated = 0;
+  /** Open stages forgotten to stay within maxOpenStages. */
+  evicted = 0;
+
+  constructor(private readonly maxOpenStages: number) {}
+
+  /** Open stages (for tests and stats). */
+  get openStages(): number {
+    let n = 0;
+    for (const e of this.#open.values())
+      n += (e.last[1] === undefined ? 0 : 1) + (e.last[2] === undefined ? 0 : 1);
+    return n;
+  }
+
+  /**
+   * Takes a decoded batch: returns it without what was sent before (the same batch when nothing
+   * was), and records what it accepted.
+   */
+  accept(
+    telemetry: PackedTelemetry,
+    lifecycle: readonly SequencedLifecycle[],
+    now = Date.now(),
+  ): { telemetry: PackedTelemetry; lifecycle: readonly SequencedLifecycle[] } {
+    // Flags of what is kept, made at the first event dropped (most batches drop none).
+    let rows: Uint8Array | undefined;
+    let events: boolean[] | undefined;
+    let next = 0;
+    // One lookup per episode per batch (a batch holds a few episodes' events, interleaved), by
+    // its index into the batch's strings: null when it has no open stage.
+    const byRef: (OpenEpisode | null | undefined)[] = new Array(telemetry.strings.length);
+    for (let i = 0; i <= telemetry.count; i++) {
+      for (; next < lifecycle.length && lifecycle[next]!.at <= i; next++) {
+        byRef.fill(undefined); // a lifecycle event can open or close a stage
+        if (this.#lifecycle(lifecycle[next]!.event, now)) {
+          if (events) events[next] = true;
+        } else {
+          events ??= lifecycle.map((_, j) => j < next);
+          events[next] = false;
+          this.repeated++;
+        }
+      }
+      if (i === telemetry.count) break;
+      const ref = telemetry.refs[2 * i]!;
+      let cached = byRef[ref];
+      if (cached === undefined) {
+        cached = this.#open.get(telemetry.strings[ref]!) ?? null;
+        byRef[ref] = cached;
+      }
+      const stage: Stage = telemetry.numbers[i * COLUMNS + COL.stage] === 2 ? 2 : 1;
+      const seq = telemetry.numbers[i * COLUMNS + COL.seq]!;
+      let fresh: boolean;
+      const last = cached?.last[stage];
+      if (cached && last !== undefined) {
+        fresh = seq > last;
+        if (fresh) {
+          cached.last[stage] = seq;
+          cached.touchedAt = now;
+        }
+      } else {
+        // The stage's first event here: unless the stage ended, it opens it (a sandbox need not
+        // send episode-started first).
+        const episodeId = telemetry.strings[ref]!;
+        fresh = !this.#ended.has(keyOf(episodeId, stage));
+        if (fresh) {
+          cached = this.#openStage(episodeId, stage, now);
+          cached.last[stage] = seq;
+          byRef[ref] = cached;
+        }
+      }
+      if (fresh) {
+        if (rows) rows[i] = 1;
+      } else {
+        if (!rows) {
+          rows = new Uint8Array(telemetry.count);
+          rows.fill(1, 0, i);
+        }
+        this.repeated++;
+      }
+    }
+    if (!rows && !events) return { telemetry, lifecycle };
+    // Each lifecycle event's place among the telemetry kept.
+    const before = (at: number) => {
+      if (!rows) return at;
+      let n = 0;
+      for (let i = 0; i < at; i++) n += rows[i]!;
+      return n;
+    };
+    return {
+      telemetry: rows ? selectRows(telemetry, rows) : telemetry,
+      lifecycle: lifecycle
+        .filter((_, j) => events?.[j] !== false)
+        .map((l) => (rows ? { at: before(l.at), event: l.event } : l)),
+    };
+  }
+
+  /** Whether a lifecycle event is new; records it. */
+  #lifecycle(e: EpisodeLifecycle, now: number): boolean {
+    const k = keyOf(e.episodeId, e.stage);
+    const open = this.#open.get(e.episodeId);
+    const isOpen = open?.last[e.stage] !== undefined;
+    if (e.type === 'episode-started') {
+      if (isOpen || this.#ended.has(k)) return false;
+      this.#openStage(e.episodeId, e.stage, now).last[e.stage] = -1;
+      return true;
+    }
+    // stage-outcome, stage-failed
+    if (this.#ended.has(k)) return false;
+    if (open && isOpen) {
+      open.last[e.stage] = undefined;
+      if (open.last[1] === undefined && open.last[2] === undefined) this.#open.delete(e.episodeId);
+    }
+    this.#ended.set(k, true);
+    while (this.#ended.size > ENDED_KEPT) this.#ended.shift();
+    return true;
+  }
+
+  #openStage(episodeId: string, stage: Stage, now: number): OpenEpisode {
+    let e = this.#open.get(episodeId);
+    if (!e) {
+      while (this.#open.size >= this.maxOpenStages) {
+        this.#open.shift();
+        this.evicted++;
+      }
+      e = { last: [undefined, undefined, undefined], touchedAt: now };
+      this.#open.set(episodeId, e);
+    }
+    e.last[stage] ??= -1;
+    e.touchedAt = now;
+    return e;
+  }
+
+  /**
+   * resume_after for a new Watch: the last sequence number accepted per open stage that has had
+   * an event within `maxIdleMs` (an older one is the episodes actor's timeout to close, and a
+   * restarted sandbox no longer knows it), at most `limit`, the most recently active first.
+   */
+  resumeAfter(now = Date.now(), maxIdleMs = Number.POSITIVE_INFINITY, limit = RESUME_KEYS_MAX) {
+    const active: [string, number, number][] = [];
+    for (const [episodeId, e] of this.#open) {
+      if (now - e.touchedAt > maxIdleMs) continue;
+      for (const stage of [1, 2] as const) {
+        const last = e.last[stage];
+        if (last !== undefined && last >= 0)
+          active.push([keyOf(episodeId, stage), last, e.touchedAt]);
+      }
+    }
+    if (active.length > limit) active.sort((a, b) => b[2] - a[2]);
+    return Object.fromEntries(active.slice(0, limit).map(([k, last]) => [k, last]));
+  }
+}
+
+/** The rows of `p` whose keep flag is set, in order. */
+export function selectRows(p: PackedTelemetry, keep: Uint8Array): PackedTelemetry {
+  const packer = new TelemetryPacker(p.count);
+  for (let i = 0; i < p.count; i++) {
+    if (!keep[i]) continue;
+    const api = p.refs[2 * i + 1]!;
+    packer.addColumns(
+      p.numbers.subarray(i * COLUMNS, (i + 1) * COLUMNS),
+      p.strings[p.refs[2 * i]!]!,
+      api < 0 ? null : p.strings[api]!,
+    );
+  }
+  return packer.finish();
+}
