@@ -2,11 +2,13 @@
 // them, 64 events a batch) → validated telemetry in columns. The receiver's decoder
 // (src/actors/receiver/wire.ts) against, in the same process and interleaved round by round, the
 // path it replaced: proto-loader's deserializer (protobufjs decode + toObject), validateTelemetry
-// on each object, then the packer. Two data sets: the bundled Oliveira traces (one API call per
+// on each object, then the packer; and the receiver's whole per-batch work, the decoder followed by
+// its ledger (src/actors/receiver/ledger.ts: what was accepted per open stage). Two data sets: the bundled Oliveira traces (one API call per
 // event, no lists) and the CAPE reports (calls with arguments).
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { StreamLedger } from '../src/actors/receiver/ledger.ts';
 import { decodeEventBatch } from '../src/actors/receiver/wire.ts';
 import { importCape } from '../src/data/import-cape.ts';
 import { importCsv } from '../src/data/import-csv.ts';
@@ -67,8 +69,22 @@ const protoLoader: Decode = (bytes, counter) => {
 const wire: Decode = (bytes, counter) =>
   decodeEventBatch(bytes, options(counter), () => undefined).telemetry.count;
 
+/** The decoder, then the ledger: one per pass, as one receiver's for its stream. */
+let ledger = new StreamLedger(100_000);
+const wireLedger: Decode = (bytes, counter) => {
+  const batch = decodeEventBatch(bytes, options(counter), () => undefined);
+  return ledger.accept(batch.telemetry, batch.lifecycle).telemetry.count;
+};
+
+const DECODERS = [
+  ['protoLoader', protoLoader, 'proto-loader + validate'],
+  ['wire', wire, 'wire.ts'],
+  ['wireLedger', wireLedger, 'wire.ts + ledger.ts'],
+] as const;
+
 /** One pass over the batches: µs per batch, and events decoded. */
 function pass(decode: Decode, batches: readonly Buffer[]): { us: number[]; events: number } {
+  ledger = new StreamLedger(100_000);
   const counter = new DefaultsCounter();
   const us: number[] = [];
   let events = 0;
@@ -102,27 +118,20 @@ export async function run(args: string[]): Promise<void> {
       `  ${set}: ${batches.length} batches, ${fmt(bytes / (batches.length * BATCH), 0)} bytes per event`,
     );
     // Warm both up (JIT, proto-loader's lazily built codecs), then alternate them.
-    pass(protoLoader, batches);
-    pass(wire, batches);
-    const rates: Record<string, number[]> = { protoLoader: [], wire: [] };
-    const samples: Record<string, number[]> = { protoLoader: [], wire: [] };
+    for (const [, decode] of DECODERS) pass(decode, batches);
+    const rates: Record<string, number[]> = { protoLoader: [], wire: [], wireLedger: [] };
+    const samples: Record<string, number[]> = { protoLoader: [], wire: [], wireLedger: [] };
     for (let r = 0; r < rounds; r++) {
-      for (const [name, decode] of [
-        ['protoLoader', protoLoader],
-        ['wire', wire],
-      ] as const) {
+      for (const [name, decode] of DECODERS) {
         const { us, events } = pass(decode, batches);
         const seconds = us.reduce((a, b) => a + b, 0) / 1e6;
         rates[name]!.push(events / seconds);
         samples[name]!.push(...us);
       }
     }
-    for (const name of ['protoLoader', 'wire'] as const) {
+    for (const [name, , label] of DECODERS) {
       const s = summarize(samples[name]!);
-      printLatency(
-        `${set} ${name === 'wire' ? 'wire.ts' : 'proto-loader + validate'} per batch`,
-        s,
-      );
+      printLatency(`${set} ${label} per batch`, s);
       const rate = median(rates[name]!);
       console.log(
         `    ${fmtRate(rate)} events/s (median of ${rounds}), ${fmt(1e6 / rate)} µs per event`,
@@ -133,6 +142,9 @@ export async function run(args: string[]): Promise<void> {
     const speedUp = median(rates.wire!) / median(rates.protoLoader!);
     headline[`${set} speed-up`] = speedUp;
     console.log(`    speed-up ×${fmt(speedUp)}`);
+    const ledgerCost = 1e6 / median(rates.wireLedger!) - 1e6 / median(rates.wire!);
+    headline[`${set} ledger µs per event`] = ledgerCost;
+    console.log(`    the ledger adds ${fmt(ledgerCost, 3)} µs per event`);
   }
   writeResult('receiver', headline, details);
 }

@@ -28,10 +28,14 @@ export const ENDED_KEPT = 65_536;
 /** At most this many stages in one WatchRequest's resume_after (the most recently active). */
 export const RESUME_KEYS_MAX = 10_000;
 
-/** The open stages of one episode: last sequence number accepted per stage (−1: none yet). */
+/** A stage not open (in OpenEpisode.last), and one open with no telemetry accepted yet. */
+const CLOSED = -2;
+const NONE = -1;
+
+/** The open stages of one episode. */
 interface OpenEpisode {
-  /** Index 1 and 2; undefined: the stage is not open. */
-  readonly last: [unknown, number | undefined, number | undefined];
+  /** Index 1 and 2: the last sequence number accepted, NONE, or CLOSED. */
+  readonly last: Float64Array;
   /** Date.now() of the last event accepted for it. */
   touchedAt: number;
 }
@@ -52,7 +56,7 @@ export class StreamLedger {
   get openStages(): number {
     let n = 0;
     for (const e of this.#open.values())
-      n += (e.last[1] === undefined ? 0 : 1) + (e.last[2] === undefined ? 0 : 1);
+      n += (e.last[1] === CLOSED ? 0 : 1) + (e.last[2] === CLOSED ? 0 : 1);
     return n;
   }
 
@@ -93,8 +97,8 @@ export class StreamLedger {
       const stage: Stage = telemetry.numbers[i * COLUMNS + COL.stage] === 2 ? 2 : 1;
       const seq = telemetry.numbers[i * COLUMNS + COL.seq]!;
       let fresh: boolean;
-      const last = cached?.last[stage];
-      if (cached && last !== undefined) {
+      const last = cached === null ? CLOSED : cached.last[stage]!;
+      if (cached !== null && last !== CLOSED) {
         fresh = seq > last;
         if (fresh) {
           cached.last[stage] = seq;
@@ -141,17 +145,17 @@ export class StreamLedger {
   #lifecycle(e: EpisodeLifecycle, now: number): boolean {
     const k = keyOf(e.episodeId, e.stage);
     const open = this.#open.get(e.episodeId);
-    const isOpen = open?.last[e.stage] !== undefined;
+    const isOpen = open !== undefined && open.last[e.stage] !== CLOSED;
     if (e.type === 'episode-started') {
       if (isOpen || this.#ended.has(k)) return false;
-      this.#openStage(e.episodeId, e.stage, now).last[e.stage] = -1;
+      this.#openStage(e.episodeId, e.stage, now);
       return true;
     }
     // stage-outcome, stage-failed
     if (this.#ended.has(k)) return false;
     if (open && isOpen) {
-      open.last[e.stage] = undefined;
-      if (open.last[1] === undefined && open.last[2] === undefined) this.#open.delete(e.episodeId);
+      open.last[e.stage] = CLOSED;
+      if (open.last[1] === CLOSED && open.last[2] === CLOSED) this.#open.delete(e.episodeId);
     }
     this.#ended.set(k, true);
     while (this.#ended.size > ENDED_KEPT) this.#ended.shift();
@@ -165,10 +169,10 @@ export class StreamLedger {
         this.#open.shift();
         this.evicted++;
       }
-      e = { last: [undefined, undefined, undefined], touchedAt: now };
+      e = { last: new Float64Array([CLOSED, CLOSED, CLOSED]), touchedAt: now };
       this.#open.set(episodeId, e);
     }
-    e.last[stage] ??= -1;
+    if (e.last[stage] === CLOSED) e.last[stage] = NONE;
     e.touchedAt = now;
     return e;
   }
@@ -183,9 +187,8 @@ export class StreamLedger {
     for (const [episodeId, e] of this.#open) {
       if (now - e.touchedAt > maxIdleMs) continue;
       for (const stage of [1, 2] as const) {
-        const last = e.last[stage];
-        if (last !== undefined && last >= 0)
-          active.push([keyOf(episodeId, stage), last, e.touchedAt]);
+        const last = e.last[stage]!;
+        if (last >= 0) active.push([keyOf(episodeId, stage), last, e.touchedAt]);
       }
     }
     if (active.length > limit) active.sort((a, b) => b[2] - a[2]);
