@@ -131,6 +131,13 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ],
   [
     'db-writer',
+    'renamed',
+    'warden_db_episodes_renamed',
+    'Episodes stored as <id>#<start ms> because their id was already stored for another run (a sandbox reusing its episode ids, as after a restart that numbers them from 1 again).',
+    1,
+  ],
+  [
+    'db-writer',
     'lastWriteMs',
     'warden_db_write_latency_seconds',
     'Duration of the latest database batch write.',
@@ -445,7 +452,7 @@ export function metricsRegistry(
     ],
     [
       'warden_receiver_repeated_events',
-      'Events the sandbox sent again (at or below the last sequence number accepted for their stage, a second start or outcome of a stage, an event of a stage that ended), dropped instead of decided twice.',
+      'Events the sandbox sent again (at or below the last sequence number accepted for their stage, a second start before any telemetry, a second outcome, an event of a stage that ended), dropped instead of decided twice.',
       (r) => r.repeated ?? 0,
     ],
     [

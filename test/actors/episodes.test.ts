@@ -181,8 +181,13 @@ test('a learned pattern: the family when reported, else the documented behaviour
   const a = learnedPattern({ ...base, state: state({}), family: null });
   t.is(
     a.patternId,
+    learnedPattern({ ...base, state: state({}), family: null, timestamp: 9 }).patternId,
+    'same episode/stage/model and state (an outcome sent again) → same id',
+  );
+  t.not(
+    a.patternId,
     learnedPattern({ ...base, state: state({ 1: 1 }), family: null }).patternId,
-    'same episode/stage/model → same id',
+    'another run under the same episode id (a sandbox reusing its ids) → another pattern',
   );
   t.is(a.confidence, 1, 'clamped to [0, 1]');
   t.is(a.features.length, 64);

@@ -81,13 +81,29 @@ test('whatever a sandbox sends again, each event passes once and in the order it
           sent.push(open[picks[p++ % picks.length]! % open.length]!.shift()!);
         }
         const first = sent.map(describe);
-        // The stream with parts sent again: at each rewind point, the `back` events before it again.
+        // The stream with parts sent again: at each rewind point, the `back` events before it
+        // again — but not the start of a stage with telemetry or an outcome sent by then, which
+        // would run it again (a sandbox resuming a stage does not start it again).
+        const endedBy = (i: number) =>
+          new Set(
+            sent
+              .slice(0, i + 1)
+              .flatMap((e) => (e.type === 'episode-started' ? [] : [`${e.episodeId}/${e.stage}`])),
+          );
         const stream: SandboxEvent[] = [];
         const cuts = new Map(rewinds.map(([at, back]) => [at % sent.length, back]));
         for (const [i, e] of sent.entries()) {
           stream.push(e);
           const back = cuts.get(i);
-          if (back !== undefined) stream.push(...sent.slice(Math.max(0, i + 1 - back), i + 1));
+          if (back === undefined) continue;
+          const ended = endedBy(i); // stages with more than their start sent
+          stream.push(
+            ...sent
+              .slice(Math.max(0, i + 1 - back), i + 1)
+              .filter(
+                (x) => x.type !== 'episode-started' || !ended.has(`${x.episodeId}/${x.stage}`),
+              ),
+          );
         }
         const batches: SandboxEvent[][] = [];
         for (let i = 0; i < stream.length; i += batchSize)
@@ -125,10 +141,12 @@ test('resume_after names each open stage at the last event accepted; a stage wit
   t.deepEqual(Object.keys(ledger.resumeAfter(Date.now(), Number.POSITIVE_INFINITY, 1)).length, 1);
 });
 
-test('a stage runs once: its start, events and outcome sent after it ended are dropped; open stages beyond the bound go oldest first, counted', (t) => {
+test('a start for a stage with telemetry accepted, or ended, runs it again (a restarted sandbox may reuse ids); a start sent again before any telemetry, and events and outcomes of an ended stage, are dropped; open stages beyond the bound go oldest first, counted', (t) => {
   const ledger = new StreamLedger(2);
+  const start = episodeStarted({ sandboxId: 'sb', episodeId: 'b', stage: 1 });
   const passed = through(ledger, [
-    [...stageEvents('a', 1, 2), ...stageEvents('a', 1, 1)],
+    [...stageEvents('a', 1, 2), telemetry('a', 1, 1), outcome('a', 1), ...stageEvents('a', 1, 1)],
+    [start, start, telemetry('b', 1, 0), telemetry('b', 1, 1), start, telemetry('b', 1, 0)],
     [telemetry('x', 1, 0), telemetry('y', 1, 0), telemetry('z', 1, 0)],
   ]);
   t.deepEqual(passed, [
@@ -136,11 +154,19 @@ test('a stage runs once: its start, events and outcome sent after it ended are d
     't a/1/0',
     't a/1/1',
     'end a/1',
+    'start a/1',
+    't a/1/0',
+    'end a/1',
+    'start b/1',
+    't b/1/0',
+    't b/1/1',
+    'start b/1',
+    't b/1/0',
     't x/1/0',
     't y/1/0',
     't z/1/0',
   ]);
   t.is(ledger.repeated, 3);
-  t.is(ledger.evicted, 1);
+  t.is(ledger.evicted, 2);
   t.deepEqual(Object.keys(ledger.resumeAfter()).sort(), ['y/1', 'z/1']);
 });

@@ -612,6 +612,33 @@ test.serial(
 );
 
 test.serial(
+  'an episode id already stored for another run (a sandbox reusing its ids) is stored beside it as <id>#<start ms>, counted; the same run written again is stored once',
+  async (t) => {
+    const writer = newWriter();
+    const first = stageOneTrajectory('reused-1', [[0], [1]]);
+    // The sandbox restarted and numbers its episodes from 1 again: another file, another start.
+    const second = { ...stageOneTrajectory('reused-1', [[5], [6], [7]]), startedAt: 86_400_000 };
+    t.is(await writer.write([first]), 'persisted');
+    t.is(await writer.write([second]), 'persisted');
+    t.is(await writer.write([second]), 'persisted', 'written again (a journal replay)');
+    // Two more runs under one id in one batch.
+    const third = { ...stageOneTrajectory('reused-2', [[1]]), startedAt: 10 };
+    const fourth = { ...stageOneTrajectory('reused-2', [[2]]), startedAt: 20 };
+    t.is(await writer.write([third, fourth, third]), 'persisted');
+    const rows = await db.pool.query(
+      `SELECT e.episode_id AS id, cardinality(s.steps) AS steps
+         FROM episodes e JOIN trajectory_stages s USING (episode_id)
+        WHERE e.episode_id LIKE 'reused-%' ORDER BY e.episode_id`,
+    );
+    t.deepEqual(
+      rows.rows.map((r) => `${r.id} ${r.steps}`),
+      ['reused-1 2', 'reused-1#86400000 3', 'reused-2 1', 'reused-2#20 1'],
+    );
+    t.is(writer.stats.renamed, 2);
+  },
+);
+
+test.serial(
   'stopping while a write is stuck: its rows go to the journal, and the next start stores them exactly once',
   async (t) => {
     const dir = journalDir();

@@ -57,6 +57,8 @@ export interface WriterStats {
   lastWriteMs: number;
   /** New patterns of very large batches that did not move their neighbours' confidence. */
   uncorroborated: number;
+  /** Episodes stored as "<id>#<start ms>": their id was another run's (insertEpisodes). */
+  renamed: number;
 }
 
 /** PostgreSQL error classes that mean "the database is not there" rather than "this row is wrong". */
@@ -176,19 +178,35 @@ const isDuplicatePattern = (error: unknown): boolean =>
   (error as { code?: string; constraint?: string })?.code === '23505' &&
   (error as { constraint?: string }).constraint === 'attack_patterns_pkey';
 
+/** The id an episode is stored under when its own is another run's: "<id>#<start ms>". */
+export const renamedEpisodeId = (e: EpisodeTrajectory): string =>
+  `${e.episodeId}#${Math.round(e.startedAt)}`;
+
 /**
  * Episodes, then the steps of those stored now (an episode stored by an earlier attempt keeps
  * its trajectory): one INSERT for the episode rows, one binary COPY of a row per stage. Per
  * episode an INSERT and a JSON document of its steps cost the DB writer's thread most of its time
  * in the e2e bench's profile; a row per step cost about a fifth of npm start's throughput, most
  * of it PostgreSQL's work per row.
+ * An id already stored for a run that started at another time (a sandbox that restarted and
+ * numbers its episodes from 1 again) is not this episode's: it goes in beside it, as
+ * renamedEpisodeId, rather than being dropped as a journal replay's repeat. Returns the ids stored
+ * now, and which of them are such renamed ones.
  */
 async function insertEpisodes(
   client: pg.PoolClient,
   rows: readonly EpisodeTrajectory[],
-): Promise<void> {
-  if (rows.length === 0) return;
-  const unique = [...new Map(rows.map((e) => [e.episodeId, e] as const).reverse()).values()];
+): Promise<{ stored: string[]; renamed: string[] }> {
+  if (rows.length === 0) return { stored: [], renamed: [] };
+  // One row per id: a second run under an id in the same batch is renamed, a repeat dropped.
+  const byId = new Map<string, EpisodeTrajectory>();
+  const again: EpisodeTrajectory[] = [];
+  for (const e of rows) {
+    const first = byId.get(e.episodeId);
+    if (!first) byId.set(e.episodeId, e);
+    else if (Math.abs(first.startedAt - e.startedAt) >= 1) again.push(e);
+  }
+  const unique = [...byId.values()];
   const { rows: stored } = await client.query<{ id: string }>(
     `INSERT INTO episodes (episode_id, label, partial, failure_reason, model_version, total_reward, transitions, started_at, ended_at, artifact_hash)
      SELECT id, l, p, f, v, r, n, to_timestamp(t0 / 1000.0), to_timestamp(t1 / 1000.0), h
@@ -210,8 +228,32 @@ async function insertEpisodes(
     ],
   );
   const fresh = new Set(stored.map((r) => r.id));
+  if (fresh.size < unique.length) {
+    // Stored before: by an earlier attempt at this row (the same start), or by another run.
+    const taken = unique.filter((e) => !fresh.has(e.episodeId));
+    const { rows: before } = await client.query<{ id: string; t0: number }>(
+      `SELECT episode_id AS id, extract(epoch FROM started_at)::float8 * 1000 AS t0
+         FROM episodes WHERE episode_id = ANY($1::text[])`,
+      [taken.map((e) => e.episodeId)],
+    );
+    const startOf = new Map(before.map((r) => [r.id, r.t0]));
+    for (const e of taken) {
+      const t0 = startOf.get(e.episodeId);
+      if (t0 !== undefined && Math.abs(t0 - e.startedAt) >= 1) again.push(e);
+    }
+  }
+  const renamed =
+    again.length > 0
+      ? (
+          await insertEpisodes(
+            client,
+            again.map((e) => ({ ...e, episodeId: renamedEpisodeId(e) })),
+          )
+        ).stored
+      : [];
+  const result = { stored: [...fresh, ...renamed], renamed };
   const withSteps = unique.filter((e) => fresh.has(e.episodeId) && e.steps.length > 0);
-  if (withSteps.length === 0) return;
+  if (withSteps.length === 0) return result;
   await pipeline(
     Readable.from([encodeTrajectoryStages(withSteps)]),
     client.query(
@@ -220,6 +262,7 @@ async function insertEpisodes(
       ),
     ),
   );
+  return result;
 }
 
 export interface WriterOptions {
@@ -255,6 +298,7 @@ export class DbWriter {
     batches: 0,
     lastWriteMs: 0,
     uncorroborated: 0,
+    renamed: 0,
   };
   #down = false;
   #training = false;
@@ -410,7 +454,7 @@ export class DbWriter {
         this.stats.uncorroborated += over;
       }
     }
-    await insertEpisodes(
+    const { renamed } = await insertEpisodes(
       client,
       records.filter((r): r is EpisodeTrajectory => r.type === 'episode-trajectory'),
     );
@@ -419,6 +463,14 @@ export class DbWriter {
       records.flatMap((r) => (r.type === 'experience-rows' ? r.rows : [])),
     );
     await client.query('COMMIT');
+    if (renamed.length > 0) {
+      if (this.stats.renamed === 0)
+        this.#log.warn(
+          { episodes: renamed.slice(0, 5) },
+          'episode ids already stored for other runs (a sandbox reusing its ids, as after a restart that numbers them from 1 again): stored as <id>#<start ms> beside them (counted as renamed)',
+        );
+      this.stats.renamed += renamed.length;
+    }
   }
 
   async #insert(

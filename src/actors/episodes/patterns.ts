@@ -44,11 +44,14 @@ export interface ConfirmedDecision {
   readonly timestamp: number;
 }
 
-/** The pattern of a confirmed malicious verdict; the id is stable, so a re-sent outcome is stored once. */
+/**
+ * The pattern of a confirmed malicious verdict; the id is stable, so a re-sent outcome is stored
+ * once, and holds the state, so another run under a reused episode id is stored too.
+ */
 export function learnedPattern(d: ConfirmedDecision): AttackPattern {
   const features = Array.from(d.state, (v) => Math.round(v * 1e6) / 1e6);
   const patternId = createHash('sha256')
-    .update(`${d.episodeId}/${d.stage}/${d.modelVersion}`)
+    .update(`${d.episodeId}/${d.stage}/${d.modelVersion}/${features.join(',')}`)
     .digest('hex')
     .slice(0, 32);
   return {

@@ -5,11 +5,14 @@
 // decided twice:
 //   - telemetry of a stage at or below the last sequence number accepted for it (the adapter
 //     skipped these before, uncounted), or of a stage that has ended;
-//   - episode-started of a stage already open (the adapter would have begun it again, losing
-//     the state built from its events so far) or ended;
+//   - episode-started of a stage open with none of its telemetry accepted yet (what the contract
+//     has a sandbox send again for a stage resume_after does not name);
 //   - stage-outcome and stage-failed of a stage that has ended (a second outcome for a finished
 //     episode opened a new record, which the episodes actor later closed as partial).
-// A stage runs once per episode id: the episode's record and trajectory are keyed by it.
+// A start for a stage that has telemetry accepted, or has ended, runs it again from its start: a
+// sandbox resuming a stage resume_after names does not start it again, and one that restarted
+// may number its episodes from 1 again (the DB writer stores such a run beside the first,
+// db-writer/writer.ts).
 // Bounded: open stages beyond telemetry.maxOpenStages go oldest first (as the adapter's do), and
 // the ended stages remembered are the last ENDED_KEPT.
 
@@ -147,8 +150,9 @@ export class StreamLedger {
     const open = this.#open.get(e.episodeId);
     const isOpen = open !== undefined && open.last[e.stage] !== CLOSED;
     if (e.type === 'episode-started') {
-      if (isOpen || this.#ended.has(k)) return false;
-      this.#openStage(e.episodeId, e.stage, now);
+      if (isOpen && open.last[e.stage] === NONE) return false;
+      this.#ended.delete(k); // run again under the same id
+      this.#openStage(e.episodeId, e.stage, now).last[e.stage] = NONE;
       return true;
     }
     // stage-outcome, stage-failed
