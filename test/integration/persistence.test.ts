@@ -612,18 +612,22 @@ test.serial(
 );
 
 test.serial(
-  'an episode id already stored for another run (a sandbox reusing its ids) is stored beside it as <id>#<start ms>, counted; the same run written again is stored once',
+  'an episode id already stored for another run (a sandbox reusing its ids) is stored beside it as <id>#<start ms>, counted; the same run written again is stored once; a run stored partial at a stop takes the stages of its completion',
   async (t) => {
     const writer = newWriter();
     const first = stageOneTrajectory('reused-1', [[0], [1]]);
     // The sandbox restarted and numbers its episodes from 1 again: another file, another start.
-    const second = { ...stageOneTrajectory('reused-1', [[5], [6], [7]]), startedAt: 86_400_000 };
+    const second = {
+      ...stageOneTrajectory('reused-1', [[5], [6], [7]]),
+      startedAt: 86_400_000,
+      endedAt: 86_400_100,
+    };
     t.is(await writer.write([first]), 'persisted');
     t.is(await writer.write([second]), 'persisted');
     t.is(await writer.write([second]), 'persisted', 'written again (a journal replay)');
     // Two more runs under one id in one batch.
-    const third = { ...stageOneTrajectory('reused-2', [[1]]), startedAt: 10 };
-    const fourth = { ...stageOneTrajectory('reused-2', [[2]]), startedAt: 20 };
+    const third = { ...stageOneTrajectory('reused-2', [[1]]), startedAt: 10, endedAt: 11 };
+    const fourth = { ...stageOneTrajectory('reused-2', [[2]]), startedAt: 20, endedAt: 21 };
     t.is(await writer.write([third, fourth, third]), 'persisted');
     const rows = await db.pool.query(
       `SELECT e.episode_id AS id, cardinality(s.steps) AS steps
@@ -635,6 +639,52 @@ test.serial(
       ['reused-1 2', 'reused-1#86400000 3', 'reused-2 1', 'reused-2#20 1'],
     );
     t.is(writer.stats.renamed, 2);
+
+    // Warden stopped with a file in stage 2 (stored partial: stage 1 whole, stage 2 begun); the
+    // sandbox sent stage 2 again from its start to the next Warden, which saw it through: its
+    // whole stage 2 replaces the part, and stage 1 stays.
+    const stage2 = (states: number[][]) =>
+      states.map((state, step) => ({
+        stage: 2 as const,
+        step,
+        state,
+        action: 0 as const,
+        reward: 1,
+        done: step === states.length - 1,
+      }));
+    const first1 = stageOneTrajectory('resumed-1', [[0], [1]]);
+    const part = {
+      ...first1,
+      artifactHash: 'sha-1',
+      partial: true,
+      failureReason: 'unfinished at shutdown',
+      totalReward: 1,
+      steps: [...first1.steps, ...stage2([[5]])],
+    };
+    const whole = {
+      ...stageOneTrajectory('resumed-1', []),
+      artifactHash: 'sha-1',
+      startedAt: 50,
+      endedAt: 60,
+      totalReward: 3,
+      steps: stage2([[5], [6], [7]]),
+    };
+    t.is(await writer.write([part]), 'persisted');
+    t.is(await writer.write([whole]), 'persisted');
+    t.is(await writer.write([whole]), 'persisted', 'written again (a journal replay)');
+    const resumed = await db.pool.query(
+      `SELECT e.episode_id AS id, e.partial, e.transitions, e.total_reward, s.stage,
+              cardinality(s.steps) AS steps
+         FROM episodes e JOIN trajectory_stages s USING (episode_id)
+        WHERE e.episode_id LIKE 'resumed-%' ORDER BY s.stage`,
+    );
+    t.deepEqual(
+      resumed.rows.map(
+        (r) => `${r.id} ${r.partial} ${r.transitions} ${r.total_reward} ${r.stage}:${r.steps}`,
+      ),
+      ['resumed-1 false 5 3 1:2', 'resumed-1 false 5 3 2:3'],
+    );
+    t.is(writer.stats.renamed, 2, 'not a rename');
   },
 );
 

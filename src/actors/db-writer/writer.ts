@@ -190,8 +190,9 @@ export const renamedEpisodeId = (e: EpisodeTrajectory): string =>
  * of it PostgreSQL's work per row.
  * An id already stored for a run that started at another time (a sandbox that restarted and
  * numbers its episodes from 1 again) is not this episode's: it goes in beside it, as
- * renamedEpisodeId, rather than being dropped as a journal replay's repeat. Returns the ids stored
- * now, and which of them are such renamed ones.
+ * renamedEpisodeId, rather than being dropped as a journal replay's repeat — unless it is the same
+ * file's run completing one stored as partial: then its stages replace the stored ones. Returns the ids stored now,
+ * and which of them are renamed ones.
  */
 async function insertEpisodes(
   client: pg.PoolClient,
@@ -201,6 +202,7 @@ async function insertEpisodes(
   // One row per id: a second run under an id in the same batch is renamed, a repeat dropped.
   const byId = new Map<string, EpisodeTrajectory>();
   const again: EpisodeTrajectory[] = [];
+  const continued: EpisodeTrajectory[] = [];
   for (const e of rows) {
     const first = byId.get(e.episodeId);
     if (!first) byId.set(e.episodeId, e);
@@ -231,16 +233,47 @@ async function insertEpisodes(
   if (fresh.size < unique.length) {
     // Stored before: by an earlier attempt at this row (the same start), or by another run.
     const taken = unique.filter((e) => !fresh.has(e.episodeId));
-    const { rows: before } = await client.query<{ id: string; t0: number }>(
-      `SELECT episode_id AS id, extract(epoch FROM started_at)::float8 * 1000 AS t0
+    const { rows: before } = await client.query<{
+      id: string;
+      t0: number;
+      t1: number;
+      partial: boolean;
+      hash: string | null;
+    }>(
+      `SELECT episode_id AS id, extract(epoch FROM started_at)::float8 * 1000 AS t0,
+              extract(epoch FROM ended_at)::float8 * 1000 AS t1, partial, artifact_hash AS hash
          FROM episodes WHERE episode_id = ANY($1::text[])`,
       [taken.map((e) => e.episodeId)],
     );
-    const startOf = new Map(before.map((r) => [r.id, r.t0]));
+    const stored = new Map(before.map((r) => [r.id, r]));
     for (const e of taken) {
-      const t0 = startOf.get(e.episodeId);
-      if (t0 !== undefined && Math.abs(t0 - e.startedAt) >= 1) again.push(e);
+      const s = stored.get(e.episodeId);
+      // This run, stored before (a part completed by it keeps its start, and takes its end).
+      if (!s || Math.abs(s.t0 - e.startedAt) < 1 || Math.abs(s.t1 - e.endedAt) < 1) continue;
+      // The same file's run left partial (Warden stopped, the sandbox went silent) and then
+      // finished: the sandbox sent it again from its start, and the whole run replaces the part.
+      if (s.partial && !e.partial && s.hash !== null && s.hash === (e.artifactHash ?? null))
+        continued.push(e);
+      else again.push(e);
     }
+  }
+  // The stages the whole run holds replace the stored ones; a stage it does not hold stays (the
+  // next Warden sees only the stage still running: stage 1 stored complete stays beside stage 2).
+  for (const e of continued) {
+    const stages = [...new Set(e.steps.map((s) => s.stage))];
+    await client.query(
+      `WITH gone AS (
+         DELETE FROM trajectory_stages WHERE episode_id = $1 AND stage = ANY($2::smallint[])
+         RETURNING cardinality(steps) AS n, (SELECT coalesce(sum(r), 0) FROM unnest(rewards) r) AS r)
+       UPDATE episodes SET partial = false, failure_reason = NULL,
+              label = CASE WHEN $3 = 'unknown' THEN label ELSE $3 END, model_version = $4,
+              ended_at = to_timestamp($5 / 1000.0),
+              transitions = transitions - (SELECT coalesce(sum(n), 0) FROM gone) + $6,
+              total_reward = total_reward - (SELECT coalesce(sum(r), 0) FROM gone) + $7
+        WHERE episode_id = $1`,
+      [e.episodeId, stages, e.label, e.modelVersion, e.endedAt, e.steps.length, e.totalReward],
+    );
+    fresh.add(e.episodeId); // its stages go in with the rest below
   }
   const renamed =
     again.length > 0
