@@ -13,8 +13,8 @@
 // sandbox resuming a stage resume_after names does not start it again, and one that restarted
 // may number its episodes from 1 again (the DB writer stores such a run beside the first,
 // db-writer/writer.ts).
-// Bounded: open stages beyond telemetry.maxOpenStages go oldest first (as the adapter's do), and
-// the ended stages remembered are the last ENDED_KEPT.
+// Bounded: episodes with an open stage beyond telemetry.maxOpenStages are forgotten oldest first
+// (as the adapter forgets stages), and the ended stages remembered are the last ENDED_KEPT.
 
 import type { EpisodeLifecycle, Stage } from '../../messages/episode.ts';
 import {
@@ -50,7 +50,7 @@ export class StreamLedger {
   readonly #ended = new OldestFirstMap<string, true>();
   /** Events dropped as sent again (or after their stage ended), since the receiver started. */
   repeated = 0;
-  /** Open stages forgotten to stay within maxOpenStages. */
+  /** Episodes with open stages forgotten to stay within maxOpenStages. */
   evicted = 0;
 
   constructor(private readonly maxOpenStages: number) {}
