@@ -56,6 +56,10 @@ const framed = (events: Buffer[]) => {
   return Buffer.from(w.finish());
 };
 
+/** Episodes stored in the test database that match `where`. */
+const storedEpisodes = async (where: string) =>
+  Number((await db.pool.query(`SELECT count(*) AS n FROM episodes WHERE ${where}`)).rows[0].n);
+
 /**
  * The whole pipeline on worker threads against the test database, with fresh journal and models
  * directories; `overrides` go over that configuration.
@@ -266,17 +270,7 @@ test.serial(
 
       // Property 43: the trajectories are in PostgreSQL, in full.
       t.true(
-        await until(
-          async () =>
-            Number(
-              (
-                await db.pool.query(
-                  `SELECT count(*) AS n FROM episodes WHERE episode_id LIKE 'sb_-%'`,
-                )
-              ).rows[0].n,
-            ) === 24,
-          20_000,
-        ),
+        await until(async () => (await storedEpisodes(`episode_id LIKE 'sb_-%'`)) === 24, 20_000),
         `every episode stored (db-writer ${JSON.stringify((await actorStats(system))['db-writer'])})`,
       );
       const steps = Number(
@@ -528,13 +522,9 @@ test.serial(
       t.true(
         await until(
           async () =>
-            Number(
-              (
-                await db.pool.query(
-                  `SELECT count(*) AS n FROM episodes WHERE partial AND failure_reason LIKE 'timeout%' AND episode_id LIKE 'crashy-%'`,
-                )
-              ).rows[0].n,
-            ) >= 1,
+            (await storedEpisodes(
+              `partial AND failure_reason LIKE 'timeout%' AND episode_id LIKE 'crashy-%'`,
+            )) >= 1,
           10_000,
         ),
         'partial trajectories stored with their failure reason',
@@ -606,17 +596,7 @@ test.serial(
       // Each stage was taken once, in order: its states' progress (events seen / horizon, feature
       // 24) rises with every decision. A stage begun again (a start sent again) would fall back.
       t.true(
-        await until(
-          async () =>
-            Number(
-              (
-                await db.pool.query(
-                  `SELECT count(*) AS n FROM episodes WHERE episode_id LIKE 'cut-%'`,
-                )
-              ).rows[0].n,
-            ) === 12,
-          20_000,
-        ),
+        await until(async () => (await storedEpisodes(`episode_id LIKE 'cut-%'`)) === 12, 20_000),
         'every episode stored',
       );
       const stages = await db.pool.query(
