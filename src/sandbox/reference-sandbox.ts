@@ -478,8 +478,9 @@ export class ReferenceSandbox {
 
   /**
    * A new Watch: what the receiver says it accepted (resume_after, "episode/stage" → last seq)
-   * decides what is sent again. Nothing was lost on a first Watch: every open stage is then still
-   * at its start, with its episode-started pending.
+   * decides what is sent again. On the very first Watch every open stage is still at its start,
+   * its episode-started pending: nothing is sent again. A Warden that restarted names nothing: its
+   * open stages start again from their episode-started.
    */
   #resume(resumeAfter: Readonly<Record<string, number>>): void {
     // Queued and not yet written: not lost (the same objects as in the runs and #outcomes).

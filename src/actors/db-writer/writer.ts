@@ -191,8 +191,8 @@ export const renamedEpisodeId = (e: EpisodeTrajectory): string =>
  * An id already stored for a run that started at another time (a sandbox that restarted and
  * numbers its episodes from 1 again) is not this episode's: it goes in beside it, as
  * renamedEpisodeId, rather than being dropped as a journal replay's repeat — unless it is the same
- * file's run completing one stored as partial: then its stages replace the stored ones. Returns the ids stored now,
- * and which of them are renamed ones.
+ * file's run completing one stored as partial: then its stages replace the stored ones. Returns
+ * the ids stored now, and which of them are renamed ones.
  */
 async function insertEpisodes(
   client: pg.PoolClient,
