@@ -402,8 +402,8 @@ export async function run(
     .option('--from <date>', 'time range start (ISO 8601)')
     .option('--to <date>', 'time range end (ISO 8601, exclusive; default now)')
     .option('--near <v1,v2,…>', 'k nearest patterns to this feature vector')
-    .option('--k <n>', 'how many nearest (default 10)')
-    .option('--limit <n>', 'most results for --type and time range (default 100)')
+    .option('--k <n>', 'how many nearest (default 10)', wholeNumber)
+    .option('--limit <n>', 'most results for --type and time range (default 100)', wholeNumber)
     .option('--json', 'print JSON')
     .action(async (opts) => {
       code = await patternsQueryCommand(opts, out);

@@ -15,14 +15,15 @@ export async function patternsQueryCommand(
     from?: string;
     to?: string;
     near?: string;
-    k?: string;
-    limit?: string;
+    /** Whole numbers ≥ 1 (main.ts parses them). */
+    k?: number;
+    limit?: number;
     json?: boolean;
   },
   out: NodeJS.WritableStream,
 ): Promise<number> {
   return withClient(patternQueryClient, opts, async (client) => {
-    const limit = opts.limit ? Number(opts.limit) : 100;
+    const limit = opts.limit ?? 100;
     let rows: Awaited<ReturnType<typeof client.byAttackType>>;
     if (opts.type) rows = await client.byAttackType(opts.type, limit);
     else if (opts.from || opts.to) {
@@ -33,7 +34,7 @@ export async function patternsQueryCommand(
       rows = await client.byTimeRange(from, to, limit);
     } else if (opts.near) {
       const features = opts.near.split(',').map(Number);
-      rows = await client.nearest(features, opts.k ? Number(opts.k) : 10);
+      rows = await client.nearest(features, opts.k ?? 10);
     } else
       throw new Error(
         'say what to query: --type <attack type>, --from/--to <dates>, or --near <v1,v2,…>',

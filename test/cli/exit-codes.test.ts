@@ -443,7 +443,7 @@ test('a DATABASE_URL that is not a URL, or points where nothing listens: one cle
   t.false(/S3CRET/.test(refused.stderr + refused.stdout + garbled.stderr + garbled.stdout));
 });
 
-test('import cape --label, validate --min-minority and train --engine take only what they can use: a usage error, exit 1, nothing written', (t) => {
+test('import cape --label, validate --min-minority, train --engine and patterns query --limit/--k take only what they can use: a usage error, exit 1, nothing written', (t) => {
   const dir = tempDir('warden-flags-');
   const report = join(
     DATA_DIR,
@@ -488,4 +488,16 @@ test('import cape --label, validate --min-minority and train --engine take only 
   const balanced = warden('validate', join(dir, 'c.jsonl'), '--min-minority', '0.2');
   t.is(balanced.status, 1, 'one label only: below a 20% minority');
   t.regex(balanced.stdout, /label balance 0 malicious \/ 1 benign is below 20% minority/);
+  // Before: a count that is not a number asked the running Warden for its default (100, 10).
+  for (const [flag, value] of [
+    ['--limit', 'abc'],
+    ['--k', '0'],
+  ]) {
+    const query = warden('patterns', 'query', '--type', 'injection', flag!, value!);
+    t.is(query.status, 1);
+    t.regex(
+      query.stderr,
+      new RegExp(`${flag} <n>' argument '${value}' is invalid\\. a whole number ≥ 1`),
+    );
+  }
 });
