@@ -98,5 +98,12 @@ export function parseAge(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$/.exec(text);
   if (!m) throw new Error(`'${text}' is not an age: write a number and a unit, e.g. 30d, 12h, 90m`);
   const unit = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1_000 }[m[2] as 'd' | 'h' | 'm' | 's'];
-  return Number(m[1]) * unit;
+  const ms = Number(m[1]) * unit;
+  // Beyond this the cutoff falls outside PostgreSQL's timestamps ("timestamp out of range").
+  if (ms > MAX_AGE_DAYS * 86_400_000)
+    throw new Error(`'${text}' is older than any history: at most ${MAX_AGE_DAYS}d`);
+  return ms;
 }
+
+/** The oldest age `--older-than` takes: a century. */
+export const MAX_AGE_DAYS = 36_500;

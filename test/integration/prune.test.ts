@@ -106,4 +106,6 @@ test('ages read as a number and a unit; anything else is a clear error', (t) => 
   t.is(parseAge('1.5m'), 90_000);
   t.throws(() => parseAge('30'), { message: /not an age.*30d/ });
   t.throws(() => parseAge('-3d'), { message: /not an age/ });
+  t.throws(() => parseAge('99999999d'), { message: /older than any history: at most 36500d/ });
+  t.is(parseAge('36500d'), 36_500 * DAY);
 });
