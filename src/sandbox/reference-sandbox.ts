@@ -17,6 +17,7 @@
 //   per open stage): a stage it names continues after that event, an open stage it does not name
 //   starts again from its episode-started, and the outcome of a stage it names that has ended here
 //   is sent again — the sandbox cannot know what a cut stream delivered.
+//   With nothing to send it sends an empty batch every heartbeatMs (5 s), as the contract asks.
 //   Fault injection for tests: cut the stream after N batches (that batch is lost, as on a real
 //   cut); refuse the first N batches of actions (an Act call, or a message on ActStream, which
 //   ends that stream); delay the acks of the first N batches of actions; crash() mid-episode.
@@ -67,6 +68,8 @@ export interface ReferenceSandboxOptions {
   /** Stop starting episodes after this many (undefined: cycle through the traces forever). */
   readonly episodes?: number;
   readonly stageTimeoutMs?: number;
+  /** With nothing to send, an empty batch this often (ms): the contract's heartbeat. Default 5 s. */
+  readonly heartbeatMs?: number;
   readonly seed?: number;
   /** Default "both"; "positive" needs `next`, the negative sandbox its files go on to. */
   readonly role?: SandboxRole;
@@ -148,6 +151,8 @@ export interface SandboxStats {
   writesHeld: number;
   /** Act calls and ActStream messages received (actions per batch = actionsReceived / this). */
   actionBatches: number;
+  /** Empty batches sent while there was nothing to send (heartbeats). */
+  heartbeats: number;
   /** Fault injection: event streams cut, action batches refused, ack batches held back. */
   streamsCut: number;
   actsRefused: number;
@@ -169,6 +174,7 @@ export class ReferenceSandbox {
     batchesSent: 0,
     writesHeld: 0,
     actionBatches: 0,
+    heartbeats: 0,
     streamsCut: 0,
     actsRefused: 0,
     actsDelayed: 0,
@@ -219,6 +225,7 @@ export class ReferenceSandbox {
       batchSize: 32,
       cleanSuccessRate: 0.9,
       stageTimeoutMs: 2_000,
+      heartbeatMs: 5_000,
       seed: 1,
       role: 'both',
       ...options,
@@ -540,7 +547,14 @@ export class ReferenceSandbox {
     });
     const started = Date.now();
     let sent = 0;
+    let wroteAt = performance.now();
     while (!closed && !this.#stopped) {
+      // Idle (or paused) this long: an empty batch tells Warden the stream is alive.
+      if (performance.now() - wroteAt >= this.#o.heartbeatMs) {
+        call.write(encodeEventBatch([]));
+        wroteAt = performance.now();
+        this.stats.heartbeats++;
+      }
       if (this.#paused) {
         await new Promise((r) => setTimeout(r, 20));
         continue;
@@ -612,6 +626,7 @@ export class ReferenceSandbox {
         });
         return;
       }
+      wroteAt = performance.now();
       if (!call.write(encodeEventBatch(batch))) {
         this.stats.writesHeld++; // Warden reads no faster: gRPC flow control
         await new Promise((resolve) => call.once('drain', resolve));

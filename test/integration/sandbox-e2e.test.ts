@@ -626,6 +626,40 @@ test.serial(
 );
 
 test.serial(
+  "a sandbox with nothing to analyse sends empty batches (the contract's heartbeat): its last batch stays current, nothing is decided",
+  async (t) => {
+    const sandbox = new ReferenceSandbox({
+      name: 'quiet',
+      traces: [],
+      benign: [],
+      heartbeatMs: 100,
+      log: silentLogger,
+    });
+    const port = await sandbox.start();
+    const { system } = pipeline({ sandboxes: [{ name: 'quiet', address: `127.0.0.1:${port}` }] });
+    await system.start();
+    try {
+      t.true(
+        await until(async () => ((await actorStats(system))['receiver:quiet']?.batches ?? 0) >= 5),
+        'heartbeats arrived',
+      );
+      const quiet = (await actorStats(system))['receiver:quiet']!;
+      t.true(
+        Date.now() - quiet.lastBatchAt! < 5_000,
+        'what warden_receiver_last_batch_timestamp_seconds and warden status show',
+      );
+      t.is(quiet.events, 0);
+      t.is(quiet.lost, 0);
+      t.is((await actorStats(system)).adapter!.decisions, 0);
+      t.true(sandbox.stats.heartbeats >= 5);
+    } finally {
+      await system.stop();
+      await sandbox.stop();
+    }
+  },
+);
+
+test.serial(
   'property 4: ten sandboxes streaming at once — every event of every sandbox is accounted for',
   async (t) => {
     const malware = traces.filter((x) => x.episode.label === 'malicious');
