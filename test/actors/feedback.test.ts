@@ -20,7 +20,7 @@ import {
 import type { EpisodeTrajectory } from '../../src/messages/trajectory.ts';
 import { ReplayStorage } from '../../src/runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
-import { fixtureActor, Inbox, testConfig } from '../helpers.ts';
+import { fixtureActor, Inbox, testConfig, until } from '../helpers.ts';
 
 test('feedback on each action is in the reward of its step', async (t) => {
   const config = testConfig({
@@ -161,7 +161,7 @@ test('feedback on each action is in the reward of its step', async (t) => {
   }
 });
 
-test('stages in two sandboxes: stage 2 ending before stage 1 still gives one complete trajectory of both stages', async (t) => {
+test('stages in two sandboxes: stage 2 ending before stage 1 still gives one complete trajectory of both stages; a stage started again under its id ends the run before it', async (t) => {
   const config = testConfig({
     runtime: { placement: { control: ['episodes'], sinks: ['db-writer', 'learner'] } },
     telemetry: { stateDim: 32 },
@@ -246,6 +246,32 @@ test('stages in two sandboxes: stage 2 ending before stage 1 still gives one com
       (m) => m.type === 'sunk' && (m.message as EpisodeTrajectory).type === 'episode-trajectory',
     );
     t.is(trajectories.length, 2, 'no stray record for the late stage-1 outcome');
+
+    // A sandbox that restarted and numbers its episodes anew runs stage 1 of "again" a second
+    // time: the first run is over (partial), and the second is a trajectory of its own.
+    system.send('episodes', started('again', 1, 'positive'));
+    system.send('episodes', decided('again', 1));
+    system.send('episodes', started('again', 1, 'positive'));
+    system.send('episodes', decided('again', 1));
+    system.send('episodes', outcome('again', 1, 'positive'));
+    system.send('episodes', started('again', 2, 'negative'));
+    system.send('episodes', decided('again', 2));
+    system.send('episodes', outcome('again', 2, 'negative'));
+    const runs = async () =>
+      inbox.messages
+        .filter((m) => m.type === 'sunk' && (m.message as EpisodeTrajectory).episodeId === 'again')
+        .map((m) => m.message as EpisodeTrajectory);
+    t.true(await until(async () => (await runs()).length === 2), 'two runs stored');
+    const [first, second] = await runs();
+    t.true(first!.partial);
+    t.is(first!.failureReason, 'stage 1 started again by the sandbox');
+    t.deepEqual(first!.steps, [], 'its stage 1 never ended: no transitions of it');
+    t.false(second!.partial);
+    t.deepEqual(
+      second!.steps.map((s) => s.stage).sort(),
+      [1, 2],
+      'the second run alone: its own stage 1, not both runs merged',
+    );
   } finally {
     await system.stop();
   }

@@ -479,6 +479,17 @@ export default defineActor<EpisodesMessage, State>({
         for (const r of ACTION_FAILURES.unpack(message.items)) onFeedback(state, r);
         return state;
       case 'episode-started': {
+        // A stage this episode has already begun, started again: the sandbox ran it anew under
+        // the same id (it restarted and numbers its episodes from 1 again; receiver/ledger.ts lets
+        // such a start through). The run before it is over, and is stored as such, not merged.
+        const before = state.episodes.get(message.episodeId);
+        if (
+          before &&
+          (before.stagesStarted.has(message.stage) ||
+            before.decisions.has(message.stage) ||
+            before.stagesDone.has(message.stage))
+        )
+          finishEpisode(state, ctx, before, `stage ${message.stage} started again by the sandbox`);
         const r = record(state, message.episodeId, ctx);
         r.stagesStarted.add(message.stage);
         if (message.artifactHash) r.artifactHash = message.artifactHash;
