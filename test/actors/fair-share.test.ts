@@ -4,7 +4,12 @@
 // threads; decisions are observed in the order they leave the adapter — order, not timing.
 
 import test from 'ava';
-import { LOST_AFTER_MS, type Pending, requeueLost } from '../../src/actors/adapter/index.ts';
+import {
+  DECISION_SUMMARIES,
+  LOST_AFTER_MS,
+  type Pending,
+  requeueLost,
+} from '../../src/actors/adapter/index.ts';
 import { ACTOR_MODULES } from '../../src/actors/index.ts';
 import type { ActionDecision } from '../../src/messages/action.ts';
 import type { StageOutcome } from '../../src/messages/episode.ts';
@@ -141,9 +146,27 @@ test('an episode that never ends is closed at dispatch.maxEpisodeDurationMs and 
   await system.start();
   try {
     // The sample keeps the episode busy: it is never silent, it just never ends.
+    system.send('episodes', episodeStarted({ sandboxId: 's', episodeId: 'endless', stage: 1 }));
+    let seq = 0;
     const busy = setInterval(
       () =>
-        system.send('episodes', episodeStarted({ sandboxId: 's', episodeId: 'endless', stage: 1 })),
+        system.send('episodes', {
+          type: 'decisions',
+          items: DECISION_SUMMARIES.pack([
+            {
+              episodeId: 'endless',
+              stage: 1,
+              seq: seq++,
+              action: 0,
+              confidence: 0.5,
+              modelVersion: 'rules',
+              source: 'rules',
+              decidedAt: Date.now(),
+              latencyMs: 1,
+            },
+          ]),
+          states: new Float32Array(64),
+        }),
       100,
     );
     t.teardown(() => clearInterval(busy));
