@@ -215,17 +215,20 @@ test('stages in two sandboxes: stage 2 ending before stage 1 still gives one com
       ]),
       states: new Float32Array(32).fill(stage / 10),
     });
+    const send = (...messages: Parameters<typeof system.send<'episodes'>>[1][]) => {
+      for (const m of messages) system.send('episodes', m);
+    };
     // The positive sandbox's stage-1 outcome is late; the negative one's stage 2 ends first.
-    system.send('episodes', started('pair', 1, 'positive'));
-    system.send('episodes', decided('pair', 1));
-    system.send('episodes', started('pair', 2, 'negative'));
-    system.send('episodes', decided('pair', 2));
-    system.send('episodes', outcome('pair', 2, 'negative'));
-    system.send('episodes', outcome('pair', 1, 'positive'));
+    send(
+      started('pair', 1, 'positive'),
+      decided('pair', 1),
+      started('pair', 2, 'negative'),
+      decided('pair', 2),
+      outcome('pair', 2, 'negative'),
+      outcome('pair', 1, 'positive'),
+    );
     // A Warden that started mid-episode sees only stage 2: complete at its outcome, not a timeout.
-    system.send('episodes', started('late', 2, 'negative'));
-    system.send('episodes', decided('late', 2));
-    system.send('episodes', outcome('late', 2, 'negative'));
+    send(started('late', 2, 'negative'), decided('late', 2), outcome('late', 2, 'negative'));
     const trajectory = (id: string) =>
       inbox.waitFor<{ message: EpisodeTrajectory }>(
         (m) =>
@@ -249,14 +252,16 @@ test('stages in two sandboxes: stage 2 ending before stage 1 still gives one com
 
     // A sandbox that restarted and numbers its episodes anew runs stage 1 of "again" a second
     // time: the first run is over (partial), and the second is a trajectory of its own.
-    system.send('episodes', started('again', 1, 'positive'));
-    system.send('episodes', decided('again', 1));
-    system.send('episodes', started('again', 1, 'positive'));
-    system.send('episodes', decided('again', 1));
-    system.send('episodes', outcome('again', 1, 'positive'));
-    system.send('episodes', started('again', 2, 'negative'));
-    system.send('episodes', decided('again', 2));
-    system.send('episodes', outcome('again', 2, 'negative'));
+    send(
+      started('again', 1, 'positive'),
+      decided('again', 1),
+      started('again', 1, 'positive'),
+      decided('again', 1),
+      outcome('again', 1, 'positive'),
+      started('again', 2, 'negative'),
+      decided('again', 2),
+      outcome('again', 2, 'negative'),
+    );
     const runs = async () =>
       inbox.messages
         .filter((m) => m.type === 'sunk' && (m.message as EpisodeTrajectory).episodeId === 'again')
