@@ -41,11 +41,11 @@ export async function postAlert(
 ): Promise<WebhookResult> {
   const delays = options.retryDelaysMs ?? [1_000, 2_000, 4_000];
   const body = JSON.stringify(alert);
-  const shown = webhookShown(url);
-  if (shown === '<not a URL>') {
+  if (!URL.canParse(url)) {
     log.error('alerts.webhook is not a URL: the alert was not sent');
     return { delivered: false, attempts: 0, last: 'not a URL' };
   }
+  const shown = webhookShown(url);
   let last = '';
   for (let attempt = 1; ; attempt++) {
     let again: boolean;
