@@ -622,7 +622,11 @@ test.serial(
       startedAt: 86_400_000,
       endedAt: 86_400_100,
     };
-    t.is(await writer.write([first]), 'persisted');
+    // Each run's learned pattern is stored at its outcome, before its trajectory.
+    const learned = (id: string, timestamp: number) =>
+      pattern(id, { episodeId: 'reused-1', timestamp });
+    t.is(await writer.write([learned('reused-1-a', 2), first]), 'persisted');
+    t.is(await writer.write([learned('reused-1-b', 86_400_050)]), 'persisted');
     t.is(await writer.write([second]), 'persisted');
     t.is(await writer.write([second]), 'persisted', 'written again (a journal replay)');
     // Two more runs under one id in one batch.
@@ -639,6 +643,15 @@ test.serial(
       ['reused-1 2', 'reused-1#86400000 3', 'reused-2 1', 'reused-2#20 1'],
     );
     t.is(writer.stats.renamed, 2);
+    const patterns = await db.pool.query(
+      `SELECT pattern_id AS id, episode_id AS episode FROM attack_patterns
+        WHERE pattern_id LIKE 'reused-1-%' ORDER BY pattern_id`,
+    );
+    t.deepEqual(
+      patterns.rows.map((r) => `${r.id} ${r.episode}`),
+      ['reused-1-a reused-1', 'reused-1-b reused-1#86400000'],
+      "each run's pattern names the episode as stored",
+    );
 
     // Warden stopped with a file in stage 2 (stored partial: stage 1 whole, stage 2 begun); the
     // sandbox sent stage 2 again from its start to the next Warden, which saw it through: its

@@ -284,6 +284,23 @@ async function insertEpisodes(
           )
         ).stored
       : [];
+  if (renamed.length > 0) {
+    // The run's learned patterns came before its trajectory (one at each stage's outcome) under
+    // the id as the sandbox gave it: those made within the run's time now name it as stored.
+    const moved = again.filter((e) => renamed.includes(renamedEpisodeId(e)));
+    await client.query(
+      `UPDATE attack_patterns p SET episode_id = x.renamed
+         FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[]) AS x(id, renamed, t0, t1)
+        WHERE p.episode_id = x.id
+          AND p.created_at BETWEEN to_timestamp(x.t0 / 1000.0) AND to_timestamp(x.t1 / 1000.0)`,
+      [
+        moved.map((e) => e.episodeId),
+        moved.map(renamedEpisodeId),
+        moved.map((e) => e.startedAt),
+        moved.map((e) => e.endedAt),
+      ],
+    );
+  }
   const result = { stored: [...fresh, ...renamed], renamed };
   const withSteps = unique.filter((e) => fresh.has(e.episodeId) && e.steps.length > 0);
   if (withSteps.length === 0) return result;
