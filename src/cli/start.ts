@@ -34,6 +34,7 @@ import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import { channelCredentials } from '../security/tls.ts';
 import { AlertWebhook } from '../services/alert-webhook.ts';
 import { deniedCalls, startMetricsServer } from '../services/metrics.ts';
+import { readinessProbe } from '../services/readiness.ts';
 import { type RunningServices, startServices } from '../services/server.ts';
 import { systemAdmin } from '../services/system-admin.ts';
 
@@ -458,6 +459,11 @@ async function runStarted(
   const metrics = await startMetricsServer(system, config.metrics.port, config.metrics.host, log, {
     modelVersion: () => modelVersion,
     config: () => watcher.status,
+    readiness: readinessProbe({
+      pool: db.pool,
+      stopping: () => stopping,
+      modelVersion: () => modelVersion,
+    }),
   }).catch((error) => {
     log.error({ err: error }, 'metrics endpoint could not start; running without it');
     return undefined;

@@ -1,6 +1,7 @@
-// Prometheus metrics over HTTP (`/metrics`, and `/health`): gauges collected on each scrape from
-// every actor's stats, aggregated across worker threads by the actor system. Names are namespaced
-// `warden_…`; process metrics come from prom-client. Binds to loopback unless configured otherwise.
+// Prometheus metrics over HTTP (`/metrics`; `/health`, and `/ready` when given a probe): gauges
+// collected on each scrape from every actor's stats, aggregated across worker threads by the actor
+// system. Names are namespaced `warden_…`; process metrics come from prom-client. Binds to loopback
+// unless configured otherwise.
 
 import { createServer, type Server } from 'node:http';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
@@ -8,6 +9,7 @@ import type { ConfigStatus } from '../config/watch.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { ActorSystem } from '../runtime/system.ts';
 import { certificateExpiry, configuredCertificates } from '../security/tls.ts';
+import type { Readiness } from './readiness.ts';
 
 type Stats = Awaited<ReturnType<ActorSystem['stats']>>;
 
@@ -232,6 +234,8 @@ export interface MetricsSources {
   readonly modelVersion?: () => string;
   /** The configuration watcher's view: fields defaulted, waiting for a restart, failed reloads. */
   readonly config?: () => ConfigStatus;
+  /** `/ready`: what the process needs to do its job, check by check (services/readiness.ts). */
+  readonly readiness?: () => Promise<Readiness>;
 }
 
 export function metricsRegistry(
@@ -572,6 +576,18 @@ export async function startMetricsServer(
         });
     } else if (req.method === 'GET' && req.url === '/health') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    } else if (req.method === 'GET' && req.url === '/ready' && sources.readiness) {
+      sources
+        .readiness()
+        .then(({ ready, checks }) => {
+          res
+            .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ status: ready ? 'ready' : 'not ready', checks }));
+        })
+        .catch((error) => {
+          log.error({ err: error }, 'readiness check failed');
+          res.writeHead(500).end();
+        });
     } else res.writeHead(404).end();
   });
   await new Promise<void>((resolve, reject) => {
