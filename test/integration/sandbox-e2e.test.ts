@@ -19,6 +19,7 @@ import { sandboxPackage } from '../../src/sandbox/grpc.ts';
 import { startReferencePair } from '../../src/sandbox/reference-pair.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { startMetricsServer } from '../../src/services/metrics.ts';
+import { systemAdmin } from '../../src/services/system-admin.ts';
 import { sandboxProtoRoot } from '../../src/validation/telemetry-proto.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
 import {
@@ -593,6 +594,25 @@ test.serial(
         sandbox.stats.eventsResent > 0,
         'the events lost in the cuts were sent again from where the receiver stood',
       );
+      // What `warden status` shows an operator: the cuts, and what came again after them.
+      const receiver = s['receiver:cut']!;
+      const [status] = (
+        await systemAdmin({
+          system,
+          config: () => system.config,
+          configFiles: { dir: tempDir('warden-cut-config-'), env: {} },
+          modelVersion: () => 'rules',
+          counters: async () => ({ decisions: 0, episodesCompleted: 0 }),
+          startedAt: Date.now(),
+        }).status()
+      ).sandboxes;
+      t.like(status, {
+        name: 'cut',
+        streamsLost: receiver.lost,
+        reconnects: receiver.reconnects,
+        repeated: receiver.repeated,
+      });
+      t.true(status!.streamsLost >= 3, `streams lost ${status!.streamsLost}`);
       // Each stage was taken once, in order: its states' progress (events seen / horizon, feature
       // 24) rises with every decision. A stage begun again (a start sent again) would fall back.
       t.true(
