@@ -34,7 +34,11 @@ const ROW_COLUMNS = `id, host_id AS "hostId", episode_id AS "episodeId", stage, 
   model_version AS "modelVersion", extract(epoch FROM decided_at) * 1000 AS "decidedAt",
   state, action, reward, next_state AS "nextState", done`;
 
-/** Inserts rows inside the caller's transaction (it must hold no other lock order). */
+/**
+ * Inserts rows inside the caller's transaction (it must hold no other lock order). A row stored
+ * before (a journal replay: the same decision time) is skipped; another run's step under a reused
+ * episode id is not.
+ */
 export async function insertExperiences(
   client: pg.PoolClient | pg.Client,
   rows: readonly ExperienceRow[],
@@ -47,7 +51,7 @@ export async function insertExperiences(
             x.state, x.action, x.reward, x."nextState", x.done
        FROM jsonb_to_recordset($1::jsonb) AS x("hostId" text, "episodeId" text, stage int2, step int,
             "modelVersion" text, "decidedAt" float8, state real[], action int2, reward real, "nextState" real[], done bool)
-     ON CONFLICT (host_id, episode_id, stage, step) DO NOTHING`,
+     ON CONFLICT (host_id, episode_id, stage, step, decided_at) DO NOTHING`,
     [JSON.stringify(rows)],
   );
   return result.rowCount ?? 0;

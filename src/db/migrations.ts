@@ -93,7 +93,7 @@ export const MIGRATIONS: readonly Migration[] = [
         next_state    real[] NOT NULL,
         done          boolean NOT NULL,
         created_at    timestamptz NOT NULL DEFAULT now(),
-        UNIQUE (host_id, episode_id, stage, step)  -- a journal replay never duplicates
+        UNIQUE (host_id, episode_id, stage, step)  -- a journal replay never duplicates (and see 11)
       );
       -- Where each consumer (the learner) stopped, moved in the same transaction as it reads.
       CREATE TABLE consumer_cursors (
@@ -239,6 +239,18 @@ export const MIGRATIONS: readonly Migration[] = [
                         : least(i + 1, cardinality(t.steps)) * t.dim] AS next_state,
                t.dones[i] AS done
           FROM trajectory_stages t, generate_subscripts(t.steps, 1) AS i;
+    `,
+  },
+  {
+    version: 11,
+    name: 'experiences: a run under a reused episode id is kept (unique per decision time too)',
+    sql: `
+      -- A sandbox that numbers its episodes from 1 again after a restart reuses ids: the second
+      -- run's steps had the first run's (host, episode, stage, step) and were dropped as repeats.
+      -- A journal replay repeats a row's decision time as well, so it is still stored once.
+      ALTER TABLE experiences DROP CONSTRAINT experiences_host_id_episode_id_stage_step_key;
+      ALTER TABLE experiences ADD CONSTRAINT experiences_run_step_key
+        UNIQUE (host_id, episode_id, stage, step, decided_at);
     `,
   },
 ];

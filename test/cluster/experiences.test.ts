@@ -116,25 +116,37 @@ test.serial('rehearsal draws older rows uniformly from the history before a poin
   t.deepEqual(await sampleHistory(db.pool, 10, 0), []);
 });
 
-test.serial('a failed apply moves nothing; a replayed batch never duplicates', async (t) => {
-  await t.throwsAsync(
-    consumeExperiences(db.pool, 'learner-b', 10, () => {
-      throw new Error('replay full');
-    }),
-  );
-  const cursor = await db.pool.query(
-    "SELECT last_id FROM consumer_cursors WHERE consumer = 'learner-b'",
-  );
-  t.is(cursor.rows.length, 0, 'the cursor row itself was rolled back');
-  const client = await db.pool.connect();
-  try {
-    await client.query('BEGIN');
-    t.is(await insertExperiences(client, [row('host-a', 'ep-0', 0)]), 0, 'already stored');
-    await client.query('COMMIT');
-  } finally {
-    client.release();
-  }
-});
+test.serial(
+  'a failed apply moves nothing; a replayed batch never duplicates; a reused episode id keeps both runs',
+  async (t) => {
+    await t.throwsAsync(
+      consumeExperiences(db.pool, 'learner-b', 10, () => {
+        throw new Error('replay full');
+      }),
+    );
+    const cursor = await db.pool.query(
+      "SELECT last_id FROM consumer_cursors WHERE consumer = 'learner-b'",
+    );
+    t.is(cursor.rows.length, 0, 'the cursor row itself was rolled back');
+    const insert = async (rows: ExperienceRow[]) => {
+      const client = await db.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const n = await insertExperiences(client, rows);
+        await client.query('COMMIT');
+        return n;
+      } finally {
+        client.release();
+      }
+    };
+    const first = { ...row('host-r', 'reused', 0), decidedAt: Date.UTC(2026, 0, 1) };
+    t.is(await insert([first, { ...first, step: 1 }]), 2);
+    t.is(await insert([first, { ...first, step: 1 }]), 0, 'already stored: a journal replay');
+    // The sandbox restarted and numbers its episodes from 1 again: another run, the same steps.
+    const again = { ...first, decidedAt: Date.UTC(2026, 0, 2) };
+    t.is(await insert([again, { ...again, step: 1 }]), 2, "another run's steps are kept");
+  },
+);
 
 test.serial(
   'the experience feed on its thread appends new rows and a share of older ones to the replay',

@@ -383,7 +383,7 @@ test.serial(
         ).rows,
       });
       const before = await read();
-      t.deepEqual(await migrate(client), [10]);
+      t.deepEqual(await migrate(client, 10), [10]);
       const after = await read();
       t.deepEqual(after, before, 'the same steps and transitions, read the same way');
       t.deepEqual(
