@@ -252,11 +252,33 @@ test('stages in two sandboxes: stage 2 ending before stage 1 still gives one com
 
     // A sandbox that restarted and numbers its episodes anew runs stage 1 of "again" a second
     // time: the first run is over (partial), and the second is a trajectory of its own.
+    // The earlier run's feedback comes late, for an action its decision at seq 0 took (terminate),
+    // not the second run's (release): it is not taken for the second run's.
+    const feedback = (action: ActionId): ResultBatch => ({
+      type: 'action-results',
+      items: ACTION_FEEDBACK.pack([
+        {
+          type: 'action-feedback',
+          actionId: 'again/1/0',
+          sandboxId: 'positive',
+          episodeId: 'again',
+          stage: 1,
+          action,
+          confirmed: true,
+          applied: true,
+          stageEnded: action === ACTIONS.TERMINATE,
+          detail: '',
+          timestamp: at,
+        },
+      ]),
+    });
     send(
       started('again', 1, 'positive'),
       decided('again', 1),
       started('again', 1, 'positive'),
       decided('again', 1),
+      feedback(ACTIONS.TERMINATE),
+      feedback(ACTIONS.RELEASE),
       outcome('again', 1, 'positive'),
       started('again', 2, 'negative'),
       decided('again', 2),
@@ -277,6 +299,10 @@ test('stages in two sandboxes: stage 2 ending before stage 1 still gives one com
       [1, 2],
       'the second run alone: its own stage 1, not both runs merged',
     );
+    const stats = await system.stats();
+    const episodes = stats.threads.flatMap((th) => th.actors).find((a) => a.actor === 'episodes')!;
+    t.is(episodes.custom.feedback, 2);
+    t.is(episodes.custom.feedbackRewarded, 1, "only the second run's own feedback matched");
   } finally {
     await system.stop();
   }

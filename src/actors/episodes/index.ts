@@ -235,6 +235,9 @@ function onFeedback(state: State, r: DispatchResult): void {
   let d: Decided | undefined;
   for (let i = decided.length - 1; i >= 0 && !d; i--) if (decided[i]!.seq === seq) d = decided[i];
   if (!d) return; // the stage already ended (late feedback): counted above
+  // Feedback on another action at this seq is the earlier run's, arriving after the sandbox ran the
+  // stage again under its id (a start sent again): it says nothing of this run's decision.
+  if (r.type === 'action-feedback' && r.action !== d.action) return;
   d.feedback = r.type === 'action-failed' ? 'failed' : r.applied ? 'applied' : 'not-applied';
   state.feedbackRewarded++;
 }
