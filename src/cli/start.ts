@@ -463,6 +463,7 @@ async function runStarted(
       pool: db.pool,
       stopping: () => stopping,
       modelVersion: () => modelVersion,
+      log,
     }),
   }).catch((error) => {
     log.error({ err: error }, 'metrics endpoint could not start; running without it');

@@ -534,6 +534,17 @@ export function metricsRegistry(
       },
     });
   new Gauge({
+    name: 'warden_ready',
+    help: 'Each check of /ready at this scrape (1 passes, 0 fails): running (0 once a stop began), database (answers within 2 s; 0 while it is away, even with nothing to write), model (always 1: the version served is in warden_model_info).',
+    labelNames: ['check'],
+    registers: [registry],
+    async collect() {
+      if (!sources.readiness) return;
+      const { checks } = await sources.readiness();
+      for (const [check, { ok }] of Object.entries(checks)) this.set({ check }, ok ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'warden_tls_certificate_expiry_timestamp_seconds',
     help: 'When each configured TLS certificate expires (Unix seconds; the first certificate of its file, read at every scrape, so renewals show at once).',
     labelNames: ['use', 'file'],

@@ -7,6 +7,7 @@
 // is reported, not judged: the rule table deciding is a working state, alerted on by itself.
 
 import type pg from 'pg';
+import type { Logger } from '../runtime/logger.ts';
 import { settlesWithin } from '../runtime/within.ts';
 
 export interface Check {
@@ -28,6 +29,8 @@ export interface ReadinessSources {
   readonly modelVersion: () => string;
   /** How long the database gets to answer (default 2,000 ms). */
   readonly timeoutMs?: number;
+  /** Told when the database stops answering and when it answers again (once each way). */
+  readonly log?: Pick<Logger, 'warn' | 'info'>;
 }
 
 /**
@@ -38,6 +41,15 @@ export interface ReadinessSources {
 export function readinessProbe(sources: ReadinessSources): () => Promise<Readiness> {
   const timeoutMs = sources.timeoutMs ?? 2_000;
   let asking: Promise<Check> | undefined;
+  let answered = true;
+  const noted = (check: Check): Check => {
+    if (check.ok !== answered) {
+      answered = check.ok;
+      if (check.ok) sources.log?.info({}, 'database answers again (readiness)');
+      else sources.log?.warn({ detail: check.detail }, 'database not answering (readiness)');
+    }
+    return check;
+  };
   const database = (): Promise<Check> => {
     asking ??= (async (): Promise<Check> => {
       let failure: Error | undefined;
@@ -56,7 +68,7 @@ export function readinessProbe(sources: ReadinessSources): () => Promise<Readine
           asking = undefined;
         });
       }
-    })();
+    })().then(noted);
     return asking;
   };
   return async () => {

@@ -28,6 +28,7 @@ test.serial(
   '/ready says ready while the database answers, 503 naming the check while it is down or Warden stops; /health answers throughout',
   async (t) => {
     let stopping = false;
+    const said: string[] = [];
     const system = new ActorSystem({
       config: testConfig({ runtime: { placement: {} } }),
       log: silentLogger,
@@ -38,6 +39,10 @@ test.serial(
         stopping: () => stopping,
         modelVersion: () => 'v7',
         timeoutMs: 1_000,
+        log: {
+          warn: (_: object, msg: string) => said.push(msg),
+          info: (_: object, msg: string) => said.push(msg),
+        } as never,
       }),
     });
     const base = `http://127.0.0.1:${metrics.port}`;
@@ -46,12 +51,20 @@ test.serial(
       return { code: res.status, ...((await res.json()) as Omit<Answer, 'code'>) };
     };
     const health = async () => (await fetch(`${base}/health`)).status;
+    // What Prometheus sees (WardenDatabaseUnreachable reads it).
+    const gauge = async (check: string) =>
+      Number(
+        new RegExp(`^warden_ready\\{check="${check}"\\} (\\S+)$`, 'm').exec(
+          await (await fetch(`${base}/metrics`)).text(),
+        )?.[1] ?? Number.NaN,
+      );
     try {
       const up = await ready();
       t.is(up.code, 200);
       t.is(up.status, 'ready');
       t.deepEqual(up.checks.database, { ok: true, detail: 'answers' });
       t.deepEqual(up.checks.model, { ok: true, detail: 'serving v7' });
+      t.is(await gauge('database'), 1);
 
       await db.server.pause();
       try {
@@ -62,10 +75,15 @@ test.serial(
         t.regex(down.checks.database!.detail, /unreachable|no answer/);
         t.true(down.checks.running!.ok, 'only the database is named');
         t.is(await health(), 200, 'alive while not ready');
+        t.is(await gauge('database'), 0);
+        await ready();
+        t.deepEqual(said, ['database not answering (readiness)'], 'logged once, not per probe');
       } finally {
         await db.server.resume();
       }
       t.true(await until(async () => (await ready()).code === 200, 15_000), 'ready again');
+      t.is(said.at(-1), 'database answers again (readiness)');
+      t.is(await gauge('database'), 1);
 
       stopping = true;
       const leaving = await ready();
