@@ -109,7 +109,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     this.#backlog = new BacklogCounts(Object.keys(this.#routes));
     const shared = {
       // Telemetry in flight from each receiver to the adapter (receiver backpressure).
-      intake: new IntakeCounts(options.config.sandboxes.map((s) => s.name)).buffer,
+      intake: new IntakeCounts().buffer,
       backlog: this.#backlog.buffer,
       ...options.shared,
     };

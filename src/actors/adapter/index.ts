@@ -526,10 +526,7 @@ async function pump(state: State, ctx: ActorContext): Promise<void> {
 export default defineActor<AdapterMessage, State>({
   name: 'adapter',
   async init(ctx) {
-    const intake = new IntakeCounts(
-      ctx.config.sandboxes.map((s) => s.name),
-      ctx.shared.intake,
-    );
+    const intake = new IntakeCounts(ctx.shared.intake);
     intake.dropHeld(); // a restarted adapter: what its predecessor held went with it
     const pool = await InferencePool.start(ctx.config, ctx.log);
     await pool.loadLatest(ctx.config.models.dir);

@@ -26,7 +26,7 @@ import type {
 } from '../../messages/index.ts';
 import type { PackedTelemetry, SequencedLifecycle } from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
-import { IntakeCounts } from '../../runtime/shared/intake.ts';
+import { IntakeCounts, MAX_SANDBOXES } from '../../runtime/shared/intake.ts';
 import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import { DefaultsCounter } from '../../validation/defaults-counter.ts';
 import { StreamLedger } from './ledger.ts';
@@ -392,10 +392,13 @@ export default defineActor<ReceiverMessage, State>({
     const sandbox = ctx.name.slice('receiver:'.length);
     const entry = ctx.config.sandboxes.find((s) => s.name === sandbox);
     if (!entry) throw new Error(`no sandbox named "${sandbox}" in the configuration`);
-    const intake = new IntakeCounts(
-      ctx.config.sandboxes.map((s) => s.name),
-      ctx.shared.intake,
-    );
+    const intake = new IntakeCounts(ctx.shared.intake);
+    const slot = intake.claim(sandbox);
+    if (slot < 0)
+      ctx.log.warn(
+        { sandbox, max: MAX_SANDBOXES },
+        'more sandbox names than intake slots in this process: this one streams without the intake window (restart Warden to reclaim the slots of removed sandboxes)',
+      );
     const state: State = {
       ctx,
       sandbox,
@@ -404,7 +407,7 @@ export default defineActor<ReceiverMessage, State>({
       ledger: new StreamLedger(ctx.config.telemetry.maxOpenStages),
       resumed: 0,
       intake,
-      slot: intake.slotOf(sandbox),
+      slot,
       heldFor: new Set(),
       call: undefined,
       pausedAt: undefined,

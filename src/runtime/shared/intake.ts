@@ -1,5 +1,5 @@
 // Telemetry in flight per sandbox, between its receiver and the adapter, in a SharedArrayBuffer:
-// three Int32 per sandbox (its place in `sandboxes`). The receiver adds each batch it hands on to
+// three counts per sandbox (its slot, see below). The receiver adds each batch it hands on to
 // IN_FLIGHT and HANDOFFS; the adapter takes the hand-off off HANDOFFS when it reads it, takes off
 // IN_FLIGHT what it is done with (decided, or skipped without a decision), and keeps the events
 // it queued for a decision in HELD until they are decided. A receiver whose events reach
@@ -14,28 +14,79 @@
 // Counts only: no event lives here. A restarted adapter takes its predecessor's HELD off
 // IN_FLIGHT (those events went with it); a worker thread lost with its mailbox leaves a count too
 // high, which the receiver notices (nothing done for a while) and forgets.
+//
+// Slots belong to sandbox names, not to places in the configuration: sandboxes come and go while
+// Warden runs (`sandboxes` applies live). A receiver claims its name's slot when it starts (the
+// one its name held before, or a free one: a 64-bit hash of the name in the slot's two OWNER
+// words, set by compare-and-swap), and the adapter finds it by the name. A slot stays its name's
+// for the life of the process, so events of a sandbox removed while the adapter still holds them
+// are taken off its own counts, never off another's; MAX_SANDBOXES names fit.
 
-const IN_FLIGHT = 0;
-const HELD = 1;
-const HANDOFFS = 2;
-const WORDS = 3;
+const OWNER_LO = 0;
+const OWNER_HI = 1;
+const IN_FLIGHT = 2;
+const HELD = 3;
+const HANDOFFS = 4;
+const WORDS = 5;
+/** Sandbox names with a slot per process: the configuration's limit on `sandboxes`. */
+export const MAX_SANDBOXES = 256;
+
+/** FNV-1a over the name's UTF-16 units with two offsets: a 64-bit owner, never 0 in its low word. */
+function ownerOf(name: string): readonly [number, number] {
+  let lo = 0x811c9dc5;
+  let hi = 0x050c5d1f;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    lo = Math.imul(lo ^ c, 0x01000193);
+    hi = Math.imul(hi ^ c, 0x01000193);
+  }
+  return [lo === 0 ? 1 : lo, hi];
+}
 
 export class IntakeCounts {
   readonly buffer: SharedArrayBuffer;
   readonly #counts: Int32Array;
-  readonly #slots: ReadonlyMap<string, number>;
+  /** Slots found or claimed by this thread (a slot never changes hands). */
+  readonly #slots = new Map<string, number>();
 
-  /** Over `buffer` (one slot per sandbox, in this order); a new buffer when none is given. */
-  constructor(sandboxes: readonly string[], buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(4 * WORDS * Math.max(1, sandboxes.length));
+  /** Over `buffer` (MAX_SANDBOXES slots); a new buffer when none is given. */
+  constructor(buffer?: SharedArrayBuffer) {
+    this.buffer = buffer ?? new SharedArrayBuffer(4 * WORDS * MAX_SANDBOXES);
     this.#counts = new Int32Array(this.buffer);
-    this.#slots = new Map(sandboxes.map((name, i) => [name, i] as const));
   }
 
-  /** The sandbox's slot, or -1 for one not configured (not counted). */
+  /** The slot `sandbox`'s receiver claimed, or -1 for none (not counted). */
   slotOf(sandbox: string): number {
-    const slot = this.#slots.get(sandbox);
-    return slot !== undefined && (slot + 1) * WORDS <= this.#counts.length ? slot : -1;
+    const known = this.#slots.get(sandbox);
+    if (known !== undefined) return known;
+    const [lo, hi] = ownerOf(sandbox);
+    for (let i = 0; i < this.#counts.length; i += WORDS)
+      if (
+        Atomics.load(this.#counts, i + OWNER_LO) === lo &&
+        Atomics.load(this.#counts, i + OWNER_HI) === hi
+      ) {
+        this.#slots.set(sandbox, i / WORDS);
+        return i / WORDS;
+      }
+    return -1;
+  }
+
+  /**
+   * Receiver: its name's slot, claimed now if it has none; -1 when all MAX_SANDBOXES are taken
+   * (the sandbox then streams without the intake window).
+   */
+  claim(sandbox: string): number {
+    const found = this.slotOf(sandbox);
+    if (found >= 0) return found;
+    const [lo, hi] = ownerOf(sandbox);
+    for (let i = 0; i < this.#counts.length; i += WORDS) {
+      if (Atomics.compareExchange(this.#counts, i + OWNER_LO, 0, lo) !== 0) continue;
+      // Counts left by nothing: a slot is claimed once, with its counts at zero.
+      Atomics.store(this.#counts, i + OWNER_HI, hi);
+      this.#slots.set(sandbox, i / WORDS);
+      return i / WORDS;
+    }
+    return -1;
   }
 
   /** Receiver: one more hand-off of `n` events; returns the events in flight now. */
