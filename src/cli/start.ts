@@ -28,6 +28,7 @@ import {
 import { ReplayStorage } from '../runtime/shared/replay-storage.ts';
 import { ActorSystem } from '../runtime/system.ts';
 import { exporterFromEnv } from '../runtime/tracing.ts';
+import { endpointOf } from '../sandbox/grpc.ts';
 import { replayOrder, startReferencePair } from '../sandbox/reference-pair.ts';
 import type { ReferenceSandbox } from '../sandbox/reference-sandbox.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
@@ -184,10 +185,15 @@ async function runStarted(
       `warden: reference sandbox ${s.name} on 127.0.0.1:${s.port} (${s.role === 'positive' ? `stage 1, replaying the bundled Oliveira 2019 traces${config.learning.heldOutData === null ? ' of the training split; the test split judges every new model' : ''}` : 'stage 2, the files the positive sandbox passes on'})`,
     );
   }
-  const sandboxes =
+  // The reference sandboxes and --sandbox flags are this run's; the configuration's apply live.
+  const fixed: WardenConfig['sandboxes'] =
     role === 'learner'
       ? []
-      : [...demo.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })), ...configured];
+      : [
+          ...demo.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}`, tls: null })),
+          ...(options.sandboxes ?? []).map((s) => ({ ...s, tls: null })),
+        ];
+  const sandboxes = role === 'learner' ? [] : [...fixed, ...config.sandboxes];
   const names = sandboxes.map((s) => s.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice !== undefined) {
@@ -211,17 +217,57 @@ async function runStarted(
   );
   // What the actors run with: the sandboxes (reference ones included), the database's URL, and
   // the placement of this host's role.
+  let running: WardenConfig['sandboxes'] = sandboxes;
   const withDb = <C extends typeof config>(c: C): C => ({
     ...c,
-    // The sandboxes connected at start, each with its live settings (maxEventsPerSecond) as the
-    // configuration has them now.
-    sandboxes: sandboxes.map((s) => {
+    // The sandboxes connected now (sandboxesFor), each with its settings as the configuration
+    // has them (a reference sandbox's maxEventsPerSecond too).
+    sandboxes: running.map((s) => {
       const now = c.sandboxes.find((x) => x.name === s.name);
       return now ? { ...s, maxEventsPerSecond: now.maxEventsPerSecond } : s;
     }),
     database: { ...c.database, url: db.url },
     runtime: { ...c.runtime, placement: placementFor(c) },
   });
+  /**
+   * The sandboxes a changed configuration asks for (`sandboxes` applies live), each new or changed
+   * channel checked first as at start (TLS files readable, no plaintext off loopback): one that
+   * fails is logged and not applied (a changed one keeps its channel as it was), rather than
+   * reaching a receiver that would crash on it. A name taken by a reference sandbox or a
+   * --sandbox flag stays theirs.
+   */
+  const sandboxesFor = (c: WardenConfig): WardenConfig['sandboxes'] => {
+    if (role === 'learner') return [];
+    const now = new Map(running.map((s) => [s.name, s]));
+    const next = [...fixed];
+    for (const s of c.sandboxes) {
+      if (fixed.some((f) => f.name === s.name)) {
+        log.warn(
+          { sandbox: s.name },
+          'config: a sandbox of this run already has this name; entry ignored',
+        );
+        continue;
+      }
+      const before = now.get(s.name);
+      if (before && endpointOf(before) === endpointOf(s)) {
+        next.push(s);
+        continue;
+      }
+      try {
+        channelCredentials(s.address, s.tls ?? null, `sandbox ${s.name}`, c.security);
+        next.push(s);
+      } catch (error) {
+        log.error(
+          { err: error, sandbox: s.name, alert: 'warden_config_invalid' },
+          before
+            ? 'config: sandbox address or TLS not applied; its stream stays where it was'
+            : 'config: sandbox not added',
+        );
+        if (before) next.push(before);
+      }
+    }
+    return next;
+  };
   if (role !== 'all') say(`warden: ${role} host ${hostId}`);
 
   // One learner at a time: a standby waits for the leader's session to end, then continues
@@ -480,7 +526,12 @@ async function runStarted(
   );
 
   watcher.start();
-  watcher.on('change', (change) => void system.configure(withDb(change.config)));
+  watcher.on('change', (change) => {
+    running = sandboxesFor(change.config);
+    system
+      .configure(withDb(change.config))
+      .catch((error) => log.error({ err: error }, 'config: applying the change failed'));
+  });
   watcher.on('error', () => undefined); // logged by the watcher; the running configuration stays
 
   const onSignal = (signal: string) => () => stop(signal);

@@ -318,18 +318,16 @@ const ServerTls = Type.Object({
 
 const Sandboxes = Type.Array(
   Type.Object({
-    name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', ...restart }),
+    name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
     address: Type.String({
       minLength: 3,
       description: 'host:port of the sandbox gRPC service.',
-      ...restart,
     }),
     tls: Type.Optional(
       Type.Union([ClientTls, Type.Null()], {
         default: null,
         description:
           'TLS to this sandbox (mutual with certFile/keyFile); null = plaintext, allowed on loopback only unless security.allowPlaintextRemote.',
-        ...restart,
       }),
     ),
     maxEventsPerSecond: Type.Optional(
@@ -343,8 +341,7 @@ const Sandboxes = Type.Array(
     default: [],
     maxItems: 256,
     description:
-      'Sandboxes to connect to, each { name, address, tls, maxEventsPerSecond } (`warden start` adds its two reference sandboxes). Adding or removing one, or changing its name, address or TLS, needs a restart; maxEventsPerSecond (0 = no cap), which paces the reading of a sandbox that would take the machine from the others, applies live.',
-    ...restart,
+      'Sandboxes to connect to, each { name, address, tls, maxEventsPerSecond } (`warden start` adds its two reference sandboxes). All of it applies live: a sandbox added gets its receiver and a client for its actions, one removed has its receiver stopped (its open episodes end as partial when they time out), a new address or TLS moves its stream there, resuming where it stood; maxEventsPerSecond (0 = no cap) paces the reading of a sandbox that would take the machine from the others.',
   },
 );
 

@@ -106,6 +106,17 @@ function applyCrossFieldRules(config: WardenConfig, warnings: ConfigWarning[]): 
     }
     config.runtime.placement[thread] = kept;
   }
+  // A sandbox is known by its name (its receiver, its intake slot, its actions' client): a second
+  // entry of a name would take the first one's place unseen.
+  const names = new Set<string>();
+  config.sandboxes = config.sandboxes.filter((s, i) => {
+    if (!names.has(s.name)) return names.add(s.name);
+    warnings.push({
+      field: `sandboxes.${i}.name`,
+      message: `sandbox "${s.name}" is already configured (an earlier entry); this entry is ignored`,
+    });
+    return false;
+  });
 }
 
 export function validateConfig(raw: unknown): { config: WardenConfig; warnings: ConfigWarning[] } {

@@ -38,6 +38,11 @@ export interface HostInit {
   readonly shared: Readonly<Record<string, SharedArrayBuffer>>;
   /** Actor name → thread name, so the host knows which sends stay local. */
   readonly routes: Readonly<Record<string, string>>;
+  /**
+   * The actors with a count of messages pending (shared/backlog.ts): those placed at the system's
+   * start, the same list in every thread, also in one restarted after actors came and went.
+   */
+  readonly counted: readonly string[];
   readonly dataPort: MessagePort;
   readonly controlPort: MessagePort;
   /** Thread name → this thread's end of the channel to that thread (the live threads only). */
@@ -128,5 +133,9 @@ export interface HostControl {
   abandonActor(name: string): number;
   /** Runs these actors' stop hooks; the thread and its other actors keep running. */
   stopActors(names: string[]): Promise<void>;
+  /** Starts an actor here while the thread runs (a sandbox added to the configuration). */
+  addActor(placement: ActorPlacement): Promise<void>;
+  /** Stops an actor here and forgets it (a sandbox removed from the configuration). */
+  removeActor(name: string): Promise<void>;
   stop(): Promise<void>;
 }

@@ -75,6 +75,8 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   readonly #undelivered = new Map<string, Repeats>();
   #routedByMain = 0;
   readonly #failed = new Set<string>();
+  /** The receiver actor's module, for sandboxes added while the system runs. */
+  readonly #receiverModule: string | undefined;
   readonly #traces: TraceHub | undefined;
   /** Placed actors with no module yet: named once at start. */
   readonly skipped: readonly string[];
@@ -105,8 +107,10 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
       }
     }
     this.skipped = skipped;
+    this.#receiverModule = modules.receiver;
     // Messages pending per actor (receiver backpressure for the actors after the adapter).
-    this.#backlog = new BacklogCounts(Object.keys(this.#routes));
+    const counted = Object.keys(this.#routes);
+    this.#backlog = new BacklogCounts(counted);
     const shared = {
       // Telemetry in flight from each receiver to the adapter (receiver backpressure).
       intake: new IntakeCounts().buffer,
@@ -129,6 +133,7 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
           thread,
           actors,
           routes: this.#routes,
+          counted,
           shared,
           log: this.#log,
           spawnTimeoutMs: options.spawnTimeoutMs ?? 30_000,
@@ -251,9 +256,46 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     };
   }
 
+  /**
+   * Applies a new configuration to every actor. A receiver is placed for each sandbox added to
+   * `sandboxes`, on the thread that places "receiver", after the others have the configuration
+   * (the dispatcher its client); the receiver of a sandbox removed stops first.
+   */
   async configure(config: WardenConfig): Promise<void> {
+    const wanted = new Set(config.sandboxes.map((s) => `receiver:${s.name}`));
+    const placed = Object.keys(this.#routes).filter((a) => a.startsWith('receiver:'));
+    for (const name of placed.filter((a) => !wanted.has(a))) {
+      const supervisor = this.#supervisors.get(this.#routes[name]!);
+      delete this.#routes[name];
+      this.#failed.delete(name);
+      await supervisor?.removeActor(name, config.runtime.shutdownTimeoutMs);
+      this.#log.info(
+        { actor: name },
+        'sandbox removed from the configuration: its receiver stopped',
+      );
+    }
     this.#config = config;
     await Promise.all([...this.#supervisors.values()].map((s) => s.configure(config)));
+    const thread = Object.entries(config.runtime.placement).find(
+      ([t, actors]) => actors.includes('receiver') && this.#supervisors.has(t),
+    )?.[0];
+    const added = [...wanted].filter((a) => !placed.includes(a));
+    if (added.length > 0 && (thread === undefined || this.#receiverModule === undefined)) {
+      this.#log.warn(
+        { actors: added },
+        'sandboxes added, but no running thread places "receiver" (runtime.placement): restart Warden to start their receivers',
+      );
+      return;
+    }
+    if (thread === undefined || this.#receiverModule === undefined) return;
+    for (const name of added) {
+      this.#routes[name] = thread;
+      await this.#supervisors.get(thread)!.addActor({ name, module: this.#receiverModule });
+      this.#log.info(
+        { actor: name, thread },
+        'sandbox added to the configuration: its receiver started',
+      );
+    }
   }
 
   /**

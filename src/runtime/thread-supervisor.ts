@@ -51,6 +51,8 @@ export interface ThreadSupervisorOptions {
   readonly thread: string;
   readonly actors: readonly ActorPlacement[];
   readonly routes: Readonly<Record<string, string>>;
+  /** The actors with a backlog count (HostInit.counted). */
+  readonly counted: readonly string[];
   readonly shared: Readonly<Record<string, SharedArrayBuffer>>;
   readonly log: Logger;
   readonly spawnTimeoutMs: number;
@@ -93,15 +95,56 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
   readonly #workerPolicy: RestartPolicy;
   readonly #actorPolicies = new Map<string, RestartPolicy>();
   readonly #failedActors = new Set<string>();
+  /** The actors placed here now: those at the start, and those added or removed since. */
+  #actors: ActorPlacement[];
 
   constructor(options: ThreadSupervisorOptions, config: WardenConfig) {
     super();
     this.thread = options.thread;
     this.#opts = options;
     this.#config = config;
+    this.#actors = [...options.actors];
     this.#workerPolicy = new RestartPolicy(config.runtime.supervision);
     for (const a of options.actors)
       this.#actorPolicies.set(a.name, new RestartPolicy(config.runtime.supervision));
+  }
+
+  /**
+   * Places an actor here while the system runs (a sandbox added): started now in the running
+   * worker, or with the others when a restarting one comes back.
+   */
+  async addActor(placement: ActorPlacement): Promise<void> {
+    if (this.#actors.some((a) => a.name === placement.name)) return;
+    this.#actors.push(placement);
+    this.#actorPolicies.set(placement.name, new RestartPolicy(this.#config.runtime.supervision));
+    this.#failedActors.delete(placement.name);
+    if (this.#ready && this.#control)
+      await withTimeout(
+        this.#control.addActor(placement),
+        this.#opts.spawnTimeoutMs,
+        `start of ${placement.name} in "${this.thread}"`,
+      );
+  }
+
+  /** Stops an actor here and forgets it (a sandbox removed); gives up waiting after timeoutMs. */
+  async removeActor(name: string, timeoutMs: number): Promise<void> {
+    this.#actors = this.#actors.filter((a) => a.name !== name);
+    this.#actorPolicies.delete(name);
+    this.#failedActors.delete(name);
+    this.#outbox = this.#outbox.filter((m) => m.kind !== 'deliver' || m.to !== name);
+    if (!this.#ready || !this.#control) return;
+    try {
+      await withTimeout(
+        this.#control.removeActor(name),
+        timeoutMs,
+        `stop of ${name} in "${this.thread}"`,
+      );
+    } catch (error) {
+      this.#opts.log.warn(
+        { err: error, thread: this.thread, actor: name },
+        'actor did not stop in time',
+      );
+    }
   }
 
   get ready(): boolean {
@@ -128,10 +171,11 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
     const peers = this.#opts.peers?.(restart) ?? {};
     const init: HostInit = {
       thread: this.thread,
-      actors: this.#opts.actors,
+      actors: this.#actors,
       config: this.#config,
       shared: this.#opts.shared,
       routes: this.#opts.routes,
+      counted: this.#opts.counted,
       dataPort: data.port2,
       controlPort: control.port2,
       peers,
@@ -249,7 +293,7 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
 
   async stats(): Promise<ActorStats[]> {
     const placeholder = (): ActorStats[] =>
-      this.#opts.actors.map((a) => ({
+      this.#actors.map((a) => ({
         actor: a.name,
         handled: 0,
         failed: 0,
@@ -273,7 +317,7 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
     // Restarts are counted here, where they are decided: a restarted worker starts from zero.
     return stats.map((s) => ({
       ...s,
-      restarts: this.#actorPolicies.get(s.actor)!.restarts + this.#workerPolicy.restarts,
+      restarts: (this.#actorPolicies.get(s.actor)?.restarts ?? 0) + this.#workerPolicy.restarts,
     }));
   }
 
@@ -395,7 +439,7 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
         { cause: error },
       );
       this.#opts.log.error({ err: failure, thread: this.thread }, 'worker crash loop');
-      for (const a of this.#opts.actors) {
+      for (const a of this.#actors) {
         this.#failedActors.add(a.name);
         this.emit('actor-failed', { actor: a.name, thread: this.thread, error: failure });
       }

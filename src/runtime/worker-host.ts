@@ -10,7 +10,14 @@ import type { WardenConfig } from '../config/schema.ts';
 import type { ActorStats } from '../messages/control.ts';
 import type { ActorContext, ActorDefinition, Message } from './actor.ts';
 import { ActorCell } from './actor-cell.ts';
-import type { Envelope, HostControl, HostInit, HostToMain, MainToHost } from './host-protocol.ts';
+import type {
+  ActorPlacement,
+  Envelope,
+  HostControl,
+  HostInit,
+  HostToMain,
+  MainToHost,
+} from './host-protocol.ts';
 import { closeLogOutput, componentLogger, configureLogOutput, setLogLevel } from './logger.ts';
 import { BacklogCounts } from './shared/backlog.ts';
 import { threadLoad } from './thread-load.ts';
@@ -88,8 +95,10 @@ export async function main(init: HostInit): Promise<void> {
   const backlog =
     init.shared.backlog === undefined
       ? undefined
-      : new BacklogCounts(Object.keys(init.routes), init.shared.backlog);
-  for (const placement of init.actors) {
+      : new BacklogCounts(init.counted, init.shared.backlog);
+  // Actor → thread; actors added or removed here while the thread runs update it.
+  const routes: Record<string, string> = { ...init.routes };
+  const place = async (placement: ActorPlacement): Promise<ActorCell> => {
     const slot = backlog?.slotOf(placement.name) ?? -1;
     const mod = (await import(placement.module)) as { default: ActorDefinition<Message, unknown> };
     const definition = mod.default;
@@ -103,7 +112,7 @@ export async function main(init: HostInit): Promise<void> {
       ...(backlog ? { backlog } : {}),
       send(to, message) {
         backlog?.sent(to);
-        const thread = init.routes[to];
+        const thread = routes[to];
         if (thread === init.thread) {
           deliverLocal(to, message);
           return;
@@ -136,7 +145,9 @@ export async function main(init: HostInit): Promise<void> {
     );
     backlog?.reset(placement.name);
     cells.set(placement.name, cell);
-  }
+    return cell;
+  };
+  for (const placement of init.actors) await place(placement);
 
   dataPort.on('message', (m: MainToHost) => {
     switch (m.kind) {
@@ -193,6 +204,18 @@ export async function main(init: HostInit): Promise<void> {
         last = now;
       }
       for (const cell of stopping) await cell.stop();
+    },
+    async addActor(placement) {
+      if (cells.has(placement.name)) return;
+      routes[placement.name] = init.thread;
+      await (await place(placement)).start();
+    },
+    async removeActor(name) {
+      const cell = cells.get(name);
+      if (!cell) return;
+      await cell.stop();
+      cells.delete(name);
+      delete routes[name];
     },
     async stop() {
       for (const cell of cells.values()) await cell.stop();

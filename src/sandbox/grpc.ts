@@ -234,6 +234,13 @@ function encodedActionsClient(): grpc.ServiceClientConstructor {
   return encodedClient;
 }
 
+/**
+ * What a sandbox's client is made for (its address and TLS): a configuration change to either
+ * needs a new client; one to its cap does not.
+ */
+export const endpointOf = (entry: { address: string; tls?: ClientTls | null }): string =>
+  JSON.stringify([entry.address, entry.tls ?? null]);
+
 /** A client for one sandbox; plaintext off loopback is refused unless the policy allows it. */
 export function sandboxClient(
   address: string,

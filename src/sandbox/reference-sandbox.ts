@@ -153,6 +153,8 @@ export interface SandboxStats {
   actionBatches: number;
   /** Empty batches sent while there was nothing to send (heartbeats). */
   heartbeats: number;
+  /** Watch calls taken (a receiver's first subscription and each one after). */
+  watches: number;
   /** Fault injection: event streams cut, action batches refused, ack batches held back. */
   streamsCut: number;
   actsRefused: number;
@@ -175,6 +177,7 @@ export class ReferenceSandbox {
     writesHeld: 0,
     actionBatches: 0,
     heartbeats: 0,
+    watches: 0,
     streamsCut: 0,
     actsRefused: 0,
     actsDelayed: 0,
@@ -529,6 +532,7 @@ export class ReferenceSandbox {
   }
 
   async #watch(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+    this.stats.watches++;
     this.#batchesThisStream = 0;
     const request = call.request as { resumeAfter?: Record<string, number | string> } | undefined;
     const resumeAfter: Record<string, number> = {};

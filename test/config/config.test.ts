@@ -204,7 +204,7 @@ test('property 37: configured learning rate, gamma and epsilon decay are the one
   t.is(out.returns[fromFirst], 2 + 0.5 * 4);
 });
 
-test("a sandbox's cap applies live; adding a sandbox or changing its address, name or TLS waits for a restart", (t) => {
+test('sandboxes apply live: a cap, an address, a sandbox added or removed; a second entry of a name is ignored, counted', (t) => {
   const base = loadConfig({ dir: configDir({ 'default.json': {} }), env: {} }).config;
   const current: WardenConfig = {
     ...base,
@@ -213,29 +213,56 @@ test("a sandbox's cap applies live; adding a sandbox or changing its address, na
       { name: 'b', address: '127.0.0.1:2', tls: null, maxEventsPerSecond: 100 },
     ],
   };
-  const capped = planChange(current, {
+  const changed = planChange(current, {
     ...current,
     sandboxes: [
       { ...current.sandboxes[0]!, maxEventsPerSecond: 5_000 },
       { ...current.sandboxes[1]!, address: '127.0.0.1:3', maxEventsPerSecond: 0 },
     ],
   });
-  t.deepEqual(capped.applied, ['sandboxes.0.maxEventsPerSecond', 'sandboxes.1.maxEventsPerSecond']);
-  t.deepEqual(capped.requiresRestart, ['sandboxes.1.address']);
+  t.deepEqual(changed.applied, [
+    'sandboxes.0.maxEventsPerSecond',
+    'sandboxes.1.address',
+    'sandboxes.1.maxEventsPerSecond',
+  ]);
+  t.deepEqual(changed.requiresRestart, []);
   t.deepEqual(
-    capped.config.sandboxes.map((s) => [s.address, s.maxEventsPerSecond]),
+    changed.config.sandboxes.map((s) => [s.address, s.maxEventsPerSecond]),
     [
       ['127.0.0.1:1', 5_000],
-      ['127.0.0.1:2', 0],
+      ['127.0.0.1:3', 0],
     ],
-    'the caps apply; the address keeps its running value',
   );
   const added = planChange(current, {
     ...current,
     sandboxes: [...current.sandboxes, { name: 'c', address: '127.0.0.1:4', tls: null }],
   });
-  t.deepEqual(added.applied, []);
-  t.deepEqual(added.requiresRestart, ['sandboxes']);
+  t.deepEqual(added.applied, ['sandboxes']);
+  t.deepEqual(added.requiresRestart, []);
+  t.deepEqual(
+    added.config.sandboxes.map((s) => s.name),
+    ['a', 'b', 'c'],
+  );
+
+  const twice = loadConfig({
+    dir: configDir({
+      'default.json': {
+        sandboxes: [
+          { name: 'a', address: '127.0.0.1:1' },
+          { name: 'a', address: '127.0.0.1:2' },
+        ],
+      },
+    }),
+    env: {},
+  });
+  t.deepEqual(
+    twice.config.sandboxes.map((s) => s.address),
+    ['127.0.0.1:1'],
+  );
+  t.deepEqual(
+    twice.warnings.map((w) => w.field),
+    ['sandboxes.1.name'],
+  );
 });
 
 test('property 38: a changed file is validated and applied without restart; restart-only fields say so', async (t) => {

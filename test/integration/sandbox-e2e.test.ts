@@ -646,6 +646,78 @@ test.serial(
 );
 
 test.serial(
+  'sandboxes added, moved and removed while Warden runs: each added one is streamed and answered, a moved one is streamed and answered at its new address, a removed one is no longer read; none partial',
+  async (t) => {
+    const malware = traces.filter((x) => x.episode.label === 'malicious');
+    const goodware = traces.filter((x) => x.episode.label === 'benign');
+    const make = (name: string, from: number) =>
+      new ReferenceSandbox({
+        name,
+        traces: goodware.slice(from, from + 3).flatMap((g, i) => [g, malware[from + i]!]),
+        benign: goodware.slice(0, 20),
+        episodes: 6,
+        concurrency: 2,
+        log: silentLogger,
+      });
+    const first = make('live1', 0);
+    const second = make('live2', 3);
+    const moved = make('live3', 6);
+    const entry = (name: string, port: number) => ({ name, address: `127.0.0.1:${port}` });
+    const [p1, p2, p3] = [await first.start(), await second.start(), await moved.start()];
+    const { system } = pipeline({
+      sandboxes: [entry('one', p1)],
+      inference: { workers: 1 },
+      // A sandbox with nothing more ends its stream: the receiver subscribes again soon.
+      dispatch: { reconnectInitialMs: 10, reconnectMaxMs: 20 },
+    });
+    await system.start();
+    const completed = async () => (await actorStats(system)).episodes?.completed ?? 0;
+    try {
+      t.true(await until(async () => first.done && (await completed()) === 6, 60_000));
+      t.is(second.stats.batchesSent, 0, 'not asked for before it was configured');
+
+      // Added: its receiver streams it and its actions reach it.
+      await system.configure({ ...system.config, sandboxes: [entry('one', p1), entry('two', p2)] });
+      t.true(
+        await until(async () => second.done && (await completed()) === 12, 60_000),
+        `the added sandbox's episodes completed (${await completed()})`,
+      );
+      t.true(second.stats.actionsApplied > 0, 'its actions were delivered to it');
+
+      // Moved: "two" is now served at another address; the stream and the actions follow.
+      await system.configure({ ...system.config, sandboxes: [entry('one', p1), entry('two', p3)] });
+      t.true(
+        await until(async () => moved.done && (await completed()) === 18, 60_000),
+        `the moved sandbox's episodes completed (${await completed()})`,
+      );
+      t.true(moved.stats.actionsApplied > 0, 'actions go to the new address');
+
+      // Removed: its receiver stops, the other goes on; nothing was partial, nothing dead.
+      // (This pipeline places no learner: the episodes actor's messages to it are dead letters.)
+      const dead = (await system.stats()).deadLetters;
+      await system.configure({ ...system.config, sandboxes: [entry('two', p3)] });
+      const stats = await actorStats(system);
+      t.is(stats['receiver:one'], undefined, 'no receiver for the removed sandbox');
+      t.truthy(stats['receiver:two']);
+      t.is(stats['receiver:two']!.lost, 0, 'the move lost no stream');
+      t.is(stats.episodes!.partial, 0);
+      const [removedWatches, keptWatches] = [first.stats.watches, moved.stats.watches];
+      await new Promise((r) => setTimeout(r, 300));
+      t.true(moved.stats.watches > keptWatches, 'a sandbox still configured is subscribed to');
+      t.is(first.stats.watches, removedWatches, 'the removed one no longer');
+      t.is((await system.stats()).deadLetters, dead, 'nothing sent to the removed receiver');
+      t.true(
+        await until(async () => (await storedEpisodes(`episode_id LIKE 'live%'`)) === 18, 20_000),
+        'every episode stored',
+      );
+    } finally {
+      await system.stop();
+      await Promise.all([first.stop(), second.stop(), moved.stop()]);
+    }
+  },
+);
+
+test.serial(
   "a sandbox with nothing to analyse sends empty batches (the contract's heartbeat): its last batch stays current, nothing is decided",
   async (t) => {
     const sandbox = new ReferenceSandbox({

@@ -7,6 +7,7 @@
 // stops, while the episodes actor still takes the report.
 
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import type { WardenConfig } from '../../config/schema.ts';
 import type { ActionDecision } from '../../messages/action.ts';
 import {
   ACTION_FAILURES,
@@ -19,7 +20,7 @@ import { type ActorContext, defineActor } from '../../runtime/actor.ts';
 import { Repeats } from '../../runtime/repeats.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
 import { settlesWithin } from '../../runtime/within.ts';
-import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+import { endpointOf, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import type { FailureBatch, ResultBatch } from '../adapter/index.ts';
 
 /** Decided actions from the adapter, packed (messages/packed-actions.ts). */
@@ -33,6 +34,8 @@ declare module '../../runtime/actor.ts' {
 
 interface State {
   readonly clients: Map<string, SandboxClient>;
+  /** Each client's address and TLS, as made (a change makes a new client). */
+  readonly endpoints: Map<string, string>;
   readonly queues: Map<string, ActionDecision[]>;
   scheduled: boolean;
   sent: number;
@@ -61,7 +64,7 @@ async function send(
   sandbox: string,
   batch: ActionDecision[],
 ): Promise<void> {
-  const client = state.clients.get(sandbox);
+  let client = state.clients.get(sandbox);
   const delays = ctx.config.dispatch.retryDelaysMs;
   let lastError = client ? '' : `no sandbox named "${sandbox}"`;
   state.inFlight += batch.length;
@@ -125,6 +128,12 @@ async function send(
           state.waits.add(wake);
         });
         if (stopping()) break;
+        // The sandbox's address may have changed meanwhile (configure), or it was removed.
+        client = state.clients.get(sandbox);
+        if (!client) {
+          lastError = `sandbox "${sandbox}" removed from the configuration`;
+          break;
+        }
       }
       attempts++;
       try {
@@ -203,17 +212,33 @@ async function send(
   }
 }
 
+/**
+ * A client per configured sandbox: one for each added, a new one for an address or TLS changed;
+ * the client of one removed or changed closes once its calls in flight are answered (up to a
+ * deadline), and their retries go to the new client.
+ */
+function syncClients(state: State, config: WardenConfig): void {
+  const wanted = new Map(config.sandboxes.map((s) => [s.name, s]));
+  for (const [name, client] of state.clients) {
+    const entry = wanted.get(name);
+    if (entry && state.endpoints.get(name) === endpointOf(entry)) continue;
+    state.clients.delete(name);
+    state.endpoints.delete(name);
+    void client.close(config.dispatch.deadlineMs);
+  }
+  for (const [name, entry] of wanted) {
+    if (state.clients.has(name)) continue;
+    state.clients.set(name, sandboxClient(entry.address, entry.tls ?? null, config.security));
+    state.endpoints.set(name, endpointOf(entry));
+  }
+}
+
 export default defineActor<DispatcherMessage, State>({
   name: 'dispatcher',
   init(ctx) {
-    const clients = new Map(
-      ctx.config.sandboxes.map((s) => [
-        s.name,
-        sandboxClient(s.address, s.tls ?? null, ctx.config.security),
-      ]),
-    );
-    return {
-      clients,
+    const state: State = {
+      clients: new Map(),
+      endpoints: new Map(),
       queues: new Map(),
       scheduled: false,
       sent: 0,
@@ -226,6 +251,12 @@ export default defineActor<DispatcherMessage, State>({
       waits: new Set(),
       repeats: new Map(),
     };
+    syncClients(state, ctx.config);
+    return state;
+  },
+  configure(state, config) {
+    syncClients(state, config);
+    return state;
   },
   handle(state, message, ctx) {
     for (const d of unpackActions(message)) {

@@ -27,7 +27,7 @@ import type {
 import type { PackedTelemetry, SequencedLifecycle } from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { IntakeCounts, MAX_SANDBOXES } from '../../runtime/shared/intake.ts';
-import { type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+import { endpointOf, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
 import { DefaultsCounter } from '../../validation/defaults-counter.ts';
 import { StreamLedger } from './ledger.ts';
 import { decodeEventBatch } from './wire.ts';
@@ -58,7 +58,11 @@ interface State {
    */
   ctx: ActorContext;
   readonly sandbox: string;
-  readonly client: SandboxClient;
+  client: SandboxClient;
+  /** The sandbox's address and TLS as the client was made for them (a change reconnects). */
+  endpoint: string;
+  /** The resubscription waiting out its backoff, if any. */
+  reconnect: NodeJS.Timeout | undefined;
   readonly counter: DefaultsCounter;
   /** What was accepted per open stage: resume_after, and the events sent again (ledger.ts). */
   readonly ledger: StreamLedger;
@@ -98,6 +102,7 @@ interface State {
 }
 
 type Wire = Record<string, unknown>;
+
 const str = (v: unknown, d = '') => (typeof v === 'string' ? v : d);
 const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 const stageOf = (v: unknown) => (v === 2 ? 2 : 1) as 1 | 2;
@@ -377,10 +382,10 @@ function subscribe(state: State): void {
         { sandbox: state.sandbox, delayMs: delay },
         'sandbox closed its stream; subscribing again',
       );
-    setTimeout(
-      () => state.ctx.send(state.ctx.name as `receiver:${string}`, { type: 'reconnect' }),
-      delay,
-    ).unref();
+    state.reconnect = setTimeout(() => {
+      state.reconnect = undefined;
+      state.ctx.send(state.ctx.name as `receiver:${string}`, { type: 'reconnect' });
+    }, delay).unref();
   };
   call.on('error', (error) => retry(error.message, true));
   call.on('end', () => retry('stream ended', false));
@@ -403,6 +408,8 @@ export default defineActor<ReceiverMessage, State>({
       ctx,
       sandbox,
       client: sandboxClient(entry.address, entry.tls ?? null, ctx.config.security),
+      endpoint: endpointOf(entry),
+      reconnect: undefined,
       counter: new DefaultsCounter(),
       ledger: new StreamLedger(ctx.config.telemetry.maxOpenStages),
       resumed: 0,
@@ -437,6 +444,29 @@ export default defineActor<ReceiverMessage, State>({
     state.ctx = ctx;
     // A new cap applies now, also to a stream its old cap paused (it reads no batch until then).
     if (applyRate(state)) unthrottle(state);
+    // A new address or TLS: the stream moves to it now, resuming where this one stood (the
+    // ledger stays: the sandbox behind the new address is asked to go on from there).
+    const entry = ctx.config.sandboxes.find((s) => s.name === state.sandbox);
+    if (entry && endpointOf(entry) !== state.endpoint && !state.stopped) {
+      const call = state.call;
+      state.call = undefined; // its end is no loss to retry
+      call?.cancel();
+      clearTimeout(state.reconnect);
+      state.reconnect = undefined;
+      state.client.close();
+      state.client = sandboxClient(entry.address, entry.tls ?? null, ctx.config.security);
+      state.endpoint = endpointOf(entry);
+      state.failures = 0;
+      ctx.log.info(
+        {
+          sandbox: state.sandbox,
+          address: entry.address,
+          tls: entry.tls !== undefined && entry.tls !== null,
+        },
+        'sandbox address or TLS changed: subscribing there',
+      );
+      subscribe(state);
+    }
     return state;
   },
   handle(state, message) {
@@ -477,6 +507,8 @@ export default defineActor<ReceiverMessage, State>({
   }),
   stop(state) {
     state.stopped = true;
+    clearTimeout(state.reconnect);
+    clearTimeout(state.throttle);
     state.call?.cancel();
     state.client.close();
   },
