@@ -376,14 +376,17 @@ async function runStarted(
       ),
     };
   };
+  const receiverEvents = new Map<string, number>();
   const line = ({ at: now, actors: a, stale }: Reading) => {
     const e = a.episodes ?? {};
     const decisions = e.decisions ?? 0;
     // Events received can outnumber decisions: a sandbox streaming faster than real time has sent
     // more of a stage by the time its verdict arrives, and a decided stage takes no more decisions.
-    let events = 0;
+    // A sandbox removed while Warden runs keeps its count here (its receiver is gone).
     for (const [actor, s] of Object.entries(a))
-      if (actor.startsWith('receiver:')) events += s.events ?? 0;
+      if (actor.startsWith('receiver:')) receiverEvents.set(actor, s.events ?? 0);
+    let events = 0;
+    for (const n of receiverEvents.values()) events += n;
     const perSecond = (n: number, before: number) =>
       (((n - before) * 1000) / Math.max(1, now - last.at)).toFixed(0);
     const rates = `events ${events} (${perSecond(events, last.events)}/s)  decisions ${decisions} (${perSecond(decisions, last.decisions)}/s)`;
