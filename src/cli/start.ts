@@ -377,15 +377,22 @@ async function runStarted(
     };
   };
   const receiverEvents = new Map<string, number>();
+  let retiredEvents = 0;
   const line = ({ at: now, actors: a, stale }: Reading) => {
     const e = a.episodes ?? {};
     const decisions = e.decisions ?? 0;
     // Events received can outnumber decisions: a sandbox streaming faster than real time has sent
     // more of a stage by the time its verdict arrives, and a decided stage takes no more decisions.
-    // A sandbox removed while Warden runs keeps its count here (its receiver is gone).
-    for (const [actor, s] of Object.entries(a))
-      if (actor.startsWith('receiver:')) receiverEvents.set(actor, s.events ?? 0);
-    let events = 0;
+    // A sandbox removed while Warden runs keeps its count here (its receiver is gone), and a
+    // receiver started again (the sandbox added back, a crash) adds to what it had counted.
+    for (const [actor, s] of Object.entries(a)) {
+      if (!actor.startsWith('receiver:')) continue;
+      const n = s.events ?? 0;
+      const before = receiverEvents.get(actor) ?? 0;
+      if (n < before) retiredEvents += before;
+      receiverEvents.set(actor, n);
+    }
+    let events = retiredEvents;
     for (const n of receiverEvents.values()) events += n;
     const perSecond = (n: number, before: number) =>
       (((n - before) * 1000) / Math.max(1, now - last.at)).toFixed(0);
