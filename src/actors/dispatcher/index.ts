@@ -217,7 +217,7 @@ async function send(
  * the client of one removed or changed closes once its calls in flight are answered (up to a
  * deadline), and their retries go to the new client.
  */
-function syncClients(state: State, config: WardenConfig): void {
+function syncClients(state: State, config: WardenConfig, log?: ActorContext['log']): void {
   const wanted = new Map(config.sandboxes.map((s) => [s.name, s]));
   for (const [name, client] of state.clients) {
     const entry = wanted.get(name);
@@ -228,8 +228,14 @@ function syncClients(state: State, config: WardenConfig): void {
   }
   for (const [name, entry] of wanted) {
     if (state.clients.has(name)) continue;
-    state.clients.set(name, sandboxClient(entry.address, entry.tls ?? null, config.security));
-    state.endpoints.set(name, endpointOf(entry));
+    try {
+      state.clients.set(name, sandboxClient(entry.address, entry.tls ?? null, config.security));
+      state.endpoints.set(name, endpointOf(entry));
+    } catch (error) {
+      // (warden start checks new channels first.) Its actions fail as for an unknown sandbox.
+      if (!log) throw error;
+      log.error({ err: error, sandbox: name }, 'no client for this sandbox: its actions fail');
+    }
   }
 }
 
@@ -254,8 +260,8 @@ export default defineActor<DispatcherMessage, State>({
     syncClients(state, ctx.config);
     return state;
   },
-  configure(state, config) {
-    syncClients(state, config);
+  configure(state, config, ctx) {
+    syncClients(state, config, ctx.log);
     return state;
   },
   handle(state, message, ctx) {

@@ -448,13 +448,26 @@ export default defineActor<ReceiverMessage, State>({
     // ledger stays: the sandbox behind the new address is asked to go on from there).
     const entry = ctx.config.sandboxes.find((s) => s.name === state.sandbox);
     if (entry && endpointOf(entry) !== state.endpoint && !state.stopped) {
+      let client: SandboxClient;
+      try {
+        client = sandboxClient(entry.address, entry.tls ?? null, ctx.config.security);
+      } catch (error) {
+        // warden start checks a new channel before it gets here; whoever else configures, the
+        // stream stays where it is rather than the receiver crashing on it.
+        ctx.log.error(
+          { err: error, sandbox: state.sandbox, address: entry.address },
+          'sandbox address or TLS not applied; the stream stays where it was',
+        );
+        state.endpoint = endpointOf(entry); // said once, not at every configuration change
+        return state;
+      }
       const call = state.call;
       state.call = undefined; // its end is no loss to retry
       call?.cancel();
       clearTimeout(state.reconnect);
       state.reconnect = undefined;
       state.client.close();
-      state.client = sandboxClient(entry.address, entry.tls ?? null, ctx.config.security);
+      state.client = client;
       state.endpoint = endpointOf(entry);
       state.failures = 0;
       ctx.log.info(
