@@ -111,6 +111,18 @@ export const statusCommand = (flags: ServiceFlags, out: Out) =>
     out.write(
       `model ${s.modelVersion}  environment ${s.environment}  decisions ${s.decisions}  episodes ${s.episodesCompleted} (+${s.episodesPartial} partial)  up ${(s.uptimeMs / 1000).toFixed(0)} s\n`,
     );
+    // A Warden from before checks were in the status sends none.
+    const checks = s.checks ?? [];
+    if (checks.length > 0) {
+      const failing = checks.filter((c) => !c.ok);
+      const said = (c: (typeof checks)[number]) =>
+        c.detail.startsWith(c.name) ? c.detail : `${c.name} ${c.detail}`;
+      out.write(
+        failing.length === 0
+          ? `ready: ${checks.map(said).join(', ')}\n`
+          : `NOT READY: ${failing.map(said).join(', ')}\n`,
+      );
+    }
     const now = Date.now();
     const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
     for (const b of s.sandboxes)

@@ -405,6 +405,13 @@ async function runStarted(
   let failed = false;
   let status: NodeJS.Timeout | undefined;
   let stopping = false;
+  // /ready, warden_ready and warden status ask the same probe (one database round trip at a time).
+  const readiness = readinessProbe({
+    pool: db.pool,
+    stopping: () => stopping,
+    modelVersion: () => modelVersion,
+    log,
+  });
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
     resolveDone = resolve;
@@ -501,6 +508,7 @@ async function runStarted(
                 };
               },
               startedAt: Date.now(),
+              readiness,
             }),
     });
   } catch (error) {
@@ -515,12 +523,7 @@ async function runStarted(
   const metrics = await startMetricsServer(system, config.metrics.port, config.metrics.host, log, {
     modelVersion: () => modelVersion,
     config: () => watcher.status,
-    readiness: readinessProbe({
-      pool: db.pool,
-      stopping: () => stopping,
-      modelVersion: () => modelVersion,
-      log,
-    }),
+    readiness,
   }).catch((error) => {
     log.error({ err: error }, 'metrics endpoint could not start; running without it');
     return undefined;

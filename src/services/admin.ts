@@ -58,6 +58,12 @@ export interface AdminStatus {
   readonly episodesPartial: number;
   readonly uptimeMs: number;
   readonly sandboxes: readonly SandboxStatus[];
+  /** The /ready checks at this call (services/readiness.ts); none when the system has no probe. */
+  readonly checks?: readonly {
+    readonly name: string;
+    readonly ok: boolean;
+    readonly detail: string;
+  }[];
 }
 
 export interface AdminOperations {

@@ -12,6 +12,7 @@ import { listVersions, modelFile, readMetadata, setLatest } from '../models/stor
 import { ConfigError } from '../runtime/errors.ts';
 import type { ActorSystem } from '../runtime/system.ts';
 import { type AdminOperations, type AdminStatus, RefusedOperation } from './admin.ts';
+import type { Readiness } from './readiness.ts';
 
 export interface SystemAdminOptions {
   readonly system: ActorSystem;
@@ -32,6 +33,8 @@ export interface SystemAdminOptions {
   }>;
   readonly startedAt: number;
   readonly timeoutMs?: number;
+  /** The /ready probe (services/readiness.ts): its checks go into the status. */
+  readonly readiness?: () => Promise<Readiness>;
 }
 
 type Outcome = { kind: 'activated'; message: ModelActivated } | { kind: 'refused'; reason: string };
@@ -76,7 +79,11 @@ export function systemAdmin(o: SystemAdminOptions): AdminOperations {
 
   return {
     async status(): Promise<AdminStatus> {
-      const [c, stats] = await Promise.all([o.counters(), o.system.stats()]);
+      const [c, stats, ready] = await Promise.all([
+        o.counters(),
+        o.system.stats(),
+        o.readiness?.(),
+      ]);
       const receivers = new Map(
         stats.threads.flatMap((t) => t.actors).map((a) => [a.actor, a.custom ?? {}]),
       );
@@ -87,6 +94,7 @@ export function systemAdmin(o: SystemAdminOptions): AdminOperations {
         episodesCompleted: c.episodesCompleted,
         episodesPartial: c.episodesPartial ?? 0,
         uptimeMs: Date.now() - o.startedAt,
+        checks: Object.entries(ready?.checks ?? {}).map(([name, c]) => ({ name, ...c })),
         sandboxes: o.config().sandboxes.map((s) => {
           const r: Record<string, number | undefined> = receivers.get(`receiver:${s.name}`) ?? {};
           return {

@@ -194,6 +194,48 @@ test('supervision: a worker that exits is respawned and its actors serve again',
   }
 });
 
+test('a sandbox added while the system runs gets its receiver placed: it serves, survives its worker restarting, and is gone once the sandbox is removed', async (t) => {
+  const config = testConfig({ runtime: { placement: { one: ['a', 'receiver'] } } });
+  const system = new ActorSystem({
+    config,
+    modules: { ...modules, receiver: fixtureActor('echo') },
+  });
+  const inbox = new Inbox(system);
+  await system.start();
+  try {
+    t.deepEqual(
+      (await system.stats()).threads[0]!.actors.map((a) => a.actor),
+      ['a'],
+      'no sandbox, no receiver',
+    );
+    const lab = { name: 'lab', address: '127.0.0.1:1', tls: null };
+    await system.configure({ ...config, sandboxes: [lab] });
+    system.send('receiver:lab', { type: 'ping', id: 1 } as never);
+    const first = await inbox.waitFor((m) => m.type === 'pong' && m.id === 1);
+    t.is(first.actor, 'receiver:lab');
+
+    const respawned = new Promise((resolve) => system.once('worker-restarted', resolve));
+    system.send('a', { type: 'exit-thread' });
+    await respawned;
+    system.send('receiver:lab', { type: 'ping', id: 2 } as never);
+    const second = await inbox.waitFor((m) => m.type === 'pong' && m.id === 2);
+    t.not(second.threadId, first.threadId, 'the new worker placed it again');
+    t.is(second.pings, 1);
+
+    await system.configure({ ...config, sandboxes: [] });
+    await inbox.waitFor((m) => m.type === 'stopping' && m.actor === 'receiver:lab');
+    t.deepEqual(
+      (await system.stats()).threads[0]!.actors.map((a) => a.actor),
+      ['a'],
+    );
+    const dead = (await system.stats()).deadLetters;
+    system.send('receiver:lab', { type: 'ping', id: 3 } as never);
+    t.is((await system.stats()).deadLetters, dead + 1, 'a message to it is a counted dead letter');
+  } finally {
+    await system.stop();
+  }
+});
+
 test('supervision: a crash loop gives up with a clear error and counts undeliverable messages', async (t) => {
   const config = testConfig({
     // Warnings are what this test reads; the workers' own lines go to a file.

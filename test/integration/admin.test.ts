@@ -14,6 +14,7 @@ import { exportModel, latestVersion, modelFile } from '../../src/models/store.ts
 import { silentLogger } from '../../src/runtime/logger.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
 import { adminClient } from '../../src/services/admin.ts';
+import { readinessProbe } from '../../src/services/readiness.ts';
 import { type RunningServices, startServices } from '../../src/services/server.ts';
 import { systemAdmin } from '../../src/services/system-admin.ts';
 import { startTestDatabase, type TestDatabase } from '../db-helpers.ts';
@@ -73,6 +74,11 @@ test.before(async () => {
       modelVersion: () => modelVersion,
       counters: async () => ({ decisions: 0, episodesCompleted: 0 }),
       startedAt: Date.now(),
+      readiness: readinessProbe({
+        pool: db.pool,
+        stopping: () => false,
+        modelVersion: () => modelVersion,
+      }),
     }),
   });
 });
@@ -168,6 +174,10 @@ test.serial(
 
     const status = await runCli(['status', ...server]);
     t.regex(status.text, new RegExp(`model ${modelVersion}  environment dev`));
+    t.regex(
+      status.text,
+      new RegExp(`^ready: running, database answers, model serving ${modelVersion}$`, 'm'),
+    );
     const deployed = await runCli(['models', 'deploy', versions[0]!, ...server]);
     t.is(deployed.code, 0, deployed.text);
     t.regex(deployed.text, new RegExp(`serving ${versions[0]}`));
