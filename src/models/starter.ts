@@ -4,8 +4,9 @@
 // holds no version at all; everything after that — online learning, held-out checks, exports,
 // rollback — treats it as any other version.
 
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { makeDirectory } from '../runtime/make-directory.ts';
 import {
   latestVersion,
   listVersions,
@@ -30,7 +31,7 @@ export function seedStarterModel(
   if (listVersions(dir).length > 0) return undefined;
   const version = latestVersion(from);
   if (version === undefined || readMetadata(from, version).stateDim !== stateDim) return undefined;
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   copyFileSync(metadataFile(from, version), metadataFile(dir, version));
   copyFileSync(modelFile(from, version), modelFile(dir, version));
   setLatest(dir, version);

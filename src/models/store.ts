@@ -10,12 +10,13 @@
 // was (properties 11–15). Files are written under a temporary name and renamed into place.
 
 import { createHash, type KeyObject } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { forward, type QNetParams, seededRandom } from '../actors/learner/q-network.ts';
 import type { ModelMetadata } from '../messages/model.ts';
 import { WardenError } from '../runtime/errors.ts';
+import { makeDirectory } from '../runtime/make-directory.ts';
 import { buildPolicyModel } from './policy-onnx.ts';
 import { signModel } from './signing.ts';
 
@@ -176,7 +177,7 @@ export async function exportModel(
     signingKey?: KeyObject;
   } = {},
 ): Promise<{ metadata: ModelMetadata; path: string; maxDiff: number }> {
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   const last = listVersions(dir).at(-1);
   const lastTs = last ? Number(last.slice(1)) : 0;
   const timestamp = Math.max(options.now ?? Date.now(), lastTs + 1);
@@ -227,7 +228,7 @@ export async function exportModel(
  * renamed into place; `latest` is left alone (it follows once the inference pool serves it).
  */
 export function storeReceivedModel(dir: string, metadata: ModelMetadata, bytes: Uint8Array): void {
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   writeAtomic(modelFile(dir, metadata.version), bytes);
   writeAtomic(metadataFile(dir, metadata.version), `${JSON.stringify(metadata, null, 2)}\n`);
 }

@@ -5,6 +5,7 @@
 
 import { join } from 'node:path';
 import { type DestinationStream, type Logger, pino } from 'pino';
+import { makeDirectory } from './make-directory.ts';
 
 export type { Logger };
 
@@ -77,6 +78,7 @@ export interface LogOutput {
  */
 export async function configureLogOutput(output: LogOutput, name: string): Promise<void> {
   if (!output.dir) return;
+  makeDirectory(output.dir); // (pino-roll's own mkdir never returns for a path under /proc)
   const { default: roll } = await import('pino-roll');
   const file = await roll({
     file: join(output.dir, `warden-${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`),

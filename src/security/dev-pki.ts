@@ -5,9 +5,10 @@
 
 import 'reflect-metadata'; // tsyringe, under @peculiar/x509, needs the Reflect metadata polyfill
 import { webcrypto } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { makeDirectory } from '../runtime/make-directory.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -95,7 +96,7 @@ export async function createDevPki(
   clients: readonly string[] = ['detector', 'operator'],
   validDays = 30,
 ): Promise<DevPki> {
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   const keys = await newKeys();
   const caCert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '01',
