@@ -258,7 +258,7 @@ async function runStarted(
         next.push(s);
       } catch (error) {
         log.error(
-          { err: error, sandbox: s.name, alert: 'warden_config_invalid' },
+          { err: error, sandbox: s.name, alert: 'warden_sandbox_refused' },
           before
             ? 'config: sandbox address or TLS not applied; its stream stays where it was'
             : 'config: sandbox not added',

@@ -102,7 +102,6 @@ interface State {
 }
 
 type Wire = Record<string, unknown>;
-
 const str = (v: unknown, d = '') => (typeof v === 'string' ? v : d);
 const num = (v: unknown, d = 0) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
 const stageOf = (v: unknown) => (v === 2 ? 2 : 1) as 1 | 2;
