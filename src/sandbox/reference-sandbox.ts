@@ -492,12 +492,13 @@ export class ReferenceSandbox {
    * its episode-started pending: nothing is sent again. A Warden that restarted names nothing: its
    * open stages start again from their episode-started.
    */
-  #resume(resumeAfter: Readonly<Record<string, number>>): void {
+  #resume(resumeAfter: Readonly<Record<string, number>>, started: ReadonlySet<string>): void {
     // Queued and not yet written: not lost (the same objects as in the runs and #outcomes).
     const pending = new Set<WireEvent>(this.#pending);
     const resent = this.stats.eventsResent;
     for (const run of this.#runs.values()) {
-      const last = resumeAfter[run.key];
+      // Named in started: its start arrived, none of its telemetry (seq numbers start at 0 here).
+      const last = resumeAfter[run.key] ?? (started.has(run.key) ? -1 : undefined);
       if (last !== undefined) {
         if (run.next > last + 1) {
           this.stats.eventsResent += run.next - (last + 1);
@@ -513,18 +514,19 @@ export class ReferenceSandbox {
         this.stats.lifecycleResent++;
       }
     }
-    for (const key of Object.keys(resumeAfter)) {
+    const named = [...Object.keys(resumeAfter), ...started];
+    for (const key of named) {
       const outcome = this.#outcomes.get(key);
       if (outcome && !this.#runs.has(key) && !pending.has(outcome)) {
         this.#pending.push(outcome);
         this.stats.lifecycleResent++;
       }
     }
-    if (this.stats.eventsResent > resent || Object.keys(resumeAfter).length > 0)
+    if (this.stats.eventsResent > resent || named.length > 0)
       this.#o.log.info(
         {
           sandbox: this.name,
-          stages: Object.keys(resumeAfter).length,
+          stages: named.length,
           eventsAgain: this.stats.eventsResent - resent,
         },
         'watch resumed',
@@ -534,13 +536,20 @@ export class ReferenceSandbox {
   async #watch(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
     this.stats.watches++;
     this.#batchesThisStream = 0;
-    const request = call.request as { resumeAfter?: Record<string, number | string> } | undefined;
+    const request = call.request as
+      | { resumeAfter?: Record<string, number | string>; started?: unknown[] }
+      | undefined;
     const resumeAfter: Record<string, number> = {};
     for (const [k, v] of Object.entries(request?.resumeAfter ?? {})) {
       const n = Number(v);
       if (Number.isSafeInteger(n) && n >= 0) resumeAfter[k] = n;
     }
-    this.#resume(resumeAfter);
+    const startedOnly = new Set(
+      (Array.isArray(request?.started) ? request.started : []).filter(
+        (k): k is string => typeof k === 'string',
+      ),
+    );
+    this.#resume(resumeAfter, startedOnly);
     let closed = false;
     call.on('cancelled', () => {
       closed = true;

@@ -118,7 +118,7 @@ test('whatever a sandbox sends again, each event passes once and in the order it
   );
 });
 
-test('resume_after names each open stage at the last event accepted; a stage with no event yet, or ended, is not named', (t) => {
+test('resume_after names each open stage at the last event accepted, started those with no event yet; an ended stage is in neither', (t) => {
   const ledger = new StreamLedger(1000);
   through(ledger, [
     [
@@ -135,9 +135,11 @@ test('resume_after names each open stage at the last event accepted; a stage wit
     [telemetry('a', 1, 2), telemetry('a', 1, 1)],
   ]);
   t.deepEqual(ledger.resumeAfter(), { 'a/1': 2, 'c/2': 4 });
+  t.deepEqual(ledger.started(), ['b/1'], 'begun, nothing after its start: named in started');
   t.is(ledger.repeated, 1);
   // Stages idle longer than the episodes' timeout are left out (the sandbox may have restarted).
   t.deepEqual(ledger.resumeAfter(Date.now() + 60_000, 30_000), {});
+  t.deepEqual(ledger.started(Date.now() + 60_000, 30_000), []);
   t.deepEqual(Object.keys(ledger.resumeAfter(Date.now(), Number.POSITIVE_INFINITY, 1)).length, 1);
 });
 

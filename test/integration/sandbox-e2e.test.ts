@@ -718,6 +718,128 @@ test.serial(
 );
 
 test.serial(
+  'a resubscribe names the stages begun with nothing after their start in `started` (an outcome then sent for one is taken), and the reference sandbox sends such a stage from its first event, without its start again',
+  async (t) => {
+    // Warden's side, against a sandbox of our own: the first stream delivers two starts and one
+    // stage's first event, then fails; the second carries the outcome of the stage that had none.
+    const requests: { resumeAfter?: Record<string, number>; started?: string[] }[] = [];
+    const start = (episodeId: string) =>
+      sandboxEvent({
+        episodeStarted: { sandboxId: 'hm', episodeId, stage: 1, timestampMs: Date.now() },
+      });
+    const event = (episodeId: string, seq: number) =>
+      sandboxEvent({
+        telemetry: {
+          episodeId,
+          stage: 1,
+          seq,
+          timestampMs: Date.now(),
+          syscallCount: 1,
+          api: { name: 'NtClose', category: 'system' },
+        },
+      });
+    const server = new grpc.Server();
+    server.addService(withEncodedBatches(sandboxPackage().Sandbox.service), {
+      watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        requests.push(call.request as (typeof requests)[number]);
+        if (requests.length === 1) {
+          call.write(framed([start('quiet'), start('busy'), event('busy', 0)]));
+          setTimeout(
+            () => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'cut' }),
+            200,
+          );
+        } else
+          call.write(
+            framed([
+              sandboxEvent({
+                stageOutcome: {
+                  sandboxId: 'hm',
+                  episodeId: 'quiet',
+                  stage: 1,
+                  timestampMs: Date.now(),
+                  groundTruth: 2,
+                },
+              }),
+              event('busy', 1),
+            ]),
+          );
+      },
+      act: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { acks: [] }),
+      actStream: (call: grpc.ServerDuplexStream<unknown, unknown>) =>
+        call.on('end', () => call.end()),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const { system } = pipeline({
+      sandboxes: [{ name: 'handmade', address: `127.0.0.1:${port}` }],
+      dispatch: { reconnectInitialMs: 10, reconnectMaxMs: 50 },
+    });
+    await system.start();
+    try {
+      t.true(
+        await until(async () => (await actorStats(system))['receiver:handmade']?.events === 5),
+        'every event of both streams arrived',
+      );
+      t.is(requests.length, 2);
+      t.deepEqual(requests[1]!.started, ['quiet/1']);
+      t.deepEqual(requests[1]!.resumeAfter, { 'busy/1': 0 });
+      t.is((await actorStats(system))['receiver:handmade']!.repeated, 0);
+    } finally {
+      await system.stop();
+      server.forceShutdown();
+    }
+
+    // The reference sandbox's side: a stage named in started goes on from its first event.
+    const sandbox = new ReferenceSandbox({
+      name: 'ref',
+      traces: traces.slice(0, 2),
+      benign: traces.filter((x) => x.episode.label === 'benign').slice(0, 5),
+      episodes: 1,
+      concurrency: 1,
+      batchSize: 1,
+      log: silentLogger,
+    });
+    const client = new (sandboxPackage().Sandbox)(
+      `127.0.0.1:${await sandbox.start()}`,
+      grpc.credentials.createInsecure(),
+    );
+    type Batch = {
+      events?: {
+        kind?: string;
+        episodeStarted?: unknown;
+        telemetry?: { seq?: number; episodeId: string };
+      }[];
+    };
+    const firstBatch = (request: object) =>
+      new Promise<Batch>((resolve, reject) => {
+        const call = client.watch!(request) as grpc.ClientReadableStream<Batch>;
+        call.once('data', (b: Batch) => {
+          call.cancel();
+          resolve(b);
+        });
+        call.once('error', (e: grpc.ServiceError) => {
+          if (e.code !== grpc.status.CANCELLED) reject(e);
+        });
+      });
+    try {
+      const opened = await firstBatch({ receiverId: 'test' });
+      t.truthy(opened.events?.[0]?.episodeStarted, 'the stage starts');
+      const key = `${(opened.events![0]!.episodeStarted as { episodeId: string }).episodeId}/1`;
+      const resumed = await firstBatch({ receiverId: 'test', started: [key] });
+      t.is(resumed.events?.[0]?.episodeStarted, undefined, 'not its start again');
+      t.is(resumed.events?.[0]?.telemetry?.seq ?? 0, 0, 'its first event');
+      t.is(sandbox.stats.lifecycleResent, 0);
+    } finally {
+      client.close();
+      await sandbox.stop();
+    }
+  },
+);
+
+test.serial(
   "a sandbox with nothing to analyse sends empty batches (the contract's heartbeat): its last batch stays current, nothing is decided",
   async (t) => {
     const sandbox = new ReferenceSandbox({

@@ -303,16 +303,19 @@ function unthrottle(state: State): void {
 function subscribe(state: State): void {
   if (state.stopped) return;
   const { ctx } = state;
-  const resumeAfter = state.ledger.resumeAfter(Date.now(), ctx.config.dispatch.episodeTimeoutMs);
-  state.resumed = Object.keys(resumeAfter).length;
+  const now = Date.now();
+  const resumeAfter = state.ledger.resumeAfter(now, ctx.config.dispatch.episodeTimeoutMs);
+  const started = state.ledger.started(now, ctx.config.dispatch.episodeTimeoutMs);
+  state.resumed = Object.keys(resumeAfter).length + started.length;
   if (state.resumed > 0)
     ctx.log.info(
-      { sandbox: state.sandbox, stages: state.resumed },
-      'resubscribing with the last event accepted per open stage (resume_after)',
+      { sandbox: state.sandbox, stages: Object.keys(resumeAfter).length, started: started.length },
+      'resubscribing with the last event accepted per open stage (resume_after, started)',
     );
   const call = (state.client.raw.watch as (req: unknown) => grpc.ClientReadableStream<Buffer>)({
     receiverId: ctx.name,
     resumeAfter,
+    started,
     maxBatch: 64,
   });
   state.call = call as grpc.ClientReadableStream<unknown>;

@@ -1,6 +1,7 @@
 // What a receiver has accepted from its sandbox, per open (episode, stage): the last telemetry
 // sequence number. A resubscribe tells the sandbox where each open stage stands (WatchRequest
-// resume_after, the contract's "skip what it already accepted"), and what a sandbox sends again
+// resume_after, the contract's "skip what it already accepted", and started for a stage with
+// nothing accepted after its episode-started), and what a sandbox sends again
 // anyway — it cannot know what the cut stream delivered — is dropped here and counted, never
 // decided twice:
 //   - telemetry of a stage at or below the last sequence number accepted for it (the adapter
@@ -197,6 +198,23 @@ export class StreamLedger {
     }
     if (active.length > limit) active.sort((a, b) => b[2] - a[2]);
     return Object.fromEntries(active.slice(0, limit).map(([k, last]) => [k, last]));
+  }
+
+  /**
+   * WatchRequest started for a new Watch: the open stages whose episode-started was accepted and
+   * none of their telemetry yet (resume_after cannot name them: a sequence number may start at
+   * 0), in the same window and limit. The sandbox sends their telemetry from the first, and the
+   * outcome of one that ended since — which, not named, was lost with the cut that took it.
+   */
+  started(now = Date.now(), maxIdleMs = Number.POSITIVE_INFINITY, limit = RESUME_KEYS_MAX) {
+    const active: [string, number][] = [];
+    for (const [episodeId, e] of this.#open) {
+      if (now - e.touchedAt > maxIdleMs) continue;
+      for (const stage of [1, 2] as const)
+        if (e.last[stage] === NONE) active.push([keyOf(episodeId, stage), e.touchedAt]);
+    }
+    if (active.length > limit) active.sort((a, b) => b[1] - a[1]);
+    return active.slice(0, limit).map(([k]) => k);
   }
 }
 
