@@ -155,6 +155,13 @@ const NAMED: readonly (readonly [string, string, string, string, number])[] = [
   ['dispatcher', 'failed', 'warden_actions_failed', 'Actions that failed after every retry.', 1],
   [
     'dispatcher',
+    'toRemoved',
+    'warden_actions_to_removed_sandboxes',
+    'Actions decided for a sandbox after it was removed from the configuration (its last events): not delivered, and not counted as failed.',
+    1,
+  ],
+  [
+    'dispatcher',
     'retries',
     'warden_action_retries',
     'Batches of actions sent again after a failure.',

@@ -4,9 +4,10 @@ import { spawnSync } from 'node:child_process';
 import { threadId } from 'node:worker_threads';
 import test from 'ava';
 import { pino } from 'pino';
+import { ActionPacker } from '../../src/messages/packed-actions.ts';
 import type { ThreadLoad } from '../../src/runtime/host-protocol.ts';
 import { ActorSystem } from '../../src/runtime/system.ts';
-import { fixtureActor, Inbox, testConfig } from '../helpers.ts';
+import { fixtureActor, Inbox, testConfig, until } from '../helpers.ts';
 import { tempDir } from '../temp-dir.ts';
 
 const modules = { a: fixtureActor('echo'), b: fixtureActor('echo'), c: fixtureActor('echo') };
@@ -231,6 +232,55 @@ test('a sandbox added while the system runs gets its receiver placed: it serves,
     const dead = (await system.stats()).deadLetters;
     system.send('receiver:lab', { type: 'ping', id: 3 } as never);
     t.is((await system.stats()).deadLetters, dead + 1, 'a message to it is a counted dead letter');
+  } finally {
+    await system.stop();
+  }
+});
+
+test('the dispatcher: actions for a sandbox removed while Warden runs are not delivery failures (no alert); for one never configured they are', async (t) => {
+  const lab = { name: 'lab', address: '127.0.0.1:1', tls: null };
+  const config = testConfig({
+    runtime: { placement: { io: ['dispatcher'] } },
+    sandboxes: [lab],
+    dispatch: { retryDelaysMs: [1, 1, 1] },
+  });
+  const system = new ActorSystem({ config });
+  await system.start();
+  const dispatcher = async () =>
+    (await system.stats()).threads[0]!.actors.find((a) => a.actor === 'dispatcher')!.custom;
+  const decide = (sandboxId: string, seq: number) => {
+    const packer = new ActionPacker();
+    packer.add({
+      type: 'action-decision',
+      actionId: `e-${sandboxId}/1/${seq}`,
+      sandboxId,
+      episodeId: `e-${sandboxId}`,
+      stage: 1,
+      seq,
+      action: 0,
+      decidedAt: Date.now(),
+      context: {
+        modelVersion: 'rules',
+        qValues: [],
+        confidence: 1,
+        source: 'rules',
+        topFeatures: [],
+      },
+    });
+    system.send('dispatcher', packer.take()!);
+  };
+  try {
+    await system.configure({ ...config, sandboxes: [] });
+    decide('lab', 0);
+    decide('lab', 1);
+    decide('elsewhere', 0);
+    t.true(
+      await until(async () => {
+        const d = await dispatcher();
+        return d.toRemoved === 2 && d.failed === 1;
+      }),
+      JSON.stringify(await dispatcher()),
+    );
   } finally {
     await system.stop();
   }

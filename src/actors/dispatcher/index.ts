@@ -36,6 +36,10 @@ interface State {
   readonly clients: Map<string, SandboxClient>;
   /** Each client's address and TLS, as made (a change makes a new client). */
   readonly endpoints: Map<string, string>;
+  /** Sandboxes removed from the configuration while Warden runs (until added back). */
+  readonly removed: Set<string>;
+  /** Actions decided for a sandbox after it was removed: not delivered, not a failure. */
+  toRemoved: number;
   readonly queues: Map<string, ActionDecision[]>;
   scheduled: boolean;
   sent: number;
@@ -66,7 +70,11 @@ async function send(
 ): Promise<void> {
   let client = state.clients.get(sandbox);
   const delays = ctx.config.dispatch.retryDelaysMs;
-  let lastError = client ? '' : `no sandbox named "${sandbox}"`;
+  let lastError = client
+    ? ''
+    : state.removed.has(sandbox)
+      ? `sandbox "${sandbox}" removed from the configuration`
+      : `no sandbox named "${sandbox}"`;
   state.inFlight += batch.length;
   // One span per episode stage in this batch (each stage has its own trace), retries as
   // span events.
@@ -180,9 +188,13 @@ async function send(
           );
       }
     }
-    state.failed += batch.length;
     endSpans(false, `failed after ${attempts} attempts: ${lastError}`);
-    const repeated = repeatsOf(state, sandbox).failed.note(batch.length);
+    // Decisions on a sandbox's last events that come after it was removed have nowhere to go:
+    // told to the episodes actor as failed, but no delivery failure (no alert, no error line).
+    const removed = state.removed.has(sandbox) && !state.clients.has(sandbox);
+    if (removed) state.toRemoved += batch.length;
+    else state.failed += batch.length;
+    const repeated = removed ? undefined : repeatsOf(state, sandbox).failed.note(batch.length);
     if (repeated)
       ctx.log.error(
         {
@@ -222,11 +234,13 @@ function syncClients(state: State, config: WardenConfig, log?: ActorContext['log
   for (const [name, client] of state.clients) {
     const entry = wanted.get(name);
     if (entry && state.endpoints.get(name) === endpointOf(entry)) continue;
+    if (!entry) state.removed.add(name);
     state.clients.delete(name);
     state.endpoints.delete(name);
     void client.close(config.dispatch.deadlineMs);
   }
   for (const [name, entry] of wanted) {
+    state.removed.delete(name);
     if (state.clients.has(name)) continue;
     try {
       state.clients.set(name, sandboxClient(entry.address, entry.tls ?? null, config.security));
@@ -245,6 +259,8 @@ export default defineActor<DispatcherMessage, State>({
     const state: State = {
       clients: new Map(),
       endpoints: new Map(),
+      removed: new Set(),
+      toRemoved: 0,
       queues: new Map(),
       scheduled: false,
       sent: 0,
@@ -291,6 +307,7 @@ export default defineActor<DispatcherMessage, State>({
     confirmed: s.confirmed,
     retries: s.retries,
     failed: s.failed,
+    toRemoved: s.toRemoved,
     inFlight: s.inFlight,
   }),
   async stop(state, ctx) {
