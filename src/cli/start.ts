@@ -236,16 +236,19 @@ async function runStarted(
    * reaching a receiver that would crash on it. A name taken by a reference sandbox or a
    * --sandbox flag stays theirs.
    */
+  const shadowed = new Set<string>(); // told once each
   const sandboxesFor = (c: WardenConfig): WardenConfig['sandboxes'] => {
     if (role === 'learner') return [];
     const now = new Map(running.map((s) => [s.name, s]));
     const next = [...fixed];
     for (const s of c.sandboxes) {
       if (fixed.some((f) => f.name === s.name)) {
-        log.warn(
-          { sandbox: s.name },
-          'config: a sandbox of this run already has this name; entry ignored',
-        );
+        if (!shadowed.has(s.name))
+          log.warn(
+            { sandbox: s.name },
+            'config: a sandbox of this run already has this name; entry ignored',
+          );
+        shadowed.add(s.name);
         continue;
       }
       const before = now.get(s.name);
