@@ -75,6 +75,8 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   readonly #undelivered = new Map<string, Repeats>();
   #routedByMain = 0;
   readonly #failed = new Set<string>();
+  /** The configuration change being applied (configure runs them one at a time). */
+  #configuring: Promise<void> = Promise.resolve();
   /** The receiver actor's module, for sandboxes added while the system runs. */
   readonly #receiverModule: string | undefined;
   readonly #traces: TraceHub | undefined;
@@ -261,7 +263,15 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
    * `sandboxes`, on the thread that places "receiver", after the others have the configuration
    * (the dispatcher its client); the receiver of a sandbox removed stops first.
    */
-  async configure(config: WardenConfig): Promise<void> {
+  configure(config: WardenConfig): Promise<void> {
+    // One change at a time: a sandbox removed by one and added back by the next must not be
+    // placed while its receiver is still stopping.
+    const next = this.#configuring.then(() => this.#configure(config));
+    this.#configuring = next.catch(() => undefined);
+    return next;
+  }
+
+  async #configure(config: WardenConfig): Promise<void> {
     const wanted = new Set(config.sandboxes.map((s) => `receiver:${s.name}`));
     const placed = Object.keys(this.#routes).filter((a) => a.startsWith('receiver:'));
     for (const name of placed.filter((a) => !wanted.has(a))) {

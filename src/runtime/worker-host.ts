@@ -213,9 +213,11 @@ export async function main(init: HostInit): Promise<void> {
     async removeActor(name) {
       const cell = cells.get(name);
       if (!cell) return;
-      await cell.stop();
+      // Forgotten first: one added back under this name while this one stops (or hangs in its
+      // stop hook) is a new actor, not this one.
       cells.delete(name);
       delete routes[name];
+      await cell.stop();
     },
     async stop() {
       for (const cell of cells.values()) await cell.stop();

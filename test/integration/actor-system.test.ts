@@ -195,7 +195,7 @@ test('supervision: a worker that exits is respawned and its actors serve again',
   }
 });
 
-test('a sandbox added while the system runs gets its receiver placed: it serves, survives its worker restarting, and is gone once the sandbox is removed', async (t) => {
+test('a sandbox added while the system runs gets its receiver placed: it serves, survives its worker restarting, is gone once the sandbox is removed, and comes back new even while the old one hangs in its stop', async (t) => {
   const config = testConfig({ runtime: { placement: { one: ['a', 'receiver'] } } });
   const system = new ActorSystem({
     config,
@@ -232,6 +232,19 @@ test('a sandbox added while the system runs gets its receiver placed: it serves,
     const dead = (await system.stats()).deadLetters;
     system.send('receiver:lab', { type: 'ping', id: 3 } as never);
     t.is((await system.stats()).deadLetters, dead + 1, 'a message to it is a counted dead letter');
+
+    // Removed while its stop hangs, and added back by the next change at once (a file saved
+    // twice): the new one serves.
+    const quick = { ...config, runtime: { ...config.runtime, shutdownTimeoutMs: 200 } };
+    await system.configure({ ...quick, sandboxes: [lab] });
+    system.send('receiver:lab', { type: 'hang-on-stop' } as never);
+    const removing = system.configure({ ...quick, sandboxes: [] });
+    await system.configure({ ...quick, sandboxes: [lab] });
+    await removing;
+    system.send('receiver:lab', { type: 'ping', id: 4 } as never);
+    const back = await inbox.waitFor((m) => m.type === 'pong' && m.id === 4);
+    t.is(back.actor, 'receiver:lab');
+    t.is(back.pings, 1, 'a new receiver, not the one that hung');
   } finally {
     await system.stop();
   }
