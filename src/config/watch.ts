@@ -3,10 +3,17 @@
 
 import { EventEmitter } from 'node:events';
 import { type FSWatcher, watch } from 'node:fs';
+import { ConfigError } from '../runtime/errors.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { type LoadedConfig, type LoadOptions, loadConfig } from './load.ts';
 import type { WardenConfig } from './schema.ts';
-import { type ConfigWarning, changedFields, needsRestart, restartOnlyFields } from './validate.ts';
+import {
+  type ConfigWarning,
+  changedFields,
+  needsRestart,
+  restartOnlyFields,
+  strictWarnings,
+} from './validate.ts';
 
 export interface ConfigChange {
   readonly config: WardenConfig;
@@ -21,7 +28,10 @@ export interface ConfigStatus {
   readonly defaulted: readonly string[];
   /** Fields changed on disk that keep their running value until a restart. */
   readonly restartPending: readonly string[];
-  /** Reloads that could not read the files at all (the running configuration stayed). */
+  /**
+   * Reloads that could not read the files at all, or whose security or sandbox settings were
+   * invalid (the running configuration stayed).
+   */
   readonly reloadFailures: number;
 }
 
@@ -120,6 +130,20 @@ export class ConfigWatcher extends EventEmitter<ConfigWatcherEvents> {
       return undefined;
     }
     for (const w of loaded.warnings) this.#log.warn({ field: w.field }, `config: ${w.message}`);
+    // Security and sandbox settings never fall back (as at start): a typo in `sandboxes` would
+    // otherwise apply as no sandbox at all, and every stream would be dropped.
+    const strict = strictWarnings(loaded.warnings);
+    if (strict.length > 0) {
+      this.#reloadFailures++;
+      this.#defaulted = loaded.warnings.map((w) => w.field);
+      const fields = strict.map((w) => w.field);
+      this.#log.error(
+        { fields },
+        'configuration reload refused: security and sandbox settings never fall back to defaults; keeping the running configuration',
+      );
+      this.emit('error', new ConfigError(`invalid ${fields.join(', ')}: reload refused`));
+      return undefined;
+    }
     const plan = planChange(this.#current, loaded.config);
     this.#defaulted = loaded.warnings.map((w) => w.field);
     this.#restartPending = plan.requiresRestart;

@@ -265,7 +265,7 @@ test('sandboxes apply live: a cap, an address, a sandbox added or removed; a sec
   );
 });
 
-test('property 38: a changed file is validated and applied without restart; restart-only fields say so', async (t) => {
+test('property 38: a changed file is validated and applied without restart; restart-only fields say so; invalid sandbox or security settings refuse the reload', async (t) => {
   const dir = configDir({
     'default.json': { learning: { gamma: 0.9 }, replay: { capacity: 10_000 } },
   });
@@ -319,6 +319,30 @@ test('property 38: a changed file is validated and applied without restart; rest
     t.is(warning!.err!.message.split(parser).length, 2, "the parser's message once, not twice");
     t.is(await scraped('warden_config_reload_failures'), 1);
     t.is(await scraped('warden_config_fields_defaulted'), 1, 'still the last configuration read');
+
+    // Sandboxes apply live, and never fall back: a typo in the list (which would default to no
+    // sandbox at all, and drop every stream) is refused, and the running list stays.
+    const lab = { name: 'lab', address: '127.0.0.1:50090' };
+    const applied2 = new Promise<import('../../src/config/watch.ts').ConfigChange>((resolve) =>
+      watcher.once('change', resolve),
+    );
+    writeFileSync(join(dir, 'default.json'), JSON.stringify({ sandboxes: [lab] }));
+    t.deepEqual(
+      (await applied2).config.sandboxes.map((x) => x.name),
+      ['lab'],
+    );
+    const refused = new Promise<Error>((resolve) => watcher.once('error', resolve));
+    writeFileSync(
+      join(dir, 'default.json'),
+      JSON.stringify({ sandboxes: [lab, { name: 'lab2', adress: '127.0.0.1:50091' }] }),
+    );
+    t.regex((await refused).message, /^invalid sandboxes: reload refused/);
+    t.deepEqual(
+      watcher.current.sandboxes.map((x) => x.name),
+      ['lab'],
+      'the running sandboxes stay',
+    );
+    t.is(await scraped('warden_config_reload_failures'), 2);
   } finally {
     watcher.close();
   }
