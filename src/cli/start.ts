@@ -140,7 +140,7 @@ async function runStarted(
   const strict = strictWarnings(loaded.warnings);
   if (strict.length > 0) {
     throw new ConfigError(
-      `security settings must be valid, they never fall back: ${strict.map((w) => `${w.field}: ${w.message}`).join('; ')}`,
+      `security and sandbox settings must be valid, they never fall back: ${strict.map((w) => `${w.field}: ${w.message}`).join('; ')}`,
     );
   }
   const { config } = loaded;

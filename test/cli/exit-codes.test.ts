@@ -72,7 +72,7 @@ test('insecure or invalid security settings stop the start before anything runs'
   t.is(invalid.status, 1);
   t.regex(
     invalid.stderr,
-    /^warden: error: security settings must be valid, they never fall back: security\.services\.tls: /m,
+    /^warden: error: security and sandbox settings must be valid, they never fall back: security\.services\.tls: /m,
   );
   t.notRegex(invalid.stdout, /embedded PostgreSQL on/);
   const remote = run(
