@@ -4,7 +4,7 @@
 // action, transition and trajectory is accounted for (properties 4, 6, 19, 21, 40–43).
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
@@ -451,6 +451,79 @@ test.serial(
     );
     t.regex(out.run, /runtime up — io\[receiver:positive, receiver:negative, dispatcher\]/);
     t.notRegex(out.sandbox, /fault/);
+  },
+);
+
+test.serial(
+  'warden run with no sandbox takes the ones written into its configuration file while it runs, and refuses a broken list without dropping them',
+  async (t) => {
+    const env = { ...process.env, WARDEN_LOG_LEVEL: 'warn', WARDEN_ENV: 'dev' };
+    const sandbox = spawn(
+      process.execPath,
+      [BIN, 'sandbox', '--port', '0', '--episodes', '6', '--concurrency', '3'],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const { configDir } = tempStartConfig('warden-live-');
+    const file = join(configDir, 'default.json');
+    const base = JSON.parse(readFileSync(file, 'utf8'));
+    let run: ReturnType<typeof spawn> | undefined;
+    const output = (child: ReturnType<typeof spawn>) => {
+      const o = { text: '', exit: new Promise<number | null>((r) => child.on('exit', r)) };
+      child.stdout!.on('data', (b: Buffer) => {
+        o.text += b.toString();
+      });
+      return o;
+    };
+    const fromSandbox = output(sandbox);
+    try {
+      t.true(
+        await until(
+          async () => /connect with: npx warden run (.*)\n/.test(fromSandbox.text),
+          30_000,
+        ),
+      );
+      const sandboxes = fromSandbox.text
+        .match(/connect with: npx warden run (.*)\n/)![1]!
+        .split(' ')
+        .filter((f) => f !== '--sandbox')
+        .map((f) => ({ name: f.split('=')[0], address: f.split('=')[1] }));
+      run = spawn(process.execPath, [BIN, 'run', '--config-dir', configDir, '--duration', '120'], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const fromRun = output(run);
+      t.true(await until(async () => /runtime up/.test(fromRun.text), 30_000), fromRun.text);
+      t.regex(fromRun.text, /no sandboxes to connect to/);
+      writeFileSync(file, JSON.stringify({ ...base, sandboxes }));
+      t.true(
+        await until(async () => /episodes 6 \(\+0 partial\)/.test(fromRun.text), 60_000),
+        fromRun.text,
+      );
+      t.is(
+        await fromSandbox.exit,
+        0,
+        'the sandboxes ran their 6 episodes with the Warden they were given to',
+      );
+      // A typo in the list: refused as a whole, the running sandboxes stay.
+      writeFileSync(
+        file,
+        JSON.stringify({
+          ...base,
+          sandboxes: [{ name: sandboxes[0]!.name, adress: sandboxes[0]!.address }],
+        }),
+      );
+      t.true(
+        await until(async () => /configuration reload refused/.test(fromRun.text), 15_000),
+        fromRun.text,
+      );
+      t.notRegex(fromRun.text, /its receiver stopped/);
+      run.kill('SIGINT');
+      t.is(await fromRun.exit, 0, fromRun.text);
+      t.regex(fromRun.text, /summary — episodes 6 \(\+0 partial\)/);
+    } finally {
+      sandbox.kill();
+      run?.kill();
+    }
   },
 );
 
