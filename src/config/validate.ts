@@ -32,6 +32,30 @@ function describe(value: unknown): string {
   return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+/**
+ * The entries of a list of objects (`sandboxes`) without fields the schema does not know, each
+ * one a warning: a misspelt optional field (`maxEventsPerSeconds`, `tsl`) would otherwise pass
+ * as if it were not there.
+ */
+function withoutUnknown(
+  schema: TSchema,
+  value: unknown,
+  path: string,
+  warnings: ConfigWarning[],
+): unknown {
+  if (!isListOfObjects(schema) || !Array.isArray(value)) return value;
+  const known = schema.items.properties;
+  for (const [i, item] of value.entries()) {
+    if (!isPlainObject(item)) continue;
+    for (const key of Object.keys(item)) {
+      if (key in known || key.startsWith('$')) continue;
+      warnings.push({ field: `${path}.${i}.${key}`, message: 'unknown field ignored' });
+      delete item[key];
+    }
+  }
+  return value;
+}
+
 function validateNode(
   schema: TSchema,
   raw: unknown,
@@ -58,10 +82,10 @@ function validateNode(
     }
     return out;
   }
-  if (Value.Check(schema, raw)) return Value.Clone(raw);
+  if (Value.Check(schema, raw)) return withoutUnknown(schema, Value.Clone(raw), path, warnings);
   // Optional fields with defaults inside arrays and unions (e.g. TLS settings) are filled first.
   const filled = Value.Default(schema, Value.Clone(raw));
-  if (Value.Check(schema, filled)) return filled;
+  if (Value.Check(schema, filled)) return withoutUnknown(schema, filled, path, warnings);
   const first = Value.Errors(schema, raw).First();
   const fallback = defaultOf(schema);
   warnings.push({

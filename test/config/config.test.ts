@@ -204,7 +204,7 @@ test('property 37: configured learning rate, gamma and epsilon decay are the one
   t.is(out.returns[fromFirst], 2 + 0.5 * 4);
 });
 
-test('sandboxes apply live: a cap, an address, a sandbox added or removed; a second entry of a name is ignored, counted', (t) => {
+test('sandboxes apply live: a cap, an address, a sandbox added or removed; a second entry of a name, or a misspelt field, is reported', (t) => {
   const base = loadConfig({ dir: configDir({ 'default.json': {} }), env: {} }).config;
   const current: WardenConfig = {
     ...base,
@@ -263,6 +263,21 @@ test('sandboxes apply live: a cap, an address, a sandbox added or removed; a sec
     twice.warnings.map((w) => w.field),
     ['sandboxes.1.name'],
   );
+
+  // A misspelt optional field of an entry is reported, not passed over as if it were not there.
+  const misspelt = loadConfig({
+    dir: configDir({
+      'default.json': {
+        sandboxes: [{ name: 'a', address: '127.0.0.1:1', maxEventsPerSeconds: 500 }],
+      },
+    }),
+    env: {},
+  });
+  t.deepEqual(
+    misspelt.warnings.map((w) => [w.field, w.message]),
+    [['sandboxes.0.maxEventsPerSeconds', 'unknown field ignored']],
+  );
+  t.deepEqual(Object.keys(misspelt.config.sandboxes[0]!).sort(), ['address', 'name']);
 });
 
 test('property 38: a changed file is validated and applied without restart; restart-only fields say so; invalid sandbox or security settings refuse the reload', async (t) => {
