@@ -290,14 +290,14 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
       ([t, actors]) => actors.includes('receiver') && this.#supervisors.has(t),
     )?.[0];
     const added = [...wanted].filter((a) => !placed.includes(a));
-    if (added.length > 0 && (thread === undefined || this.#receiverModule === undefined)) {
+    if (added.length === 0) return;
+    if (thread === undefined || this.#receiverModule === undefined) {
       this.#log.warn(
         { actors: added },
         'sandboxes added, but no running thread places "receiver" (runtime.placement): restart Warden to start their receivers',
       );
       return;
     }
-    if (thread === undefined || this.#receiverModule === undefined) return;
     for (const name of added) {
       this.#routes[name] = thread;
       await this.#supervisors.get(thread)!.addActor({ name, module: this.#receiverModule });

@@ -69,6 +69,26 @@ const framed = (events: Buffer[]) => {
   return Buffer.from(w.finish());
 };
 
+/**
+ * A sandbox of a test's own on loopback: Watch as given, every action acknowledged with nothing.
+ * The caller shuts it down.
+ */
+async function handmadeSandbox(watch: (call: grpc.ServerWritableStream<unknown, unknown>) => void) {
+  const server = new grpc.Server();
+  server.addService(withEncodedBatches(sandboxPackage().Sandbox.service), {
+    watch,
+    act: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { acks: [] }),
+    actStream: (call: grpc.ServerDuplexStream<unknown, unknown>) =>
+      call.on('end', () => call.end()),
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
+  );
+  return { server, port };
+}
+
 /** Episodes stored in the test database that match `where`. */
 const storedEpisodes = async (where: string) =>
   Number((await db.pool.query(`SELECT count(*) AS n FROM episodes WHERE ${where}`)).rows[0].n);
@@ -810,10 +830,9 @@ test.serial(
       sandboxEvent({
         episodeStarted: { sandboxId: 'hm', episodeId, stage: 1, timestampMs: Date.now() },
       });
-    const event = (episodeId: string, seq: number) => telemetryEvent(episodeId, seq);
-    const server = new grpc.Server();
-    server.addService(withEncodedBatches(sandboxPackage().Sandbox.service), {
-      watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+    const event = telemetryEvent;
+    const { server, port } = await handmadeSandbox(
+      (call: grpc.ServerWritableStream<unknown, unknown>) => {
         requests.push(call.request as (typeof requests)[number]);
         if (requests.length === 1) {
           call.write(framed([start('quiet'), start('busy'), event('busy', 0)]));
@@ -837,14 +856,6 @@ test.serial(
             ]),
           );
       },
-      act: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { acks: [] }),
-      actStream: (call: grpc.ServerDuplexStream<unknown, unknown>) =>
-        call.on('end', () => call.end()),
-    });
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
     );
     const { system } = pipeline({
       sandboxes: [{ name: 'handmade', address: `127.0.0.1:${port}` }],
@@ -1013,20 +1024,9 @@ test.serial(
       framed([event('ep-a', 2, 'NtClose')]), // the next batch, on the same stream
     ];
     // A sandbox of our own: Watch writes the two batches and keeps the stream open.
-    const server = new grpc.Server();
-    server.addService(withEncodedBatches(sandboxPackage().Sandbox.service), {
-      watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        for (const b of batches) call.write(b);
-      },
-      act: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { acks: [] }),
-      actStream: (call: grpc.ServerDuplexStream<unknown, unknown>) =>
-        call.on('end', () => call.end()),
+    const { server, port } = await handmadeSandbox((call) => {
+      for (const b of batches) call.write(b);
     });
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
-      ),
-    );
     const system = new ActorSystem({
       config: testConfig({
         runtime: { placement: { io: ['receiver', 'dispatcher'], hot: ['adapter'] } },
