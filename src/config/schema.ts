@@ -341,7 +341,7 @@ const Sandboxes = Type.Array(
     default: [],
     maxItems: 256,
     description:
-      'Sandboxes to connect to, each { name, address, tls, maxEventsPerSecond } (`warden start` adds its two reference sandboxes). All of it applies live: a sandbox added gets its receiver and a client for its actions, one removed has its receiver stopped (its open episodes end as partial when they time out), a new address or TLS moves its stream there, resuming where it stood; maxEventsPerSecond (0 = no cap) paces the reading of a sandbox that would take the machine from the others.',
+      'Sandboxes to connect to, each { name, address, tls, maxEventsPerSecond } (`warden start` adds its two reference sandboxes). All of it applies live: a sandbox added gets its receiver and a client for its actions, one removed has its receiver stopped (its open episodes end as partial when they time out, unless it is added back before then: it goes on where it stood), a new address or TLS moves its stream there, resuming where it stood; maxEventsPerSecond (0 = no cap) paces the reading of a sandbox that would take the machine from the others.',
   },
 );
 

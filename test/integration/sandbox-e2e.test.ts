@@ -924,6 +924,74 @@ test.serial(
 );
 
 test.serial(
+  'a sandbox removed while Warden runs and added back goes on where it stood: its resubscribe names the stage it left open, what it sends again is dropped, and the episode completes, none partial',
+  async (t) => {
+    const requests: { resumeAfter?: Record<string, number>; started?: string[] }[] = [];
+    const outcome = (stage: number) =>
+      sandboxEvent({
+        stageOutcome: {
+          sandboxId: 'hm',
+          episodeId: 'open',
+          stage,
+          timestampMs: Date.now(),
+          groundTruth: 2,
+        },
+      });
+    const start = (stage: number) =>
+      sandboxEvent({
+        episodeStarted: { sandboxId: 'hm', episodeId: 'open', stage, timestampMs: Date.now() },
+      });
+    const { server, port } = await handmadeSandbox(
+      (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        requests.push(call.request as (typeof requests)[number]);
+        if (requests.length === 1)
+          call.write(framed([start(1), telemetryEvent('open', 0), telemetryEvent('open', 1)]));
+        // Added back: one event it already sent, the next one, the outcome; then stage 2 whole.
+        else
+          call.write(
+            framed([
+              telemetryEvent('open', 1),
+              telemetryEvent('open', 2),
+              outcome(1),
+              start(2),
+              outcome(2),
+            ]),
+          );
+      },
+    );
+    const entry = { name: 'handmade', address: `127.0.0.1:${port}` };
+    const { system } = pipeline({
+      sandboxes: [entry],
+      dispatch: { reconnectInitialMs: 10, reconnectMaxMs: 50 },
+    });
+    await system.start();
+    const receiver = async () => (await actorStats(system))['receiver:handmade'];
+    try {
+      t.true(await until(async () => (await receiver())?.events === 3), 'the first stream arrived');
+      await system.configure({ ...system.config, sandboxes: [] });
+      t.is(await receiver(), undefined, 'removed');
+      await system.configure({ ...system.config, sandboxes: [entry] });
+      t.true(
+        await until(async () => (await receiver())?.events === 4),
+        'the second stream arrived (four events taken, the one sent again not)',
+      );
+      t.is(requests.length, 2);
+      t.deepEqual(requests[1]!.resumeAfter, { 'open/1': 1 }, 'the stage named where it stood');
+      t.deepEqual(requests[1]!.started ?? [], []);
+      t.is((await receiver())!.repeated, 1, 'the event it had already sent, dropped');
+      t.true(
+        await until(async () => (await actorStats(system)).episodes?.completed === 1, 20_000),
+        'the episode completed',
+      );
+      t.is((await actorStats(system)).episodes!.partial, 0);
+    } finally {
+      await system.stop();
+      server.forceShutdown();
+    }
+  },
+);
+
+test.serial(
   "a sandbox with nothing to analyse sends empty batches (the contract's heartbeat): its last batch stays current, nothing is decided",
   async (t) => {
     const sandbox = new ReferenceSandbox({

@@ -300,6 +300,23 @@ function unthrottle(state: State): void {
   if (!state.stopped && state.pausedAt === undefined) state.call?.resume();
 }
 
+/**
+ * Ledgers of receivers stopped while their system runs (their sandbox removed from the
+ * configuration), by sandbox name, per system (keyed by its intake buffer). A sandbox added back
+ * takes its ledger up again, so its resubscribe names the stages open when it was removed and
+ * they go on where they stood, instead of starting again (and the runs before ending as
+ * partial). What is older than dispatch.episodeTimeoutMs is named no more (ledger.resumeAfter).
+ */
+const parkedLedgers = new WeakMap<SharedArrayBuffer, Map<string, StreamLedger>>();
+
+function parkedFor(ctx: ActorContext): Map<string, StreamLedger> {
+  const buffer = ctx.shared.intake;
+  if (!buffer) return new Map();
+  const parked = parkedLedgers.get(buffer) ?? new Map<string, StreamLedger>();
+  parkedLedgers.set(buffer, parked);
+  return parked;
+}
+
 function subscribe(state: State): void {
   if (state.stopped) return;
   const { ctx } = state;
@@ -406,6 +423,14 @@ export default defineActor<ReceiverMessage, State>({
         { sandbox, max: MAX_SANDBOXES },
         'more sandbox names than intake slots in this process: this one streams without the intake window (restart Warden to reclaim the slots of removed sandboxes)',
       );
+    const parked = parkedFor(ctx);
+    const ledger = parked.get(sandbox);
+    parked.delete(sandbox);
+    if (ledger)
+      ctx.log.info(
+        { sandbox, openStages: ledger.openStages },
+        'sandbox added back: its stages go on where its removed receiver stood',
+      );
     const state: State = {
       ctx,
       sandbox,
@@ -413,7 +438,7 @@ export default defineActor<ReceiverMessage, State>({
       endpoint: endpointOf(entry),
       reconnect: undefined,
       counter: new DefaultsCounter(),
-      ledger: new StreamLedger(ctx.config.telemetry.maxOpenStages),
+      ledger: ledger ?? new StreamLedger(ctx.config.telemetry.maxOpenStages),
       resumed: 0,
       intake,
       slot,
@@ -522,6 +547,8 @@ export default defineActor<ReceiverMessage, State>({
   }),
   stop(state) {
     state.stopped = true;
+    // Kept for the sandbox being added back while this system runs (gone with the system).
+    parkedFor(state.ctx).set(state.sandbox, state.ledger);
     clearTimeout(state.reconnect);
     clearTimeout(state.throttle);
     state.call?.cancel();
