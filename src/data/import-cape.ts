@@ -121,11 +121,18 @@ export function parseCapeReport(
   const calls: Call[] = [];
   let order = 0;
   let badTimes = 0;
+  let noCalls = 0;
+  let unnamed = 0;
   for (const p of processes) {
-    for (const c of arr(obj(p).calls)) {
+    const listed = obj(p).calls;
+    if (listed !== undefined && !Array.isArray(listed)) noCalls++;
+    for (const c of arr(listed)) {
       const call = obj(c);
       const name = str(call.api);
-      if (!name) continue;
+      if (!name) {
+        unnamed++;
+        continue;
+      }
       let t = capeTimestamp(call.timestamp);
       if (!Number.isFinite(t)) {
         badTimes++;
@@ -141,6 +148,8 @@ export function parseCapeReport(
     }
   }
   if (processes.length === 0) notes.push('report has no behavior.processes: episode has no events');
+  if (noCalls > 0) notes.push(`${noCalls} processes had a calls field that is not a list: skipped`);
+  if (unnamed > 0) notes.push(`${unnamed} calls had no API name: skipped`);
   if (badTimes > 0)
     notes.push(`${badTimes} calls had no readable timestamp and kept their report order`);
   // Stable merge of all processes by time; ties keep report order.

@@ -96,6 +96,29 @@ test('every bundled CAPE report imports: calls of all processes in time order, c
   t.is(qakbot.trace.episode.artifactType, 'exe');
 });
 
+test('a CAPE report with malformed parts imports what it can and notes what it skipped', (t) => {
+  const file = join(tmp(), 'odd.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      behavior: {
+        processes: [
+          { calls: 'not a list' },
+          { calls: [{ api: '' }, { category: 'file' }, { api: 'NtClose', timestamp: 1 }] },
+        ],
+      },
+    }),
+  );
+  const { trace, processes, notes } = importCape(file);
+  t.is(processes, 2);
+  t.deepEqual(
+    trace.events.map((e) => e.api?.name),
+    ['NtClose'],
+  );
+  t.true(notes.includes('1 processes had a calls field that is not a list: skipped'), notes.join());
+  t.true(notes.includes('2 calls had no API name: skipped'), notes.join());
+});
+
 test('JSONL round trip keeps every event; bad lines are counted with their number', async (t) => {
   const { traces } = importCsv(join(DATA, 'oliveira-balanced/api_calls.csv'), { names });
   const dir = tmp();
