@@ -336,12 +336,25 @@ const Sandboxes = Type.Array(
           "Most events (telemetry and lifecycle) read from this sandbox per second, in bursts of at most a tenth of a second's worth; above it the receiver paces its reading and the sandbox meets gRPC flow control, so one sandbox cannot take the whole machine from the others. 0 = no cap.",
       }),
     ),
+    maxMessageBytes: Type.Optional(
+      Int(4 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024, {
+        description:
+          'Largest gRPC message to or from this sandbox (one EventBatch, one ActionBatch). The receiver asks for at most as many events per batch as fit in it at telemetry.maxEventBytes each (WatchRequest.max_batch, at most 64); a batch over it ends the stream (RESOURCE_EXHAUSTED), which is logged as an error, and the receiver asks for half as many from then on.',
+      }),
+    ),
+    deadlineMs: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 10, maximum: 60_000 }), Type.Null()], {
+        default: null,
+        description:
+          'Deadline of one batch of actions to this sandbox (its acks on ActStream, or one Act call); null = dispatch.deadlineMs.',
+      }),
+    ),
   }),
   {
     default: [],
     maxItems: 256,
     description:
-      'Sandboxes to connect to, each { name, address, tls, maxEventsPerSecond } (`warden start` adds its two reference sandboxes). All of it applies live: a sandbox added gets its receiver and a client for its actions, one removed has its receiver stopped (its open episodes end as partial when they time out, unless it is added back before then: it goes on where it stood), a new address or TLS moves its stream there, resuming where it stood; maxEventsPerSecond (0 = no cap) paces the reading of a sandbox that would take the machine from the others.',
+      'Sandboxes to connect to, each { name, address, tls, maxEventsPerSecond, maxMessageBytes, deadlineMs } (`warden start` adds its two reference sandboxes). All of it applies live: a sandbox added gets its receiver and a client for its actions, one removed has its receiver stopped (its open episodes end as partial when they time out, unless it is added back before then: it goes on where it stood), a new address, TLS or maxMessageBytes moves its stream there, resuming where it stood; maxEventsPerSecond (0 = no cap) paces the reading of a sandbox that would take the machine from the others.',
   },
 );
 

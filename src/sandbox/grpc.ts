@@ -34,7 +34,10 @@ export function sandboxPackage(): { Sandbox: grpc.ServiceClientConstructor } {
   return pkg!;
 }
 
-/** Message size limit on every sandbox channel (an EventBatch of 32 call-level events is ~20 KiB). */
+/**
+ * Message size limit on a sandbox channel unless its maxMessageBytes says otherwise (an EventBatch
+ * of 32 call-level events is ~20 KiB).
+ */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 export const channelOptions: grpc.ChannelOptions = {
@@ -234,22 +237,36 @@ function encodedActionsClient(): grpc.ServiceClientConstructor {
   return encodedClient;
 }
 
+/** A sandbox as the configuration gives it (config `sandboxes`). */
+interface SandboxEntry {
+  readonly address: string;
+  readonly tls?: ClientTls | null;
+  readonly maxMessageBytes?: number;
+}
+
 /**
- * What a sandbox's client is made for (its address and TLS): a configuration change to either
- * needs a new client; one to its cap does not.
+ * What a sandbox's client is made for (its address, TLS and message size limit): a configuration
+ * change to any of them needs a new client; one to its cap or deadline does not.
  */
-export const endpointOf = (entry: { address: string; tls?: ClientTls | null }): string =>
-  JSON.stringify([entry.address, entry.tls ?? null]);
+export const endpointOf = (entry: SandboxEntry): string =>
+  JSON.stringify([entry.address, entry.tls ?? null, entry.maxMessageBytes ?? MAX_MESSAGE_BYTES]);
+
+/** The client for a configured sandbox (sandboxClient with the entry's settings). */
+export const clientFor = (entry: SandboxEntry, policy: TransportPolicy): SandboxClient =>
+  sandboxClient(entry.address, entry.tls ?? null, policy, entry.maxMessageBytes);
 
 /** A client for one sandbox; plaintext off loopback is refused unless the policy allows it. */
 export function sandboxClient(
   address: string,
   tls: ClientTls | null = null,
   policy: TransportPolicy = DEFAULT_TRANSPORT,
+  maxMessageBytes = MAX_MESSAGE_BYTES,
 ): SandboxClient {
   const { credentials, options } = channelCredentials(address, tls, `sandbox ${address}`, policy);
   const raw = new (encodedActionsClient())(address, credentials, {
     ...channelOptions,
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
     ...options,
   }) as SandboxClient['raw'];
   const stream = new ActionStream(raw);

@@ -537,8 +537,14 @@ export class ReferenceSandbox {
     this.stats.watches++;
     this.#batchesThisStream = 0;
     const request = call.request as
-      | { resumeAfter?: Record<string, number | string>; started?: unknown[] }
+      | { resumeAfter?: Record<string, number | string>; started?: unknown[]; maxBatch?: unknown }
       | undefined;
+    // The receiver's max_batch (0 or absent: this sandbox's own batch size).
+    const asked = Number(request?.maxBatch ?? 0);
+    const batchSize =
+      Number.isSafeInteger(asked) && asked > 0
+        ? Math.min(this.#o.batchSize, asked)
+        : this.#o.batchSize;
     const resumeAfter: Record<string, number> = {};
     for (const [k, v] of Object.entries(request?.resumeAfter ?? {})) {
       const n = Number(v);
@@ -576,19 +582,19 @@ export class ReferenceSandbox {
       // batch at once would make the last event of each burst wait for the 31 before it).
       const rate = this.#o.eventsPerSecond;
       const limit = rate
-        ? Math.min(this.#o.batchSize, Math.floor(((Date.now() - started) / 1000) * rate) - sent)
-        : this.#o.batchSize;
+        ? Math.min(batchSize, Math.floor(((Date.now() - started) / 1000) * rate) - sent)
+        : batchSize;
       if (limit < 1) {
         await new Promise((r) => setTimeout(r, 1));
         continue;
       }
-      const batch: WireEvent[] = this.#pending.splice(0, this.#o.batchSize);
+      const batch: WireEvent[] = this.#pending.splice(0, batchSize);
       const runs = [...this.#runs.values()];
       let progressed = true;
-      while (batch.length < this.#o.batchSize && progressed) {
+      while (batch.length < batchSize && progressed) {
         progressed = false;
         for (const run of runs) {
-          if (batch.length >= this.#o.batchSize || batch.length >= limit) break;
+          if (batch.length >= batchSize || batch.length >= limit) break;
           if (run.ended || run.next >= run.trace.events.length) continue;
           if (!this.#due(run)) continue;
           batch.push(this.#telemetry(run, run.trace.events[run.next]!));

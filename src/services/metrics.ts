@@ -477,6 +477,11 @@ export function metricsRegistry(
       (r) => r.lost ?? 0,
     ],
     [
+      'warden_receiver_oversized_batches',
+      'Streams that ended because a batch from the sandbox was over its maxMessageBytes (RESOURCE_EXHAUSTED); the receiver asks for half as many events per batch each time (WatchRequest.max_batch). Also counted in warden_receiver_streams_lost.',
+      (r) => r.oversized ?? 0,
+    ],
+    [
       'warden_receiver_last_batch_timestamp_seconds',
       'When the last batch of events came from the sandbox (Unix seconds; 0 before the first).',
       (r) => (r.lastBatchAt ?? 0) / 1000,

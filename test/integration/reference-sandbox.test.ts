@@ -98,3 +98,37 @@ test('an ActionBatch the sandbox cannot read is answered INVALID_ARGUMENT, and t
     await sandbox.stop();
   }
 });
+
+test("the reference sandbox sends no more events in a batch than the receiver's max_batch", async (t) => {
+  const apis = Array.from({ length: 40 }, (_, i) => `Api${i}`);
+  const sandbox = new ReferenceSandbox({
+    name: 'batches',
+    traces: [recordedTrace('mb', 'malicious', apis)],
+    benign: [],
+    episodes: 1,
+    concurrency: 1,
+    log: silentLogger,
+  });
+  const port = await sandbox.start();
+  const client = new (sandboxPackage().Sandbox)(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  const sizes: number[] = [];
+  const call = (client.watch as (r: unknown) => grpc.ClientReadableStream<{ events?: unknown[] }>)({
+    receiverId: 'test',
+    maxBatch: 7,
+  });
+  call.on('data', (b) => sizes.push(b.events?.length ?? 0));
+  call.on('error', () => undefined);
+  try {
+    // Its start, 40 events: in batches of at most 7 (its own batch size is 32).
+    t.true(await until(async () => sizes.reduce((a, b) => a + b, 0) >= 41, 10_000));
+    t.true(Math.max(...sizes) <= 7, `batches of ${sizes.join(', ')}`);
+    t.true(sizes.filter((n) => n === 7).length >= 5, 'full batches of 7');
+  } finally {
+    call.cancel();
+    client.close();
+    await sandbox.stop();
+  }
+});

@@ -322,7 +322,7 @@ test.serial(
 );
 
 test.serial(
-  'a positive and a negative sandbox: stage 1 in one, stage 2 of the same episodes in the other; delayed acks are retried',
+  "a positive and a negative sandbox: stage 1 in one, stage 2 of the same episodes in the other; delayed acks are retried at the positive one's own deadline",
   async (t) => {
     const malware = traces.filter((x) => x.episode.label === 'malicious');
     const goodware = traces.filter((x) => x.episode.label === 'benign');
@@ -337,13 +337,18 @@ test.serial(
       // loaded machine can receive a whole 100-event stage with its outcome in one batch, and the
       // adapter drops the decisions still pending when a stage is over (not reproduced here).
       eventsPerSecond: 1_000,
-      // The first batch of actions on the positive side is answered after the dispatch deadline.
+      // The first batch of actions on the positive side is answered after its deadline (250 ms,
+      // its own: the dispatch deadline is longer).
       faults: [{ delayActs: { ms: 600, batches: 1 } }, undefined],
       log: silentLogger,
     });
     const { system } = pipeline({
-      sandboxes: pair.sandboxes.map((s) => ({ name: s.name, address: `127.0.0.1:${s.port}` })),
-      dispatch: { retryDelaysMs: [20, 40, 300], deadlineMs: 250 },
+      sandboxes: pair.sandboxes.map((s) => ({
+        name: s.name,
+        address: `127.0.0.1:${s.port}`,
+        ...(s.name === 'pos' ? { deadlineMs: 250 } : {}),
+      })),
+      dispatch: { retryDelaysMs: [20, 40, 300], deadlineMs: 5_000 },
       inference: { workers: 1 },
     });
     await system.start();
@@ -984,6 +989,57 @@ test.serial(
         'the episode completed',
       );
       t.is((await actorStats(system)).episodes!.partial, 0);
+    } finally {
+      await system.stop();
+      server.forceShutdown();
+    }
+  },
+);
+
+test.serial(
+  "a batch over the sandbox's maxMessageBytes ends the stream with an error, and the receiver asks for half as many events per batch (max_batch): the events come again in smaller batches, none lost",
+  async (t) => {
+    const requests: { maxBatch?: number; resumeAfter?: Record<string, number> }[] = [];
+    // 200 events of about 600 bytes: 120 KB in one batch, over the 64 KiB limit.
+    const events = Array.from({ length: 200 }, (_, seq) =>
+      telemetryEvent('big', seq, `Api${'x'.repeat(500)}${seq}`),
+    );
+    const start = sandboxEvent({
+      episodeStarted: { sandboxId: 'hm', episodeId: 'big', stage: 1, timestampMs: Date.now() },
+    });
+    const { server, port } = await handmadeSandbox(
+      (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        const request = call.request as (typeof requests)[number];
+        requests.push(request);
+        // The first time it ignores max_batch; then it honours it.
+        const size = requests.length === 1 ? 1_000 : request.maxBatch!;
+        const last = request.resumeAfter?.['big/1'];
+        const rest = [start, ...events].slice(last === undefined ? 0 : last + 2);
+        for (let i = 0; i < rest.length; i += size) call.write(framed(rest.slice(i, i + size)));
+      },
+    );
+    const { system } = pipeline({
+      sandboxes: [{ name: 'big', address: `127.0.0.1:${port}`, maxMessageBytes: 65_536 }],
+      telemetry: { maxEventBytes: 1_024 },
+      dispatch: { reconnectInitialMs: 10, reconnectMaxMs: 50 },
+    });
+    await system.start();
+    const receiver = async () => (await actorStats(system))['receiver:big'];
+    try {
+      t.true(
+        await until(async () => (await receiver())?.events === 201),
+        `every event arrived (${JSON.stringify(await receiver())})`,
+      );
+      // As many 1,024-byte events as fit in 64 KiB, then half of that.
+      t.deepEqual(
+        requests.slice(0, 2).map((r) => r.maxBatch),
+        [63, 31],
+      );
+      const r = (await receiver())!;
+      t.is(r.oversized, 1);
+      t.is(r.maxBatch, 31);
+      t.is(r.repeated, 0, 'nothing of the batch too large had been taken');
+      t.is(r.rejected, 0);
     } finally {
       await system.stop();
       server.forceShutdown();

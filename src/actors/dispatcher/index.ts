@@ -20,7 +20,7 @@ import { type ActorContext, defineActor } from '../../runtime/actor.ts';
 import { Repeats } from '../../runtime/repeats.ts';
 import { parentFrom } from '../../runtime/tracing.ts';
 import { settlesWithin } from '../../runtime/within.ts';
-import { endpointOf, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+import { clientFor, endpointOf, type SandboxClient } from '../../sandbox/grpc.ts';
 import type { FailureBatch, ResultBatch } from '../adapter/index.ts';
 
 /** Decided actions from the adapter, packed (messages/packed-actions.ts). */
@@ -145,7 +145,10 @@ async function send(
       }
       attempts++;
       try {
-        const acks = await client.act(batch, ctx.config.dispatch.deadlineMs);
+        const deadlineMs =
+          ctx.config.sandboxes.find((s) => s.name === sandbox)?.deadlineMs ??
+          ctx.config.dispatch.deadlineMs;
+        const acks = await client.act(batch, deadlineMs);
         const byId = new Map(acks.map((a) => [a.actionId, a]));
         const results: ActionFeedback[] = [];
         for (const d of batch) {
@@ -243,7 +246,7 @@ function syncClients(state: State, config: WardenConfig, log?: ActorContext['log
     state.removed.delete(name);
     if (state.clients.has(name)) continue;
     try {
-      state.clients.set(name, sandboxClient(entry.address, entry.tls ?? null, config.security));
+      state.clients.set(name, clientFor(entry, config.security));
       state.endpoints.set(name, endpointOf(entry));
     } catch (error) {
       // (warden start checks new channels first.) Its actions fail as for an unknown sandbox.

@@ -17,6 +17,7 @@
 // without a restart).
 
 import type * as grpc from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type {
   EpisodeLifecycle,
   EpisodeStarted,
@@ -27,7 +28,12 @@ import type {
 import type { PackedTelemetry, SequencedLifecycle } from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
 import { IntakeCounts, MAX_SANDBOXES } from '../../runtime/shared/intake.ts';
-import { endpointOf, type SandboxClient, sandboxClient } from '../../sandbox/grpc.ts';
+import {
+  clientFor,
+  endpointOf,
+  MAX_MESSAGE_BYTES,
+  type SandboxClient,
+} from '../../sandbox/grpc.ts';
 import { DefaultsCounter } from '../../validation/defaults-counter.ts';
 import { StreamLedger } from './ledger.ts';
 import { decodeEventBatch } from './wire.ts';
@@ -99,6 +105,10 @@ interface State {
   reconnects: number;
   /** Streams that ended in an error (unreachable, refused, cut), not by the sandbox closing them. */
   lost: number;
+  /** At most this many events per batch (WatchRequest.max_batch), halved at each batch too large. */
+  batchCap: number;
+  /** Streams ended by a batch over the sandbox's maxMessageBytes. */
+  oversized: number;
 }
 
 type Wire = Record<string, unknown>;
@@ -317,6 +327,50 @@ function parkedFor(ctx: ActorContext): Map<string, StreamLedger> {
   return parked;
 }
 
+/** Events per batch a receiver asks for at most (WatchRequest.max_batch). */
+export const MAX_BATCH = 64;
+/** Bytes an event takes in an EventBatch beyond its own (two tags and lengths). */
+const EVENT_FRAMING_BYTES = 16;
+
+/**
+ * The max_batch a receiver asks for: as many events of telemetry.maxEventBytes as fit in the
+ * sandbox's maxMessageBytes, at most MAX_BATCH, and at most the cap its oversized batches left.
+ */
+function maxBatchOf(state: State): number {
+  const { config } = state.ctx;
+  const entry = config.sandboxes.find((s) => s.name === state.sandbox);
+  const fit = Math.floor(
+    (entry?.maxMessageBytes ?? MAX_MESSAGE_BYTES) /
+      (config.telemetry.maxEventBytes + EVENT_FRAMING_BYTES),
+  );
+  return Math.max(1, Math.min(MAX_BATCH, fit, state.batchCap));
+}
+
+/**
+ * A batch over the channel's message limit ended the stream (gRPC RESOURCE_EXHAUSTED): the
+ * receiver never saw its events, so the sandbox sends them again on the next subscribe, which asks
+ * for half as many events per batch.
+ */
+function tooLarge(state: State, error: grpc.ServiceError): void {
+  const asked = maxBatchOf(state);
+  state.oversized++;
+  state.batchCap = Math.max(1, Math.floor(asked / 2));
+  const entry = state.ctx.config.sandboxes.find((s) => s.name === state.sandbox);
+  state.ctx.log.error(
+    {
+      sandbox: state.sandbox,
+      alert: 'warden_sandbox_batch_too_large',
+      maxMessageBytes: entry?.maxMessageBytes ?? MAX_MESSAGE_BYTES,
+      maxBatch: asked,
+      nextMaxBatch: state.batchCap,
+      detail: error.details,
+    },
+    asked > 1
+      ? 'a batch from the sandbox was over its maxMessageBytes and ended the stream: asking for fewer events per batch (raise sandboxes[].maxMessageBytes if its events are this large)'
+      : 'a single event from the sandbox is over its maxMessageBytes, or the sandbox ignores max_batch: its stream cannot go on until sandboxes[].maxMessageBytes is raised',
+  );
+}
+
 function subscribe(state: State): void {
   if (state.stopped) return;
   const { ctx } = state;
@@ -333,7 +387,7 @@ function subscribe(state: State): void {
     receiverId: ctx.name,
     resumeAfter,
     started,
-    maxBatch: 64,
+    maxBatch: maxBatchOf(state),
   });
   state.call = call as grpc.ClientReadableStream<unknown>;
   call.on('data', (bytes: Buffer) => {
@@ -406,7 +460,10 @@ function subscribe(state: State): void {
       state.ctx.send(state.ctx.name as `receiver:${string}`, { type: 'reconnect' });
     }, delay).unref();
   };
-  call.on('error', (error) => retry(error.message, true));
+  call.on('error', (error: grpc.ServiceError) => {
+    if (error.code === status.RESOURCE_EXHAUSTED && state.call === call) tooLarge(state, error);
+    retry(error.message, true);
+  });
   call.on('end', () => retry('stream ended', false));
 }
 
@@ -434,7 +491,7 @@ export default defineActor<ReceiverMessage, State>({
     const state: State = {
       ctx,
       sandbox,
-      client: sandboxClient(entry.address, entry.tls ?? null, ctx.config.security),
+      client: clientFor(entry, ctx.config.security),
       endpoint: endpointOf(entry),
       reconnect: undefined,
       counter: new DefaultsCounter(),
@@ -463,6 +520,8 @@ export default defineActor<ReceiverMessage, State>({
       rejected: 0,
       reconnects: 0,
       lost: 0,
+      batchCap: MAX_BATCH,
+      oversized: 0,
     };
     subscribe(state);
     return state;
@@ -471,13 +530,13 @@ export default defineActor<ReceiverMessage, State>({
     state.ctx = ctx;
     // A new cap applies now, also to a stream its old cap paused (it reads no batch until then).
     if (applyRate(state)) unthrottle(state);
-    // A new address or TLS: the stream moves to it now, resuming where this one stood (the
+    // A new address, TLS or message limit: the stream moves to it now, resuming where this one stood (the
     // ledger stays: the sandbox behind the new address is asked to go on from there).
     const entry = ctx.config.sandboxes.find((s) => s.name === state.sandbox);
     if (entry && endpointOf(entry) !== state.endpoint && !state.stopped) {
       let client: SandboxClient;
       try {
-        client = sandboxClient(entry.address, entry.tls ?? null, ctx.config.security);
+        client = clientFor(entry, ctx.config.security);
       } catch (error) {
         // warden start checks a new channel before it gets here; whoever else configures, the
         // stream stays where it is rather than the receiver crashing on it.
@@ -497,13 +556,14 @@ export default defineActor<ReceiverMessage, State>({
       state.client = client;
       state.endpoint = endpointOf(entry);
       state.failures = 0;
+      state.batchCap = MAX_BATCH; // a new limit: batches as large as it allows again
       ctx.log.info(
         {
           sandbox: state.sandbox,
           address: entry.address,
           tls: entry.tls !== undefined && entry.tls !== null,
         },
-        'sandbox address or TLS changed: subscribing there',
+        'sandbox address, TLS or maxMessageBytes changed: subscribing there',
       );
       subscribe(state);
     }
@@ -527,6 +587,8 @@ export default defineActor<ReceiverMessage, State>({
     resumed: s.resumed,
     reconnects: s.reconnects,
     lost: s.lost,
+    oversized: s.oversized,
+    maxBatch: maxBatchOf(s),
     // backpressure (telemetry.intakeWindow)
     inFlight: s.intake.inFlight(s.slot),
     inFlightMax: s.inFlightMax,
