@@ -29,7 +29,8 @@ export function testConfig(overrides: Record<string, unknown> = {}): WardenConfi
     mergeDeep(
       {
         logging: { level: 'silent' },
-        runtime: { supervision: { backoffInitialMs: 10, backoffMaxMs: 50 } },
+        // A test that stops a system must not leave its open stages to the next one's.
+        runtime: { supervision: { backoffInitialMs: 10, backoffMaxMs: 50 }, resumeDir: null },
       },
       overrides,
     ),
@@ -252,6 +253,7 @@ export function tempStartConfig(
       mergeDeep(
         {
           database: { dataDir: join(dir, 'pg'), journalDir: join(dir, 'journal'), queryPort: 0 },
+          runtime: { resumeDir: join(dir, 'resume') },
           metrics: { port: 0 },
           models: { dir: join(dir, 'models') },
         },

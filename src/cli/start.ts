@@ -227,7 +227,12 @@ async function runStarted(
       return now ? { ...s, maxEventsPerSecond: now.maxEventsPerSecond } : s;
     }),
     database: { ...c.database, url: db.url },
-    runtime: { ...c.runtime, placement: placementFor(c) },
+    runtime: {
+      ...c.runtime,
+      placement: placementFor(c),
+      // The demo's reference sandboxes end with the run: nothing of theirs can go on after it.
+      resumeDir: demo.length > 0 ? null : c.runtime.resumeDir,
+    },
   });
   /**
    * The sandboxes a changed configuration asks for (`sandboxes` applies live), each new or changed

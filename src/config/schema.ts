@@ -74,6 +74,12 @@ const Runtime = Type.Object(
     }),
     supervision: Supervision,
     shutdownTimeoutMs: Int(5_000, 100, 120_000),
+    resumeDir: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      default: null,
+      description:
+        "Where a stopping Warden leaves the episode stages still open (each receiver's record of what it accepted, the adapter's running state vectors, the episodes' decisions so far), so that after a restart the sandboxes go on with them and the episodes complete, outcomes sent while Warden was down included (runtime/resume.ts). Taken up only after a stop that finished in time and with the same telemetry.stateDim and horizon; otherwise those episodes are stored as partial at the next start. null = off (the default here; the shipped dev, staging and prod files set var/resume): a stop stores open episodes as partial. `warden start` (and run --demo) leaves it off: its reference sandboxes do not outlive the run.",
+      ...restart,
+    }),
     mailboxCapacity: Int(10_000, 16, 10_000_000, {
       description: 'Messages buffered per actor while it is busy or restarting.',
       ...restart,

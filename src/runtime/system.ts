@@ -14,6 +14,7 @@ import type { CrashLoopError } from './errors.ts';
 import type { ActorPlacement, Envelope, ThreadLoad } from './host-protocol.ts';
 import { componentLogger, type Logger } from './logger.ts';
 import { Repeats } from './repeats.ts';
+import { openResume, sealResume } from './resume.ts';
 import { BacklogCounts } from './shared/backlog.ts';
 import { IntakeCounts } from './shared/intake.ts';
 import { threadLoad } from './thread-load.ts';
@@ -77,6 +78,8 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
   readonly #failed = new Set<string>();
   /** The configuration change being applied (configure runs them one at a time). */
   #configuring: Promise<void> = Promise.resolve();
+  /** Whether start() finished: only then may a stop leave its open stages to the next start. */
+  #started = false;
   /** The receiver actor's module, for sandboxes added while the system runs. */
   readonly #receiverModule: string | undefined;
   readonly #traces: TraceHub | undefined;
@@ -178,12 +181,15 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     for (const name of this.skipped) {
       this.#log.info({ actor: name }, `actor "${name}" is placed but not built yet; left out`);
     }
+    // What the last stop left of the open stages, before any actor takes its part (resume.ts).
+    openResume(this.#config, this.#log);
     try {
       await Promise.all([...this.#supervisors.values()].map((s) => s.start()));
     } catch (error) {
       await this.stop();
       throw error;
     }
+    this.#started = true;
     this.#log.info({ placement: this.placement }, 'actor system started');
   }
 
@@ -321,16 +327,20 @@ export class ActorSystem extends EventEmitter<ActorSystemEvents> {
     const rankOf = (actor: string) =>
       (SHUTDOWN_ORDER as readonly string[]).indexOf(actor.split(':')[0]!); // −1: first
     const actors = Object.entries(this.#routes);
+    let inTime = this.#started;
     for (const rank of [...new Set(actors.map(([a]) => rankOf(a)))].sort((a, b) => a - b)) {
       const byThread = new Map<string, string[]>();
       for (const [actor, thread] of actors)
         if (rankOf(actor) === rank) byThread.set(thread, [...(byThread.get(thread) ?? []), actor]);
-      await Promise.all(
+      const stopped = await Promise.all(
         [...byThread].map(([thread, names]) =>
           this.#supervisors.get(thread)!.stopActors(names, timeout),
         ),
       );
+      if (stopped.includes(false)) inTime = false;
     }
+    // Every actor wrote its part of the open stages: the next start may take them up.
+    if (inTime) sealResume(this.#config);
     const threadRank = (s: ThreadSupervisor) =>
       Math.min(...actors.filter(([, t]) => t === s.thread).map(([a]) => rankOf(a)));
     const groups = new Map<number, ThreadSupervisor[]>();

@@ -335,19 +335,22 @@ export class ThreadSupervisor extends EventEmitter<ThreadSupervisorEvents> {
   }
 
   /** Runs these actors' stop hooks (the thread keeps running); gives up waiting after timeoutMs. */
-  async stopActors(names: readonly string[], timeoutMs: number): Promise<void> {
-    if (!this.#ready || !this.#control) return;
+  /** Stops these actors; false when they did not stop in time (or their thread was not up). */
+  async stopActors(names: readonly string[], timeoutMs: number): Promise<boolean> {
+    if (!this.#ready || !this.#control) return false;
     try {
       await withTimeout(
         this.#control.stopActors([...names]),
         timeoutMs,
         `stop of ${names.join(', ')} in "${this.thread}"`,
       );
+      return true;
     } catch (error) {
       this.#opts.log.warn(
         { err: error, thread: this.thread, actors: names },
         'actors did not stop in time',
       );
+      return false;
     }
   }
 

@@ -172,3 +172,33 @@ test('a start for a stage with telemetry accepted, or ended, runs it again (a re
   t.is(ledger.evicted, 2);
   t.deepEqual(Object.keys(ledger.resumeAfter()).sort(), ['y/1', 'z/1']);
 });
+
+test('a ledger written down at a stop and read back at the next start names the same stages, and knows what it had accepted', (t) => {
+  const ledger = new StreamLedger(1000);
+  through(ledger, [
+    [
+      episodeStarted({ sandboxId: 'sb', episodeId: 'a', stage: 1 }),
+      telemetry('a', 1, 0),
+      telemetry('a', 1, 1),
+      episodeStarted({ sandboxId: 'sb', episodeId: 'b', stage: 1 }),
+      ...stageEvents('c', 1, 2),
+    ],
+  ]);
+  const stoppedAt = Date.now();
+  // Through JSON, as the file holds it; read back an hour later: the time down is not idle time.
+  const back = StreamLedger.restore(
+    JSON.parse(JSON.stringify(ledger.snapshot(stoppedAt))),
+    1000,
+    stoppedAt + 3_600_000,
+  );
+  const later = stoppedAt + 3_600_000 + 10;
+  t.deepEqual(back.resumeAfter(later, 60_000), { 'a/1': 1 });
+  t.deepEqual(back.started(later, 60_000), ['b/1']);
+  // What the sandbox sends again is dropped as before the stop; what is new passes.
+  t.deepEqual(
+    through(back, [[telemetry('a', 1, 1), telemetry('a', 1, 2), outcome('c', 1), outcome('a', 1)]]),
+    ['t a/1/2', 'end a/1'],
+  );
+  t.is(back.repeated, 2);
+  t.is(StreamLedger.restore({ open: 'nonsense', ended: [3] }, 1000).openStages, 0);
+});

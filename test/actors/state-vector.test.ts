@@ -135,3 +135,26 @@ test('each counter of an event moves its own feature and no other', (t) => {
     t.deepEqual(moved, [feature], field);
   }
 });
+
+test('a running state written down at a stop and read back goes on as if there had been no stop', (t) => {
+  const apis = ['NtOpenFile', 'NtWriteFile', 'RegSetValueExW', 'NtClose', 'connect', 'NtClose'];
+  const whole = new StateAccumulator(64, 100);
+  const before = new StateAccumulator(64, 100);
+  apis.slice(0, 3).forEach((api, seq) => {
+    whole.add(callEvent(ctx, seq, seq, api));
+    before.add(callEvent(ctx, seq, seq, api));
+  });
+  const back = StateAccumulator.restore(JSON.parse(JSON.stringify(before.snapshot())), 64, 100);
+  t.truthy(back);
+  apis.slice(3).forEach((api, i) => {
+    whole.add(callEvent(ctx, 3 + i, 3 + i, api));
+    back!.add(callEvent(ctx, 3 + i, 3 + i, api));
+  });
+  t.deepEqual(back!.vector(1, 1, false), whole.vector(1, 1, false), 'bigrams across the stop too');
+  t.is(
+    StateAccumulator.restore(before.snapshot(), 80, 100),
+    undefined,
+    'another layout: not taken',
+  );
+  t.is(StateAccumulator.restore({ dim: 64, horizon: 100, sums: 'x' }, 64, 100), undefined);
+});

@@ -4,7 +4,7 @@
 // action, transition and trajectory is accounted for (properties 4, 6, 19, 21, 40–43).
 
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
@@ -559,6 +559,81 @@ test.serial(
     } finally {
       sandbox?.kill();
       run?.kill();
+    }
+  },
+);
+
+test.serial(
+  'warden run stopped mid-episode and started again (runtime.resumeDir): the sandboxes go on with the open stages, and every episode completes, none partial',
+  async (t) => {
+    const env = { ...process.env, WARDEN_LOG_LEVEL: 'info', WARDEN_ENV: 'dev' };
+    const { configDir, dir } = tempStartConfig('warden-resume-');
+    const children: ReturnType<typeof spawn>[] = [];
+    const run = () => {
+      const child = spawn(
+        process.execPath,
+        [BIN, 'run', '--config-dir', configDir, '--duration', '120', ...flags],
+        { env, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      children.push(child);
+      return output(child);
+    };
+    const summary = (text: string) => {
+      const m = text.match(/summary — episodes (\d+) \(\+(\d+) partial\)/);
+      return m ? { completed: Number(m[1]), partial: Number(m[2]) } : undefined;
+    };
+    let flags: string[] = [];
+    try {
+      const started = await sandboxProcess(
+        t,
+        env,
+        '--episodes',
+        '10',
+        '--concurrency',
+        '4',
+        '--rate',
+        '150',
+      );
+      children.push(started.process);
+      flags = started.flags;
+      const first = run();
+      // Stopped while stages are open: some of their events decided, the rest still to come.
+      t.true(
+        await until(async () => /episodes [1-9]\d* \(\+0 partial\)/.test(first.text), 60_000),
+        first.text,
+      );
+      children[1]!.kill('SIGINT');
+      t.is(await first.exit, 0, first.text);
+      const before = summary(first.text)!;
+      t.true(before.completed < 10, `some episodes were still open (${before.completed} done)`);
+      t.truthy(readdirSync(join(dir, 'resume')).includes('complete.json'), 'the set was sealed');
+
+      const second = run();
+      t.is(
+        await Promise.race([
+          started.out.exit,
+          new Promise((r) => setTimeout(r, 120_000, 'still running after 2 minutes')),
+        ]),
+        0,
+        'the sandboxes ran their 10 episodes to the end',
+      );
+      t.regex(started.out.text, /episodes started 10, completed 10/);
+      t.regex(second.text, /open episodes of the last run taken up/);
+      t.regex(started.out.text, /"msg":"watch resumed"/, 'the sandbox was asked to go on');
+      t.true(
+        await until(
+          async () =>
+            new RegExp(`episodes ${10 - before.completed} \\(\\+0 partial\\)`).test(second.text),
+          30_000,
+        ),
+        second.text,
+      );
+      children[2]!.kill('SIGINT');
+      t.is(await second.exit, 0, second.text);
+      t.deepEqual(summary(second.text), { completed: 10 - before.completed, partial: 0 });
+      t.notRegex(second.text, /stage \d started again by the sandbox/);
+    } finally {
+      for (const c of children) c.kill();
     }
   },
 );

@@ -28,6 +28,12 @@ import {
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { FairQueue } from '../../runtime/fair-queue.ts';
 import { OldestFirstMap } from '../../runtime/oldest-first-map.ts';
+import {
+  ADAPTER_FILE,
+  resumeDirOf,
+  takeResumeFile,
+  writeResumeFile,
+} from '../../runtime/resume.ts';
 import { IntakeCounts } from '../../runtime/shared/intake.ts';
 import { NOOP_TRACER, type Span, traceparentOf } from '../../runtime/tracing.ts';
 import { InferencePool, type PoolDecision } from '../inference/pool.ts';
@@ -505,6 +511,52 @@ function flush(state: State, ctx: ActorContext): void {
   }
 }
 
+/** Decides what is queued, for at most `ms` (Warden stopping with runtime.resumeDir). */
+async function decideQueued(state: State, ctx: ActorContext, ms: number): Promise<void> {
+  const until = performance.now() + ms;
+  while ((state.pending.size > 0 || state.backlog.size > 0) && performance.now() < until) {
+    void pump(state, ctx);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  if (state.pending.size > 0 || state.backlog.size > 0)
+    ctx.log.warn(
+      { undecided: state.pending.size + state.backlog.size },
+      'events still undecided at the stop: their stages go on after a restart without them',
+    );
+}
+
+/** The stages the last run left (runtime/resume.ts); what does not fit this layout is skipped. */
+function resumedStages(ctx: ActorContext): OldestFirstMap<string, StageState> {
+  const stages = new OldestFirstMap<string, StageState>();
+  const dir = resumeDirOf(ctx.config);
+  const left = dir === undefined ? undefined : takeResumeFile(dir, ADAPTER_FILE, ctx.log);
+  const rows = (left as { stages?: unknown } | undefined)?.stages;
+  if (!Array.isArray(rows)) return stages;
+  const { stateDim, horizon, maxOpenStages } = ctx.config.telemetry;
+  let skipped = 0;
+  for (const row of rows) {
+    const [k, st] = Array.isArray(row) ? row : [];
+    const o = (st ?? {}) as Record<string, unknown>;
+    const acc = StateAccumulator.restore(o.acc, stateDim, horizon);
+    const numbers = [o.isolation, o.nextSeq, o.events];
+    if (typeof k !== 'string' || !acc || !numbers.every(Number.isFinite)) {
+      skipped++;
+      continue;
+    }
+    if (stages.size >= maxOpenStages) stages.shift();
+    stages.set(k, {
+      acc,
+      cleaned: o.cleaned === true,
+      isolation: o.isolation as number,
+      nextSeq: o.nextSeq as number,
+      decided: o.decided === true,
+      events: o.events as number,
+    });
+  }
+  ctx.log.info({ stages: stages.size, skipped }, 'running state vectors of the last run taken up');
+  return stages;
+}
+
 async function pump(state: State, ctx: ActorContext): Promise<void> {
   if (state.pumping) return;
   state.pumping = true;
@@ -540,7 +592,7 @@ export default defineActor<AdapterMessage, State>({
     return {
       pool,
       intake,
-      stages: new OldestFirstMap(),
+      stages: resumedStages(ctx),
       pending: new Map(),
       backlog: new FairQueue(),
       tracing: ctx.tracer !== NOOP_TRACER,
@@ -674,10 +726,36 @@ export default defineActor<AdapterMessage, State>({
   },
   async stop(state, ctx) {
     await state.switching;
+    const dir = resumeDirOf(ctx.config);
+    // Stages that go on after a restart: what is queued is decided first (the dispatcher and the
+    // episodes actor stop after this one), as the receivers' ledgers count it accepted.
+    if (dir !== undefined) await decideQueued(state, ctx, ctx.config.runtime.shutdownTimeoutMs / 2);
     for (const d of state.drained.values()) emitDecide(ctx, d);
     state.drained.clear();
     for (const spans of state.spans.values()) endEpisode(spans, 'unfinished');
     state.spans.clear();
     await state.pool.close();
+    if (dir !== undefined) {
+      try {
+        writeResumeFile(dir, ADAPTER_FILE, {
+          stages: [...state.stages].map(([k, st]) => [
+            k,
+            {
+              acc: st.acc.snapshot(),
+              cleaned: st.cleaned,
+              isolation: st.isolation,
+              nextSeq: st.nextSeq,
+              decided: st.decided,
+              events: st.events,
+            },
+          ]),
+        });
+      } catch (error) {
+        ctx.log.error(
+          { err: error, dir },
+          'running state vectors not written (runtime.resumeDir): their stages start afresh after a restart',
+        );
+      }
+    }
   },
 });

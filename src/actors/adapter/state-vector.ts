@@ -63,6 +63,7 @@ import {
 } from '../../messages/packed-telemetry.ts';
 import { API_CATEGORIES, type TelemetryEvent } from '../../messages/telemetry.ts';
 import { LayoutError } from '../../runtime/errors.ts';
+import { packFloats, unpackFloat64 } from '../../runtime/resume.ts';
 
 export const FIXED_FEATURES = 28;
 export const MIN_STATE_DIM = 32;
@@ -117,6 +118,20 @@ const LOG = (v: number, scale: number) => {
 
 /** Presence first, magnitude second: 0 when never seen, 0.5 at one, → 1 at the horizon. */
 const PRESENCE = (v: number, scale: number) => (v > 0 ? 0.5 + 0.5 * LOG(v - 1, scale) : 0);
+
+/** A StateAccumulator written down (runtime/resume.ts): its sums as base64 of their bytes. */
+export interface AccumulatorSnapshot {
+  readonly dim: number;
+  readonly horizon: number;
+  readonly events: number;
+  readonly cpu: number;
+  readonly memory: number;
+  readonly previousApi: string;
+  readonly sums: string;
+  readonly categories: string;
+  readonly names: string;
+  readonly bigrams: string;
+}
 
 /** Running state of one (episode, stage); add() is O(1), write() is O(dim). */
 export class StateAccumulator {
@@ -218,6 +233,45 @@ export class StateAccumulator {
     let at = offset + FIXED_FEATURES;
     for (const v of this.#nameBuckets) out[at++] = PRESENCE(v, h);
     for (const v of this.#bigramBuckets) out[at++] = PRESENCE(v, h);
+  }
+
+  /** What it has summed so far, for a Warden that stops to go on after its restart. */
+  snapshot(): AccumulatorSnapshot {
+    return {
+      dim: this.dim,
+      horizon: this.horizon,
+      events: this.#events,
+      cpu: this.#cpu,
+      memory: this.#memory,
+      previousApi: this.#previousApi,
+      sums: packFloats(this.#sums),
+      categories: packFloats(this.#categories),
+      names: packFloats(this.#nameBuckets),
+      bigrams: packFloats(this.#bigramBuckets),
+    };
+  }
+
+  /** The accumulator `snapshot` wrote, or undefined when it does not fit this layout. */
+  static restore(s: unknown, dim: number, horizon: number): StateAccumulator | undefined {
+    const o = (s ?? {}) as Partial<AccumulatorSnapshot>;
+    if (o.dim !== dim || o.horizon !== Math.max(1, horizon)) return undefined;
+    const acc = new StateAccumulator(dim, horizon);
+    const sums = unpackFloat64(o.sums, acc.#sums.length);
+    const categories = unpackFloat64(o.categories, acc.#categories.length);
+    const names = unpackFloat64(o.names, acc.#nameBuckets.length);
+    const bigrams = unpackFloat64(o.bigrams, acc.#bigramBuckets.length);
+    const numbers = [o.events, o.cpu, o.memory];
+    if (!sums || !categories || !names || !bigrams || !numbers.every(Number.isFinite))
+      return undefined;
+    acc.#sums.set(sums);
+    acc.#categories.set(categories);
+    acc.#nameBuckets.set(names);
+    acc.#bigramBuckets.set(bigrams);
+    acc.#events = o.events!;
+    acc.#cpu = o.cpu!;
+    acc.#memory = o.memory!;
+    acc.#previousApi = typeof o.previousApi === 'string' ? o.previousApi : '';
+    return acc;
   }
 
   vector(stage: 1 | 2, isolation: number, cleaned: boolean): Float32Array {

@@ -13,6 +13,15 @@ import { ACTION_FAILURES, ACTION_FEEDBACK, type DispatchResult } from '../../mes
 import type { EpisodeTrajectory, TrajectoryStep } from '../../messages/trajectory.ts';
 import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runtime/actor.ts';
 import { OldestFirstMap } from '../../runtime/oldest-first-map.ts';
+import {
+  EPISODES_FILE,
+  packFloats,
+  resumeDirOf,
+  STALE_EPISODES_FILE,
+  takeResumeFile,
+  unpackFloat32,
+  writeResumeFile,
+} from '../../runtime/resume.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
 import {
   DECISION_SUMMARIES,
@@ -123,6 +132,81 @@ interface State {
   /** Feedback matched to its decision and counted in that step's reward (property 22). */
   feedbackRewarded: number;
   sweep: NodeJS.Timeout | undefined;
+}
+
+/** An open episode as a stopping Warden writes it down (runtime/resume.ts). */
+function written(r: EpisodeRecord) {
+  const now = Date.now();
+  const decided = (d: Decided) => ({ ...d, state: packFloats(d.state) });
+  return {
+    episodeId: r.episodeId,
+    startedAt: r.startedAt,
+    idleMs: now - r.lastSeen, // the time Warden is down does not count as silence
+    label: r.label,
+    family: r.family,
+    artifactHash: r.artifactHash,
+    trace: r.trace,
+    modelVersion: r.modelVersion,
+    totalReward: r.totalReward,
+    decisions: [...r.decisions].map(([stage, ds]) => [stage, ds.map(decided)]),
+    steps: r.steps.map((s) => ({ ...s, state: packFloats(Float32Array.from(s.state)) })),
+    stagesDone: [...r.stagesDone],
+    stagesStarted: [...r.stagesStarted],
+  };
+}
+
+/** Takes up the episodes `written` wrote and returns them (one that does not read is skipped). */
+function restoreRecords(state: State, left: unknown, ctx: ActorContext): EpisodeRecord[] {
+  const list = (left as { episodes?: unknown } | undefined)?.episodes;
+  const taken: EpisodeRecord[] = [];
+  if (!Array.isArray(list)) return taken;
+  const dim = ctx.config.telemetry.stateDim;
+  const stageOf = (v: unknown): Stage | undefined => (v === 1 || v === 2 ? v : undefined);
+  for (const item of list as ReturnType<typeof written>[]) {
+    try {
+      if (typeof item?.episodeId !== 'string' || state.episodes.has(item.episodeId)) continue;
+      const decisions = new Map<Stage, Decided[]>();
+      for (const [stage, ds] of item.decisions) {
+        const st = stageOf(stage);
+        if (st === undefined) continue;
+        decisions.set(
+          st,
+          (ds as (Omit<Decided, 'state'> & { state: string })[]).map((d) => {
+            const vector = unpackFloat32(d.state, dim);
+            if (!vector) throw new Error('a decision state of another dimension');
+            return { ...d, state: vector };
+          }),
+        );
+      }
+      const steps = item.steps.map((s) => {
+        const vector = unpackFloat32(s.state, dim);
+        if (!vector) throw new Error('a step state of another dimension');
+        return { ...s, state: vector };
+      });
+      const r = record(state, item.episodeId, ctx);
+      Object.assign(r, {
+        startedAt: Number(item.startedAt) || Date.now(),
+        lastSeen: Date.now() - Math.max(0, Number(item.idleMs) || 0),
+        label: item.label,
+        family: item.family,
+        artifactHash: item.artifactHash,
+        trace: item.trace,
+        modelVersion: item.modelVersion,
+        totalReward: Number(item.totalReward) || 0,
+      });
+      for (const [stage, ds] of decisions) r.decisions.set(stage, ds);
+      r.steps.push(...steps);
+      for (const st of item.stagesDone) if (stageOf(st)) r.stagesDone.add(st);
+      for (const st of item.stagesStarted) if (stageOf(st)) r.stagesStarted.add(st);
+      taken.push(r);
+    } catch (error) {
+      ctx.log.warn(
+        { err: error, episodeId: (item as { episodeId?: unknown })?.episodeId },
+        'an open episode of the last run could not be read: skipped',
+      );
+    }
+  }
+  return taken;
 }
 
 /** Re-filed as recently active at most this often (the open-episode bound evicts the quietest). */
@@ -462,6 +546,19 @@ export default defineActor<EpisodesMessage, State>({
       ),
     );
     state.sweep.unref();
+    // What the last run left open (runtime/resume.ts): taken up, or stored as partial now.
+    const dir = resumeDirOf(ctx.config);
+    if (dir !== undefined) {
+      const left = takeResumeFile(dir, EPISODES_FILE, ctx.log);
+      if (left !== undefined) {
+        const taken = restoreRecords(state, left, ctx);
+        ctx.log.info({ episodes: taken.length }, 'open episodes of the last run taken up');
+      }
+      const stale = takeResumeFile(dir, STALE_EPISODES_FILE, ctx.log);
+      if (stale !== undefined)
+        for (const r of restoreRecords(state, stale, ctx))
+          finishEpisode(state, ctx, r, 'unfinished at shutdown (not taken up after the restart)');
+    }
     return state;
   },
   handle(state, message, ctx) {
@@ -584,6 +681,20 @@ export default defineActor<EpisodesMessage, State>({
   },
   stop(state, ctx) {
     clearInterval(state.sweep);
+    const dir = resumeDirOf(ctx.config);
+    if (dir !== undefined && state.episodes.size > 0) {
+      try {
+        writeResumeFile(dir, EPISODES_FILE, {
+          episodes: [...state.episodes.values()].map(written),
+        });
+        return; // the next start takes them up, or stores them as partial
+      } catch (error) {
+        ctx.log.error(
+          { err: error, dir },
+          'open episodes not written (runtime.resumeDir): stored as partial',
+        );
+      }
+    }
     for (const r of [...state.episodes.values()])
       finishEpisode(state, ctx, r, 'unfinished at shutdown');
   },

@@ -27,6 +27,12 @@ import type {
 } from '../../messages/index.ts';
 import type { PackedTelemetry, SequencedLifecycle } from '../../messages/packed-telemetry.ts';
 import { type ActorContext, assertNever, defineActor } from '../../runtime/actor.ts';
+import {
+  receiverFile,
+  resumeDirOf,
+  takeResumeFile,
+  writeResumeFile,
+} from '../../runtime/resume.ts';
 import { IntakeCounts, MAX_SANDBOXES } from '../../runtime/shared/intake.ts';
 import {
   clientFor,
@@ -481,13 +487,24 @@ export default defineActor<ReceiverMessage, State>({
         'more sandbox names than intake slots in this process: this one streams without the intake window (restart Warden to reclaim the slots of removed sandboxes)',
       );
     const parked = parkedFor(ctx);
-    const ledger = parked.get(sandbox);
+    let ledger = parked.get(sandbox);
     parked.delete(sandbox);
     if (ledger)
       ctx.log.info(
         { sandbox, openStages: ledger.openStages },
         'sandbox added back: its stages go on where its removed receiver stood',
       );
+    // What the last run had accepted, when it left its open stages (runtime/resume.ts).
+    const dir = resumeDirOf(ctx.config);
+    const left =
+      dir === undefined ? undefined : takeResumeFile(dir, receiverFile(sandbox), ctx.log);
+    if (!ledger && left !== undefined) {
+      ledger = StreamLedger.restore(left, ctx.config.telemetry.maxOpenStages);
+      ctx.log.info(
+        { sandbox, openStages: ledger.openStages },
+        'open stages of the last run: the sandbox is asked to go on with them',
+      );
+    }
     const state: State = {
       ctx,
       sandbox,
@@ -609,8 +626,20 @@ export default defineActor<ReceiverMessage, State>({
   }),
   stop(state) {
     state.stopped = true;
-    // Kept for the sandbox being added back while this system runs (gone with the system).
+    // Kept for the sandbox being added back while this system runs (gone with the system), and
+    // for the next run when Warden stops (runtime.resumeDir).
     parkedFor(state.ctx).set(state.sandbox, state.ledger);
+    const dir = resumeDirOf(state.ctx.config);
+    if (dir !== undefined) {
+      try {
+        writeResumeFile(dir, receiverFile(state.sandbox), state.ledger.snapshot());
+      } catch (error) {
+        state.ctx.log.error(
+          { err: error, sandbox: state.sandbox, dir },
+          'open stages not written (runtime.resumeDir): after a restart the sandbox starts them again',
+        );
+      }
+    }
     clearTimeout(state.reconnect);
     clearTimeout(state.throttle);
     state.call?.cancel();

@@ -36,6 +36,12 @@ export const RESUME_KEYS_MAX = 10_000;
 const CLOSED = -2;
 const NONE = -1;
 
+/** A ledger written down (snapshot): [episode id, stage 1's last, stage 2's last, idle ms]. */
+export interface LedgerSnapshot {
+  readonly open: readonly (readonly [string, number, number, number])[];
+  readonly ended: readonly string[];
+}
+
 /** The open stages of one episode. */
 interface OpenEpisode {
   /** Index 1 and 2: the last sequence number accepted, NONE, or CLOSED. */
@@ -180,6 +186,37 @@ export class StreamLedger {
     if (e.last[stage] === CLOSED) e.last[stage] = NONE;
     e.touchedAt = now;
     return e;
+  }
+
+  /**
+   * What the ledger holds, for a Warden that stops to go on after its restart (runtime/resume.ts):
+   * each open episode with its stages' last sequence numbers and how long it has been idle (the
+   * time Warden is down does not count), and the ended stages, oldest first.
+   */
+  snapshot(now = Date.now()): LedgerSnapshot {
+    return {
+      open: [...this.#open].map(([id, e]) => [id, e.last[1]!, e.last[2]!, now - e.touchedAt]),
+      ended: [...this.#ended.keys()],
+    };
+  }
+
+  /** A ledger as `snapshot` left it; what does not read as one is skipped. */
+  static restore(snapshot: unknown, maxOpenStages: number, now = Date.now()): StreamLedger {
+    const ledger = new StreamLedger(maxOpenStages);
+    const s = (snapshot ?? {}) as Partial<LedgerSnapshot>;
+    const mark = (v: unknown) =>
+      typeof v === 'number' && Number.isSafeInteger(v) && v >= CLOSED ? v : CLOSED;
+    for (const row of Array.isArray(s.open) ? s.open : []) {
+      if (!Array.isArray(row) || typeof row[0] !== 'string') continue;
+      const idle = Number(row[3]);
+      ledger.#open.set(row[0], {
+        last: new Float64Array([CLOSED, mark(row[1]), mark(row[2])]),
+        touchedAt: now - (Number.isFinite(idle) && idle > 0 ? idle : 0),
+      });
+    }
+    for (const k of Array.isArray(s.ended) ? s.ended.slice(-ENDED_KEPT) : [])
+      if (typeof k === 'string') ledger.#ended.set(k, true);
+    return ledger;
   }
 
   /**
