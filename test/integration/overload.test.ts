@@ -100,7 +100,15 @@ test.serial(
           const now = await actorStats(system);
           return now['receiver:flood']!.inFlight === 0 && now['receiver:calm']!.inFlight === 0;
         }, 10_000),
-        'once all is decided, nothing is counted in flight: the adapter finished every event it was handed',
+        `once all is decided, nothing is counted in flight: the adapter finished every event it was handed (${JSON.stringify(
+          await (async () => {
+            const now = await actorStats(system);
+            const { inFlight: flood } = now['receiver:flood']!;
+            const { inFlight: calm } = now['receiver:calm']!;
+            const { backlog, pending, decisions, resubmitted, poolRestarts } = now.adapter!;
+            return { flood, calm, backlog, pending, decisions, resubmitted, poolRestarts };
+          })(),
+        )})`,
       );
     } finally {
       await system.stop();

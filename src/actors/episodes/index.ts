@@ -682,7 +682,8 @@ export default defineActor<EpisodesMessage, State>({
   stop(state, ctx) {
     clearInterval(state.sweep);
     const dir = resumeDirOf(ctx.config);
-    if (dir !== undefined && state.episodes.size > 0) {
+    // Written even with none open: the set is whole only with every part (runtime/resume.ts).
+    if (dir !== undefined) {
       try {
         writeResumeFile(dir, EPISODES_FILE, {
           episodes: [...state.episodes.values()].map(written),

@@ -1,0 +1,63 @@
+// What a stop leaves of its open stages (src/runtime/resume.ts) is taken up at the next start only
+// when it is whole and fits: otherwise its episodes are kept to be stored as partial, and the rest
+// is dropped so that no receiver resumes stages the adapter no longer has.
+
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { silentLogger } from '../../src/runtime/logger.ts';
+import {
+  ADAPTER_FILE,
+  EPISODES_FILE,
+  openResume,
+  receiverFile,
+  STALE_EPISODES_FILE,
+  sealResume,
+  takeResumeFile,
+  writeResumeFile,
+} from '../../src/runtime/resume.ts';
+import { testConfig } from '../helpers.ts';
+import { tempDir } from '../temp-dir.ts';
+
+const parts = (dir: string) => {
+  writeResumeFile(dir, receiverFile('lab'), { open: [], ended: [] });
+  writeResumeFile(dir, ADAPTER_FILE, { stages: [] });
+  writeResumeFile(dir, EPISODES_FILE, { episodes: [{ episodeId: 'e1' }] });
+};
+
+test('a sealed set with the same state layout is taken up, once; each part is read by its actor and gone', (t) => {
+  const dir = tempDir('warden-resume-');
+  const config = testConfig({ runtime: { resumeDir: dir } });
+  parts(dir);
+  sealResume(config);
+  t.is(openResume(config, silentLogger), 'resume');
+  t.deepEqual(takeResumeFile(dir, EPISODES_FILE), { episodes: [{ episodeId: 'e1' }] });
+  t.is(takeResumeFile(dir, EPISODES_FILE), undefined, 'taken once');
+  t.false(readdirSync(dir).includes('complete.json'), 'the seal is used up at the start');
+});
+
+test('a set not sealed (a stop cut short) or written for another layout is not taken up: its episodes are kept to be stored as partial, the rest dropped', (t) => {
+  for (const seal of [false, true]) {
+    const dir = tempDir('warden-resume-');
+    parts(dir);
+    if (seal) sealResume(testConfig({ runtime: { resumeDir: dir }, telemetry: { stateDim: 80 } }));
+    t.is(openResume(testConfig({ runtime: { resumeDir: dir } }), silentLogger), 'stale');
+    t.deepEqual(readdirSync(dir).sort(), [STALE_EPISODES_FILE]);
+  }
+  const missing = tempDir('warden-resume-');
+  writeResumeFile(missing, EPISODES_FILE, { episodes: [] });
+  sealResume(testConfig({ runtime: { resumeDir: missing } }));
+  t.is(
+    openResume(testConfig({ runtime: { resumeDir: missing } }), silentLogger),
+    'stale',
+    'the adapter part missing',
+  );
+});
+
+test('nothing written, nothing sealed; off, nothing read', (t) => {
+  const dir = join(tempDir('warden-resume-'), 'resume');
+  sealResume(testConfig({ runtime: { resumeDir: dir } }));
+  t.false(existsSync(dir));
+  t.is(openResume(testConfig({ runtime: { resumeDir: dir } }), silentLogger), 'none');
+  t.is(openResume(testConfig(), silentLogger), 'none');
+});
