@@ -84,6 +84,11 @@ export function openResume(config: WardenConfig, log: Logger): 'resume' | 'stale
         ? 'parts of it are missing'
         : undefined;
   if (why === undefined) {
+    // A sandbox no longer configured: its part would outlive this start and be taken up by a
+    // receiver added much later, naming stages long gone.
+    const configured = new Set(config.sandboxes.map((x) => receiverFile(x.name)));
+    for (const f of files)
+      if (f.startsWith('receiver-') && !configured.has(f)) rmSync(join(dir, f), { force: true });
     log.info(
       { dir, stoppedAt: new Date(marker!.stoppedAt ?? 0).toISOString() },
       'open stages of the last run taken up (runtime.resumeDir): the sandboxes are asked to go on with them',

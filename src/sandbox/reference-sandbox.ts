@@ -489,8 +489,9 @@ export class ReferenceSandbox {
   /**
    * A new Watch: what the receiver says it accepted (resume_after, "episode/stage" → last seq)
    * decides what is sent again. On the very first Watch every open stage is still at its start,
-   * its episode-started pending: nothing is sent again. A Warden that restarted names nothing: its
-   * open stages start again from their episode-started.
+   * its episode-started pending: nothing is sent again. A Warden that restarted names the stages
+   * it left open (runtime.resumeDir), or nothing without it: then its open stages start again from
+   * their episode-started.
    */
   #resume(resumeAfter: Readonly<Record<string, number>>, started: ReadonlySet<string>): void {
     // Queued and not yet written: not lost (the same objects as in the runs and #outcomes).

@@ -8,6 +8,13 @@ import { sandboxClient, sandboxPackage } from '../../src/sandbox/grpc.ts';
 import { ReferenceSandbox } from '../../src/sandbox/reference-sandbox.ts';
 import { recordedTrace, until } from '../helpers.ts';
 
+/** The contract's own client (Warden's receiver takes the batches as bytes). */
+const contractClient = (port: number) =>
+  new (sandboxPackage().Sandbox)(
+    `127.0.0.1:${port}`,
+    grpc.credentials.createInsecure(),
+  ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
 test('real-time pacing follows the recorded timestamps', async (t) => {
   // Three calls 0 s, 1.5 s and 3 s apart (recordedTrace stamps call i at i ms: scale them).
   const base = recordedTrace('rt', 'malicious', ['NtOpenFile', 'NtReadFile', 'NtClose']);
@@ -22,11 +29,7 @@ test('real-time pacing follows the recorded timestamps', async (t) => {
     log: silentLogger,
   });
   const port = await sandbox.start();
-  // The contract's own client (Warden's receiver takes the batches as bytes).
-  const client = new (sandboxPackage().Sandbox)(
-    `127.0.0.1:${port}`,
-    grpc.credentials.createInsecure(),
-  ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  const client = contractClient(port);
   const received: number[] = [];
   const call = (
     client.watch as (r: unknown) => grpc.ClientReadableStream<{ events?: { kind: string }[] }>
@@ -110,10 +113,7 @@ test("the reference sandbox sends no more events in a batch than the receiver's 
     log: silentLogger,
   });
   const port = await sandbox.start();
-  const client = new (sandboxPackage().Sandbox)(
-    `127.0.0.1:${port}`,
-    grpc.credentials.createInsecure(),
-  ) as grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+  const client = contractClient(port);
   const sizes: number[] = [];
   const call = (client.watch as (r: unknown) => grpc.ClientReadableStream<{ events?: unknown[] }>)({
     receiverId: 'test',

@@ -27,10 +27,19 @@ const parts = (dir: string) => {
 
 test('a sealed set with the same state layout is taken up, once; each part is read by its actor and gone', (t) => {
   const dir = tempDir('warden-resume-');
-  const config = testConfig({ runtime: { resumeDir: dir } });
+  const config = testConfig({
+    runtime: { resumeDir: dir },
+    sandboxes: [{ name: 'lab', address: '127.0.0.1:1' }],
+  });
   parts(dir);
+  writeResumeFile(dir, receiverFile('gone'), { open: [], ended: [] });
   sealResume(config);
   t.is(openResume(config, silentLogger), 'resume');
+  t.truthy(
+    takeResumeFile(dir, receiverFile('lab')),
+    "a configured sandbox's part stays for its receiver",
+  );
+  t.is(takeResumeFile(dir, receiverFile('gone')), undefined, 'one no longer configured is dropped');
   t.deepEqual(takeResumeFile(dir, EPISODES_FILE), { episodes: [{ episodeId: 'e1' }] });
   t.is(takeResumeFile(dir, EPISODES_FILE), undefined, 'taken once');
   t.false(readdirSync(dir).includes('complete.json'), 'the seal is used up at the start');
