@@ -12,6 +12,7 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WardenConfig } from '../config/schema.ts';
+import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import type { Logger } from './logger.ts';
 import { makeDirectory } from './make-directory.ts';
 
@@ -32,20 +33,43 @@ interface Marker {
 export const resumeDirOf = (config: WardenConfig): string | undefined =>
   config.runtime.resumeDir ?? undefined;
 
+/**
+ * The parts hold episode ids and artifact hashes: with security.encryption.fields chosen, each
+ * part is sealed whole (AES-256-GCM, the key from WARDEN_ENCRYPTION_KEYS), as the database and
+ * the journal hold those fields.
+ */
+const SEAL_LABEL = 'warden resume part';
+const cipherOf = (security: WardenConfig['security'] | undefined) =>
+  security
+    ? new FieldCipher(security.encryption.fields, process.env[KEYS_ENV], security.encryption.keyId)
+    : FieldCipher.none();
+
 /** Writes one actor's part (whole or not at all: a temporary file renamed over it). */
-export function writeResumeFile(dir: string, name: string, data: unknown): void {
+export function writeResumeFile(
+  dir: string,
+  name: string,
+  data: unknown,
+  security?: WardenConfig['security'],
+): void {
   makeDirectory(dir);
   const path = join(dir, name);
-  writeFileSync(`${path}.tmp`, JSON.stringify(data));
+  writeFileSync(`${path}.tmp`, cipherOf(security).sealDocument(SEAL_LABEL, JSON.stringify(data)), {
+    mode: 0o600,
+  });
   renameSync(`${path}.tmp`, path);
 }
 
 /** Reads one actor's part and removes it (taken up once); undefined when absent or unreadable. */
-export function takeResumeFile(dir: string, name: string, log?: Logger): unknown {
+export function takeResumeFile(
+  dir: string,
+  name: string,
+  log?: Logger,
+  security?: WardenConfig['security'],
+): unknown {
   const path = join(dir, name);
   if (!existsSync(path)) return undefined;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(cipherOf(security).openDocument(SEAL_LABEL, readFileSync(path, 'utf8')));
   } catch (error) {
     log?.warn({ err: error, path }, 'resume file unreadable: its stages start afresh');
     return undefined;

@@ -117,8 +117,27 @@ export class FieldCipher {
     return [value, ...[...this.#keys.values()].map((k) => this.#seal(k, field, value))];
   }
 
+  /**
+   * A whole document (not a stored field: runtime/resume.ts) sealed with the active key whenever
+   * any field is chosen, `label` its associated data; plaintext when none is.
+   */
+  sealDocument(label: string, plaintext: string): string {
+    return this.#active && this.fields.size > 0
+      ? this.#seal(this.#active, label, plaintext)
+      : plaintext;
+  }
+
+  /** The plaintext of a document sealDocument wrote (one written in plaintext passes through). */
+  openDocument(label: string, stored: string): string {
+    return this.#open(label, stored);
+  }
+
   /** The plaintext of a stored value; values that were never encrypted pass through. */
   reveal(field: EncryptableField, stored: string): string {
+    return this.#open(field, stored);
+  }
+
+  #open(field: string, stored: string): string {
     if (!stored.startsWith(PREFIX)) return stored;
     const rest = stored.slice(PREFIX.length);
     const sep = rest.indexOf(':');

@@ -2,7 +2,7 @@
 // when it is whole and fits: otherwise its episodes are kept to be stored as partial, and the rest
 // is dropped so that no receiver resumes stages the adapter no longer has.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { silentLogger } from '../../src/runtime/logger.ts';
@@ -69,4 +69,29 @@ test('nothing written, nothing sealed; off, nothing read', (t) => {
   t.false(existsSync(dir));
   t.is(openResume(testConfig({ runtime: { resumeDir: dir } }), silentLogger), 'none');
   t.is(openResume(testConfig(), silentLogger), 'none');
+});
+
+test('with fields chosen for encryption, each part is sealed on disk (no episode id in the clear) and read back with the key', (t) => {
+  const dir = tempDir('warden-resume-');
+  const key = Buffer.alloc(32, 7).toString('base64');
+  const before = process.env.WARDEN_ENCRYPTION_KEYS;
+  process.env.WARDEN_ENCRYPTION_KEYS = `k1:${key}`;
+  try {
+    const { security } = testConfig({ security: { encryption: { fields: ['episodeId'] } } });
+    writeResumeFile(
+      dir,
+      EPISODES_FILE,
+      { episodes: [{ episodeId: 'secret-sample-42' }] },
+      security,
+    );
+    t.false(readFileSync(join(dir, EPISODES_FILE), 'utf8').includes('secret-sample-42'));
+    t.deepEqual(takeResumeFile(dir, EPISODES_FILE, silentLogger, security), {
+      episodes: [{ episodeId: 'secret-sample-42' }],
+    });
+    writeResumeFile(dir, EPISODES_FILE, { episodes: [] }, security);
+    t.is(takeResumeFile(dir, EPISODES_FILE, silentLogger), undefined, 'unreadable without the key');
+  } finally {
+    if (before === undefined) delete process.env.WARDEN_ENCRYPTION_KEYS;
+    else process.env.WARDEN_ENCRYPTION_KEYS = before;
+  }
 });

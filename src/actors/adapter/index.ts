@@ -529,7 +529,8 @@ async function decideQueued(state: State, ctx: ActorContext, ms: number): Promis
 function resumedStages(ctx: ActorContext): OldestFirstMap<string, StageState> {
   const stages = new OldestFirstMap<string, StageState>();
   const dir = resumeDirOf(ctx.config);
-  const left = dir === undefined ? undefined : takeResumeFile(dir, ADAPTER_FILE, ctx.log);
+  const left =
+    dir === undefined ? undefined : takeResumeFile(dir, ADAPTER_FILE, ctx.log, ctx.config.security);
   const rows = (left as { stages?: unknown } | undefined)?.stages;
   if (!Array.isArray(rows)) return stages;
   const { stateDim, horizon, maxOpenStages } = ctx.config.telemetry;
@@ -737,19 +738,24 @@ export default defineActor<AdapterMessage, State>({
     await state.pool.close();
     if (dir !== undefined) {
       try {
-        writeResumeFile(dir, ADAPTER_FILE, {
-          stages: [...state.stages].map(([k, st]) => [
-            k,
-            {
-              acc: st.acc.snapshot(),
-              cleaned: st.cleaned,
-              isolation: st.isolation,
-              nextSeq: st.nextSeq,
-              decided: st.decided,
-              events: st.events,
-            },
-          ]),
-        });
+        writeResumeFile(
+          dir,
+          ADAPTER_FILE,
+          {
+            stages: [...state.stages].map(([k, st]) => [
+              k,
+              {
+                acc: st.acc.snapshot(),
+                cleaned: st.cleaned,
+                isolation: st.isolation,
+                nextSeq: st.nextSeq,
+                decided: st.decided,
+                events: st.events,
+              },
+            ]),
+          },
+          ctx.config.security,
+        );
       } catch (error) {
         ctx.log.error(
           { err: error, dir },

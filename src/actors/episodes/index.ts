@@ -549,12 +549,12 @@ export default defineActor<EpisodesMessage, State>({
     // What the last run left open (runtime/resume.ts): taken up, or stored as partial now.
     const dir = resumeDirOf(ctx.config);
     if (dir !== undefined) {
-      const left = takeResumeFile(dir, EPISODES_FILE, ctx.log);
+      const left = takeResumeFile(dir, EPISODES_FILE, ctx.log, ctx.config.security);
       if (left !== undefined) {
         const taken = restoreRecords(state, left, ctx);
         ctx.log.info({ episodes: taken.length }, 'open episodes of the last run taken up');
       }
-      const stale = takeResumeFile(dir, STALE_EPISODES_FILE, ctx.log);
+      const stale = takeResumeFile(dir, STALE_EPISODES_FILE, ctx.log, ctx.config.security);
       if (stale !== undefined)
         for (const r of restoreRecords(state, stale, ctx))
           finishEpisode(state, ctx, r, 'unfinished at shutdown (not taken up after the restart)');
@@ -685,9 +685,12 @@ export default defineActor<EpisodesMessage, State>({
     // Written even with none open: the set is whole only with every part (runtime/resume.ts).
     if (dir !== undefined) {
       try {
-        writeResumeFile(dir, EPISODES_FILE, {
-          episodes: [...state.episodes.values()].map(written),
-        });
+        writeResumeFile(
+          dir,
+          EPISODES_FILE,
+          { episodes: [...state.episodes.values()].map(written) },
+          ctx.config.security,
+        );
         return; // the next start takes them up, or stores them as partial
       } catch (error) {
         ctx.log.error(

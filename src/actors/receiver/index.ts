@@ -497,7 +497,9 @@ export default defineActor<ReceiverMessage, State>({
     // What the last run had accepted, when it left its open stages (runtime/resume.ts).
     const dir = resumeDirOf(ctx.config);
     const left =
-      dir === undefined ? undefined : takeResumeFile(dir, receiverFile(sandbox), ctx.log);
+      dir === undefined
+        ? undefined
+        : takeResumeFile(dir, receiverFile(sandbox), ctx.log, ctx.config.security);
     if (!ledger && left !== undefined) {
       ledger = StreamLedger.restore(left, ctx.config.telemetry.maxOpenStages);
       ctx.log.info(
@@ -632,7 +634,12 @@ export default defineActor<ReceiverMessage, State>({
     const dir = resumeDirOf(state.ctx.config);
     if (dir !== undefined) {
       try {
-        writeResumeFile(dir, receiverFile(state.sandbox), state.ledger.snapshot());
+        writeResumeFile(
+          dir,
+          receiverFile(state.sandbox),
+          state.ledger.snapshot(),
+          state.ctx.config.security,
+        );
       } catch (error) {
         state.ctx.log.error(
           { err: error, sandbox: state.sandbox, dir },
