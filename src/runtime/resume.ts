@@ -15,6 +15,7 @@ import type { WardenConfig } from '../config/schema.ts';
 import { FieldCipher, KEYS_ENV } from '../security/field-crypto.ts';
 import type { Logger } from './logger.ts';
 import { makeDirectory } from './make-directory.ts';
+import { decodeTyped, encodeTyped } from './typed-json.ts';
 
 const MARKER = 'complete.json';
 export const ADAPTER_FILE = 'adapter.json';
@@ -44,7 +45,10 @@ const cipherOf = (security: WardenConfig['security'] | undefined) =>
     ? new FieldCipher(security.encryption.fields, process.env[KEYS_ENV], security.encryption.keyId)
     : FieldCipher.none();
 
-/** Writes one actor's part (whole or not at all: a temporary file renamed over it). */
+/**
+ * Writes one actor's part (whole or not at all: a temporary file renamed over it); its
+ * Float32Arrays go as base64 of their bytes (typed-json.ts), exact.
+ */
 export function writeResumeFile(
   dir: string,
   name: string,
@@ -53,9 +57,13 @@ export function writeResumeFile(
 ): void {
   makeDirectory(dir);
   const path = join(dir, name);
-  writeFileSync(`${path}.tmp`, cipherOf(security).sealDocument(SEAL_LABEL, JSON.stringify(data)), {
-    mode: 0o600,
-  });
+  writeFileSync(
+    `${path}.tmp`,
+    cipherOf(security).sealDocument(SEAL_LABEL, JSON.stringify(encodeTyped(data))),
+    {
+      mode: 0o600,
+    },
+  );
   renameSync(`${path}.tmp`, path);
 }
 
@@ -69,7 +77,9 @@ export function takeResumeFile(
   const path = join(dir, name);
   if (!existsSync(path)) return undefined;
   try {
-    return JSON.parse(cipherOf(security).openDocument(SEAL_LABEL, readFileSync(path, 'utf8')));
+    return decodeTyped(
+      JSON.parse(cipherOf(security).openDocument(SEAL_LABEL, readFileSync(path, 'utf8'))),
+    );
   } catch (error) {
     log?.warn({ err: error, path }, 'resume file unreadable: its stages start afresh');
     return undefined;
@@ -141,29 +151,4 @@ export function sealResume(config: WardenConfig): void {
     horizon: config.telemetry.horizon,
   };
   writeResumeFile(dir, MARKER, marker);
-}
-
-/** Base64 of a Float32Array's bytes (exact, a third of the JSON of its numbers). */
-export const packFloats = (a: Float32Array | Float64Array): string =>
-  Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-
-/** The Float32Array `packFloats` wrote, or undefined when it is not `length` long. */
-export function unpackFloat32(s: unknown, length?: number): Float32Array | undefined {
-  if (typeof s !== 'string') return undefined;
-  const bytes = Buffer.from(s, 'base64');
-  if (bytes.length % 4 !== 0 || (length !== undefined && bytes.length !== length * 4))
-    return undefined;
-  const out = new Float32Array(bytes.length / 4);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
-}
-
-/** The Float64Array `packFloats` wrote, or undefined when it is not `length` long. */
-export function unpackFloat64(s: unknown, length: number): Float64Array | undefined {
-  if (typeof s !== 'string') return undefined;
-  const bytes = Buffer.from(s, 'base64');
-  if (bytes.length !== length * 8) return undefined;
-  const out = new Float64Array(length);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
 }

@@ -63,7 +63,6 @@ import {
 } from '../../messages/packed-telemetry.ts';
 import { API_CATEGORIES, type TelemetryEvent } from '../../messages/telemetry.ts';
 import { LayoutError } from '../../runtime/errors.ts';
-import { packFloats, unpackFloat64 } from '../../runtime/resume.ts';
 
 export const FIXED_FEATURES = 28;
 export const MIN_STATE_DIM = 32;
@@ -119,7 +118,7 @@ const LOG = (v: number, scale: number) => {
 /** Presence first, magnitude second: 0 when never seen, 0.5 at one, → 1 at the horizon. */
 const PRESENCE = (v: number, scale: number) => (v > 0 ? 0.5 + 0.5 * LOG(v - 1, scale) : 0);
 
-/** A StateAccumulator written down (runtime/resume.ts): its sums as base64 of their bytes. */
+/** A StateAccumulator written down (runtime/resume.ts). */
 export interface AccumulatorSnapshot {
   readonly dim: number;
   readonly horizon: number;
@@ -127,10 +126,10 @@ export interface AccumulatorSnapshot {
   readonly cpu: number;
   readonly memory: number;
   readonly previousApi: string;
-  readonly sums: string;
-  readonly categories: string;
-  readonly names: string;
-  readonly bigrams: string;
+  readonly sums: readonly number[];
+  readonly categories: readonly number[];
+  readonly names: readonly number[];
+  readonly bigrams: readonly number[];
 }
 
 /** Running state of one (episode, stage); add() is O(1), write() is O(dim). */
@@ -244,10 +243,10 @@ export class StateAccumulator {
       cpu: this.#cpu,
       memory: this.#memory,
       previousApi: this.#previousApi,
-      sums: packFloats(this.#sums),
-      categories: packFloats(this.#categories),
-      names: packFloats(this.#nameBuckets),
-      bigrams: packFloats(this.#bigramBuckets),
+      sums: Array.from(this.#sums),
+      categories: Array.from(this.#categories),
+      names: Array.from(this.#nameBuckets),
+      bigrams: Array.from(this.#bigramBuckets),
     };
   }
 
@@ -256,17 +255,17 @@ export class StateAccumulator {
     const o = (s ?? {}) as Partial<AccumulatorSnapshot>;
     if (o.dim !== dim || o.horizon !== Math.max(1, horizon)) return undefined;
     const acc = new StateAccumulator(dim, horizon);
-    const sums = unpackFloat64(o.sums, acc.#sums.length);
-    const categories = unpackFloat64(o.categories, acc.#categories.length);
-    const names = unpackFloat64(o.names, acc.#nameBuckets.length);
-    const bigrams = unpackFloat64(o.bigrams, acc.#bigramBuckets.length);
-    const numbers = [o.events, o.cpu, o.memory];
-    if (!sums || !categories || !names || !bigrams || !numbers.every(Number.isFinite))
-      return undefined;
-    acc.#sums.set(sums);
-    acc.#categories.set(categories);
-    acc.#nameBuckets.set(names);
-    acc.#bigramBuckets.set(bigrams);
+    const fits = (v: unknown, into: Float64Array) =>
+      Array.isArray(v) && v.length === into.length && v.every(Number.isFinite);
+    const parts: [unknown, Float64Array][] = [
+      [o.sums, acc.#sums],
+      [o.categories, acc.#categories],
+      [o.names, acc.#nameBuckets],
+      [o.bigrams, acc.#bigramBuckets],
+    ];
+    if (!parts.every(([v, into]) => fits(v, into))) return undefined;
+    if (![o.events, o.cpu, o.memory].every(Number.isFinite)) return undefined;
+    for (const [v, into] of parts) into.set(v as number[]);
     acc.#events = o.events!;
     acc.#cpu = o.cpu!;
     acc.#memory = o.memory!;

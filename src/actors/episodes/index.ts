@@ -15,11 +15,9 @@ import { type ActorContext, assertNever, defineActor, SYSTEM } from '../../runti
 import { OldestFirstMap } from '../../runtime/oldest-first-map.ts';
 import {
   EPISODES_FILE,
-  packFloats,
   resumeDirOf,
   STALE_EPISODES_FILE,
   takeResumeFile,
-  unpackFloat32,
   writeResumeFile,
 } from '../../runtime/resume.ts';
 import { ReplayStorage } from '../../runtime/shared/replay-storage.ts';
@@ -137,7 +135,6 @@ interface State {
 /** An open episode as a stopping Warden writes it down (runtime/resume.ts). */
 function written(r: EpisodeRecord) {
   const now = Date.now();
-  const decided = (d: Decided) => ({ ...d, state: packFloats(d.state) });
   return {
     episodeId: r.episodeId,
     startedAt: r.startedAt,
@@ -148,8 +145,8 @@ function written(r: EpisodeRecord) {
     trace: r.trace,
     modelVersion: r.modelVersion,
     totalReward: r.totalReward,
-    decisions: [...r.decisions].map(([stage, ds]) => [stage, ds.map(decided)]),
-    steps: r.steps.map((s) => ({ ...s, state: packFloats(Float32Array.from(s.state)) })),
+    decisions: [...r.decisions],
+    steps: r.steps,
     stagesDone: [...r.stagesDone],
     stagesStarted: [...r.stagesStarted],
   };
@@ -162,27 +159,25 @@ function restoreRecords(state: State, left: unknown, ctx: ActorContext): Episode
   if (!Array.isArray(list)) return taken;
   const dim = ctx.config.telemetry.stateDim;
   const stageOf = (v: unknown): Stage | undefined => (v === 1 || v === 2 ? v : undefined);
+  // States come back as Float32Arrays (typed-json.ts), of the dimension served now.
+  const vector = (v: unknown) => {
+    if (!(v instanceof Float32Array) || v.length !== dim)
+      throw new Error('a state of another dimension');
+    return v;
+  };
   for (const item of list as ReturnType<typeof written>[]) {
     try {
       if (typeof item?.episodeId !== 'string' || state.episodes.has(item.episodeId)) continue;
       const decisions = new Map<Stage, Decided[]>();
       for (const [stage, ds] of item.decisions) {
         const st = stageOf(stage);
-        if (st === undefined) continue;
-        decisions.set(
-          st,
-          (ds as (Omit<Decided, 'state'> & { state: string })[]).map((d) => {
-            const vector = unpackFloat32(d.state, dim);
-            if (!vector) throw new Error('a decision state of another dimension');
-            return { ...d, state: vector };
-          }),
-        );
+        if (st !== undefined)
+          decisions.set(
+            st,
+            ds.map((d) => ({ ...d, state: vector(d.state) })),
+          );
       }
-      const steps = item.steps.map((s) => {
-        const vector = unpackFloat32(s.state, dim);
-        if (!vector) throw new Error('a step state of another dimension');
-        return { ...s, state: vector };
-      });
+      const steps = item.steps.map((s) => ({ ...s, state: vector(s.state) }));
       const r = record(state, item.episodeId, ctx);
       Object.assign(r, {
         startedAt: Number(item.startedAt) || Date.now(),
